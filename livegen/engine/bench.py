@@ -1,0 +1,131 @@
+"""``livegen bench``: the engine's numbers, each as p50/p99/max in milliseconds.
+
+- step_ms: one token of live inference (numpy) incl. sampling and decoding.
+- realtime_factor: seconds of music generated per second of one core.
+- control_to_midi_ms / timing_error_ms: a real engine run (output clock process, recording)
+  with a control change every 0.25 s; latency is from a change's arrival until every message
+  leaving the port was generated under it; timing error is send time minus deadline.
+- fidelity: pitch and density swept over 7 levels each (20 s of music per level), Spearman rho
+  between commanded and realised mean pitch / note rate; with the engine's steering (what
+  performers get) and, for reference, the model's conditioning alone.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+from livegen.engine.generator import Generator, Steering
+from livegen.music.conditioning import Controls
+
+LEVELS = (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95)
+
+
+def _pct(values, scale=1000.0) -> dict:
+    a = np.asarray(values, dtype=np.float64) * scale
+    if not len(a):
+        return {"p50": None, "p99": None, "max": None}
+    return {"p50": round(float(np.percentile(a, 50)), 4), "p99": round(float(np.percentile(a, 99)), 4),
+            "max": round(float(a.max()), 4)}
+
+
+def realised(model, controls: Controls, seconds: float, seed: int, steering: bool, skip: float = 2.0):
+    """(mean pitch, notes per second) of ``seconds`` of music generated offline under fixed controls."""
+    gen = Generator(model, controls, seed=seed, steering=Steering(enabled=steering))
+    onsets = []
+    while gen.time < seconds + skip:
+        for t, _, msg in gen.step():
+            if msg[0] & 0xF0 == 0x90 and msg[2] > 0 and t >= skip:
+                onsets.append(msg[1])
+    return (float(np.mean(onsets)) if onsets else float("nan")), len(onsets) / seconds
+
+
+def fidelity(model, steering: bool, seconds: float = 20.0, seeds=(1, 2)) -> dict:
+    from scipy.stats import spearmanr
+
+    pitch_real = [np.nanmean([realised(model, Controls(pitch=p), seconds, s, steering)[0] for s in seeds])
+                  for p in LEVELS]
+    rate_real = [np.mean([realised(model, Controls(density=d), seconds, s, steering)[1] for s in seeds])
+                 for d in LEVELS]
+    return {"pitch_rho": round(float(spearmanr(LEVELS, pitch_real).statistic), 3),
+            "density_rho": round(float(spearmanr(LEVELS, rate_real).statistic), 3),
+            "pitch_levels": [[lv, round(float(x), 1)] for lv, x in zip(LEVELS, pitch_real)],
+            "density_levels": [[lv, round(float(x), 2)] for lv, x in zip(LEVELS, rate_real)]}
+
+
+def step_times(model, count: int = 3000) -> tuple[list[float], float]:
+    """Per-token times, and music seconds per wall second over the same run."""
+    gen = Generator(model, Controls(), seed=3)
+    times = []
+    t_start = time.perf_counter()
+    for _ in range(count):
+        t0 = time.perf_counter()
+        gen.step()
+        times.append(time.perf_counter() - t0)
+    return times, gen.time / (time.perf_counter() - t_start)
+
+
+def live_run(model, seconds: float, log) -> dict:
+    """A real engine run: clock process, recording, a control change every 0.25 s."""
+    rng = np.random.default_rng(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = Engine(model, OutputChoice(), EngineSettings(seed=5), Controls(),
+                        record=os.path.join(tmp, "bench.mid"), log=log)
+        engine.start()
+        while engine.now() < 0:
+            time.sleep(0.01)
+        next_change = 0.5
+        while engine.now() < seconds and engine.running:
+            if engine.now() >= next_change:
+                engine.set_controls(Controls(pitch=float(rng.uniform(0.1, 0.9)), density=float(rng.uniform(0.2, 0.9))))
+                next_change += 0.25
+            time.sleep(0.002)
+        stats = engine.stop()
+    return {"control_to_midi_ms": _pct(stats.control_to_midi), "timing_error_ms": _pct(stats.timing_error),
+            "changes": len(stats.control_to_midi), "messages": stats.sent,
+            "late_rollbacks": stats.late_rollbacks, "late_controls": stats.late_controls,
+            "lookahead_ms_without_rollback": EngineSettings().lookahead * 1000}
+
+
+def run_bench(model, seconds: float = 20.0, log=print) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    log("bench: per-step inference and throughput")
+    steps, factor = step_times(model)
+    log("bench: live engine run with control changes")
+    live = live_run(model, seconds, log)
+    log("bench: control fidelity sweeps")
+    steered = fidelity(model, steering=True)
+    model_only = fidelity(model, steering=False, seeds=(1,))
+    return {
+        "control_to_midi_ms": live["control_to_midi_ms"],
+        "timing_error_ms": live["timing_error_ms"],
+        "step_ms": _pct(steps),
+        "realtime_factor": round(factor, 1),
+        "fidelity": steered,
+        "fidelity_model_only": model_only,
+        "live_run": {k: v for k, v in live.items() if not k.endswith("_ms") or k.startswith("lookahead")},
+        "targets": {"control_to_midi_p99_ms": 10, "timing_error_p99_ms": 1, "realtime_factor": 20, "rho": 0.9},
+    }
+
+
+def format_report(r: dict) -> str:
+    def row(name, d):
+        return f"{name:<22} p50 {d['p50']:8.3f}  p99 {d['p99']:8.3f}  max {d['max']:8.3f} ms"
+
+    f, m = r["fidelity"], r["fidelity_model_only"]
+    return "\n".join([
+        row("control -> MIDI", r["control_to_midi_ms"]) + "   (target p99 <= 10; without rollback: "
+        f"{r['live_run']['lookahead_ms_without_rollback']:.0f} ms)",
+        row("timing error", r["timing_error_ms"]) + "   (target p99 <= 1)",
+        row("inference step", r["step_ms"]),
+        f"{'throughput':<22} {r['realtime_factor']:.0f}x real time on one core (target >= 20)",
+        f"{'fidelity':<22} pitch rho {f['pitch_rho']:.2f}, density rho {f['density_rho']:.2f} (target >= 0.9); "
+        f"model conditioning alone: {m['pitch_rho']:.2f} / {m['density_rho']:.2f}",
+        f"{'':<22} pitch levels {f['pitch_levels']}",
+        f"{'':<22} density levels (notes/s) {f['density_levels']}",
+    ])

@@ -1,0 +1,240 @@
+"""The live engine: a generator thread running ahead of an output-clock process.
+
+The generator keeps ``lookahead`` seconds of music scheduled in the player (see player.py).
+A control change takes effect ``CONTROL_DELAY`` after it arrives: the generator rolls back to
+the first token at or after that instant, the player drops the future those tokens made, and
+regeneration resumes from the saved state. Applying every change at arrival + a fixed delay
+(rather than "whenever the thread got to it") makes a take a pure function of the control
+stream and the seed, so scripted and replayed takes are reproducible note for note.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from livegen.engine.generator import Generator, Steering
+from livegen.engine.player import PlayerConfig, run_player
+from livegen.errors import UserError
+from livegen.music.conditioning import Controls
+
+CONTROL_DELAY = 0.005  # s from a control's arrival to the instant it governs the music
+START_MARGIN = 0.25  # s between start() and performance time 0: room to generate the first notes
+
+
+@dataclass
+class OutputChoice:
+    api: str | None = None  # None: no MIDI system
+    port: str | None = None
+    virtual: bool = False
+
+
+@dataclass
+class EngineSettings:
+    lookahead: float = 0.3
+    temperature: float = 1.0
+    seed: int = 0
+    channel: int = 0
+    program: int | None = None
+    steering: bool = True
+    max_note_seconds: float = 4.0
+    max_polyphony: int = 12
+
+
+@dataclass
+class EngineStats:
+    control_to_midi: list[float] = field(default_factory=list)  # seconds
+    timing_error: list[float] = field(default_factory=list)  # seconds, from the player
+    step_seconds: list[float] = field(default_factory=list)
+    late_controls: int = 0
+    late_rollbacks: int = 0
+    sent: int = 0
+    tokens: int = 0
+
+
+class Engine:
+    def __init__(self, model, output: OutputChoice, settings: EngineSettings | None = None,
+                 controls: Controls | None = None, record: str | None = None, log=None):
+        self.model, self.output = model, output
+        self.settings = settings or EngineSettings()
+        self.initial = controls or Controls()
+        self.record = record
+        self.log = log or (lambda text: print(text, file=sys.stderr))
+        self.stats = EngineStats()
+        self.start_time = 0.0
+        self.failed: str | None = None
+        self._changes: list[tuple[float, float, Controls]] = []  # (arrival monotonic, effective t, controls)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._send_lock = threading.Lock()
+        self._pending_acks: dict[int, tuple[float, float]] = {}
+        self._change_id = 0
+        self._finished = threading.Event()
+        self._final: dict = {}
+        self.player_info: dict = {}
+        self.controls = self.initial
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        sys.setswitchinterval(0.0005)  # hand the GIL over quickly: control threads must not wait 5 ms
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.start_time = time.monotonic() + START_MARGIN + 0.5  # the player process takes a moment to start
+        config = PlayerConfig(self.output.api, self.output.port, self.output.virtual, self.record,
+                              self.start_time, self.settings.channel, self.settings.program)
+        self._proc = ctx.Process(target=run_player, args=(child, config), name="livegen-clock", daemon=True)
+        self._proc.start()
+        child.close()
+        if not self._conn.poll(20):
+            self._proc.kill()
+            raise UserError("the output clock process did not start within 20 s")
+        try:
+            kind, info = self._conn.recv()
+        except EOFError:
+            raise UserError("the output clock process died while starting") from None
+        if kind == "error":
+            self._proc.join(2)
+            raise UserError(info)
+        self.player_info = info
+        self.start_time = max(self.start_time, time.monotonic() + START_MARGIN)
+        self.generator = Generator(self.model, self.initial, self.settings.seed, self.settings.temperature,
+                                   Steering(enabled=self.settings.steering), self.settings.channel,
+                                   self.settings.max_note_seconds, self.settings.max_polyphony)
+        self._reader = threading.Thread(target=self._read_player, name="livegen-player-reader", daemon=True)
+        self._reader.start()
+        self._thread = threading.Thread(target=self._run, name="livegen-generator", daemon=True)
+        self._thread.start()
+
+    def now(self) -> float:
+        """Performance time in seconds (negative before the first note's instant)."""
+        return time.monotonic() - self.start_time
+
+    def set_controls(self, controls: Controls, t: float | None = None) -> float:
+        """Steer the music; thread-safe. ``t`` is the performance time the change was made
+        (scripts and replays give it; live sensors leave it to the arrival time). Returns the
+        effective time."""
+        arrival = time.monotonic()
+        made = (arrival - self.start_time) if t is None else t
+        effective = made + CONTROL_DELAY
+        with self._send_lock:
+            self._changes.append((arrival, effective, controls))
+            self.controls = controls
+        self._wake.set()
+        return effective
+
+    def panic(self) -> None:
+        self._send(("panic",))
+
+    def stop(self, timeout: float = 10.0) -> EngineStats:
+        """Stop generating, end every sounding note, close the recording. Idempotent."""
+        self._stop.set()
+        self._wake.set()
+        if hasattr(self, "_thread"):
+            self._thread.join(timeout)
+        self._send(("stop",))
+        self._finished.wait(timeout)
+        if hasattr(self, "_proc"):
+            self._proc.join(timeout)
+            if self._proc.is_alive():
+                self._proc.kill()
+        self.stats.timing_error = self._final.get("timing", [])
+        self.stats.sent = self._final.get("sent", 0)
+        self.stats.late_rollbacks = self._final.get("late_rollbacks", 0)
+        return self.stats
+
+    @property
+    def running(self) -> bool:
+        return not self._stop.is_set() and self.failed is None
+
+    # --- threads -------------------------------------------------------------------------------
+
+    def _send(self, command) -> None:
+        with self._send_lock:
+            try:
+                self._conn.send(command)
+            except (OSError, ValueError, AttributeError):
+                pass
+
+    def _read_player(self) -> None:
+        while True:
+            try:
+                reply = self._conn.recv()
+            except (EOFError, OSError):
+                if not self._stop.is_set():
+                    self._fail("the output clock process died; notes were ended and the take kept")
+                self._finished.set()
+                return
+            kind = reply[0]
+            if kind == "replaced":
+                _, change_id, acked, late = reply
+                arrival, effective_mono = self._pending_acks.pop(change_id, (acked, acked))
+                self.stats.control_to_midi.append(max(acked, effective_mono) - arrival)
+            elif kind == "stopped":
+                self._final = reply[1]
+                self._finished.set()
+                return
+
+    def _fail(self, message: str) -> None:
+        if self.failed is None:
+            self.failed = message
+            self.log(f"livegen: {message}")
+        self._stop.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        try:
+            self._generate()
+        except Exception as exc:  # the model or a guard blew up: stop cleanly, notes off
+            self._fail(f"generator stopped: {type(exc).__name__}: {exc}")
+            self._send(("stop",))
+
+    def _generate(self) -> None:
+        gen = self.generator
+        lookahead = self.settings.lookahead
+        batch: list = []
+        while not self._stop.is_set():
+            if self._changes:
+                with self._send_lock:
+                    changes, self._changes = self._changes, []
+                for arrival, effective, controls in changes:
+                    self._apply_change(gen, arrival, effective, controls, batch)
+                    batch = []
+            now = self.now()
+            if gen.time < now + lookahead:
+                t0 = time.perf_counter()
+                batch += gen.step()
+                self.stats.step_seconds.append(time.perf_counter() - t0)
+                self.stats.tokens += 1
+                if batch and (batch[-1][0] - now < 0.1 or len(batch) >= 8):
+                    self._send(("schedule", batch))
+                    batch = []
+                continue
+            if batch:
+                self._send(("schedule", batch))
+                batch = []
+            gen.forget_before(now - 1.0)
+            if len(self.stats.step_seconds) > 100_000:
+                del self.stats.step_seconds[:50_000]
+            self._wake.wait(min(0.01, max(0.0005, gen.time - now - lookahead)))
+            self._wake.clear()
+
+    def _apply_change(self, gen: Generator, arrival: float, effective: float, controls: Controls, batch) -> None:
+        now = self.now()
+        if effective < now + 0.0005:  # arrived later than CONTROL_DELAY allows: apply as soon as possible
+            self.stats.late_controls += 1
+            effective = now + 0.001
+        gen.timeline.set(effective, controls)
+        first = gen.rollback(effective)
+        self._change_id += 1
+        if first is None:  # nothing generated that late yet: the new controls simply apply
+            if batch:
+                self._send(("schedule", batch))
+            self.stats.control_to_midi.append(max(time.monotonic(), self.start_time + effective) - arrival)
+            return
+        self._pending_acks[self._change_id] = (arrival, self.start_time + effective)
+        kept = [e for e in batch if e[1] < first]
+        self._send(("replace", first, kept, self._change_id))

@@ -1,0 +1,191 @@
+"""Token generation with rollback: the model's state is saved before every token.
+
+``Generator.step()`` samples one token (the one place a token is sampled is ``TokenSampler``)
+and decodes it into timed note messages. ``rollback(t)`` restores the state saved at the first
+token at or after performance time ``t``, so a control change is heard at once instead of after
+the lookahead drains. Randomness is counter-based (one uniform per token index), so a rollback
+and a straight run with the same controls produce the same notes.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from livegen.music import events
+from livegen.music.conditioning import Controls, control_density_to_rate, control_pitch_to_midi
+from livegen.music.events import StreamingDecoder
+
+NOTE_ON = np.arange(events.token_range("NOTE_ON").start, events.token_range("NOTE_ON").stop)
+TIME_SHIFT_FIRST = events.token_range("TIME_SHIFT").start
+SEED_TOKEN = events.encode("TIME_SHIFT", 10)
+
+
+class TokenSampler:
+    """Temperature sampling from logits with a reproducible uniform per token index."""
+
+    BLOCK = 4096
+
+    def __init__(self, seed: int, temperature: float = 1.0):
+        self.seed, self.temperature = seed, temperature
+        self._block_index, self._block = -1, None
+
+    def uniform(self, index: int) -> float:
+        block = index // self.BLOCK
+        if block != self._block_index:
+            bitgen = np.random.Philox(key=self.seed, counter=block)
+            self._block, self._block_index = np.random.Generator(bitgen).random(self.BLOCK), block
+        return float(self._block[index % self.BLOCK])
+
+    def sample(self, logits: np.ndarray, index: int) -> int:
+        z = logits / max(self.temperature, 1e-3)
+        p = np.exp(z - z.max())
+        cdf = np.cumsum(p)
+        return int(min(np.searchsorted(cdf, self.uniform(index) * cdf[-1], side="right"), len(cdf) - 1))
+
+
+@dataclass
+class Steering:
+    """The engine's own control path, on top of the model's conditioning.
+
+    A plain conditional LSTM trained on POP909 snaps back to the middle register and compresses
+    density (see the README), so the engine also (1) biases NOTE_ON logits toward the target
+    register and, given a key, toward its scale, and (2) stretches time so the realised note rate
+    meets the target: a closed loop on the model's own onset rate.
+    """
+
+    enabled: bool = True
+    register_sigma: float = 4.5  # semitones
+    scale_bonus: float = 1.5  # logit bonus for in-scale pitch classes when a key/histogram is set
+    rate_tau: float = 1.5  # seconds of (unscaled) music the onset-rate estimate averages over
+    min_scale: float = 0.25
+    max_scale: float = 4.0
+
+    def note_bias(self, controls: Controls) -> np.ndarray:
+        pitches = np.arange(128, dtype=np.float64)
+        bias = -0.5 * ((pitches - control_pitch_to_midi(controls.pitch)) / self.register_sigma) ** 2
+        if controls.histogram is not None and sum(controls.histogram) > 0:
+            in_scale = np.asarray(controls.histogram)[pitches.astype(int) % 12] > 0
+            bias += np.where(in_scale, 0.0, -self.scale_bonus)
+        return bias
+
+
+@dataclass
+class Snapshot:
+    index: int  # token index this state will produce next
+    time: float  # decoder time before that token
+    prev_token: int
+    lstm: object
+    decoder: StreamingDecoder
+    rate: float  # onsets per unscaled second, running estimate
+
+
+class ControlTimeline:
+    """Controls as a function of performance time: each change holds until the next."""
+
+    def __init__(self, initial: Controls):
+        self.times: list[float] = [-math.inf]
+        self.values: list[Controls] = [initial]
+
+    def set(self, t: float, controls: Controls) -> None:
+        i = bisect.bisect_right(self.times, t)
+        del self.times[i:], self.values[i:]  # a newer change overrides anything scheduled later
+        self.times.append(t)
+        self.values.append(controls)
+
+    def at(self, t: float) -> Controls:
+        return self.values[bisect.bisect_right(self.times, t) - 1]
+
+    def forget_before(self, t: float) -> None:
+        i = bisect.bisect_right(self.times, t) - 1
+        if i > 0:
+            del self.times[:i], self.values[:i]
+
+
+class Generator:
+    """Stateful generation over a control timeline; all times are performance seconds."""
+
+    def __init__(self, model, controls: Controls, seed: int = 0, temperature: float = 1.0,
+                 steering: Steering | None = None, channel: int = 0,
+                 max_note_seconds: float = 4.0, max_polyphony: int = 12):
+        self.model = model.live()
+        self.channel = channel
+        self.sampler = TokenSampler(seed, temperature)
+        self.steering = steering or Steering()
+        self.timeline = ControlTimeline(controls)
+        self._cache: dict[Controls, tuple] = {}
+        state = self.model.initial_state(controls.vector())
+        decoder = StreamingDecoder(max_note_seconds=max_note_seconds, max_polyphony=max_polyphony)
+        self.current = Snapshot(0, 0.0, SEED_TOKEN, state, decoder, control_density_to_rate(controls.density))
+        self.history: deque[Snapshot] = deque()
+        self.steps = 0
+
+    @property
+    def time(self) -> float:
+        return self.current.time
+
+    def _prepared(self, controls: Controls):
+        hit = self._cache.get(controls)
+        if hit is None:
+            if len(self._cache) > 256:
+                self._cache.clear()
+            bias = np.zeros(events.VOCAB_SIZE)
+            if self.steering.enabled and controls.conditioning:
+                bias[NOTE_ON] = self.steering.note_bias(controls)
+            hit = (self.model.condition(controls.vector()), bias, control_density_to_rate(controls.density))
+            self._cache[controls] = hit
+        return hit
+
+    def step(self) -> list[tuple[float, int, list[int]]]:
+        """Sample one token; returns (time, token index, MIDI bytes) for the messages it makes."""
+        s = self.current
+        self.history.append(s)
+        controls = self.timeline.at(s.time)
+        cond, bias, target_rate = self._prepared(controls)
+        logits, lstm = self.model.step(s.prev_token, cond, s.lstm)
+        token = self.sampler.sample(logits + bias, s.index)
+        decoder = s.decoder.copy()
+        rate = s.rate
+        if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:
+            dt = (token - TIME_SHIFT_FIRST + 1) * events.STEP_SECONDS
+            rate *= math.exp(-dt / self.steering.rate_tau)
+            if self.steering.enabled and controls.conditioning:
+                decoder.time_scale = min(max(rate / target_rate, self.steering.min_scale), self.steering.max_scale)
+            else:
+                decoder.time_scale = 1.0
+        elif token < NOTE_ON[-1] + 1:
+            rate += 1.0 / self.steering.rate_tau
+        messages = decoder.feed(token)
+        self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, rate)
+        self.steps += 1
+        status_on, status_off = 0x90 | self.channel, 0x80 | self.channel
+        return [(m.time, s.index, [status_on, m.pitch, m.velocity] if m.velocity else [status_off, m.pitch, 0])
+                for m in messages]
+
+    def rollback(self, t: float) -> int | None:
+        """Return to the state before the first token at or after ``t``; its index, or None if not generated yet."""
+        if self.current.time < t:
+            return None
+        times = [h.time for h in self.history]
+        i = bisect.bisect_left(times, t)
+        if i == len(self.history):
+            return None
+        target = self.history[i]
+        for _ in range(len(self.history) - i):
+            self.history.pop()
+        self.current = target
+        return target.index
+
+    def forget_before(self, t: float) -> None:
+        """Drop saved states older than ``t``; nothing before it can be rolled back to."""
+        while self.history and self.history[0].time < t:
+            self.history.popleft()
+        self.timeline.forget_before(t)
+
+    def release(self) -> list[tuple[float, int, list[int]]]:
+        """Note-offs for everything the decoder holds (end of a performance)."""
+        return [(m.time, self.current.index, [0x80 | self.channel, m.pitch, 0])
+                for m in self.current.decoder.copy().release_all()]

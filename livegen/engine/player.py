@@ -1,0 +1,167 @@
+"""The output clock: a process of its own that sends scheduled MIDI at absolute deadlines.
+
+Model inference shares a GIL with everything else in the main process and shows multi-ms
+tails there, so the clock lives apart and imports neither torch nor numpy. It sleeps in
+``poll()`` until just before a deadline, then spins the last ``SPIN`` seconds; timing error is
+measured right at the send point against the monotonic clock (shared by all processes).
+Each message carries the index of the token that produced it, so a rollback (``replace``)
+drops exactly the not-yet-sent future. If the engine dies (even ``kill -9``), the pipe closes
+and the player ends every sounding note and closes the recording cleanly.
+"""
+from __future__ import annotations
+
+import heapq
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+SPIN = 0.0012
+MAX_TIMING_SAMPLES = 200_000
+
+
+@dataclass
+class PlayerConfig:
+    api: str | None  # None: no MIDI system, play only into the recording
+    port: str | None  # exact port name (already matched), or the virtual port's name
+    virtual: bool
+    record: str | None
+    start: float  # monotonic time of performance t = 0
+    channel: int = 0
+    program: int | None = None
+    tempo_us: int = 500_000
+
+
+def run_player(conn, config: PlayerConfig) -> None:
+    """Entry point of the player process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the engine, which stops us in order
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
+        realtime = True
+    except (AttributeError, PermissionError, OSError):
+        realtime = False
+    from livegen.errors import UserError
+
+    try:
+        port = _open_port(config)
+        recorder = None
+        if config.record:
+            from livegen.midi.recorder import Recorder
+
+            recorder = Recorder(config.record, config.tempo_us)
+    except (UserError, OSError) as exc:
+        conn.send(("error", str(exc)))
+        return
+    conn.send(("ready", {"port": port.name, "realtime": realtime}))
+    Player(conn, config, port, recorder).loop()
+
+
+def _open_port(config: PlayerConfig):
+    from livegen.midi.ports import NullOutput, RtMidiOutput
+
+    if config.api is None or config.port is None:
+        return NullOutput()
+    return RtMidiOutput(config.api, config.port, virtual=config.virtual)
+
+
+class Player:
+    def __init__(self, conn, config: PlayerConfig, port, recorder):
+        self.conn, self.config, self.port, self.recorder = conn, config, port, recorder
+        self.queue: list[tuple[float, int, int, list[int]]] = []  # (time, seq, token index, message)
+        self.seq = 0
+        self.sent_token = -1  # highest token index whose message was sent
+        self.timing: list[float] = []
+        self.sent = 0
+        self.late_rollbacks = 0
+        self.sent_log: list[tuple[float, list[int]]] = []  # drained by the engine for displays
+
+    def loop(self) -> None:
+        start = self.config.start
+        if self.config.program is not None:
+            self._emit(0.0, [0xC0 | self.config.channel, self.config.program], -1)
+        while True:
+            now = time.monotonic()
+            if self.queue:
+                due = start + self.queue[0][0]
+                if due - now <= SPIN:
+                    while time.monotonic() < due:
+                        pass
+                    t, _, token, msg = heapq.heappop(self.queue)
+                    sent_at = time.monotonic()
+                    self._emit(t, msg, token)
+                    if len(self.timing) < MAX_TIMING_SAMPLES:
+                        self.timing.append(sent_at - (start + t))
+                    continue
+                wait = due - now - SPIN
+            else:
+                wait = 0.05
+            if self.recorder is not None and self.recorder.flush_due() and wait > 0.003:
+                self.recorder.flush()
+                continue
+            try:
+                if not self.conn.poll(min(wait, 0.05)):
+                    continue
+                command = self.conn.recv()
+            except (EOFError, OSError):  # the engine is gone: end cleanly
+                self._finish()
+                return
+            if not self._handle(command):
+                return
+
+    def _handle(self, command) -> bool:
+        name = command[0]
+        if name == "schedule":
+            for t, token, msg in command[1]:
+                heapq.heappush(self.queue, (t, self.seq, token, msg))
+                self.seq += 1
+        elif name == "replace":  # rollback: drop every message made by token >= first
+            first, events = command[1], command[2]
+            late = self.sent_token >= first
+            self.late_rollbacks += late
+            self.queue = [e for e in self.queue if e[2] < first]
+            heapq.heapify(self.queue)
+            for t, token, msg in events:
+                heapq.heappush(self.queue, (t, self.seq, token, msg))
+                self.seq += 1
+            self.conn.send(("replaced", command[3], time.monotonic(), late))
+        elif name == "now":  # send immediately (program change, panic)
+            for msg in command[1]:
+                self._emit(time.monotonic() - self.config.start, msg, -1)
+        elif name == "panic":
+            self.queue.clear()
+            now = time.monotonic() - self.config.start
+            for msg in self.port.release_messages():
+                self._emit(now, msg, -1)
+            self.conn.send(("panicked",))
+        elif name == "drain":
+            self.conn.send(("sent", self.sent_log))
+            self.sent_log = []
+        elif name == "stop":
+            self._finish()
+            return False
+        return True
+
+    def _emit(self, t: float, msg: list[int], token: int) -> None:
+        self.port.send(msg)
+        if self.recorder is not None:
+            self.recorder.add(t, msg)
+        if token > self.sent_token:
+            self.sent_token = token
+        self.sent += 1
+        if len(self.sent_log) < 10_000:
+            self.sent_log.append((t, msg))
+
+    def _finish(self) -> None:
+        """Drop the future, end every sounding note (also in the recording), close everything."""
+        self.queue.clear()
+        now = max(0.0, time.monotonic() - self.config.start)
+        for msg in self.port.release_messages():
+            self._emit(now, msg, -1)
+        self.port.close(panic=False)
+        if self.recorder is not None:
+            self.recorder.close()
+        try:
+            self.conn.send(("stopped", {"timing": self.timing, "sent": self.sent,
+                                        "late_rollbacks": self.late_rollbacks}))
+        except (OSError, BrokenPipeError):
+            pass

@@ -1,0 +1,192 @@
+"""MIDI output ports: the one place a MIDI byte leaves livegen.
+
+``OutputPort.send`` validates and locks; backends write ``_send``. Every port remembers the notes
+it has sounding, so ``close()`` and ``panic()`` end exactly those and then send all-notes-off.
+Backends are picked by name and imported lazily (mido + python-rtmidi only when used).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from abc import ABC, abstractmethod
+
+from livegen.errors import UserError
+
+APIS = ("alsa", "jack")
+_RTMIDI_API = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK"}
+ALL_NOTES_OFF, ALL_SOUND_OFF = 123, 120
+
+
+class OutputPort(ABC):
+    """A MIDI output. Messages are raw byte lists: [status, data1(, data2)]."""
+
+    name: str = ""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.sounding: set[tuple[int, int]] = set()  # (channel, note)
+        self.closed = False
+
+    def send(self, message: list[int] | bytes) -> None:
+        msg = list(message)
+        if not msg or not 0x80 <= msg[0] <= 0xEF or any(not 0 <= b < 0x80 for b in msg[1:]):
+            raise ValueError(f"not a channel message: {msg}")
+        with self._lock:
+            if self.closed:
+                return
+            self._send(msg)
+            self._track(msg)
+
+    def _track(self, msg: list[int]) -> None:
+        kind, channel = msg[0] & 0xF0, msg[0] & 0x0F
+        if kind == 0x90 and msg[2] > 0:
+            self.sounding.add((channel, msg[1]))
+        elif kind in (0x80, 0x90):
+            self.sounding.discard((channel, msg[1]))
+
+    def release_messages(self) -> list[list[int]]:
+        """Note-offs for what is sounding, then all-notes-off and all-sound-off on those channels."""
+        out = [[0x80 | ch, note, 0] for ch, note in sorted(self.sounding)]
+        for ch in sorted({ch for ch, _ in self.sounding} or {0}):
+            out += [[0xB0 | ch, ALL_NOTES_OFF, 0], [0xB0 | ch, ALL_SOUND_OFF, 0]]
+        return out
+
+    def panic(self, all_channels: bool = False) -> None:
+        """End every note this port started (and, with ``all_channels``, anything on any channel)."""
+        messages = self.release_messages()
+        if all_channels:
+            messages += [[0xB0 | ch, c, 0] for ch in range(16) for c in (ALL_NOTES_OFF, ALL_SOUND_OFF)]
+        for msg in messages:
+            self.send(msg)
+
+    def close(self, panic: bool = True) -> None:
+        """Close, first ending every note this port started (skip only if the caller just did)."""
+        if self.closed:
+            return
+        try:
+            if panic:
+                self.panic()
+        finally:
+            with self._lock:
+                self.closed = True
+                self._close()
+
+    @abstractmethod
+    def _send(self, message: list[int]) -> None: ...
+
+    def _close(self) -> None:
+        pass
+
+
+class NullOutput(OutputPort):
+    """No MIDI system (a headless server, ``--no-port``): the performance still plays into the recording."""
+
+    name = "(no port)"
+
+    def _send(self, message: list[int]) -> None:
+        pass
+
+
+class RtMidiOutput(OutputPort):
+    def __init__(self, api: str, name: str, virtual: bool = False):
+        super().__init__()
+        backend = _backend(api)
+        self.api = api
+        try:
+            self._port = backend.open_output(name, virtual=virtual, client_name="livegen")
+        except Exception as exc:
+            raise UserError(f"cannot open MIDI output {name!r} on {api}: {exc}") from None
+        self.name = self._port.name
+        self._raw = self._port._rt  # python-rtmidi MidiOut: send bytes without building mido objects
+
+    def _send(self, message: list[int]) -> None:
+        self._raw.send_message(message)
+
+    def _close(self) -> None:
+        self._port.close()
+
+
+def _backend(api: str):
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never spawn a JACK server behind the user's back
+    import mido
+
+    return mido.Backend(f"mido.backends.rtmidi/{_RTMIDI_API[api]}", load=True)
+
+
+def api_available(api: str) -> bool:
+    """Whether the MIDI system behind ``api`` is running here (ALSA sequencer device, JACK server)."""
+    if api == "alsa":
+        return os.path.exists("/dev/snd/seq")
+    if api == "jack":
+        return _jack_running()
+    raise UserError(f"unknown MIDI API {api!r}: use auto, alsa or jack")
+
+
+def _jack_running() -> bool:
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    import rtmidi
+
+    with _quiet_stderr():  # libjack prints its connection failures straight to fd 2
+        try:
+            probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="livegen-probe")
+            probe.get_port_count()
+            probe.open_virtual_port("probe")  # rtmidi's JACK client connects lazily; this forces it
+            probe.close_port()
+            del probe
+            return True
+        except Exception:
+            return False
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def resolve_api(api: str) -> str | None:
+    """'auto' tries ALSA then JACK; None when there is no MIDI system at all."""
+    if api == "auto":
+        return next((a for a in APIS if api_available(a)), None)
+    if api not in APIS:
+        raise UserError(f"unknown MIDI API {api!r}: use auto, alsa or jack")
+    if not api_available(api):
+        hint = "start a JACK server (e.g. jackd -d dummy)" if api == "jack" else "load snd-seq"
+        raise UserError(f"the {api} MIDI system is not running here: {hint}, or use --api auto / --no-port")
+    return api
+
+
+def list_ports(api: str) -> dict[str, list[str]]:
+    backend = _backend(api)
+    return {"outputs": list(backend.get_output_names()), "inputs": list(backend.get_input_names())}
+
+
+_ALSA_NUMBERS = re.compile(r"\s*\(?\b\d+:\d+\)?\s*$|\s*\(\d+\)")
+
+
+def _plain(name: str) -> str:
+    return _ALSA_NUMBERS.sub("", name).strip().lower()
+
+
+def match_port(wanted: str, available: list[str]) -> str:
+    """The one port ``wanted`` names: exact, then ignoring ALSA client:port numbers, then a unique substring."""
+    if wanted in available:
+        return wanted
+    plain = _plain(wanted)
+    for test in (lambda p: _plain(p) == plain, lambda p: plain in _plain(p)):
+        hits = [p for p in available if test(p)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise UserError(f"MIDI port {wanted!r} is ambiguous: it matches {', '.join(map(repr, hits))}")
+    listing = ", ".join(map(repr, available)) if available else "none"
+    raise UserError(f"no MIDI output matches {wanted!r}; available outputs: {listing} (see `livegen ports`)")

@@ -1,0 +1,87 @@
+"""Checkpoints: safetensors weights with a JSON header carrying config, vocabulary and conditioning.
+
+Loading needs nothing else, and anything that is not ours (a random file, a truncated file, a
+model with another vocabulary) is refused with one clear line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from livegen.errors import UserError
+from livegen.music import conditioning, events
+
+FORMAT = "livegen-checkpoint-1"
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_CHARRNN = PACKAGE_DIR / "charrnn-pop909.safetensors"
+
+
+def _registry():
+    from livegen.models.charrnn import CharRNN, CharRNNConfig
+
+    return {"charrnn": (CharRNN, CharRNNConfig)}
+
+
+def save(path: str | os.PathLike, model, extra: dict | None = None) -> None:
+    """Write weights and a metadata header; ``extra`` holds training state (step, metrics)."""
+    from safetensors.torch import save_file
+
+    meta = {
+        "format": FORMAT,
+        "kind": model.kind,
+        "config": dataclasses.asdict(model.config),
+        "vocabulary": events.vocabulary(),
+        "conditioning": conditioning.spec(),
+        "extra": extra or {},
+    }
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = Path(str(path) + ".tmp")
+    save_file(tensors, str(tmp), metadata={"livegen": json.dumps(meta)})
+    os.replace(tmp, path)  # never leave a half-written checkpoint under the real name
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("livegen")
+    except Exception:
+        raise UserError(f"{path} is not a readable safetensors file (corrupt or truncated?)") from None
+    if raw is None:
+        raise UserError(f"{path} is a safetensors file but not a livegen checkpoint")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: the livegen header is corrupt") from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path}: unknown checkpoint format {meta.get('format')!r} (expected {FORMAT})")
+    if meta.get("vocabulary") != events.vocabulary():
+        raise UserError(f"{path}: the model's event vocabulary differs from this livegen's; retrain it")
+    if meta.get("conditioning") != conditioning.spec():
+        raise UserError(f"{path}: the model's conditioning layout differs from this livegen's; retrain it")
+    return meta
+
+
+def load(path: str | os.PathLike):
+    """(model in eval mode, metadata) from a checkpoint written by ``save``."""
+    from safetensors.torch import load_file
+
+    meta = read_metadata(path)
+    registry = _registry()
+    if meta.get("kind") not in registry:
+        raise UserError(f"{path}: unknown model kind {meta.get('kind')!r}")
+    model_cls, config_cls = registry[meta["kind"]]
+    try:
+        config = config_cls(**meta["config"])
+        model = model_cls(config)
+        model.load_state_dict(load_file(str(path)))
+    except Exception as exc:
+        raise UserError(f"{path}: weights do not match the stored config ({type(exc).__name__})") from None
+    model.eval()
+    return model, meta

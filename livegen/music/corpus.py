@@ -1,0 +1,137 @@
+"""Load music for training and evaluation: MIDI with mido, **kern / ABC / MusicXML through music21.
+
+A corpus is a folder searched recursively. Broken files are skipped and counted with their
+reason, never fatal; a folder with no music at all is a user error.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from livegen.errors import UserError
+from livegen.music.events import Note
+
+MIDI_SUFFIXES = {".mid", ".midi"}
+MUSIC21_SUFFIXES = {".krn", ".abc", ".xml", ".musicxml", ".mxl"}
+DRUM_CHANNEL = 9
+
+
+def read_midi(path: str | os.PathLike) -> list[Note]:
+    """All pitched notes of a MIDI file, tracks merged, times in seconds (tempo map honoured)."""
+    import mido
+
+    midi = mido.MidiFile(path, clip=True)
+    now = 0.0
+    sounding: dict[tuple[int, int], tuple[float, int]] = {}
+    notes: list[Note] = []
+    for msg in midi:  # merged tracks, delta times in seconds
+        now += msg.time
+        if msg.type not in ("note_on", "note_off") or msg.channel == DRUM_CHANNEL:
+            continue
+        key = (msg.channel, msg.note)
+        if key in sounding:
+            start, velocity = sounding.pop(key)
+            if now > start:
+                notes.append(Note(start, now, msg.note, velocity))
+        if msg.type == "note_on" and msg.velocity > 0:
+            sounding[key] = (now, msg.velocity)
+    return sorted(notes)
+
+
+def read_music21(path: str | os.PathLike) -> list[list[Note]]:
+    """Pieces in a **kern, ABC or MusicXML file (an ABC file may hold many tunes)."""
+    try:
+        import music21
+    except ImportError as exc:  # pragma: no cover - music21 is a dependency
+        raise UserError("reading kern/ABC/MusicXML needs music21: pip install music21") from exc
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = music21.converter.parse(str(path))
+    scores = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
+    pieces = []
+    for score in scores:
+        notes: list[Note] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for element, seconds in _timed_elements(score):
+                for pitch in element.pitches:
+                    velocity = element.volume.velocity or 80
+                    notes.append(Note(seconds[0], seconds[1], int(pitch.midi), int(velocity)))
+        if notes:
+            pieces.append(sorted(notes))
+    return pieces
+
+
+def _timed_elements(score):
+    """(note or chord, (start s, end s)) pairs, repeats expanded, using the score's tempo marks."""
+    flat = score.flatten()
+    try:
+        flat = score.expandRepeats().flatten()
+    except Exception:  # music21 raises many kinds on odd repeat marks; play them unexpanded
+        pass
+    for item in flat.secondsMap:
+        element = item["element"]
+        if element.isNote or element.isChord:
+            start = item["offsetSeconds"]
+            yield element, (start, start + max(item["durationSeconds"], 0.01))
+
+
+@dataclass
+class Corpus:
+    pieces: list[tuple[str, list[Note]]] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+
+    @property
+    def note_count(self) -> int:
+        return sum(len(n) for _, n in self.pieces)
+
+
+def music_files(folder: str | os.PathLike) -> list[Path]:
+    root = Path(folder)
+    if not root.exists():
+        raise UserError(f"data folder {folder} does not exist")
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES | MUSIC21_SUFFIXES)
+
+
+def load_file(path: Path) -> list[tuple[str, list[Note]]]:
+    if path.suffix.lower() in MIDI_SUFFIXES:
+        return [(str(path), read_midi(path))]
+    return [(f"{path}#{i}", notes) for i, notes in enumerate(read_music21(path))]
+
+
+def load_corpus(folder: str | os.PathLike, min_notes: int = 8, workers: int = 1) -> Corpus:
+    """Every readable piece under ``folder``; raises UserError when nothing is usable."""
+    files = music_files(folder)
+    corpus = Corpus()
+    if workers > 1 and len(files) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(_load_or_reason, files, chunksize=4))
+    else:
+        results = [_load_or_reason(f) for f in files]
+    for result in results:
+        if isinstance(result, str):
+            corpus.skipped[result] += 1
+            continue
+        for name, notes in result:
+            if len(notes) < min_notes:
+                corpus.skipped["fewer than %d notes" % min_notes] += 1
+            else:
+                corpus.pieces.append((name, notes))
+    if not corpus.pieces:
+        found = f"{len(files)} music files" if files else "no .mid/.midi/.krn/.abc/.xml/.musicxml/.mxl files"
+        raise UserError(f"no usable music in {folder} ({found}; skipped: {dict(corpus.skipped) or 'none'})")
+    return corpus
+
+
+def _load_or_reason(path: Path):
+    try:
+        return load_file(path)
+    except Exception as exc:  # a broken file in a corpus is counted, not fatal
+        return f"{type(exc).__name__}: unreadable {path.suffix} file"

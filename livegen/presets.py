@@ -1,0 +1,134 @@
+"""Presets are data: TOML files under ``presets/``, checked strictly.
+
+An unknown section or key, or a value of the wrong type, is an error naming the key, so a typo
+never silently falls back to a default on stage. Command-line flags override a preset.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from livegen.errors import UserError
+
+REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
+
+
+@dataclass
+class ModelPreset:
+    model: str = "charrnn"  # "charrnn" (the shipped default) or a checkpoint path
+    temperature: float = 1.0
+
+
+@dataclass
+class OutputPreset:
+    api: str = "auto"  # auto | alsa | jack
+    port: str = ""  # "" = the first output, or a virtual port when there is none
+    virtual: str = ""  # name of a virtual output port to create instead
+    channel: int = 1  # 1..16
+    program: int = -1  # General MIDI program 0..127; -1 leaves the synth's own
+
+
+@dataclass
+class EnginePreset:
+    lookahead: float = 0.3
+    steering: bool = True
+    max_note_seconds: float = 4.0
+    max_polyphony: int = 12
+
+
+@dataclass
+class ControlsPreset:
+    pitch: float = 0.5
+    density: float = 0.5
+    key: str = ""  # e.g. "C major"; "" leaves the pitch classes to the model
+
+
+@dataclass
+class Preset:
+    model: ModelPreset = field(default_factory=ModelPreset)
+    output: OutputPreset = field(default_factory=OutputPreset)
+    engine: EnginePreset = field(default_factory=EnginePreset)
+    controls: ControlsPreset = field(default_factory=ControlsPreset)
+
+
+def _check(section: str, cls, values: dict):
+    if not isinstance(values, dict):
+        raise UserError(f"preset section [{section}] must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise UserError(f"preset key {section}.{key} is unknown (known: {', '.join(fields)})")
+        want = type(getattr(cls(), key))
+        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            raise UserError(f"preset key {section}.{key} must be {want.__name__}, not {type(value).__name__}")
+        out[key] = value
+    return cls(**out)
+
+
+def parse(text: str, origin: str = "preset") -> Preset:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{origin}: not valid TOML ({exc})") from None
+    sections = {f.name: f.type for f in dataclasses.fields(Preset)}
+    kwargs = {}
+    for name, values in data.items():
+        if name not in sections:
+            raise UserError(f"{origin}: unknown section [{name}] (known: {', '.join(sections)})")
+        cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset}[name]
+        kwargs[name] = _check(name, cls, values)
+    preset = Preset(**kwargs)
+    if not 1 <= preset.output.channel <= 16:
+        raise UserError(f"{origin}: output.channel must be 1..16")
+    if not -1 <= preset.output.program <= 127:
+        raise UserError(f"{origin}: output.program must be -1..127")
+    return preset
+
+
+def find(name: str) -> Path:
+    """A preset by path, or by name in ./presets, the project's presets/ or ~/.config/livegen/presets."""
+    direct = Path(name)
+    if direct.suffix == ".toml" and direct.is_file():
+        return direct
+    for folder in (Path("presets"), REPO_PRESETS, Path.home() / ".config" / "livegen" / "presets"):
+        candidate = folder / f"{name}.toml"
+        if candidate.is_file():
+            return candidate
+    raise UserError(f"preset {name!r} not found (looked for {name}.toml in ./presets, {REPO_PRESETS} "
+                    "and ~/.config/livegen/presets)")
+
+
+def load(name: str | None) -> Preset:
+    if name is None:
+        path = REPO_PRESETS / "default.toml"
+        return parse(path.read_text(), str(path)) if path.is_file() else Preset()
+    path = find(name)
+    return parse(path.read_text(), str(path))
+
+
+def dumps(preset: Preset) -> str:
+    """TOML text of a preset (what `load` reads back)."""
+    lines = []
+    for section in dataclasses.fields(Preset):
+        lines.append(f"[{section.name}]")
+        for key, value in dataclasses.asdict(getattr(preset, section.name)).items():
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, str):
+                text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            else:
+                text = repr(value)
+            lines.append(f"{key} = {text}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save(preset: Preset, path: str | os.PathLike) -> None:
+    Path(path).write_text(dumps(preset))

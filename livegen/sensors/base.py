@@ -1,0 +1,89 @@
+"""Control sources: where a gesture becomes control values for the engine.
+
+A source runs in its own thread and publishes the latest value through ``publish``; it never
+blocks the engine. Subclasses write ``_run``. Values outside 0..1 are clamped with one warning
+per field (``clamp_controls``), the one place raw values are turned into ``Controls``.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from abc import ABC, abstractmethod
+from typing import Callable
+
+from livegen.music.conditioning import Controls, key_histogram
+
+Sink = Callable[[Controls, "float | None"], object]
+
+
+class ControlSource(ABC):
+    name = "source"
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._sink: Sink | None = None
+        self._clock: Callable[[], float] | None = None
+        self._warned: set[str] = set()
+        self.current = Controls()
+
+    def initial(self) -> Controls:
+        """Controls at performance time 0, before the thread starts."""
+        return self.current
+
+    def start(self, sink: Sink, clock: Callable[[], float]) -> None:
+        """``clock()`` returns performance time; ``sink(controls, t)`` steers the engine."""
+        self._sink, self._clock = sink, clock
+        self._thread = threading.Thread(target=self._run, name=f"livegen-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def publish(self, controls: Controls, t: float | None = None) -> None:
+        self.current = controls
+        if self._sink is not None:
+            self._sink(controls, t)
+
+    @abstractmethod
+    def _run(self) -> None: ...
+
+    def warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            print(f"livegen: warning: {text}", file=sys.stderr)
+
+
+def clamp_controls(values: dict, previous: Controls, warn: Callable[[str, str], None]) -> Controls:
+    """Merge raw values (pitch, density, histogram, key, z) over ``previous``, clamping ranges."""
+    def clamp(key: str, x: float, lo: float, hi: float) -> float:
+        if not lo <= x <= hi:
+            warn(key, f"{key} {x} is outside {lo}..{hi}; clamped (warned once)")
+        return min(max(float(x), lo), hi)
+
+    pitch = clamp("pitch", values["pitch"], 0.0, 1.0) if "pitch" in values else previous.pitch
+    density = clamp("density", values["density"], 0.0, 1.0) if "density" in values else previous.density
+    histogram = previous.histogram
+    if "histogram" in values:
+        histogram = tuple(clamp("histogram", v, 0.0, float("inf")) for v in values["histogram"])
+    if "key" in values:
+        histogram = tuple(key_histogram(values["key"]))
+    z = previous.z
+    if "z" in values:
+        z = tuple(clamp("z", v, -1.0, 1.0) for v in values["z"])
+    return Controls(pitch, density, histogram, previous.conditioning, z)
+
+
+class FixedControls(ControlSource):
+    """Controls that never change (``--pitch 0.8 --density 0.2``)."""
+
+    name = "fixed"
+
+    def __init__(self, controls: Controls):
+        super().__init__()
+        self.current = controls
+
+    def _run(self) -> None:
+        pass

@@ -1,0 +1,103 @@
+"""``--controls script:FILE.jsonl``: timed control values, one JSON object a line.
+
+    {"t": 0.0, "pitch": 0.5, "density": 0.5}
+    {"t": 4.0, "pitch": 0.9, "key": "A minor"}
+    {"t": 8.0, "histogram": [1,0,1,0,1,1,0,1,0,1,0,1], "z": [0,0,0,0,0,0,0,0]}
+
+``t`` is seconds from the start (non-decreasing); ``pitch`` and ``density`` are 0..1; optional
+``histogram`` (12 numbers) or ``key`` ("C major", "F# minor"), and ``z`` (8 numbers in -1..1).
+Values hold until a later line changes them. Live sessions are recorded in the same format.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from livegen.errors import UserError
+from livegen.music.conditioning import Controls, key_histogram
+from livegen.sensors.base import ControlSource, clamp_controls
+
+FIELDS = {"t", "pitch", "density", "histogram", "key", "z"}
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def parse_script(path: str) -> list[dict]:
+    """Rows of a control script, validated; UserError names the file and line."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"control script {path} does not exist")
+    rows: list[dict] = []
+    try:
+        lines = p.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"control script {path} cannot be read: {exc}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"control script {path} line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{where}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected an object like {{\"t\": 0.0, \"pitch\": 0.5}}")
+        unknown = set(row) - FIELDS
+        if unknown:
+            raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(FIELDS))})")
+        if "t" not in row or not _number(row["t"]) or row["t"] < 0:
+            raise UserError(f"{where}: needs \"t\", seconds from the start (a number >= 0)")
+        if rows and row["t"] < rows[-1]["t"]:
+            raise UserError(f"{where}: t {row['t']} is earlier than the line before ({rows[-1]['t']})")
+        for key in ("pitch", "density"):
+            if key in row and not _number(row[key]):
+                raise UserError(f"{where}: {key} must be a number in 0..1")
+        for key, size in (("histogram", 12), ("z", None)):
+            if key in row:
+                v = row[key]
+                if not isinstance(v, list) or not all(_number(x) for x in v) or (size and len(v) != size) or not v:
+                    raise UserError(f"{where}: {key} must be a list of {size or 'some'} numbers")
+        if "key" in row:
+            try:
+                key_histogram(str(row["key"]))
+            except ValueError as exc:
+                raise UserError(f"{where}: {exc}") from None
+        rows.append(row)
+    if not rows:
+        raise UserError(f"control script {path} has no lines")
+    return rows
+
+
+class ScriptControls(ControlSource):
+    """Replays a script on the performance clock, each change stamped with its script time."""
+
+    name = "script"
+
+    def __init__(self, path: str, base: Controls | None = None):
+        super().__init__()
+        self.rows = parse_script(path)
+        self.current = base or Controls()
+        start = [r for r in self.rows if r["t"] <= 0]
+        for row in start:
+            self.current = clamp_controls(row, self.current, self.warn_once)
+        self._pending = self.rows[len(start):]
+
+    def _run(self) -> None:
+        controls = self.current
+        for row in self._pending:
+            while not self._stop.is_set():
+                wait = row["t"] - self._clock()
+                if wait <= 0:
+                    break
+                self._stop.wait(min(wait, 0.05) if wait > 0.002 else 0)
+                if wait <= 0.002:
+                    while self._clock() < row["t"]:
+                        time.sleep(0)
+            if self._stop.is_set():
+                return
+            controls = clamp_controls(row, controls, self.warn_once)
+            self.publish(controls, row["t"])
