@@ -97,6 +97,7 @@ def load_model(name: str):
 
 def make_source(args, preset):
     from livegen.music.conditioning import Controls, key_histogram
+    from livegen.sensors import open_source
     from livegen.sensors.base import FixedControls, clamp_controls
 
     base = FixedControls(Controls())
@@ -112,17 +113,7 @@ def make_source(args, preset):
         except ValueError as exc:
             raise UserError(str(exc)) from None
     initial = clamp_controls(values, Controls(), base.warn_once)
-    spec = args.controls or "fixed"
-    kind, _, rest = spec.partition(":")
-    if kind == "fixed":
-        return FixedControls(initial)
-    if kind == "script":
-        from livegen.sensors.script import ScriptControls
-
-        if not rest:
-            raise UserError("--controls script: needs a file, e.g. --controls script:gesture.jsonl")
-        return ScriptControls(rest, initial)
-    raise UserError(f"unknown control source {spec!r}: use script:FILE.jsonl or fixed")
+    return open_source(args.controls or "fixed", initial)
 
 
 def cmd_perform(args) -> int:
@@ -333,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("recover", help="repair unfinished recordings (done automatically by perform)")
     s.add_argument("files", nargs="*")
     s.set_defaults(func=cmd_recover)
+    from livegen.sensors.camera_cli import add_commands
+    add_commands(sub)
     return p
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from livegen.errors import UserError
+from livegen.vision import TRACKER_NAMES
 
 REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 
@@ -47,11 +48,50 @@ class ControlsPreset:
 
 
 @dataclass
+class CameraPreset:
+    """The hand tracker and how a hand maps to pitch and density (livegen.sensors.camera)."""
+
+    tracker: str = "skin"  # color | motion | skin | mediapipe
+    source: str = "0"  # camera index, video file or folder of images
+    mirror: bool = True  # a camera facing the performer: their left is the image's right
+    region: list = field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0])  # region of play x0, y0, x1, y1 (0..1)
+    dead_zone: float = 0.05  # half-width round the centre that reads as exactly neutral
+    hsv_low: list = field(default_factory=lambda: [40, 80, 60])  # marker colour for tracker "color" (OpenCV HSV)
+    hsv_high: list = field(default_factory=lambda: [80, 255, 255])
+    min_cutoff: float = 1.0  # One Euro smoothing: cutoff (Hz) at rest
+    beta: float = 3.0  # and how fast it rises with hand speed
+    lost_hold: float = 1.0  # s the last value holds when the hand is lost
+    lost_glide: float = 2.0  # s then to glide to neutral
+
+    def __post_init__(self):
+        def numbers(key, size, lo, hi, kind):
+            v = getattr(self, key)
+            if not (isinstance(v, list) and len(v) == size and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and lo <= x <= hi for x in v)):
+                raise UserError(f"preset key camera.{key} must be a list of {size} numbers in {lo}..{hi}")
+            setattr(self, key, [kind(x) for x in v])
+
+        numbers("region", 4, 0, 1, float)
+        numbers("hsv_low", 3, 0, 255, int)
+        numbers("hsv_high", 3, 0, 255, int)
+        x0, y0, x1, y1 = self.region
+        if not (x0 < x1 and y0 < y1):
+            raise UserError("preset key camera.region must be x0, y0, x1, y1 with x0 < x1 and y0 < y1")
+        if self.tracker not in TRACKER_NAMES:
+            raise UserError(f"preset key camera.tracker {self.tracker!r} is not one of {', '.join(TRACKER_NAMES)}")
+        if not 0 <= self.dead_zone < 0.5:
+            raise UserError("preset key camera.dead_zone must be in 0..0.5")
+        if self.min_cutoff <= 0 or min(self.beta, self.lost_hold, self.lost_glide) < 0:
+            raise UserError("preset keys camera.min_cutoff must be > 0, and beta, lost_hold, lost_glide >= 0")
+
+
+@dataclass
 class Preset:
     model: ModelPreset = field(default_factory=ModelPreset)
     output: OutputPreset = field(default_factory=OutputPreset)
     engine: EnginePreset = field(default_factory=EnginePreset)
     controls: ControlsPreset = field(default_factory=ControlsPreset)
+    camera: CameraPreset = field(default_factory=CameraPreset)
 
 
 def _check(section: str, cls, values: dict):
@@ -82,7 +122,8 @@ def parse(text: str, origin: str = "preset") -> Preset:
     for name, values in data.items():
         if name not in sections:
             raise UserError(f"{origin}: unknown section [{name}] (known: {', '.join(sections)})")
-        cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset}[name]
+        cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset,
+               "camera": CameraPreset}[name]
         kwargs[name] = _check(name, cls, values)
     preset = Preset(**kwargs)
     if not 1 <= preset.output.channel <= 16:

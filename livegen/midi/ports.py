@@ -95,7 +95,7 @@ class RtMidiOutput(OutputPort):
         backend = _backend(api)
         self.api = api
         try:
-            self._port = backend.open_output(name, virtual=virtual, client_name="livegen")
+            self._port = backend.open_output(name, virtual=virtual)
         except Exception as exc:
             raise UserError(f"cannot open MIDI output {name!r} on {api}: {exc}") from None
         self.name = self._port.name

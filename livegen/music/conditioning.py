@@ -95,12 +95,12 @@ def key_histogram(key: str) -> list[float]:
 
 def control_pitch_to_midi(pitch: float) -> float:
     """Control 0..1 (hand low..high) -> target mean MIDI pitch over the register range."""
-    return REGISTER_LOW + 6.0 + pitch * (REGISTER_HIGH - REGISTER_LOW - 12.0)
+    return REGISTER_LOW + 6.0 + float(pitch) * (REGISTER_HIGH - REGISTER_LOW - 12.0)
 
 
 def control_density_to_rate(density: float) -> float:
     """Control 0..1 (sparse..dense) -> target notes per second, on a log scale from 1 to 24."""
-    return 2.0 ** (density * np.log2(24.0))
+    return float(2.0 ** (density * np.log2(24.0)))
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,12 @@ class ControlSource(ABC):
         if self._sink is not None:
             self._sink(controls, t)
 
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, args: str, initial: Controls) -> "ControlSource":
+        """Build from the text after ``KIND:`` in ``--controls KIND:ARGS``; ``initial`` holds the
+        preset's and flags' controls."""
+
     @abstractmethod
     def _run(self) -> None: ...
 
@@ -84,6 +90,10 @@ class FixedControls(ControlSource):
     def __init__(self, controls: Controls):
         super().__init__()
         self.current = controls
+
+    @classmethod
+    def from_spec(cls, args: str, initial: Controls) -> "FixedControls":
+        return cls(initial)
 
     def _run(self) -> None:
         pass

@@ -86,6 +86,12 @@ class ScriptControls(ControlSource):
             self.current = clamp_controls(row, self.current, self.warn_once)
         self._pending = self.rows[len(start):]
 
+    @classmethod
+    def from_spec(cls, args: str, initial: Controls) -> "ScriptControls":
+        if not args:
+            raise UserError("--controls script: needs a file, e.g. --controls script:gesture.jsonl")
+        return cls(args, initial)
+
     def _run(self) -> None:
         controls = self.current
         for row in self._pending:

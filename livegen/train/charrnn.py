@@ -11,7 +11,10 @@ import numpy as np
 from livegen.errors import UserError
 from livegen.music import conditioning, events
 from livegen.music.events import Note
-from livegen.train.data import Augment, WindowSampler, is_held_out, load_cached
+from livegen.train.data import Augment, WindowSampler, is_held_out, load_cached, window_tokens
+
+
+VELOCITY_LEVELS = 8  # training quantises velocity to 8 of the 32 bins (see data.window_tokens)
 
 
 def _torch_setup(threads: int):
@@ -103,15 +106,13 @@ def train(data: str, out: str, minutes: float, seq_len: int = 256, batch: int = 
             log(f"step {state['step']}: train loss {loss.item():.3f}, held-out NLL {v:.3f} nats/event")
             if v < state["best_val"]:
                 state["best_val"] = v
-                checkpoint.save(out_path, model, {"train": state, "data": data})
+                checkpoint.save(out_path, model, {"train": state, "data": data, "velocity_levels": VELOCITY_LEVELS})
                 save_file({k: t.contiguous() for k, t in _optimizer_state_tensors(opt).items()}, str(opt_path))
     bar.close()
     return state
 
 
 def _validation_batches(val_notes: list[list[Note]], seq_len: int, count: int = 64):
-    from livegen.train.data import window_tokens
-
     rng = np.random.default_rng(1234)  # the same windows every time, so NLLs compare
     toks, conds = [], []
     for _ in range(count * 4):
@@ -135,33 +136,32 @@ def _validate(model, val, torch) -> float:
 
 
 def evaluate(path: str, data: str, threads: int = 2, limit_pieces: int | None = None) -> dict:
-    """Mean NLL in nats/event over every piece in ``data``, with conditioning and with it off."""
+    """Mean NLL in nats/event over every piece in ``data``, with conditioning and with it off.
+
+    Pieces are encoded as the model was trained (velocity at the checkpoint's ``velocity_levels``).
+    """
     torch = _torch_setup(threads)
     from livegen.models import checkpoint
     from livegen.music.corpus import load_corpus
 
     model, meta = checkpoint.load(path)
+    coarse = meta["extra"].get("velocity_levels", events.VELOCITY_BINS) < events.VELOCITY_BINS
     corpus = load_corpus(data, workers=threads)
     pieces = corpus.pieces[:limit_pieces] if limit_pieces else corpus.pieces
     total = {"on": 0.0, "off": 0.0}
     count = 0
     with torch.no_grad():
         for _, notes in pieces:
-            tokens, times = events.notes_to_tokens(notes)
-            q = events.quantize_notes(notes)
-            cond = conditioning.future_conditions(times, np.array([n.start for n in q]),
-                                                  np.array([n.pitch for n in q], dtype=np.int64))
+            tokens, cond = window_tokens(notes, 0, 10**9, None, None, coarse_velocity=coarse)
             if len(tokens) < 2:
                 continue
-            x = torch.from_numpy(tokens.astype(np.int64))[None]
-            for mode in ("on", "off"):
-                c = torch.from_numpy(cond)[None]
-                if mode == "off":
-                    c = torch.zeros_like(c)
-                    c[..., conditioning.OFF_FLAG] = 1.0
-                logits, _ = model(x[:, :-1], c[:, :-1])
-                total[mode] += torch.nn.functional.cross_entropy(
-                    logits[0], x[0, 1:], reduction="sum").item()
+            x = torch.from_numpy(tokens)[None]
+            c = torch.from_numpy(cond)[None]
+            off = torch.zeros_like(c)
+            off[..., conditioning.OFF_FLAG] = 1.0
+            for mode, cc in (("on", c), ("off", off)):
+                logits, _ = model(x[:, :-1], cc[:, :-1])
+                total[mode] += torch.nn.functional.cross_entropy(logits[0], x[0, 1:], reduction="sum").item()
             count += len(tokens) - 1
     if count == 0:
         raise UserError(f"no events to evaluate in {data}")

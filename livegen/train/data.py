@@ -59,7 +59,7 @@ def window_tokens(notes: list[Note], start_index: int, seq_len: int, rng: np.ran
                   aug: Augment | None, cond_off_prob: float = 0.0, coarse_velocity: bool = True):
     """(tokens[seq_len+1], cond[seq_len+1, C]) starting at a note, augmented when ``aug`` is given."""
     chunk = notes[start_index:start_index + seq_len + 256]  # ample tokens, and 5 s of future beyond them
-    t0 = chunk[0].start
+    t0 = chunk[0].start if start_index > 0 else 0.0
     shift, factor = 0, 1.0
     if aug is not None and rng is not None:
         shift = int(rng.integers(-aug.transpose, aug.transpose + 1))

@@ -1,0 +1,109 @@
+"""Shared fixtures: the real data folder, a real JACK server (dummy driver), a receiving port."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+JACK_SERVER = "livegen-test"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path in ../shared/data; skips (with the reason) when absent, unless LIVEGEN_REQUIRE_SHARED=1."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("LIVEGEN_REQUIRE_SHARED") == "1":
+            pytest.fail(f"{path} is missing but LIVEGEN_REQUIRE_SHARED=1")
+        pytest.skip(f"real data {path} is not here (a fresh clone without ../shared/data)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path_factory, monkeypatch):
+    """Keep the unfinished-take journal of tests away from the user's."""
+    from livegen.midi import recorder
+
+    state = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("LIVEGEN_STATE", str(state))
+    monkeypatch.setattr(recorder, "JOURNAL", state / "unfinished-takes")
+    return state
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A JACK server with the dummy driver, private to the tests (its own server name)."""
+    if shutil.which("jackd") is None:
+        if os.environ.get("LIVEGEN_REQUIRE_SHARED") == "1":
+            pytest.fail("jackd is not installed (apt-get install jackd2); .ci/run installs it")
+        pytest.skip("jackd is not installed (apt-get install jackd2)")
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    proc = subprocess.Popen(["jackd", "-n", JACK_SERVER, "-d", "dummy", "-r", "48000", "-p", "256"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    os.environ["JACK_DEFAULT_SERVER"] = JACK_SERVER
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    from livegen.midi import ports
+
+    deadline = time.monotonic() + 10
+    while not ports.api_available("jack"):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("the JACK dummy server did not start")
+        time.sleep(0.1)
+    yield JACK_SERVER
+    proc.terminate()
+    proc.wait(5)
+    os.environ.pop("JACK_DEFAULT_SERVER", None)
+
+
+class Receiver:
+    """A JACK MIDI input that records every message with its arrival time."""
+
+    def __init__(self, name: str):
+        import mido
+
+        self.messages: list[tuple[float, object]] = []
+        self._lock = threading.Lock()
+        backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+        self.port = backend.open_input(name, virtual=True, callback=self._on_message)
+        self.name = name
+
+    def _on_message(self, msg):
+        with self._lock:
+            self.messages.append((time.monotonic(), msg))
+
+    def notes(self):
+        with self._lock:
+            return [m for _, m in self.messages if m.type in ("note_on", "note_off")]
+
+    def hanging(self) -> int:
+        """Notes switched on and never switched off by a note-off (all-notes-off does not count)."""
+        on: dict[tuple[int, int], int] = {}
+        for _, m in list(self.messages):
+            if m.type == "note_on" and m.velocity > 0:
+                on[(m.channel, m.note)] = on.get((m.channel, m.note), 0) + 1
+            elif m.type in ("note_on", "note_off"):
+                on[(m.channel, m.note)] = max(0, on.get((m.channel, m.note), 0) - 1)
+        return sum(on.values())
+
+    def close(self):
+        self.port.close()
+
+
+@pytest.fixture
+def receiver(jack_server, request):
+    r = Receiver(f"recv-{request.node.name[:20]}")
+    time.sleep(0.3)
+    yield r
+    r.close()
+
+
+def livegen_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "livegen", *args]

@@ -1,0 +1,152 @@
+"""The live engine on a real JACK server: every note arrives, in order, and every note ends.
+
+JACK's dummy driver proves delivery, not timing (its frame clock jumps by tens of ms on VMs);
+timing is measured at the send point by `livegen bench`.
+"""
+import signal
+import subprocess
+import time
+
+import mido
+import pytest
+
+from conftest import livegen_cmd
+from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+from livegen.music.conditioning import Controls
+
+
+def recorded_notes(path):
+    return [(m.type, m.note) if m.type == "note_off" or m.velocity else ("note_off", m.note)
+            for m in mido.MidiFile(path) if m.type in ("note_on", "note_off")]
+
+
+def received_notes(receiver):
+    return [(m.type, m.note) if m.type == "note_off" or m.velocity else ("note_off", m.note)
+            for m in receiver.notes()]
+
+
+def test_perform_delivers_every_recorded_note_in_order_and_balanced(receiver, tmp_path):
+    take = tmp_path / "take.mid"
+    run = subprocess.run(livegen_cmd("perform", "--api", "jack", "--port", receiver.name, "--duration", "5",
+                                     "--record", str(take), "--seed", "1"), capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 0, run.stderr
+    time.sleep(0.3)
+    sent = recorded_notes(take)
+    assert len([n for n in sent if n[0] == "note_on"]) >= 10
+    assert received_notes(receiver) == sent
+    assert receiver.hanging() == 0
+
+
+@pytest.mark.parametrize("how", ["sigint", "sigterm", "sigkill"])
+def test_stopping_any_way_ends_every_note(receiver, tmp_path, how):
+    take = tmp_path / "take.mid"
+    proc = subprocess.Popen(livegen_cmd("perform", "--api", "jack", "--port", receiver.name, "--record", str(take),
+                                        "--density", "0.9"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 30
+    while len(receiver.notes()) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal({"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}[how])
+    _, err = proc.communicate(timeout=20)
+    time.sleep(0.5)
+    assert receiver.hanging() == 0, err
+    if how != "sigkill":  # a killed engine cannot choose its exit code; its clock still ends the notes
+        assert proc.returncode == (130 if how == "sigint" else 0), err
+    assert received_notes(receiver) == recorded_notes(take)  # the take closes cleanly even after kill -9
+
+
+class ExplodingModel:
+    """Wraps the real model; its live step fails after a while, as a runaway model might."""
+
+    def __init__(self, model, after):
+        self.model, self.after = model, after
+
+    def live(self):
+        live, after = self.model.live(), self.after
+        calls = [0]
+
+        class Live:
+            initial_state, condition = live.initial_state, live.condition
+
+            def step(self, *args):
+                calls[0] += 1
+                if calls[0] > after:
+                    raise RuntimeError("model blew up")
+                return live.step(*args)
+
+        return Live()
+
+
+def test_an_exception_in_the_generator_stops_cleanly_with_notes_off(receiver, tmp_path):
+    from livegen.midi import ports
+    from livegen.models import checkpoint
+
+    model = checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0]
+    port = ports.match_port(receiver.name, ports.list_ports("jack")["outputs"])
+    logs = []
+    engine = Engine(ExplodingModel(model, 150), OutputChoice("jack", port), EngineSettings(seed=2),
+                    Controls(density=0.9), record=str(tmp_path / "t.mid"), log=logs.append)
+    engine.start()
+    deadline = time.monotonic() + 20
+    while engine.running and time.monotonic() < deadline:
+        time.sleep(0.05)
+    engine.stop()
+    time.sleep(0.3)
+    assert engine.failed and "model blew up" in engine.failed and logs
+    assert len(receiver.notes()) > 4 and receiver.hanging() == 0
+    assert received_notes(receiver) == recorded_notes(tmp_path / "t.mid")
+
+
+def test_control_changes_roll_back_without_losing_or_hanging_notes(receiver, tmp_path):
+    from livegen.midi import ports
+    from livegen.models import checkpoint
+
+    model = checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0]
+    port = ports.match_port(receiver.name, ports.list_ports("jack")["outputs"])
+    engine = Engine(model, OutputChoice("jack", port), EngineSettings(seed=3), Controls(density=0.8),
+                    record=str(tmp_path / "t.mid"))
+    engine.start()
+    for i in range(40):
+        time.sleep(0.1)
+        engine.set_controls(Controls(pitch=0.1 + 0.8 * (i % 2), density=0.8))
+    time.sleep(0.2)
+    stats = engine.stop()
+    time.sleep(0.3)
+    assert len(stats.control_to_midi) == 40 and stats.late_rollbacks == 0
+    assert receiver.hanging() == 0
+    assert received_notes(receiver) == recorded_notes(tmp_path / "t.mid")
+
+
+def test_ports_lists_the_jack_port_and_a_wrong_name_lists_them_all(receiver):
+    run = subprocess.run(livegen_cmd("ports", "--api", "jack"), capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0 and "API: jack" in run.stdout and receiver.name in run.stdout
+    run = subprocess.run(livegen_cmd("perform", "--api", "jack", "--port", "no-such-port-xyz", "--duration", "2"),
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    [line] = run.stderr.strip().splitlines()
+    assert "no MIDI output matches 'no-such-port-xyz'" in line and receiver.name in line
+
+
+def test_virtual_port_appears_while_performing(jack_server):
+    from livegen.midi import ports
+
+    proc = subprocess.Popen(livegen_cmd("perform", "--api", "jack", "--virtual", "lgvirtual", "--duration", "6"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not any("lgvirtual" in p for p in ports.list_ports("jack")["inputs"]):
+            assert time.monotonic() < deadline and proc.poll() is None, "virtual port never appeared"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+
+
+def test_panic_sends_all_notes_off_on_every_channel(receiver):
+    run = subprocess.run(livegen_cmd("panic", "--api", "jack", "--port", receiver.name), capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    time.sleep(0.3)
+    channels = {m.channel for _, m in receiver.messages if m.type == "control_change" and m.control == 123}
+    assert channels == set(range(16))

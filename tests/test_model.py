@@ -1,0 +1,111 @@
+"""The Char-RNN, its live single-step path and its checkpoints (including the ones that aren't ours)."""
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from livegen.errors import UserError
+from livegen.models import checkpoint
+from livegen.models.charrnn import CharRNN, CharRNNConfig
+from livegen.music import conditioning, events
+from livegen.music.conditioning import Controls
+
+SMALL = CharRNNConfig(embed_dim=16, hidden=24, layers=2)
+
+
+def test_forward_shapes():
+    model = CharRNN(SMALL)
+    tokens = torch.randint(0, events.VOCAB_SIZE, (3, 7))
+    cond = torch.rand(3, 7, conditioning.CONDITION_DIM)
+    logits, (h, c) = model(tokens, cond)
+    assert logits.shape == (3, 7, events.VOCAB_SIZE)
+    assert h.shape == c.shape == (SMALL.layers, 3, SMALL.hidden)
+
+
+def test_live_step_matches_the_torch_forward_pass():
+    torch.manual_seed(0)
+    model = CharRNN(SMALL).eval()
+    cond = Controls(pitch=0.2, density=0.9).vector()
+    tokens = [5, 200, 300, 260, 370, 64]
+    with torch.no_grad():
+        expected, _ = model(torch.tensor([tokens]), torch.from_numpy(np.tile(cond, (len(tokens), 1)))[None])
+    live = model.live()
+    state, conditioned = live.initial_state(cond), live.condition(cond)
+    for i, token in enumerate(tokens):
+        logits, state = live.step(token, conditioned, state)
+        np.testing.assert_allclose(logits, expected[0, i].numpy(), atol=1e-4)
+
+
+def test_checkpoint_round_trip_carries_config_and_vocabulary(tmp_path):
+    model = CharRNN(SMALL)
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(path, model, {"train": {"step": 3}})
+    loaded, meta = checkpoint.load(path)
+    assert loaded.config == SMALL and meta["extra"]["train"]["step"] == 3
+    assert meta["vocabulary"] == events.vocabulary()
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+
+
+def _bad(tmp_path, data: bytes):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(data)
+    return path
+
+
+def test_random_bytes_are_refused(tmp_path):
+    with pytest.raises(UserError, match="not a readable safetensors"):
+        checkpoint.load(_bad(tmp_path, np.random.default_rng(0).bytes(4000)))
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(path, CharRNN(SMALL))
+    data = path.read_bytes()
+    with pytest.raises(UserError):
+        checkpoint.load(_bad(tmp_path, data[: len(data) // 2]))
+
+
+def test_foreign_safetensors_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(3)}, str(path))
+    with pytest.raises(UserError, match="not a livegen checkpoint"):
+        checkpoint.load(path)
+
+
+def _rewrite_meta(path, change):
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["livegen"])
+    change(meta)
+    header["__metadata__"]["livegen"] = json.dumps(meta)
+    new = json.dumps(header).encode()
+    new += b" " * (-len(new) % 8)
+    path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n:])
+
+
+def test_wrong_vocabulary_is_refused(tmp_path):
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(path, CharRNN(SMALL))
+    _rewrite_meta(path, lambda m: m["vocabulary"][2].update(count=50))
+    with pytest.raises(UserError, match="vocabulary differs"):
+        checkpoint.load(path)
+
+
+def test_config_that_does_not_fit_the_weights_is_refused(tmp_path):
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(path, CharRNN(SMALL))
+    _rewrite_meta(path, lambda m: m["config"].update(hidden=32))
+    with pytest.raises(UserError, match="do not match"):
+        checkpoint.load(path)
+
+
+def test_shipped_default_model_loads():
+    model, meta = checkpoint.load(checkpoint.DEFAULT_CHARRNN)
+    assert meta["kind"] == "charrnn"
+    assert checkpoint.DEFAULT_CHARRNN.stat().st_size < 15 * 2**20
