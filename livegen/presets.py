@@ -86,12 +86,34 @@ class CameraPreset:
 
 
 @dataclass
+class GuiPreset:
+    """The control panel (``livegen gui``): booth mode and the panel's own controls."""
+
+    booth: bool = False  # full screen, controls locked, plays on launch, restarts a failed engine
+    full_screen: bool = False  # full screen without the rest of booth mode
+    unlock_key: str = "Ctrl+Shift+U"  # locks and unlocks the controls (Qt key sequence)
+    idle_reset: float = 120.0  # s without a touch before booth mode returns to reset_preset; 0 = never
+    reset_preset: str = "default"  # the preset booth mode returns to
+    histogram: list = field(default_factory=list)  # the panel's 12 pitch-class sliders; [] = controls.key
+
+    def __post_init__(self):
+        h = self.histogram
+        if h and not (len(h) == 12 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+                                           for x in h)):
+            raise UserError("preset key gui.histogram must be [] or 12 numbers >= 0 (C..B)")
+        self.histogram = [float(x) for x in h]
+        if self.idle_reset < 0:
+            raise UserError("preset key gui.idle_reset must be >= 0 seconds (0 = never)")
+
+
+@dataclass
 class Preset:
     model: ModelPreset = field(default_factory=ModelPreset)
     output: OutputPreset = field(default_factory=OutputPreset)
     engine: EnginePreset = field(default_factory=EnginePreset)
     controls: ControlsPreset = field(default_factory=ControlsPreset)
     camera: CameraPreset = field(default_factory=CameraPreset)
+    gui: GuiPreset = field(default_factory=GuiPreset)
 
 
 def _check(section: str, cls, values: dict):
@@ -123,7 +145,7 @@ def parse(text: str, origin: str = "preset") -> Preset:
         if name not in sections:
             raise UserError(f"{origin}: unknown section [{name}] (known: {', '.join(sections)})")
         cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset,
-               "camera": CameraPreset}[name]
+               "camera": CameraPreset, "gui": GuiPreset}[name]
         kwargs[name] = _check(name, cls, values)
     preset = Preset(**kwargs)
     if not 1 <= preset.output.channel <= 16:

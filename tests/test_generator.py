@@ -105,3 +105,19 @@ def test_timeline_holds_values_and_a_new_change_overrides_later_ones():
     assert [tl.at(t).pitch for t in (0.5, 1.0, 2.9, 3.5)] == [0.1, 0.2, 0.2, 0.3]
     tl.set(2.0, Controls(pitch=0.4))
     assert tl.at(3.5).pitch == 0.4
+
+
+def test_pitch_steering_moves_probability_between_pitches_but_keeps_its_total():
+    from livegen.engine.generator import NOTE_ON, Steering, steer_pitch
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=388)
+    steered = steer_pitch(logits, Steering().note_bias(Controls(pitch=0.95)))
+
+    def note_on_mass(x):
+        p = np.exp(x - x.max())
+        return p[NOTE_ON].sum() / p.sum()
+
+    assert note_on_mass(steered) == pytest.approx(note_on_mass(logits))
+    assert np.argmax(steered[NOTE_ON]) > 80
+    assert np.array_equal(np.delete(steered, NOTE_ON), np.delete(logits, NOTE_ON))

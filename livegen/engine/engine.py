@@ -10,10 +10,10 @@ stream and the seed, so scripted and replayed takes are reproducible note for no
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from livegen.engine.generator import Generator, Steering
@@ -76,6 +76,9 @@ class Engine:
         self._final: dict = {}
         self.player_info: dict = {}
         self.controls = self.initial
+        # ring buffers for displays (a GUI drains them on a timer; the engine never waits on them)
+        self.sent_messages: deque[tuple[float, list[int]]] = deque(maxlen=4096)
+        self.recent_timing: deque[float] = deque(maxlen=2048)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -173,6 +176,9 @@ class Engine:
                 _, change_id, acked, late = reply
                 arrival, effective_mono = self._pending_acks.pop(change_id, (acked, acked))
                 self.stats.control_to_midi.append(max(acked, effective_mono) - arrival)
+            elif kind == "sent":
+                self.sent_messages.extend(reply[1])
+                self.recent_timing.extend(reply[2])
             elif kind == "stopped":
                 self._final = reply[1]
                 self._finished.set()

@@ -73,6 +73,25 @@ class Steering:
         return bias
 
 
+def _logsumexp(x: np.ndarray) -> float:
+    m = x.max()
+    return float(m + np.log(np.exp(x - m).sum()))
+
+
+def steer_pitch(logits: np.ndarray, note_bias: np.ndarray) -> np.ndarray:
+    """Move the NOTE_ON probability toward the biased pitches, keeping its total.
+
+    Steering chooses *which* pitch, never *whether* to play: an unnormalised bias would take
+    probability from NOTE_ON whenever the model wanted other pitches, and the music would
+    hesitate after every change of register.
+    """
+    out = logits.astype(np.float64)
+    on = out[NOTE_ON]
+    biased = on + note_bias
+    out[NOTE_ON] = biased + (_logsumexp(on) - _logsumexp(biased))
+    return out
+
+
 @dataclass
 class Snapshot:
     index: int  # token index this state will produce next
@@ -132,9 +151,9 @@ class Generator:
         if hit is None:
             if len(self._cache) > 256:
                 self._cache.clear()
-            bias = np.zeros(events.VOCAB_SIZE)
+            bias = None
             if self.steering.enabled and controls.conditioning:
-                bias[NOTE_ON] = self.steering.note_bias(controls)
+                bias = self.steering.note_bias(controls)
             hit = (self.model.condition(controls.vector()), bias, control_density_to_rate(controls.density))
             self._cache[controls] = hit
         return hit
@@ -146,7 +165,9 @@ class Generator:
         controls = self.timeline.at(s.time)
         cond, bias, target_rate = self._prepared(controls)
         logits, lstm = self.model.step(s.prev_token, cond, s.lstm)
-        token = self.sampler.sample(logits + bias, s.index)
+        if bias is not None:
+            logits = steer_pitch(logits, bias)
+        token = self.sampler.sample(logits, s.index)
         decoder = s.decoder.copy()
         rate = s.rate
         if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 SPIN = 0.0012
+REPORT_EVERY = 0.05  # s between reports of sent messages to the engine (displays drain them at <= 60 Hz)
 MAX_TIMING_SAMPLES = 200_000
 
 
@@ -73,7 +74,9 @@ class Player:
         self.timing: list[float] = []
         self.sent = 0
         self.late_rollbacks = 0
-        self.sent_log: list[tuple[float, list[int]]] = []  # drained by the engine for displays
+        self.sent_log: list[tuple[float, list[int]]] = []  # reported to the engine for displays
+        self.last_report = 0.0
+        self.reported_timing = 0
 
     def loop(self) -> None:
         start = self.config.start
@@ -97,6 +100,9 @@ class Player:
                 wait = 0.05
             if self.recorder is not None and self.recorder.flush_due() and wait > 0.003:
                 self.recorder.flush()
+                continue
+            if self.sent_log and wait > 0.003 and now - self.last_report >= REPORT_EVERY:
+                self._report(now)
                 continue
             try:
                 if not self.conn.poll(min(wait, 0.05)):
@@ -133,13 +139,17 @@ class Player:
             for msg in self.port.release_messages():
                 self._emit(now, msg, -1)
             self.conn.send(("panicked",))
-        elif name == "drain":
-            self.conn.send(("sent", self.sent_log))
-            self.sent_log = []
         elif name == "stop":
             self._finish()
             return False
         return True
+
+    def _report(self, now: float) -> None:
+        """What was sent since the last report, with its timing errors (for the panel's live view)."""
+        self.conn.send(("sent", self.sent_log, self.timing[self.reported_timing:]))
+        self.sent_log = []
+        self.reported_timing = len(self.timing)
+        self.last_report = now
 
     def _emit(self, t: float, msg: list[int], token: int) -> None:
         self.port.send(msg)

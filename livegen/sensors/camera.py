@@ -77,6 +77,17 @@ class CameraControls(ControlSource):
         self.frames = self.frames_with_hand = 0
         self.latency: deque[float] = deque(maxlen=2000)  # s from capture to the value handed to the engine
         self.tracker_seconds: deque[float] = deque(maxlen=2000)
+        self._latest: tuple[np.ndarray | None, tuple[float, float] | None] = (None, None)
+        self._grabber: FrameGrabber | None = None
+
+    def latest_frame(self) -> tuple[np.ndarray | None, tuple[float, float] | None]:
+        """The newest frame (BGR) and the hand position found in it, for displays; read-only."""
+        return self._latest
+
+    @property
+    def state(self) -> str:
+        """"running", "lost" (reconnecting) or "ended", for status lights."""
+        return self._grabber.state if self._grabber is not None else "running"
 
     @classmethod
     def from_spec(cls, args: str, initial: Controls) -> "CameraControls":
@@ -87,8 +98,8 @@ class CameraControls(ControlSource):
         return cls(source, tracker, mapper, initial, pace=not source.live)
 
     def _run(self) -> None:
-        grabber = FrameGrabber(self.source, drop_stale=True, pace=self.pace, reconnect_every=self.reconnect_every,
-                               log=self.log).start()
+        grabber = self._grabber = FrameGrabber(self.source, drop_stale=True, pace=self.pace,
+                                               reconnect_every=self.reconnect_every, log=self.log).start()
         try:
             self._follow(grabber)
         finally:
@@ -100,7 +111,9 @@ class CameraControls(ControlSource):
             frame = grabber.next(timeout=0.05)
             if frame is not None:
                 last_frame = frame.t
-                self._send(self.mapper.update(self._locate(frame.image), frame.t), frame.t)
+                position = self._locate(frame.image)
+                self._latest = (frame.image, position)
+                self._send(self.mapper.update(position, frame.t), frame.t)
                 self.latency.append(time.monotonic() - frame.t)
                 continue
             now = time.monotonic()

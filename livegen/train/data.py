@@ -17,8 +17,8 @@ CACHE_DIR = Path(os.environ.get("LIVEGEN_CACHE", Path.home() / ".cache" / "liveg
 
 
 def is_held_out(name: str, fraction: float = 0.05) -> bool:
-    """A stable split by file name, so train and eval agree without a list on disk."""
-    return zlib.crc32(name.encode()) % 1000 < fraction * 1000
+    """A stable split by file name (not its folder), so train and eval agree on any machine."""
+    return zlib.crc32(Path(name).name.encode()) % 1000 < fraction * 1000
 
 
 def load_cached(folder: str, workers: int = 2) -> Corpus:
