@@ -150,3 +150,34 @@ def test_panic_sends_all_notes_off_on_every_channel(receiver):
     time.sleep(0.3)
     channels = {m.channel for _, m in receiver.messages if m.type == "control_change" and m.control == 123}
     assert channels == set(range(16))
+
+
+def test_switching_ports_ends_notes_on_the_old_one_and_plays_on_the_new(jack_server, tmp_path):
+    from conftest import Receiver
+    from livegen.midi import ports
+    from livegen.models import checkpoint
+
+    first, second = Receiver("switch-a"), Receiver("switch-b")
+    try:
+        time.sleep(0.3)
+        outputs = ports.list_ports("jack")["outputs"]
+        engine = Engine(checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0], OutputChoice("jack", ports.match_port(
+            "switch-a", outputs)), EngineSettings(seed=4), Controls(density=0.9), record=str(tmp_path / "t.mid"))
+        engine.start()
+        deadline = time.monotonic() + 20
+        while len(first.notes()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        engine.switch_output(OutputChoice("jack", ports.match_port("switch-b", outputs)))
+        time.sleep(0.5)
+        count_a = len(first.notes())
+        deadline = time.monotonic() + 20
+        while len(second.notes()) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        engine.stop()
+        time.sleep(0.3)
+        assert first.hanging() == 0 and len(first.notes()) == count_a  # nothing more went to the old port
+        assert len(second.notes()) >= 10 and second.hanging() == 0
+        assert engine.player_info["port"].endswith("switch-b") and engine.port_error is None
+    finally:
+        first.close()
+        second.close()

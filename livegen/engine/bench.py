@@ -1,6 +1,7 @@
 """``livegen bench``: the engine's numbers, each as p50/p99/max in milliseconds.
 
-- step_ms: one token of live inference (numpy) incl. sampling and decoding.
+- step_ms: one token of live inference (numpy) incl. sampling and decoding; step_ms_torch the
+  same model step through torch, the path it replaced.
 - realtime_factor: seconds of music generated per second of one core.
 - control_to_midi_ms / timing_error_ms: a real engine run (output clock process, recording)
   with a control change every 0.25 s; latency is from a change's arrival until every message
@@ -68,6 +69,23 @@ def step_times(model, count: int = 3000) -> tuple[list[float], float]:
     return times, gen.time / (time.perf_counter() - t_start)
 
 
+def torch_step_times(model, count: int = 500) -> list[float]:
+    """The same single step through torch (1 thread, oneDNN off), for comparison with the numpy path."""
+    import torch
+
+    torch.backends.mkldnn.enabled = False
+    cond = torch.from_numpy(Controls().vector())[None]
+    state = model.initial_state(cond)
+    token = torch.tensor([0])
+    times = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        logits, state = model.step(token, cond, state)
+        token = torch.multinomial(torch.softmax(logits, -1), 1)[:, 0]
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def live_run(model, seconds: float, log) -> dict:
     """A real engine run: clock process, recording, a control change every 0.25 s."""
     rng = np.random.default_rng(7)
@@ -96,6 +114,7 @@ def run_bench(model, seconds: float = 20.0, log=print) -> dict:
     torch.set_num_threads(1)
     log("bench: per-step inference and throughput")
     steps, factor = step_times(model)
+    torch_steps = torch_step_times(model)
     log("bench: live engine run with control changes")
     live = live_run(model, seconds, log)
     log("bench: control fidelity sweeps")
@@ -105,6 +124,7 @@ def run_bench(model, seconds: float = 20.0, log=print) -> dict:
         "control_to_midi_ms": live["control_to_midi_ms"],
         "timing_error_ms": live["timing_error_ms"],
         "step_ms": _pct(steps),
+        "step_ms_torch": _pct(torch_steps),
         "realtime_factor": round(factor, 1),
         "fidelity": steered,
         "fidelity_model_only": model_only,
@@ -123,6 +143,7 @@ def format_report(r: dict) -> str:
         f"{r['live_run']['lookahead_ms_without_rollback']:.0f} ms)",
         row("timing error", r["timing_error_ms"]) + "   (target p99 <= 1)",
         row("inference step", r["step_ms"]),
+        row("  same step in torch", r["step_ms_torch"]) + "   (1 thread, oneDNN off; for comparison)",
         f"{'throughput':<22} {r['realtime_factor']:.0f}x real time on one core (target >= 20)",
         f"{'fidelity':<22} pitch rho {f['pitch_rho']:.2f}, density rho {f['density_rho']:.2f} (target >= 0.9); "
         f"model conditioning alone: {m['pitch_rho']:.2f} / {m['density_rho']:.2f}",

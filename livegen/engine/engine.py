@@ -66,6 +66,7 @@ class Engine:
         self.stats = EngineStats()
         self.start_time = 0.0
         self.failed: str | None = None
+        self.port_error: str | None = None
         self._changes: list[tuple[float, float, Controls]] = []  # (arrival monotonic, effective t, controls)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -132,6 +133,13 @@ class Engine:
     def panic(self) -> None:
         self._send(("panic",))
 
+    def switch_output(self, output: OutputChoice) -> None:
+        """Play on another port from now on; notes sounding on the old one are ended there.
+        A port that cannot be opened leaves the engine playing into the recording only, with
+        ``port_error`` set and logged."""
+        self.output = output
+        self._send(("switch", output.api, output.port, output.virtual))
+
     def stop(self, timeout: float = 10.0) -> EngineStats:
         """Stop generating, end every sounding note, close the recording. Idempotent."""
         self._stop.set()
@@ -176,6 +184,10 @@ class Engine:
                 _, change_id, acked, late = reply
                 arrival, effective_mono = self._pending_acks.pop(change_id, (acked, acked))
                 self.stats.control_to_midi.append(max(acked, effective_mono) - arrival)
+            elif kind == "switched":
+                self.player_info["port"], self.port_error = reply[1], reply[2]
+                if reply[2]:
+                    self.log(f"livegen: {reply[2]}; playing into the recording only")
             elif kind == "sent":
                 self.sent_messages.extend(reply[1])
                 self.recent_timing.extend(reply[2])

@@ -44,7 +44,7 @@ def run_player(conn, config: PlayerConfig) -> None:
     from livegen.errors import UserError
 
     try:
-        port = _open_port(config)
+        port = _open_port(config.api, config.port, config.virtual)
         recorder = None
         if config.record:
             from livegen.midi.recorder import Recorder
@@ -57,12 +57,12 @@ def run_player(conn, config: PlayerConfig) -> None:
     Player(conn, config, port, recorder).loop()
 
 
-def _open_port(config: PlayerConfig):
+def _open_port(api: str | None, port: str | None, virtual: bool):
     from livegen.midi.ports import NullOutput, RtMidiOutput
 
-    if config.api is None or config.port is None:
+    if api is None or port is None:
         return NullOutput()
-    return RtMidiOutput(config.api, config.port, virtual=config.virtual)
+    return RtMidiOutput(api, port, virtual=virtual)
 
 
 class Player:
@@ -139,6 +139,20 @@ class Player:
             for msg in self.port.release_messages():
                 self._emit(now, msg, -1)
             self.conn.send(("panicked",))
+        elif name == "switch":  # another port: end our notes on the old one first
+            now = time.monotonic() - self.config.start
+            for msg in self.port.release_messages():
+                self._emit(now, msg, -1)
+            self.port.close(panic=False)
+            from livegen.errors import UserError
+            from livegen.midi.ports import NullOutput
+
+            try:
+                self.port = _open_port(*command[1:])
+                self.conn.send(("switched", self.port.name, None))
+            except (UserError, OSError) as exc:
+                self.port = NullOutput()
+                self.conn.send(("switched", self.port.name, str(exc)))
         elif name == "stop":
             self._finish()
             return False

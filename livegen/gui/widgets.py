@@ -1,0 +1,228 @@
+"""Custom widgets: the pieces a stock Qt widget cannot show (notes, a pad, a camera, lights).
+
+They only paint what they are given; the window feeds them from the engine's ring buffers on
+its timer, so a slow repaint can never hold up the music.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QImage, QPainter, QPen
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+
+from livegen.gui import theme
+
+PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+class StatusLight(QWidget):
+    """A coloured dot and a word: connected (green), reconnecting (amber), lost (red), off (grey)."""
+
+    COLORS = {"connected": theme.PLAY, "reconnecting": theme.NOTICE, "lost": theme.RECORD, "off": theme.MUTED}
+
+    def __init__(self, name: str):
+        super().__init__()
+        self._dot = QLabel("●")
+        self._text = QLabel()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel(name))
+        layout.addWidget(self._dot)
+        layout.addWidget(self._text)
+        layout.addStretch()
+        self.set_state("off")
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+        self._dot.setStyleSheet(f"color: {self.COLORS[state].name()}; font-size: 16pt;")
+        self._text.setText(state)
+
+
+class XYPad(QWidget):
+    """Play with the mouse: up is higher pitch, right is denser. Shows any gesture's position."""
+
+    moved = pyqtSignal(float, float)  # pitch, density
+
+    def __init__(self):
+        super().__init__()
+        self.pitch, self.density = 0.5, 0.5
+        self.setMinimumSize(200, 150)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+
+    def show_position(self, pitch: float, density: float) -> None:
+        if (pitch, density) != (self.pitch, self.density):
+            self.pitch, self.density = pitch, density
+            self.update()
+
+    def mousePressEvent(self, event):
+        self._drag(event.position())
+
+    def mouseMoveEvent(self, event):
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._drag(event.position())
+
+    def _drag(self, pos: QPointF) -> None:
+        density = min(max(pos.x() / max(self.width(), 1), 0.0), 1.0)
+        pitch = min(max(1.0 - pos.y() / max(self.height(), 1), 0.0), 1.0)
+        self.show_position(pitch, density)
+        self.moved.emit(pitch, density)
+
+    def paintEvent(self, event):
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        w, h = self.width(), self.height()
+        p.fillRect(self.rect(), theme.RAISED)
+        p.setPen(QPen(theme.GRID, 1))
+        for i in range(1, 4):
+            p.drawLine(int(w * i / 4), 0, int(w * i / 4), h)
+            p.drawLine(0, int(h * i / 4), w, int(h * i / 4))
+        p.setPen(theme.MUTED)
+        p.drawText(QRectF(6, 4, w - 12, 20), Qt.AlignmentFlag.AlignLeft, "high")
+        p.drawText(QRectF(6, h - 22, w - 12, 20), Qt.AlignmentFlag.AlignLeft, "low · sparse")
+        p.drawText(QRectF(6, h - 22, w - 12, 20), Qt.AlignmentFlag.AlignRight, "dense")
+        x, y = self.density * w, (1.0 - self.pitch) * h
+        p.setPen(QPen(theme.ACCENT, 2))
+        p.drawLine(QPointF(x, 0), QPointF(x, h))
+        p.drawLine(QPointF(0, y), QPointF(w, y))
+        p.setBrush(theme.ACCENT)
+        p.drawEllipse(QPointF(x, y), 9, 9)
+
+
+class CameraView(QWidget):
+    """The camera's newest frame with the tracked hand drawn on it."""
+
+    def __init__(self):
+        super().__init__()
+        self._image: QImage | None = None
+        self._hand: tuple[float, float] | None = None
+        self.setMinimumSize(200, 150)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def show_frame(self, bgr: np.ndarray | None, hand: tuple[float, float] | None) -> None:
+        if bgr is None:
+            return
+        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        h, w = rgb.shape[:2]
+        self._image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self._hand = hand
+        self.update()
+
+    def paintEvent(self, event):
+        p = QPainter(self)
+        p.fillRect(self.rect(), theme.RAISED)
+        if self._image is None:
+            p.setPen(theme.MUTED)
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "waiting for the camera…")
+            return
+        scaled = self._image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        target = QRectF((self.width() - scaled.width()) / 2, (self.height() - scaled.height()) / 2,
+                        scaled.width(), scaled.height())
+        p.drawImage(target, self._image)
+        if self._hand is not None:
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            p.setPen(QPen(theme.PLAY, 3))
+            centre = QPointF(target.x() + self._hand[0] * target.width(), target.y() + self._hand[1] * target.height())
+            p.drawEllipse(centre, 18, 18)
+
+
+class HistogramSliders(QWidget):
+    """12 pitch-class weights, as Performance RNN's demo had: how much of each note to play."""
+
+    changed = pyqtSignal()
+
+    def __init__(self):
+        super().__init__()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        self.sliders: list[QSlider] = []
+        for name in PITCH_CLASS_NAMES:
+            column = QVBoxLayout()
+            slider = QSlider(Qt.Orientation.Vertical)
+            slider.setRange(0, 100)
+            slider.setMinimumHeight(70)
+            slider.setToolTip(f"weight of {name}")
+            slider.valueChanged.connect(self.changed)
+            label = QLabel(name)
+            label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+            label.setObjectName("muted")
+            column.addWidget(slider, 1, Qt.AlignmentFlag.AlignHCenter)
+            column.addWidget(label)
+            layout.addLayout(column)
+            self.sliders.append(slider)
+
+    def values(self) -> list[float]:
+        return [s.value() / 100.0 for s in self.sliders]
+
+    def set_values(self, values: list[float]) -> None:
+        """Show ``values`` scaled so the largest is full; one ``changed`` for the lot."""
+        top = max(values) if values and max(values) > 0 else 1.0
+        for slider, v in zip(self.sliders, values):
+            slider.blockSignals(True)
+            slider.setValue(round(100 * v / top))
+            slider.blockSignals(False)
+        self.changed.emit()
+
+
+class PianoRoll(QWidget):
+    """The notes actually sent, scrolling right to left; the right edge is now."""
+
+    SPAN = 8.0  # seconds shown
+    LOW, HIGH = 24, 108  # MIDI pitch range drawn
+
+    def __init__(self):
+        super().__init__()
+        self.notes: deque[list] = deque(maxlen=2000)  # [start, end | None, pitch, velocity]
+        self._open: dict[int, list] = {}
+        self.now = 0.0
+        self.setMinimumSize(300, 200)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def add(self, t: float, message: list[int]) -> None:
+        kind = message[0] & 0xF0
+        if kind == 0x90 and message[2] > 0:
+            self._end(message[1], t)
+            note = [t, None, message[1], message[2]]
+            self._open[message[1]] = note
+            self.notes.append(note)
+        elif kind in (0x80, 0x90):
+            self._end(message[1], t)
+        elif kind == 0xB0 and message[1] in (120, 123):  # all sound / all notes off
+            for pitch in list(self._open):
+                self._end(pitch, t)
+
+    def clear(self) -> None:
+        self.notes.clear()
+        self._open.clear()
+
+    def _end(self, pitch: int, t: float) -> None:
+        note = self._open.pop(pitch, None)
+        if note is not None:
+            note[1] = t
+
+    def paintEvent(self, event):
+        p = QPainter(self)
+        w, h = self.width(), self.height()
+        p.fillRect(self.rect(), theme.SURFACE)
+        row = h / (self.HIGH - self.LOW)
+        for pitch in range(self.LOW, self.HIGH):
+            if pitch % 12 == 0:
+                y = h - (pitch - self.LOW) * row
+                p.setPen(theme.GRID)
+                p.drawLine(0, int(y), w, int(y))
+                p.setPen(theme.MUTED)
+                p.drawText(4, int(y) - 3, f"C{pitch // 12 - 1}")
+        left = self.now - self.SPAN
+        scale = w / self.SPAN
+        for start, end, pitch, velocity in list(self.notes):
+            stop = self.now if end is None else end
+            if stop < left or start > self.now or not self.LOW <= pitch < self.HIGH:
+                continue
+            x0 = (max(start, left) - left) * scale
+            color = QColor(theme.ACCENT)
+            color.setAlphaF(0.35 + 0.65 * velocity / 127)
+            p.fillRect(QRectF(x0, h - (pitch - self.LOW + 1) * row, max((stop - max(start, left)) * scale, 2), row),
+                       color)
