@@ -59,6 +59,8 @@ def test_stopping_any_way_ends_every_note(receiver, tmp_path, how):
 class ExplodingModel:
     """Wraps the real model; its live step fails after a while, as a runaway model might."""
 
+    kind = "charrnn"
+
     def __init__(self, model, after):
         self.model, self.after = model, after
 

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from livegen.engine.generator import Generator, Steering
+from livegen.engine.generator import Generator, LiveGenerator, Steering
 from livegen.engine.player import PlayerConfig, run_player
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
@@ -42,6 +42,14 @@ class EngineSettings:
     steering: bool = True
     max_note_seconds: float = 4.0
     max_polyphony: int = 12
+
+
+def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveGenerator:
+    """The live generator for a model, by its kind."""
+    if model.kind == "charrnn":
+        return Generator(model, controls, settings.seed, settings.temperature, Steering(enabled=settings.steering),
+                         settings.channel, settings.max_note_seconds, settings.max_polyphony)
+    raise UserError(f"no live generator for model kind {model.kind!r}")
 
 
 @dataclass
@@ -105,9 +113,7 @@ class Engine:
             raise UserError(info)
         self.player_info = info
         self.start_time = max(self.start_time, time.monotonic() + START_MARGIN)
-        self.generator = Generator(self.model, self.initial, self.settings.seed, self.settings.temperature,
-                                   Steering(enabled=self.settings.steering), self.settings.channel,
-                                   self.settings.max_note_seconds, self.settings.max_polyphony)
+        self.generator = make_generator(self.model, self.initial, self.settings)
         self._reader = threading.Thread(target=self._read_player, name="livegen-player-reader", daemon=True)
         self._reader.start()
         self._thread = threading.Thread(target=self._run, name="livegen-generator", daemon=True)
@@ -240,7 +246,7 @@ class Engine:
             self._wake.wait(min(0.01, max(0.0005, gen.time - now - lookahead)))
             self._wake.clear()
 
-    def _apply_change(self, gen: Generator, arrival: float, effective: float, controls: Controls, batch) -> None:
+    def _apply_change(self, gen: LiveGenerator, arrival: float, effective: float, controls: Controls, batch) -> None:
         now = self.now()
         if effective < now + 0.0005:  # arrived later than CONTROL_DELAY allows: apply as soon as possible
             self.stats.late_controls += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 
@@ -124,8 +125,41 @@ class ControlTimeline:
             del self.times[:i], self.values[:i]
 
 
-class Generator:
-    """Stateful generation over a control timeline; all times are performance seconds."""
+class LiveGenerator(ABC):
+    """What the engine drives: a model generating ahead over a control timeline, able to roll back.
+
+    Times are performance seconds. Every message carries the index of the step that made it, so
+    the clock can drop exactly the future a rollback discards. Same seed + same timeline must
+    give the same messages, with or without rollbacks along the way.
+    """
+
+    timeline: ControlTimeline
+
+    @property
+    @abstractmethod
+    def time(self) -> float:
+        """Performance time up to which music has been generated."""
+
+    @abstractmethod
+    def step(self) -> list[tuple[float, int, list[int]]]:
+        """Generate one step; (time, step index, MIDI bytes) for each message it makes."""
+
+    @abstractmethod
+    def rollback(self, t: float) -> int | None:
+        """Return to the state before the first step at or after ``t``; that step's index, or None
+        if generation has not reached ``t`` yet."""
+
+    @abstractmethod
+    def forget_before(self, t: float) -> None:
+        """Drop saved states older than ``t`` (already played)."""
+
+    @abstractmethod
+    def release(self) -> list[tuple[float, int, list[int]]]:
+        """Note-offs for everything still sounding (end of a performance)."""
+
+
+class Generator(LiveGenerator):
+    """The Char-RNN, one event token per step."""
 
     def __init__(self, model, controls: Controls, seed: int = 0, temperature: float = 1.0,
                  steering: Steering | None = None, channel: int = 0,

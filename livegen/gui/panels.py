@@ -1,0 +1,348 @@
+"""The window's panels, one group box each. A panel shows its part of a preset (``show``) and
+writes it back (``fill``), so presets round-trip through the widgets and nothing else."""
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
+                             QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox, QStackedWidget,
+                             QVBoxLayout, QWidget)
+
+from livegen import presets
+from livegen.gui.widgets import PITCH_CLASS_NAMES, CameraView, HistogramSliders, StatusLight, XYPad
+from livegen.music.conditioning import control_density_to_rate, control_pitch_to_midi, key_histogram
+
+VIRTUAL = "\0virtual"  # the port list's "create a virtual port" entry
+KEYS = [f"{name} {mode}" for mode in ("major", "minor") for name in
+        ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
+FREE, CUSTOM = "Free (the model decides)", "Custom (sliders)"
+
+
+def note_name(midi: float) -> str:
+    n = round(midi)
+    return f"{PITCH_CLASS_NAMES[n % 12]}{n // 12 - 1}"
+
+
+class OutputPanel(QGroupBox):
+    """Where the notes go: API, port (or a virtual one), channel, instrument."""
+
+    refresh_requested = pyqtSignal()
+
+    def __init__(self):
+        super().__init__("Output")
+        self.api = QComboBox()
+        self.api.addItems(["auto", "alsa", "jack"])
+        self.port = QComboBox()
+        self.port.setMinimumContentsLength(14)
+        self.port.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.refresh = QPushButton("↻")
+        self.refresh.setToolTip("list the MIDI outputs again")
+        self.refresh.clicked.connect(self.refresh_requested)
+        self.virtual = QLineEdit()
+        self.virtual.setPlaceholderText("livegen")
+        self.channel = QSpinBox()
+        self.channel.setRange(1, 16)
+        self.program = QSpinBox()
+        self.program.setRange(-1, 127)
+        self.program.setSpecialValueText("synth's own")
+        self.program.setToolTip("General MIDI program 0..127 sent at the start of a take")
+        port_row = QHBoxLayout()
+        port_row.addWidget(self.port, 1)
+        port_row.addWidget(self.refresh)
+        form = QFormLayout(self)
+        form.addRow("API", self.api)
+        form.addRow("Port", port_row)
+        form.addRow("Virtual name", self.virtual)
+        form.addRow("Channel", self.channel)
+        form.addRow("Instrument", self.program)
+        self.port.currentIndexChanged.connect(self._virtual_enabled)
+        self.set_ports([])
+
+    def set_ports(self, outputs: list[str]) -> None:
+        """Offer ``outputs``; the chosen port stays chosen (and listed) even when it is gone."""
+        chosen = self.port.currentData()
+        names = [p for p in outputs if "livegen" not in p.lower()]
+        if chosen and chosen != VIRTUAL and chosen not in names:
+            names.append(chosen)
+        wanted = [("Automatic (first output)", "")] + [(p, p) for p in names] + [("Virtual port", VIRTUAL)]
+        if [(self.port.itemText(i), self.port.itemData(i)) for i in range(self.port.count())] == wanted:
+            return
+        self.port.blockSignals(True)
+        self.port.clear()
+        for text, data in wanted:
+            self.port.addItem(text, data)
+        self.port.setCurrentIndex(max(0, self.port.findData(chosen or "")))
+        self.port.blockSignals(False)
+        self._virtual_enabled()
+
+    def _virtual_enabled(self) -> None:
+        self.virtual.setEnabled(self.port.currentData() == VIRTUAL)
+
+    def show_preset(self, preset: presets.Preset) -> None:
+        out = preset.output
+        self.api.setCurrentText(out.api)
+        chosen = VIRTUAL if out.virtual else out.port
+        if self.port.findData(chosen) < 0:
+            self.port.addItem(chosen, chosen)
+        self.port.setCurrentIndex(self.port.findData(chosen))
+        self.virtual.setText(out.virtual)
+        self.channel.setValue(out.channel)
+        self.program.setValue(out.program)
+
+    def fill(self, preset: presets.Preset) -> None:
+        out = preset.output
+        out.api = self.api.currentText()
+        virtual = self.port.currentData() == VIRTUAL
+        out.port = "" if virtual else self.port.currentData()
+        out.virtual = (self.virtual.text().strip() or "livegen") if virtual else ""
+        out.channel, out.program = self.channel.value(), self.program.value()
+
+
+class ModelPanel(QGroupBox):
+    """Which model improvises, and how: temperature and lookahead (both apply from the next Play)."""
+
+    checkpoint_chosen = pyqtSignal(str)
+
+    def __init__(self):
+        super().__init__("Model")
+        self.model = QComboBox()
+        self.model.addItem("Char-RNN (shipped)", "charrnn")
+        self.open = QPushButton("Checkpoint…")
+        self.open.clicked.connect(self._ask_checkpoint)
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.1, 2.0)
+        self.temperature.setSingleStep(0.05)
+        self.temperature.setToolTip("lower is safer, higher is wilder; applies from the next Play")
+        self.lookahead = QDoubleSpinBox()
+        self.lookahead.setRange(0.05, 2.0)
+        self.lookahead.setSingleStep(0.05)
+        self.lookahead.setSuffix(" s")
+        self.lookahead.setToolTip("music generated ahead of the clock; applies from the next Play")
+        row = QHBoxLayout()
+        row.addWidget(self.model, 1)
+        row.addWidget(self.open)
+        form = QFormLayout(self)
+        form.addRow("Model", row)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Lookahead", self.lookahead)
+
+    def _ask_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a livegen checkpoint", "", "Checkpoints (*.safetensors)")
+        if path:
+            self.checkpoint_chosen.emit(path)
+
+    def select(self, model: str) -> None:
+        if self.model.findData(model) < 0:
+            self.model.addItem(model.rsplit("/", 1)[-1], model)
+            self.model.setItemData(self.model.count() - 1, model, Qt.ItemDataRole.ToolTipRole)
+        self.model.setCurrentIndex(self.model.findData(model))
+
+    def forget(self, model: str) -> None:
+        """Drop a checkpoint that failed to load and go back to the shipped model."""
+        index = self.model.findData(model)
+        if index > 0:
+            self.model.removeItem(index)
+        self.model.setCurrentIndex(0)
+
+    def show_preset(self, preset: presets.Preset) -> None:
+        self.select(preset.model.model)
+        self.temperature.setValue(preset.model.temperature)
+        self.lookahead.setValue(preset.engine.lookahead)
+
+    def fill(self, preset: presets.Preset) -> None:
+        preset.model.model = self.model.currentData()
+        preset.model.temperature = round(self.temperature.value(), 2)
+        preset.engine.lookahead = round(self.lookahead.value(), 2)
+
+
+class PresetPanel(QGroupBox):
+    """Load and save everything on the panel as a TOML preset."""
+
+    load_requested = pyqtSignal(str)
+    save_requested = pyqtSignal(str)
+
+    def __init__(self):
+        super().__init__("Preset")
+        self.name = QLabel()
+        self.name.setObjectName("big")
+        load, save = QPushButton("Load…"), QPushButton("Save…")
+        load.clicked.connect(lambda: self._ask(QFileDialog.getOpenFileName, self.load_requested))
+        save.clicked.connect(lambda: self._ask(QFileDialog.getSaveFileName, self.save_requested))
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.name, 1)
+        layout.addWidget(load)
+        layout.addWidget(save)
+
+    def _ask(self, dialog, signal) -> None:
+        presets.REPO_PRESETS.mkdir(exist_ok=True)
+        path, _ = dialog(self, "Preset", str(presets.REPO_PRESETS), "Presets (*.toml)")
+        if path:
+            signal.emit(path if path.endswith(".toml") else path + ".toml")
+
+
+class GesturePanel(QGroupBox):
+    """What steers pitch and density: the mouse on the XY pad or the camera, with its status."""
+
+    SOURCES = (("Mouse (XY pad)", "pad"), ("Camera", "camera"))
+    source_changed = pyqtSignal(str)
+    moved = pyqtSignal(float, float)  # pitch, density from the pad or the sliders
+
+    def __init__(self):
+        super().__init__("Gesture")
+        self.source = QComboBox()
+        for text, data in self.SOURCES:
+            self.source.addItem(text, data)
+        self.source.currentIndexChanged.connect(lambda: self.source_changed.emit(self.source.currentData()))
+        self.camera_light = StatusLight("Camera")
+        self.pad, self.camera = XYPad(), CameraView()
+        self.view = QStackedWidget()
+        self.view.addWidget(self.pad)
+        self.view.addWidget(self.camera)
+        self.pitch, self.density = self._slider(), self._slider()
+        self.pad.moved.connect(self.moved)
+        for slider in (self.pitch, self.density):
+            slider.valueChanged.connect(lambda: self.moved.emit(self.pitch.value() / 100, self.density.value() / 100))
+        top = QHBoxLayout()
+        top.addWidget(self.source, 1)
+        top.addWidget(self.camera_light)
+        sliders = QFormLayout()
+        sliders.addRow("Pitch", self.pitch)
+        sliders.addRow("Density", self.density)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(sliders)
+
+    @staticmethod
+    def _slider() -> QSlider:
+        slider = QSlider(Qt.Orientation.Horizontal)
+        slider.setRange(0, 100)
+        return slider
+
+    def show_position(self, pitch: float, density: float) -> None:
+        """Reflect the current gesture on the pad and sliders without echoing it back."""
+        self.pad.show_position(pitch, density)
+        for slider, value in ((self.pitch, pitch), (self.density, density)):
+            slider.blockSignals(True)
+            slider.setValue(round(value * 100))
+            slider.blockSignals(False)
+
+    def show_camera(self, on: bool) -> None:
+        self.view.setCurrentWidget(self.camera if on else self.pad)
+        self.camera_light.set_state("reconnecting" if on else "off")
+
+
+class HarmonyPanel(QGroupBox):
+    """Key/scale presets and the 12 pitch-class sliders; moving a slider makes the key custom."""
+
+    changed = pyqtSignal()
+
+    def __init__(self):
+        super().__init__("Harmony")
+        self.key = QComboBox()
+        self.key.addItems([FREE, *KEYS, CUSTOM])
+        self.key.currentTextChanged.connect(self._key_chosen)
+        self.sliders = HistogramSliders()
+        self.sliders.changed.connect(self._slid)
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        form.addRow("Key", self.key)
+        layout.addLayout(form)
+        layout.addWidget(self.sliders, 1)
+
+    def histogram(self) -> tuple[float, ...] | None:
+        """What the model is asked for: None leaves the pitch classes to it."""
+        if self.key.currentText() == FREE:
+            return None
+        values = self.sliders.values()
+        return tuple(values) if sum(values) > 0 else None
+
+    def _key_chosen(self, text: str) -> None:
+        if text in KEYS:
+            self.sliders.set_values(key_histogram(text))
+        elif text == FREE:
+            self.sliders.set_values([0.0] * 12)
+        self.changed.emit()
+
+    def _slid(self) -> None:
+        if self.key.currentText() in KEYS and self.sliders.values() != self._scaled(self.key.currentText()):
+            self._show_key(CUSTOM)
+        elif self.key.currentText() == FREE and sum(self.sliders.values()) > 0:
+            self._show_key(CUSTOM)
+        self.changed.emit()
+
+    def _scaled(self, key: str) -> list[float]:
+        hist = key_histogram(key)
+        return [round(100 * v / max(hist)) / 100 for v in hist]
+
+    def _show_key(self, text: str) -> None:
+        self.key.blockSignals(True)
+        self.key.setCurrentText(text)
+        self.key.blockSignals(False)
+
+    def show_preset(self, preset: presets.Preset) -> None:
+        if preset.gui.histogram:
+            self._show_key(CUSTOM)
+            self.sliders.set_values(preset.gui.histogram)
+        else:
+            match = next((k for k in KEYS if k.lower() == preset.controls.key.lower()), None)
+            if preset.controls.key and match is None:
+                match = CUSTOM
+                self.sliders.set_values(key_histogram(preset.controls.key))
+            self.key.setCurrentText(match or FREE)
+            self._key_chosen(match or FREE)
+
+    def fill(self, preset: presets.Preset) -> None:
+        text = self.key.currentText()
+        preset.controls.key = text if text in KEYS else ""
+        preset.gui.histogram = self.sliders.values() if text == CUSTOM else []
+
+
+class ConditioningPanel(QGroupBox):
+    """The conditioning the model sees now, in musicians' units."""
+
+    def __init__(self):
+        super().__init__("Conditioning")
+        self.pitch, self.density, self.key = QLabel(), QLabel(), QLabel()
+        form = QFormLayout(self)
+        for name, label in (("Register", self.pitch), ("Density", self.density), ("Pitch classes", self.key)):
+            label.setObjectName("value")
+            form.addRow(name, label)
+
+    def show_controls(self, controls, key_text: str) -> None:
+        self.pitch.setText(f"{controls.pitch:.2f} → {note_name(control_pitch_to_midi(controls.pitch))}")
+        self.density.setText(f"{controls.density:.2f} → {control_density_to_rate(controls.density):.1f} notes/s")
+        self.key.setText(key_text)
+
+
+class NumbersPanel(QGroupBox):
+    """The engine's live numbers: control latency, timing error, CPU, notes sent."""
+
+    def __init__(self):
+        super().__init__("Engine")
+        self.labels: dict[str, QLabel] = {}
+        grid = QGridLayout(self)
+        for row, (key, name) in enumerate((("latency", "Control → MIDI"), ("timing", "Timing error"),
+                                           ("cpu", "CPU"), ("sent", "Messages sent"))):
+            grid.addWidget(QLabel(name), row, 0)
+            self.labels[key] = QLabel("–")
+            self.labels[key].setObjectName("value")
+            grid.addWidget(self.labels[key], row, 1)
+
+    def show_numbers(self, numbers: dict[str, str]) -> None:
+        for key, text in numbers.items():
+            self.labels[key].setText(text)
+
+
+class Column(QWidget):
+    """A column of panels; later issues (EMG, DCRNN, commentary) add theirs with ``add``."""
+
+    def __init__(self, width: int | None = None):
+        super().__init__()
+        self.layout_ = QVBoxLayout(self)
+        self.layout_.setContentsMargins(0, 0, 0, 0)
+        if width:
+            self.setFixedWidth(width)
+
+    def add(self, panel: QWidget, stretch: int = 0) -> QWidget:
+        self.layout_.addWidget(panel, stretch)
+        return panel
