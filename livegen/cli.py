@@ -113,7 +113,7 @@ def make_source(args, preset):
         except ValueError as exc:
             raise UserError(str(exc)) from None
     initial = clamp_controls(values, Controls(), base.warn_once)
-    return open_source(args.controls or "fixed", initial)
+    return open_source(args.controls or "fixed", initial, args.preset)
 
 
 def cmd_perform(args) -> int:
@@ -235,6 +235,11 @@ def cmd_bench(args) -> int:
     from livegen.engine.bench import run_bench
 
     result = run_bench(load_model(args.model), seconds=args.seconds, log=_say)
+    if "camera" in args.parts:
+        from livegen.sensors.camera import camera_bench
+
+        _say("bench: camera trackers")
+        result["camera"] = camera_bench()
     if args.json:
         print(json.dumps(result))
     else:
@@ -319,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--model", default="charrnn")
     s.add_argument("--seconds", type=float, default=20.0, help="length of the live timing run")
+    s.add_argument("--parts", default="engine,camera", help="comma-separated: engine (always), camera")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("recover", help="repair unfinished recordings (done automatically by perform)")

@@ -258,7 +258,7 @@ class HarmonyPanel(QGroupBox):
 
     def _key_chosen(self, text: str) -> None:
         if text in KEYS:
-            self.sliders.set_values(key_histogram(text))
+            self.sliders.set_values(self._scaled(text))
         elif text == FREE:
             self.sliders.set_values([0.0] * 12)
         self.changed.emit()
@@ -280,15 +280,13 @@ class HarmonyPanel(QGroupBox):
         self.key.blockSignals(False)
 
     def show_preset(self, preset: presets.Preset) -> None:
-        if preset.gui.histogram:
+        key = preset.controls.key
+        match = next((k for k in KEYS if k.lower() == key.lower()), None)
+        if preset.gui.histogram or (key and match is None):
             self._show_key(CUSTOM)
-            self.sliders.set_values(preset.gui.histogram)
+            self.sliders.set_values(preset.gui.histogram or key_histogram(key))
         else:
-            match = next((k for k in KEYS if k.lower() == preset.controls.key.lower()), None)
-            if preset.controls.key and match is None:
-                match = CUSTOM
-                self.sliders.set_values(key_histogram(preset.controls.key))
-            self.key.setCurrentText(match or FREE)
+            self._show_key(match or FREE)
             self._key_chosen(match or FREE)
 
     def fill(self, preset: presets.Preset) -> None:
@@ -308,10 +306,11 @@ class ConditioningPanel(QGroupBox):
             label.setObjectName("value")
             form.addRow(name, label)
 
-    def show_controls(self, controls, key_text: str) -> None:
+    def show_controls(self, controls) -> None:
         self.pitch.setText(f"{controls.pitch:.2f} → {note_name(control_pitch_to_midi(controls.pitch))}")
         self.density.setText(f"{controls.density:.2f} → {control_density_to_rate(controls.density):.1f} notes/s")
-        self.key.setText(key_text)
+        classes = [n for n, v in zip(PITCH_CLASS_NAMES, controls.histogram or ()) if v > 0]
+        self.key.setText(" ".join(classes) if classes else "free (the model decides)")
 
 
 class NumbersPanel(QGroupBox):

@@ -158,8 +158,8 @@ class HistogramSliders(QWidget):
         return [s.value() / 100.0 for s in self.sliders]
 
     def set_values(self, values: list[float]) -> None:
-        """Show ``values`` scaled so the largest is full; one ``changed`` for the lot."""
-        top = max(values) if values and max(values) > 0 else 1.0
+        """Show weights in 0..1 (larger ones scaled down to fit); one ``changed`` for the lot."""
+        top = max(1.0, *values)
         for slider, v in zip(self.sliders, values):
             slider.blockSignals(True)
             slider.setValue(round(100 * v / top))

@@ -9,7 +9,7 @@ import importlib
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 
-# kind -> "module:Class"; the class has from_spec(args: str, initial: Controls) -> ControlSource
+# kind -> "module:Class"; the class has from_spec(args, initial, preset) -> ControlSource
 SOURCES = {
     "fixed": "livegen.sensors.base:FixedControls",
     "script": "livegen.sensors.script:ScriptControls",
@@ -17,9 +17,9 @@ SOURCES = {
 }
 
 
-def open_source(spec: str, initial: Controls):
+def open_source(spec: str, initial: Controls, preset: str | None = None):
     kind, _, args = spec.partition(":")
     if kind not in SOURCES:
         raise UserError(f"unknown control source {spec!r}: use one of {', '.join(sorted(SOURCES))}")
     module, _, cls = SOURCES[kind].partition(":")
-    return getattr(importlib.import_module(module), cls).from_spec(args, initial)
+    return getattr(importlib.import_module(module), cls).from_spec(args, initial, preset)

@@ -49,9 +49,9 @@ class ControlSource(ABC):
 
     @classmethod
     @abstractmethod
-    def from_spec(cls, args: str, initial: Controls) -> "ControlSource":
+    def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "ControlSource":
         """Build from the text after ``KIND:`` in ``--controls KIND:ARGS``; ``initial`` holds the
-        preset's and flags' controls."""
+        preset's and flags' controls, ``preset`` names the preset in use (None: the default)."""
 
     @abstractmethod
     def _run(self) -> None: ...
@@ -92,7 +92,7 @@ class FixedControls(ControlSource):
         self.current = controls
 
     @classmethod
-    def from_spec(cls, args: str, initial: Controls) -> "FixedControls":
+    def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "FixedControls":
         return cls(initial)
 
     def _run(self) -> None:

@@ -90,8 +90,8 @@ class CameraControls(ControlSource):
         return self._grabber.state if self._grabber is not None else "running"
 
     @classmethod
-    def from_spec(cls, args: str, initial: Controls) -> "CameraControls":
-        settings = camera_settings(args)
+    def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "CameraControls":
+        settings = camera_settings(args, preset)
         source = open_frame_source(settings.source, lambda text: say(f"warning: {text}"))
         tracker = make_tracker(settings.tracker, settings)
         mapper = HandMapper(MappingSettings.from_preset(settings), neutral=(initial.pitch, initial.density))

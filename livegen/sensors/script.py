@@ -87,7 +87,7 @@ class ScriptControls(ControlSource):
         self._pending = self.rows[len(start):]
 
     @classmethod
-    def from_spec(cls, args: str, initial: Controls) -> "ScriptControls":
+    def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "ScriptControls":
         if not args:
             raise UserError("--controls script: needs a file, e.g. --controls script:gesture.jsonl")
         return cls(args, initial)

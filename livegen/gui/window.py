@@ -1,0 +1,439 @@
+"""The main window: transport on top, setup on the left, the music in the middle, the gesture
+and harmony on the right.
+
+The engine runs outside the Qt thread (generator thread + clock process); this window only
+submits takes to ``Takes`` and drains the engine's ring buffers on a QTimer at ``PANEL_HZ``.
+Later issues add their panels to ``self.columns`` (EMG levels on the right, the commentary in
+the middle) and their models to the Model panel's list.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtGui import QKeySequence, QShortcut
+from PyQt6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QVBoxLayout, QWidget
+
+from livegen import presets
+from livegen.engine.engine import EngineSettings
+from livegen.errors import UserError
+from livegen.gui.panels import (Column, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
+                                NumbersPanel, OutputPanel, PresetPanel)
+from livegen.gui.session import ControlHub, PortWatch, Takes, TakeRequest
+from livegen.gui.widgets import PianoRoll
+from livegen.music.conditioning import Controls
+
+PANEL_HZ = 30  # display refresh; the issue allows up to 60
+PORT_CHECK_MS = 1000  # re-list MIDI outputs to notice a vanished port
+NUMBERS_EVERY = 8  # ticks between updates of the engine numbers (readable, not flickering)
+
+
+class TransportBar(QFrame):
+    """Play, Stop, Panic, Record with the take's file name and elapsed time, and the status."""
+
+    def __init__(self):
+        super().__init__()
+        self.setObjectName("transportBar")
+        self.play, self.stop = self._button("▶  Play", "play", True), self._button("■  Stop", "stop")
+        self.panic, self.record = self._button("Panic", "panic"), self._button("●  Rec", "record", True)
+        self.play.setToolTip("Space: play / stop")
+        self.panic.setToolTip("Esc: all notes off")
+        self.record.setToolTip("R: record the take to the file named here")
+        self.take = QLabel()
+        self.take.setObjectName("value")
+        self.elapsed = QLabel("0:00")
+        self.elapsed.setObjectName("big")
+        self.status = QLabel("stopped")
+        self.status.setObjectName("muted")
+        self.lock = QLabel()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 8)
+        for button in (self.play, self.stop, self.panic, self.record):
+            layout.addWidget(button)
+        layout.addSpacing(12)
+        info = QVBoxLayout()
+        info.addWidget(self.take)
+        info.addWidget(self.status)
+        layout.addLayout(info, 1)
+        layout.addWidget(self.lock)
+        layout.addSpacing(12)
+        layout.addWidget(self.elapsed)
+
+    @staticmethod
+    def _button(text: str, name: str, checkable: bool = False) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName(name)
+        button.setProperty("transport", True)
+        button.setCheckable(checkable)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space belongs to the shortcut, not a focused button
+        button.setMinimumHeight(44)
+        return button
+
+    def show_state(self, playing: bool, recording: bool) -> None:
+        for button, on in ((self.play, playing), (self.record, recording)):
+            if button.isChecked() != on:
+                button.setChecked(on)
+
+
+class ErrorBanner(QFrame):
+    """A visible error (never a crash), with the one click that fixes it where there is one."""
+
+    def __init__(self):
+        super().__init__()
+        self.setObjectName("banner")
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.action = QPushButton("Reconnect")
+        close = QPushButton("✕")
+        close.setFixedWidth(36)
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 10, 6)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.action)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_error(self, text: str, action: str | None = None) -> None:
+        self.text.setText(text)
+        self.action.setVisible(action is not None)
+        if action:
+            self.action.setText(action)
+        self.show()
+
+
+class EngineReadout:
+    """Turns the engine's ring buffers into the numbers the panel shows."""
+
+    def __init__(self):
+        self.timing: deque[float] = deque(maxlen=2000)
+        self.sent = 0  # messages drained this take
+        self._cpu = (time.process_time(), time.monotonic())
+
+    def numbers(self, engine) -> dict[str, str]:
+        cpu_now = (time.process_time(), time.monotonic())
+        cpu = (cpu_now[0] - self._cpu[0]) / max(cpu_now[1] - self._cpu[1], 1e-6) * 100
+        self._cpu = cpu_now
+        out = {"cpu": f"{cpu:.0f} % of a core (panel + generator)", "latency": "–", "timing": "–",
+               "sent": "–" if engine is None else str(self.sent)}
+        if engine is not None:
+            latency = engine.stats.control_to_midi[-200:]
+            if latency:
+                out["latency"] = (f"p50 {np.percentile(latency, 50) * 1e3:.1f}  "
+                                  f"p99 {np.percentile(latency, 99) * 1e3:.1f} ms")
+        if self.timing:
+            t = np.abs(np.asarray(self.timing)) * 1e3
+            out["timing"] = f"p50 {np.percentile(t, 50):.3f}  p99 {np.percentile(t, 99):.3f} ms"
+        return out
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, preset: presets.Preset, preset_name: str = "default"):
+        super().__init__()
+        self.setWindowTitle("livegen")
+        self.base_preset = preset  # keeps the sections the panel does not show ([camera], engine limits)
+        self.hub = ControlHub(Controls(preset.controls.pitch, preset.controls.density))
+        self.takes = Takes(self.hub)
+        self.ports = PortWatch()
+        self.readout = EngineReadout()
+        self.source = None  # a running control source other than the pad (the camera)
+        self.recording: str | None = None
+        self.locked = False
+        self._loading: str | None = None  # a checkpoint being loaded in the background
+        self._ticks = 0
+        self._build()
+        self.apply_preset(preset, preset_name)
+        self._shortcuts()
+        self.timer = QTimer(self, interval=1000 // PANEL_HZ, timeout=self._tick)
+        self.timer.start()
+        self.port_timer = QTimer(self, interval=PORT_CHECK_MS, timeout=self._check_ports)
+        self.port_timer.start()
+        self._check_ports()
+
+    # --- layout --------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.transport, self.banner = TransportBar(), ErrorBanner()
+        self.output, self.model, self.preset_panel = OutputPanel(), ModelPanel(), PresetPanel()
+        self.gesture, self.harmony = GesturePanel(), HarmonyPanel()
+        self.roll, self.conditioning, self.numbers = PianoRoll(), ConditioningPanel(), NumbersPanel()
+        self.columns = {"left": Column(330), "centre": Column(), "right": Column(380)}
+        for panel in (self.preset_panel, self.output, self.model):
+            self.columns["left"].add(panel)
+        self.columns["left"].layout_.addStretch(1)
+        notes = QFrame()
+        notes_layout = QVBoxLayout(notes)
+        notes_layout.setContentsMargins(0, 0, 0, 0)
+        title = QLabel("NOTES SENT")
+        title.setObjectName("muted")
+        notes_layout.addWidget(title)
+        notes_layout.addWidget(self.roll, 1)
+        self.columns["centre"].add(notes, 1)
+        readouts = QWidget()
+        row = QHBoxLayout(readouts)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.conditioning, 1)
+        row.addWidget(self.numbers, 1)
+        self.columns["centre"].add(readouts)
+        self.columns["right"].add(self.gesture, 3)
+        self.columns["right"].add(self.harmony, 2)
+        body = QHBoxLayout()
+        body.setContentsMargins(12, 4, 12, 12)
+        body.setSpacing(12)
+        for name in ("left", "centre", "right"):
+            body.addWidget(self.columns[name], 1 if name == "centre" else 0)
+        central = QWidget()
+        central.setObjectName("central")
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.transport)
+        banner_row = QHBoxLayout()
+        banner_row.setContentsMargins(12, 6, 12, 0)
+        banner_row.addWidget(self.banner)
+        layout.addLayout(banner_row)
+        layout.addLayout(body, 1)
+        self.setCentralWidget(central)
+        self.setMinimumSize(1280, 720)
+
+        self.transport.play.clicked.connect(self.play)
+        self.transport.stop.clicked.connect(self.stop)
+        self.transport.panic.clicked.connect(self.panic)
+        self.transport.record.clicked.connect(self.toggle_record)
+        self.banner.action.clicked.connect(self.reconnect)
+        self.output.refresh_requested.connect(self._check_ports)
+        self.model.checkpoint_chosen.connect(self.choose_checkpoint)
+        self.preset_panel.load_requested.connect(self.load_preset)
+        self.preset_panel.save_requested.connect(self.save_preset)
+        self.gesture.moved.connect(lambda pitch, density: self.hub.gesture(Controls(pitch, density)))
+        self.gesture.source_changed.connect(self.use_source)
+        self.harmony.changed.connect(lambda: self.hub.set_histogram(self.harmony.histogram()))
+
+    def _shortcuts(self) -> None:
+        for key, action in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Escape, self.panic),
+                            (Qt.Key.Key_R, self.toggle_record)):
+            QShortcut(QKeySequence(key), self, action)
+
+    # --- transport ------------------------------------------------------------------------------
+
+    def play(self, record: str | None = None) -> None:
+        """Start a take (replacing the one playing); ``record`` names the file to record it to."""
+        preset = self.preset()
+        settings = EngineSettings(lookahead=preset.engine.lookahead, temperature=preset.model.temperature,
+                                  channel=preset.output.channel - 1,
+                                  program=None if preset.output.program < 0 else preset.output.program,
+                                  steering=preset.engine.steering, max_note_seconds=preset.engine.max_note_seconds,
+                                  max_polyphony=preset.engine.max_polyphony)
+        self.recording = record or None
+        if record:
+            Path(record).parent.mkdir(parents=True, exist_ok=True)
+        self.takes.play(TakeRequest(preset.model.model, preset.output.api, preset.output.port,
+                                    preset.output.virtual, settings, record=self.recording))
+        self.roll.clear()
+        self.banner.hide()
+        self.readout.timing.clear()
+        self.readout.sent = 0
+
+    def stop(self) -> None:
+        self._finish_recording()
+        self.takes.stop()
+
+    def toggle_play(self) -> None:
+        if self.locked:
+            return
+        self.stop() if self.takes.engine is not None else self.play()
+
+    def toggle_record(self) -> None:
+        if self.locked:
+            self.transport.show_state(self.takes.engine is not None, self.recording is not None)
+            return
+        if self.recording:
+            self._finish_recording()
+            self.play()  # the music goes on in a take without a file
+        else:
+            self.play(record=self.transport.take.text() or self._new_take_name())
+
+    def panic(self) -> None:
+        """All notes off now; allowed when locked (it is the safety)."""
+        self.takes.panic()
+
+    def reconnect(self) -> None:
+        self.play(record=self._new_take_name() if self.recording else None)
+
+    def _finish_recording(self) -> None:
+        if self.recording:
+            self.recording = None
+            self.transport.take.setText(self._new_take_name())
+
+    @staticmethod
+    def _new_take_name() -> str:
+        return str(Path("takes") / f"take-{datetime.now():%Y%m%d-%H%M%S}.mid")
+
+    # --- model and sources -----------------------------------------------------------------------
+
+    def choose_checkpoint(self, path: str) -> None:
+        """Select a checkpoint; it loads in the background and a bad one shows an error."""
+        self.model.select(path)
+        self._loading = path
+        self.takes.preload(path)
+
+    def use_source(self, kind: str) -> None:
+        """Steer from the pad or the camera; a camera that cannot open shows why."""
+        if self.source is not None:
+            self.source.stop()
+            self.source = None
+        if kind == "camera":
+            try:
+                self.source = self._open_camera()
+            except UserError as exc:
+                self.banner.show_error(f"Camera: {exc}")
+                self.gesture.source.setCurrentIndex(0)
+                return
+            self.source.start(self.hub.gesture, self.hub.clock)
+        self.gesture.show_camera(kind == "camera")
+
+    def _open_camera(self):
+        from livegen.sensors.camera import CameraControls
+        from livegen.vision.capture import open_frame_source
+        from livegen.vision.mapping import HandMapper, MappingSettings
+        from livegen.vision.trackers import make_tracker
+
+        settings = self.base_preset.camera
+        frames = open_frame_source(settings.source, lambda text: None)
+        mapper = HandMapper(MappingSettings.from_preset(settings), neutral=(0.5, 0.5))
+        return CameraControls(frames, make_tracker(settings.tracker, settings), mapper, self.hub.controls,
+                              pace=not frames.live, log=lambda text: None)
+
+    # --- presets -------------------------------------------------------------------------------
+
+    def preset(self) -> presets.Preset:
+        """Everything on the panel, as a preset."""
+        preset = copy.deepcopy(self.base_preset)
+        for panel in (self.output, self.model, self.harmony):
+            panel.fill(preset)
+        preset.controls.pitch = round(self.hub.controls.pitch, 3)
+        preset.controls.density = round(self.hub.controls.density, 3)
+        return preset
+
+    def apply_preset(self, preset: presets.Preset, name: str = "") -> None:
+        self.base_preset = copy.deepcopy(preset)
+        for panel in (self.output, self.model, self.harmony):
+            panel.show_preset(preset)
+        self.hub.gesture(Controls(preset.controls.pitch, preset.controls.density))
+        self.hub.set_histogram(self.harmony.histogram())
+        self.gesture.show_position(preset.controls.pitch, preset.controls.density)
+        self.preset_panel.name.setText(name or "(unsaved)")
+        self.transport.take.setText(self._new_take_name())
+
+    def load_preset(self, path: str) -> None:
+        try:
+            preset = presets.load(path)
+        except (UserError, OSError) as exc:
+            self.banner.show_error(f"Preset: {exc}")
+            return
+        self.apply_preset(preset, Path(path).stem)
+
+    def save_preset(self, path: str) -> None:
+        try:
+            presets.save(self.preset(), path)
+        except OSError as exc:
+            self.banner.show_error(f"Preset: cannot save {path}: {exc.strerror or exc}")
+            return
+        self.preset_panel.name.setText(Path(path).stem)
+
+    # --- booth lock ---------------------------------------------------------------------------
+
+    def set_locked(self, locked: bool, unlock_key: str = "") -> None:
+        """Lock everything but the gesture and Panic (a booth's visitors play, they do not configure)."""
+        self.locked = locked
+        for widget in (self.columns["left"], self.harmony, self.gesture.source, self.transport.play,
+                       self.transport.stop, self.transport.record):
+            widget.setEnabled(not locked)
+        self.transport.lock.setText(f"🔒 locked ({unlock_key} unlocks)" if locked else "")
+
+    # --- the timers ---------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Drain the engine's ring buffers and repaint: never waits on the engine."""
+        self._ticks += 1
+        self._show_errors()
+        engine = self.takes.engine
+        if engine is not None:
+            while engine.sent_messages:
+                t, message = engine.sent_messages.popleft()
+                self.roll.add(t, message)
+                self.readout.sent += 1
+            while engine.recent_timing:
+                self.readout.timing.append(engine.recent_timing.popleft())
+            self.roll.now = engine.now()
+            self.roll.update()
+            if engine.failed and not self.takes.busy:
+                self.banner.show_error(f"The engine stopped: {engine.failed}", "Restart")
+        self._show_transport(engine)
+        controls = self.hub.controls
+        if self.source is not None:
+            self.gesture.show_position(controls.pitch, controls.density)
+            self._show_camera()
+        self.conditioning.show_controls(controls)
+        if self._ticks % NUMBERS_EVERY == 0:
+            self.numbers.show_numbers(self.readout.numbers(engine))
+
+    def _show_errors(self) -> None:
+        while not self.takes.errors.empty():
+            message = self.takes.errors.get()
+            if self._loading and self._loading in message:
+                self.model.forget(self._loading)
+                self._loading = None
+                self.banner.show_error(f"Model: {message}")
+                continue
+            if self.takes.engine is None:
+                self.recording = None
+            self.banner.show_error(message, "Retry")
+
+    def _show_transport(self, engine) -> None:
+        playing = engine is not None and engine.running
+        busy = self.takes.busy
+        self.transport.show_state(playing or busy, self.recording is not None and (playing or busy))
+        if busy:
+            status = "starting…"
+        elif playing:
+            status = f"playing on {engine.player_info.get('port', '(no port)')}"
+        else:
+            status = "stopped" if engine is None else "stopped: the engine failed"
+        self.transport.status.setText(status)
+        seconds = max(0.0, engine.now()) if playing else 0.0
+        self.transport.elapsed.setText(f"{int(seconds) // 60}:{int(seconds) % 60:02d}")
+        self.transport.elapsed.setStyleSheet("color: #ff4d5e;" if self.recording and playing else "")
+
+    def _show_camera(self) -> None:
+        frame, hand = self.source.latest_frame()
+        self.gesture.camera.show_frame(frame, hand)
+        state = {"running": "connected" if frame is not None else "reconnecting", "lost": "reconnecting",
+                 "ended": "lost"}[self.source.state]
+        self.gesture.camera_light.set_state(state)
+
+    def _check_ports(self) -> None:
+        """Slow path (1 Hz): list the outputs off the Qt thread and notice a vanished port."""
+        self.ports.refresh(self.output.api.currentText())
+        if self.ports.latest is None:
+            return
+        api, outputs = self.ports.latest
+        self.output.set_ports(outputs)
+        engine = self.takes.engine
+        if (engine is not None and engine.running and engine.output.port and not engine.output.virtual
+                and engine.output.api == api and engine.output.port not in outputs):
+            self.banner.show_error(f"MIDI output {engine.output.port!r} is gone: the music goes on (and into "
+                                   "the recording) but does not reach it. Reconnect once it is back.", "Reconnect")
+
+    def closeEvent(self, event):
+        self.timer.stop()
+        self.port_timer.stop()
+        if self.source is not None:
+            self.source.stop()
+        self.takes.shutdown()
+        self.ports.shutdown()
+        super().closeEvent(event)
