@@ -332,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_recover)
     from livegen.sensors.camera_cli import add_commands
     add_commands(sub)
+    from livegen.gui.cli import add_commands as add_gui_commands
+    add_gui_commands(sub)
     return p
 
 

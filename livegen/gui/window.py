@@ -375,8 +375,8 @@ class MainWindow(QMainWindow):
                 self.banner.show_error(f"The engine stopped: {engine.failed}", "Restart")
         self._show_transport(engine)
         controls = self.hub.controls
+        self.gesture.show_position(controls.pitch, controls.density)
         if self.source is not None:
-            self.gesture.show_position(controls.pitch, controls.density)
             self._show_camera()
         self.conditioning.show_controls(controls)
         if self._ticks % NUMBERS_EVERY == 0:

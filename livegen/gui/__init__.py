@@ -1,0 +1,1 @@
+"""The PyQt6 control panel (`livegen gui`): play, steer, watch and record from one window."""

@@ -1,0 +1,191 @@
+"""Starting the panel: the normal window, booth mode, the ``--screenshot`` run and the timing bench."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+import numpy as np
+from PyQt6.QtCore import QEvent, QObject, QTimer
+from PyQt6.QtGui import QKeySequence, QShortcut
+from PyQt6.QtWidgets import QApplication
+
+from livegen import presets
+from livegen.errors import UserError
+from livegen.gui import theme
+from livegen.gui.window import MainWindow
+
+SCREENSHOT_SIZE = (1280, 720)
+SCREENSHOT_MUSIC_SECONDS = 4.0
+STARTUP_LIMIT = 60.0  # s for the first take to start before --screenshot gives up
+
+
+def application() -> QApplication:
+    app = QApplication.instance() or QApplication([sys.argv[0], "-name", "livegen"])
+    theme.apply(app)
+    return app
+
+
+class BoothMode(QObject):
+    """Unattended use: full screen, controls locked behind a key, plays on launch, restarts a
+    failed engine, and returns to the reset preset when nobody has touched it for a while."""
+
+    RESTART_AFTER = 2.0  # s between a failure and the restart
+    TOUCHES = (QEvent.Type.MouseButtonPress, QEvent.Type.KeyPress, QEvent.Type.TouchBegin, QEvent.Type.Wheel)
+
+    def __init__(self, window: MainWindow, settings: presets.GuiPreset):
+        super().__init__(window)
+        self.window, self.settings = window, settings
+        self.last_touch = time.monotonic()
+        self.failed_at: float | None = None
+        QShortcut(QKeySequence(settings.unlock_key), window,
+                  lambda: window.set_locked(not window.locked, settings.unlock_key))
+        QApplication.instance().installEventFilter(self)
+        self.timer = QTimer(self, interval=500, timeout=self._watch)
+        self.timer.start()
+
+    def begin(self) -> None:
+        self.window.set_locked(True, self.settings.unlock_key)
+        self.window.showFullScreen()
+        self.window.play()
+
+    def eventFilter(self, obj, event) -> bool:
+        if event.type() in self.TOUCHES:
+            self.last_touch = time.monotonic()
+        return False
+
+    def _watch(self) -> None:
+        engine, now = self.window.takes.engine, time.monotonic()
+        if self.window.takes.busy:
+            return
+        if engine is None or engine.failed:
+            self.failed_at = self.failed_at or now
+            if now - self.failed_at >= self.RESTART_AFTER:
+                self.failed_at = None
+                self.window.play()
+        if self.settings.idle_reset and now - self.last_touch > self.settings.idle_reset:
+            self.last_touch = now
+            try:
+                self.window.apply_preset(presets.load(self.settings.reset_preset), self.settings.reset_preset)
+            except UserError as exc:
+                self.window.banner.show_error(f"Booth reset: {exc}")
+                return
+            self.window.play()
+
+
+def run(preset_name: str | None, screenshot: str | None = None) -> int:
+    app = application()
+    preset = presets.load(preset_name)
+    window = MainWindow(preset, preset_name or "default")
+    sys.excepthook = lambda kind, exc, tb: show_bug(window, kind, exc, tb)
+    if screenshot:
+        return take_screenshot(app, window, screenshot)
+    if preset.gui.booth:
+        booth = BoothMode(window, preset.gui)
+        booth.begin()
+    elif preset.gui.full_screen:
+        window.showFullScreen()
+    else:
+        window.resize(*SCREENSHOT_SIZE)
+        window.show()
+    return app.exec()
+
+
+def show_bug(window: MainWindow, kind, exc, tb) -> None:
+    """A bug in a slot: print the traceback and say so in the window instead of aborting the show."""
+    traceback.print_exception(kind, exc, tb)
+    window.banner.show_error(f"Internal error (the music goes on): {kind.__name__}: {exc}")
+
+
+def gesture_script(path: str, seconds: float) -> None:
+    """A hand sweeping up and across and back, as a control script (for the screenshot)."""
+    rows = [{"t": round(t, 2), "pitch": round(0.5 + 0.35 * np.sin(t * 1.3), 3),
+             "density": round(0.45 + 0.3 * np.sin(t * 0.7 + 1.0), 3)}
+            for t in np.arange(0.0, seconds, 0.1)]
+    with open(path, "w") as f:
+        f.write("\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def wait_until(app: QApplication, condition, limit: float) -> bool:
+    """Run the event loop until ``condition()`` holds or ``limit`` seconds pass."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents()
+        time.sleep(0.01)
+    return True
+
+
+def take_screenshot(app: QApplication, window: MainWindow, path: str) -> int:
+    """Play a few seconds of the preset's model under a scripted gesture, then save the window."""
+    from livegen.sensors.script import ScriptControls
+
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    window.play()
+    started = wait_until(app, lambda: window.takes.engine is not None or not window.takes.busy, STARTUP_LIMIT)
+    engine = window.takes.engine
+    status = 0
+    if started and engine is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "gesture.jsonl")
+            gesture_script(script, SCREENSHOT_MUSIC_SECONDS + 2.0)
+            source = ScriptControls(script)
+            source.start(window.hub.gesture, window.hub.clock)
+            wait_until(app, lambda: engine.now() >= SCREENSHOT_MUSIC_SECONDS or not engine.running,
+                       SCREENSHOT_MUSIC_SECONDS + 10)
+            source.stop()
+        status = 1 if engine.failed else 0
+    else:
+        wait_until(app, lambda: False, 0.3)  # let the error banner paint
+        print(f"livegen: the take did not start: {window.banner.text.text()}", file=sys.stderr)
+        status = 1
+    saved = window.grab().save(path)
+    window.close()
+    if not saved:
+        raise UserError(f"cannot write the screenshot {path}")
+    print(f"livegen: saved {path}", file=sys.stderr)
+    return status
+
+
+def gui_timing_bench(seconds: float = 10.0, preset_name: str | None = None) -> dict:
+    """The engine's timing error (p50/p99/max, ms) while the panel is open and busy: repainting at
+    its own rate, plus the window moved and resized every 50 ms. For ``livegen bench``."""
+    app = application()
+    window = MainWindow(presets.load(preset_name))
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    window.play()
+    if not wait_until(app, lambda: window.takes.engine is not None or not window.takes.busy, STARTUP_LIMIT) \
+            or window.takes.engine is None:
+        window.close()
+        raise UserError(f"the panel's take did not start: {window.banner.text.text()}")
+    engine = window.takes.engine
+    moves = 0
+
+    def shake():
+        nonlocal moves
+        moves += 1
+        window.move(40 + moves % 60, 30 + moves % 40)
+        window.resize(SCREENSHOT_SIZE[0] + moves % 80, SCREENSHOT_SIZE[1] + moves % 50)
+        window.repaint()
+
+    shaker = QTimer(interval=50, timeout=shake)
+    shaker.start()
+    wait_until(app, lambda: engine.now() >= seconds or not engine.running, seconds + 30)
+    shaker.stop()
+    window.stop()
+    wait_until(app, lambda: not window.takes.busy, 30)
+    stats = engine.stats
+    window.close()
+    errors = np.asarray(stats.timing_error, dtype=np.float64) * 1e3
+    if not len(errors):
+        raise UserError("the panel's take sent no notes")
+    return {"timing_error_ms": {"p50": round(float(np.percentile(errors, 50)), 4),
+                                "p99": round(float(np.percentile(errors, 99)), 4),
+                                "max": round(float(errors.max()), 4)},
+            "messages": stats.sent, "window_moves": moves, "seconds": seconds, "panel_hz": 30}
