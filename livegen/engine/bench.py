@@ -105,6 +105,7 @@ def live_run(model, seconds: float, log) -> dict:
     return {"control_to_midi_ms": _pct(stats.control_to_midi), "timing_error_ms": _pct(stats.timing_error),
             "changes": len(stats.control_to_midi), "messages": stats.sent,
             "late_rollbacks": stats.late_rollbacks, "late_controls": stats.late_controls,
+            "late_arrivals": stats.late_arrivals,
             "lookahead_ms_without_rollback": EngineSettings().lookahead * 1000}
 
 

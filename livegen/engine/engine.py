@@ -10,6 +10,7 @@ stream and the seed, so scripted and replayed takes are reproducible note for no
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ class EngineSettings:
     steering: bool = True
     max_note_seconds: float = 4.0
     max_polyphony: int = 12
+    bpm: float = 120.0  # the DCRNN's grid (the Char-RNN keeps its own time)
 
 
 def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveGenerator:
@@ -49,6 +51,11 @@ def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveG
     if model.kind == "charrnn":
         return Generator(model, controls, settings.seed, settings.temperature, Steering(enabled=settings.steering),
                          settings.channel, settings.max_note_seconds, settings.max_polyphony)
+    if model.kind == "dcrnn":
+        from livegen.engine.dcrnn_live import DCRNNGenerator
+
+        return DCRNNGenerator(model, controls, settings.seed, settings.bpm, settings.channel,
+                              settings.max_note_seconds, settings.max_polyphony)
     raise UserError(f"no live generator for model kind {model.kind!r}")
 
 
@@ -59,6 +66,7 @@ class EngineStats:
     step_seconds: list[float] = field(default_factory=list)
     late_controls: int = 0
     late_rollbacks: int = 0
+    late_arrivals: int = 0  # messages that reached the clock after their deadline
     sent: int = 0
     tokens: int = 0
 
@@ -161,6 +169,7 @@ class Engine:
         self.stats.timing_error = self._final.get("timing", [])
         self.stats.sent = self._final.get("sent", 0)
         self.stats.late_rollbacks = self._final.get("late_rollbacks", 0)
+        self.stats.late_arrivals = self._final.get("late_arrivals", 0)
         return self.stats
 
     @property
@@ -210,6 +219,10 @@ class Engine:
         self._wake.set()
 
     def _run(self) -> None:
+        try:  # real-time priority below the clock's, so a busy machine cannot starve a rollback
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(10))
+        except (AttributeError, PermissionError, OSError):
+            pass
         try:
             self._generate()
         except Exception as exc:  # the model or a guard blew up: stop cleanly, notes off

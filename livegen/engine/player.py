@@ -74,6 +74,7 @@ class Player:
         self.timing: list[float] = []
         self.sent = 0
         self.late_rollbacks = 0
+        self.late_arrivals = 0
         self.sent_log: list[tuple[float, list[int]]] = []  # reported to the engine for displays
         self.last_report = 0.0
         self.reported_timing = 0
@@ -117,18 +118,14 @@ class Player:
     def _handle(self, command) -> bool:
         name = command[0]
         if name == "schedule":
-            for t, token, msg in command[1]:
-                heapq.heappush(self.queue, (t, self.seq, token, msg))
-                self.seq += 1
+            self._schedule(command[1])
         elif name == "replace":  # rollback: drop every message made by token >= first
             first, events = command[1], command[2]
             late = self.sent_token >= first
             self.late_rollbacks += late
             self.queue = [e for e in self.queue if e[2] < first]
             heapq.heapify(self.queue)
-            for t, token, msg in events:
-                heapq.heappush(self.queue, (t, self.seq, token, msg))
-                self.seq += 1
+            self._schedule(events)
             self.conn.send(("replaced", command[3], time.monotonic(), late))
         elif name == "now":  # send immediately (program change, panic)
             for msg in command[1]:
@@ -158,6 +155,13 @@ class Player:
             return False
         return True
 
+    def _schedule(self, events) -> None:
+        late_before = time.monotonic() - self.config.start
+        for t, token, msg in events:
+            heapq.heappush(self.queue, (t, self.seq, token, msg))
+            self.seq += 1
+            self.late_arrivals += t < late_before  # the generator fell behind the clock
+
     def _report(self, now: float) -> None:
         """What was sent since the last report, with its timing errors (for the panel's live view)."""
         self.conn.send(("sent", self.sent_log, self.timing[self.reported_timing:]))
@@ -186,6 +190,7 @@ class Player:
             self.recorder.close()
         try:
             self.conn.send(("stopped", {"timing": self.timing, "sent": self.sent,
-                                        "late_rollbacks": self.late_rollbacks}))
+                                        "late_rollbacks": self.late_rollbacks,
+                                        "late_arrivals": self.late_arrivals}))
         except (OSError, BrokenPipeError):
             pass

@@ -1,0 +1,166 @@
+"""The DCRNN on the engine's clock: one step is one 16th-note frame at the configured bpm.
+
+z = a theme (seeded noise, named "A", "B", ...; held until the controls name another, linearly
+interpolated toward a second one by ``mix``, recalled by name) with the external dims replaced by
+the performer's ``z`` values (-1..1, scaled to the prior's range). z enters both RNNs at every
+step, so after a rollback a change of z shapes the very next 16th, and the coarse (beat) RNN
+follows at the next beat. The RNN states are saved before every step, so ``rollback(t)`` resumes
+from the first frame at or after ``t``; state is never reset between segments, so bars join.
+There is no sampling: a frame is decoded with thresholds, and themes are drawn from
+(seed, theme name), so the same seed and controls give the same notes with or without rollbacks.
+"""
+from __future__ import annotations
+
+import bisect
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from livegen.engine.generator import ControlTimeline, LiveGenerator
+from livegen.music.conditioning import Controls
+
+EXTERNAL_SCALE = 1.5  # control -1..1 -> z in -1.5..1.5 (the prior is N(0, 1))
+
+
+@dataclass(frozen=True)
+class RollDecoder:
+    """Frames of (sounding, onset) probabilities -> note-ons/offs, with the runaway guards.
+
+    A note starts where its row crosses ``threshold`` (or is re-struck where the onset channel
+    fires on a sounding row) and ends where the row falls below it, after ``max_steps`` frames,
+    or at a re-strike. At most ``max_polyphony`` notes sound; when more would start, the most
+    probable onsets win. Immutable, so saving it for rollback costs nothing.
+    """
+
+    threshold: float
+    onset_threshold: float
+    max_steps: int
+    max_polyphony: int
+    active: tuple[tuple[int, int], ...] = ()  # (row, start frame), oldest first
+    was_on: frozenset = frozenset()  # rows above threshold in the previous frame
+
+    def feed(self, frame: np.ndarray, index: int) -> tuple["RollDecoder", list[int], list[tuple[int, float]]]:
+        """(next decoder, rows to end, (row, onset strength) to start) for the frame at ``index``."""
+        on = frame[0] >= self.threshold
+        strike = frame[1] >= self.onset_threshold
+        ended, kept = [], []
+        for row, start in self.active:
+            if not on[row] or strike[row] or index - start >= self.max_steps:
+                ended.append(row)
+            else:
+                kept.append((row, start))
+        sounding = {row for row, _ in kept}
+        candidates = [row for row in np.flatnonzero(on) if row not in sounding and (strike[row] or row not in self.was_on)]
+        room = max(self.max_polyphony - len(kept), 0)
+        chosen = sorted(candidates, key=lambda r: (-frame[1][r], -frame[0][r], r))[:room]
+        started = [(int(r), float(frame[1][r])) for r in sorted(chosen)]
+        active = tuple(kept) + tuple((r, index) for r, _ in started)
+        return (RollDecoder(self.threshold, self.onset_threshold, self.max_steps, self.max_polyphony, active,
+                            frozenset(int(r) for r in np.flatnonzero(on))), ended, started)
+
+    def release(self) -> list[int]:
+        return [row for row, _ in self.active]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What is saved before a step: enough to generate it again."""
+
+    index: int
+    coarse: np.ndarray
+    fine: np.ndarray
+    beat: np.ndarray  # RNN-a output in force for this beat
+    decoder: RollDecoder
+
+
+def theme_z(seed: int, name: str, z_dim: int) -> np.ndarray:
+    """The theme's noise vector: a function of (seed, name) only, so a recalled theme is the same."""
+    key = zlib.crc32(name.encode())
+    return np.random.Generator(np.random.Philox(key=[seed, key])).standard_normal(z_dim)
+
+
+class DCRNNGenerator(LiveGenerator):
+    def __init__(self, model, controls: Controls, seed: int = 0, bpm: float = 120.0, channel: int = 0,
+                 max_note_seconds: float = 4.0, max_polyphony: int = 12, external: tuple[int, ...] = tuple(range(8))):
+        from livegen.errors import UserError
+
+        c = model.config
+        if not 20.0 <= bpm <= 300.0:
+            raise UserError(f"bpm {bpm:g} is outside 20..300")
+        if not external or any(not 0 <= d < c.z_dim for d in external) or len(set(external)) < len(external):
+            raise UserError(f"external z dims must be distinct numbers in 0..{c.z_dim - 1}")
+        self.model, self.config, self.seed, self.channel = model.live(), c, seed, channel
+        self.external = np.asarray(external)
+        self.step_seconds = 60.0 / bpm / c.steps_per_beat
+        self.timeline = ControlTimeline(controls)
+        self._themes: dict[str, np.ndarray] = {}
+        z = self.z_for(controls)
+        coarse, fine = self.model.initial_state(z)
+        decoder = RollDecoder(c.threshold, c.onset_threshold, max(1, int(max_note_seconds / self.step_seconds)),
+                              max_polyphony)
+        self.current = Frame(0, coarse, fine, coarse, decoder)
+        self.history: deque[Frame] = deque()
+        self.steps = 0
+
+    @property
+    def time(self) -> float:
+        return self.current.index * self.step_seconds
+
+    def _theme(self, name: str) -> np.ndarray:
+        if name not in self._themes:
+            self._themes[name] = theme_z(self.seed, name, self.config.z_dim)
+        return self._themes[name]
+
+    def z_for(self, controls: Controls) -> np.ndarray:
+        """Theme (interpolated toward ``controls.toward`` by ``mix``) with the external dims played."""
+        z = self._theme(controls.theme)
+        if controls.toward is not None and controls.mix > 0:
+            z = (1.0 - controls.mix) * z + controls.mix * self._theme(controls.toward)
+        z = z.copy()
+        if controls.z is not None:
+            values = np.asarray(controls.z[:len(self.external)], dtype=np.float64)
+            z[self.external[:len(values)]] = EXTERNAL_SCALE * values
+        return z
+
+    def step(self) -> list[tuple[float, int, list[int]]]:
+        s = self.current
+        self.history.append(s)
+        c = self.config
+        t = s.index * self.step_seconds
+        z = self.z_for(self.timeline.at(t))
+        step_in_beat = s.index % c.steps_per_beat
+        coarse, beat = s.coarse, s.beat
+        if step_in_beat == 0:
+            coarse = beat = self.model.coarse_step(z, (s.index // c.steps_per_beat) % c.beats_per_bar, s.coarse)
+        fine, frame = self.model.fine_step(beat, z, step_in_beat, s.fine)
+        decoder, ended, started = s.decoder.feed(frame, s.index)
+        self.current = Frame(s.index + 1, coarse, fine, beat, decoder)
+        self.steps += 1
+        off, on = 0x80 | self.channel, 0x90 | self.channel
+        low = c.low_pitch
+        return ([(t, s.index, [off, low + row, 0]) for row in ended]
+                + [(t, s.index, [on, low + row, int(np.clip(40 + 80 * strength, 1, 127))]) for row, strength in started])
+
+    def rollback(self, t: float) -> int | None:
+        if self.time < t:
+            return None
+        i = bisect.bisect_left([h.index * self.step_seconds for h in self.history], t)
+        if i == len(self.history):
+            return None
+        target = self.history[i]
+        for _ in range(len(self.history) - i):
+            self.history.pop()
+        self.current = target
+        return target.index
+
+    def forget_before(self, t: float) -> None:
+        while self.history and self.history[0].index * self.step_seconds < t:
+            self.history.popleft()
+        self.timeline.forget_before(t)
+
+    def release(self) -> list[tuple[float, int, list[int]]]:
+        return [(self.time, self.current.index, [0x80 | self.channel, self.config.low_pitch + row, 0])
+                for row in self.current.decoder.release()]
