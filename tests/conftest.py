@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-JACK_SERVER = "livegen-test"
+JACK_SERVER = f"livegen-test-{os.getpid()}"  # private: test sessions running side by side don't share one
 
 
 def shared_data(*parts: str) -> Path:
