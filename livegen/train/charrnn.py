@@ -135,10 +135,11 @@ def _validate(model, val, torch) -> float:
         return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1)).item()
 
 
-def evaluate(path: str, data: str, threads: int = 2, limit_pieces: int | None = None) -> dict:
+def evaluate(path: str, data: str, threads: int = 2, limit_pieces: int | None = None, batch: int = 16) -> dict:
     """Mean NLL in nats/event over every piece in ``data``, with conditioning and with it off.
 
-    Pieces are encoded as the model was trained (velocity at the checkpoint's ``velocity_levels``).
+    Pieces are encoded as the model was trained (velocity at the checkpoint's ``velocity_levels``)
+    and batched by length, padding masked out (2-3x faster than one piece at a time).
     """
     torch = _torch_setup(threads)
     from livegen.models import checkpoint
@@ -148,29 +149,36 @@ def evaluate(path: str, data: str, threads: int = 2, limit_pieces: int | None = 
     coarse = meta["extra"].get("velocity_levels", events.VELOCITY_BINS) < events.VELOCITY_BINS
     corpus = load_corpus(data, workers=threads)
     pieces = corpus.pieces[:limit_pieces] if limit_pieces else corpus.pieces
+    encoded = [window_tokens(notes, 0, 10**9, None, None, coarse_velocity=coarse) for _, notes in pieces]
+    encoded = sorted((e for e in encoded if len(e[0]) >= 2), key=lambda e: len(e[0]))
+    if not encoded:
+        raise UserError(f"no events to evaluate in {data}")
     total = {"on": 0.0, "off": 0.0}
     count = 0
     with torch.no_grad():
-        for _, notes in pieces:
-            tokens, cond = window_tokens(notes, 0, 10**9, None, None, coarse_velocity=coarse)
-            if len(tokens) < 2:
-                continue
-            x = torch.from_numpy(tokens)[None]
-            c = torch.from_numpy(cond)[None]
-            off = torch.zeros_like(c)
+        for i in range(0, len(encoded), batch):
+            group = encoded[i:i + batch]
+            length = len(group[-1][0])
+            x = torch.zeros(len(group), length, dtype=torch.long)
+            cond = torch.zeros(len(group), length, conditioning.CONDITION_DIM)
+            mask = torch.zeros(len(group), length - 1)
+            for j, (tokens, c) in enumerate(group):
+                x[j, :len(tokens)] = torch.from_numpy(tokens)
+                cond[j, :len(tokens)] = torch.from_numpy(c)
+                mask[j, :len(tokens) - 1] = 1.0
+            off = torch.zeros_like(cond)
             off[..., conditioning.OFF_FLAG] = 1.0
-            for mode, cc in (("on", c), ("off", off)):
-                logits, _ = model(x[:, :-1], cc[:, :-1])
-                total[mode] += torch.nn.functional.cross_entropy(logits[0], x[0, 1:], reduction="sum").item()
-            count += len(tokens) - 1
-    if count == 0:
-        raise UserError(f"no events to evaluate in {data}")
+            for mode, c in (("on", cond), ("off", off)):
+                logits, _ = model(x[:, :-1], c[:, :-1])
+                nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
+                total[mode] += float((nll * mask).sum())
+            count += int(mask.sum())
     return {
         "nll_nats_per_event": total["on"] / count,
         "nll_unconditioned_nats_per_event": total["off"] / count,
         "random_baseline_nats_per_event": math.log(events.VOCAB_SIZE),
         "events": count,
-        "pieces": len(pieces),
+        "pieces": len(encoded),
         "skipped_files": dict(corpus.skipped),
         "model": str(path),
         "trained_steps": meta["extra"].get("train", {}).get("step"),
