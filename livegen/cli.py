@@ -5,7 +5,6 @@ import argparse
 import json
 import signal
 import sys
-import threading
 import time
 
 from livegen.errors import UserError
@@ -88,7 +87,9 @@ def load_model(name: str):
         if not path.is_file():
             raise UserError(f"the shipped Char-RNN {path} is missing: reinstall livegen")
     elif name == "dcrnn":
-        raise UserError("the DCRNN model is not in this livegen yet; use --model charrnn or a checkpoint path")
+        path = checkpoint.DEFAULT_DCRNN
+        if not path.is_file():
+            raise UserError(f"the shipped DCRNN {path} is missing: reinstall livegen")
     else:
         path = name
     model, _ = checkpoint.load(path)
@@ -134,20 +135,23 @@ def cmd_perform(args) -> int:
     channel = args.channel if args.channel is not None else preset.output.channel
     if not 1 <= channel <= 16 or not -1 <= program <= 127:
         raise UserError("--channel is 1..16 and --program 0..127")
+    if not 20 <= args.bpm <= 300:
+        raise UserError("--bpm must be in 20..300")
     settings = EngineSettings(
         lookahead=args.lookahead if args.lookahead is not None else preset.engine.lookahead,
         temperature=args.temperature if args.temperature is not None else preset.model.temperature,
         seed=args.seed, channel=channel - 1, program=None if program < 0 else program,
         steering=preset.engine.steering and not args.no_steering,
-        max_note_seconds=preset.engine.max_note_seconds, max_polyphony=preset.engine.max_polyphony)
-    engine = Engine(model, output, settings, source.initial(), record=args.record, log=_say)
+        max_note_seconds=preset.engine.max_note_seconds, max_polyphony=preset.engine.max_polyphony,
+        bpm=args.bpm)
+    engine = Engine(model, output, settings, source.initial(), record=args.record, log=_say, end=args.duration)
 
-    stop = threading.Event()
     received: list[int] = []
 
     def on_signal(signum, _frame):
+        # only a list append: setting a threading.Event here can deadlock with an Event.wait()
+        # that the signal interrupted (its lock is not reentrant)
         received.append(signum)
-        stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -157,10 +161,10 @@ def cmd_perform(args) -> int:
          + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C to stop"))
     source.start(engine.set_controls, engine.now)
     try:
-        while not stop.is_set() and engine.running:
-            if args.duration is not None and engine.now() >= args.duration:
+        while not received and engine.running:
+            if args.duration is not None and engine.now() >= args.duration + 0.02:
                 break
-            stop.wait(0.05)
+            time.sleep(0.05)
     finally:
         source.stop()
         stats = engine.stop()
@@ -204,6 +208,8 @@ def _summary(stats, record) -> None:
 # --- train / eval / bench / recover --------------------------------------------------------------
 
 def cmd_train(args) -> int:
+    if args.model == "dcrnn":
+        return _train_dcrnn(args)
     if args.model != "charrnn":
         raise UserError(f"training {args.model!r} is not in this livegen yet; use: livegen train charrnn")
     from livegen.train.charrnn import train
@@ -214,6 +220,18 @@ def cmd_train(args) -> int:
                   threads=args.threads, resume=not args.no_resume, seed=args.seed, log=_say,
                   max_steps=args.steps)
     _say(f"done: {state['step']} steps, best held-out NLL {state['best_val']:.3f} nats/event -> {args.out}")
+    return 0
+
+
+def _train_dcrnn(args) -> int:
+    """The DCRNN's trainer: VAE pretraining then WGAN-GP; sample MIDI files beside --out."""
+    from livegen.train.dcrnn import train
+
+    if args.minutes <= 0:
+        raise UserError("--minutes must be positive")
+    state = train(args.data, args.out, args.minutes, threads=args.threads, resume=not args.no_resume,
+                  seed=args.seed, log=_say, max_steps=args.steps)
+    _say(f"done: {state['step']} steps ({state['phase']} phase) -> {args.out}")
     return 0
 
 
@@ -274,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("perform", help="play live (headless)")
     s.add_argument("--preset", help="preset name or .toml path (default: presets/default.toml)")
-    s.add_argument("--model", help="charrnn (shipped default) or a checkpoint path")
+    s.add_argument("--model", help="charrnn (shipped default), dcrnn, or a checkpoint path")
     s.add_argument("--port", help="MIDI output name (ALSA client:port numbers may be left out)")
     s.add_argument("--virtual", metavar="NAME", help="create a virtual output port for a DAW to connect to")
     s.add_argument("--no-port", action="store_true", help="no MIDI output: only record")
@@ -291,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float)
     s.add_argument("--lookahead", type=float, help="seconds generated ahead of the clock")
     s.add_argument("--no-steering", action="store_true", help="model conditioning only, no engine steering")
+    s.add_argument("--bpm", type=float, default=120.0, help="tempo of the DCRNN's 16th-note grid (20..300)")
     s.set_defaults(func=cmd_perform)
 
     s = sub.add_parser("panic", help="all notes off / all sound off on every channel")

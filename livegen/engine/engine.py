@@ -73,11 +73,13 @@ class EngineStats:
 
 class Engine:
     def __init__(self, model, output: OutputChoice, settings: EngineSettings | None = None,
-                 controls: Controls | None = None, record: str | None = None, log=None):
+                 controls: Controls | None = None, record: str | None = None, log=None,
+                 end: float | None = None):
         self.model, self.output = model, output
         self.settings = settings or EngineSettings()
         self.initial = controls or Controls()
         self.record = record
+        self.end = end  # performance time at which the take ends (--duration): nothing is played after it
         self.log = log or (lambda text: print(text, file=sys.stderr))
         self.stats = EngineStats()
         self.start_time = 0.0
@@ -160,7 +162,8 @@ class Engine:
         self._wake.set()
         if hasattr(self, "_thread"):
             self._thread.join(timeout)
-        self._send(("stop",))
+        ended = self.end is not None and self.now() >= self.end
+        self._send(("stop", self.end if ended else None))
         self._finished.wait(timeout)
         if hasattr(self, "_proc"):
             self._proc.join(timeout)
@@ -241,9 +244,9 @@ class Engine:
                     self._apply_change(gen, arrival, effective, controls, batch)
                     batch = []
             now = self.now()
-            if gen.time < now + lookahead:
+            if gen.time < now + lookahead and (self.end is None or gen.time < self.end):
                 t0 = time.perf_counter()
-                batch += gen.step()
+                batch += [m for m in gen.step() if self.end is None or m[0] < self.end]
                 self.stats.step_seconds.append(time.perf_counter() - t0)
                 self.stats.tokens += 1
                 if batch and (batch[-1][0] - now < 0.1 or len(batch) >= 8):

@@ -151,7 +151,7 @@ class Player:
                 self.port = NullOutput()
                 self.conn.send(("switched", self.port.name, str(exc)))
         elif name == "stop":
-            self._finish()
+            self._finish(command[1])
             return False
         return True
 
@@ -179,10 +179,13 @@ class Player:
         if len(self.sent_log) < 10_000:
             self.sent_log.append((t, msg))
 
-    def _finish(self) -> None:
-        """Drop the future, end every sounding note (also in the recording), close everything."""
+    def _finish(self, end: float | None = None) -> None:
+        """Drop the future, end every sounding note (also in the recording), close everything.
+
+        ``end``: the take's planned end (``--duration``); the note-offs are recorded there, so a
+        seeded take is the same file every time however late the stop arrived."""
         self.queue.clear()
-        now = max(0.0, time.monotonic() - self.config.start)
+        now = end if end is not None else max(0.0, time.monotonic() - self.config.start)
         for msg in self.port.release_messages():
             self._emit(now, msg, -1)
         self.port.close(panic=False)
