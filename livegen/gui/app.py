@@ -7,6 +7,7 @@ import sys
 import tempfile
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import QEvent, QObject, QTimer
@@ -19,11 +20,18 @@ from livegen.gui import theme
 from livegen.gui.window import MainWindow
 
 SCREENSHOT_SIZE = (1280, 720)
-SCREENSHOT_MUSIC_SECONDS = 4.0
+SCREENSHOT_MUSIC_SECONDS = 6.0
 STARTUP_LIMIT = 60.0  # s for the first take to start before --screenshot gives up
 
 
-def application() -> QApplication:
+def application(headless_ok: bool = False) -> QApplication:
+    """The Qt application, themed. Without a display Qt would abort the process: runs that need
+    no one to watch (screenshot, bench) go offscreen, an interactive one is an error saying so."""
+    if not any(os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        if not headless_ok:
+            raise UserError("no display here (DISPLAY is not set): run the panel on a desktop, "
+                            "or use --screenshot with QT_QPA_PLATFORM=offscreen")
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     app = QApplication.instance() or QApplication([sys.argv[0], "-name", "livegen"])
     theme.apply(app)
     return app
@@ -77,9 +85,9 @@ class BoothMode(QObject):
 
 
 def run(preset_name: str | None, screenshot: str | None = None) -> int:
-    app = application()
+    app = application(headless_ok=screenshot is not None)
     preset = presets.load(preset_name)
-    window = MainWindow(preset, preset_name or "default")
+    window = MainWindow(preset, Path(preset_name).stem if preset_name else "default")
     sys.excepthook = lambda kind, exc, tb: show_bug(window, kind, exc, tb)
     if screenshot:
         return take_screenshot(app, window, screenshot)
@@ -129,7 +137,6 @@ def take_screenshot(app: QApplication, window: MainWindow, path: str) -> int:
     window.play()
     started = wait_until(app, lambda: window.takes.engine is not None or not window.takes.busy, STARTUP_LIMIT)
     engine = window.takes.engine
-    status = 0
     if started and engine is not None:
         with tempfile.TemporaryDirectory() as tmp:
             script = os.path.join(tmp, "gesture.jsonl")
@@ -155,7 +162,7 @@ def take_screenshot(app: QApplication, window: MainWindow, path: str) -> int:
 def gui_timing_bench(seconds: float = 10.0, preset_name: str | None = None) -> dict:
     """The engine's timing error (p50/p99/max, ms) while the panel is open and busy: repainting at
     its own rate, plus the window moved and resized every 50 ms. For ``livegen bench``."""
-    app = application()
+    app = application(headless_ok=True)
     window = MainWindow(presets.load(preset_name))
     window.resize(*SCREENSHOT_SIZE)
     window.show()

@@ -1,5 +1,5 @@
-"""The window's panels, one group box each. A panel shows its part of a preset (``show``) and
-writes it back (``fill``), so presets round-trip through the widgets and nothing else."""
+"""The window's panels, one group box each. A panel shows its part of a preset (``show_preset``)
+and writes it back (``fill``), so presets round-trip through the widgets and nothing else."""
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
@@ -63,7 +63,7 @@ class OutputPanel(QGroupBox):
         names = [p for p in outputs if "livegen" not in p.lower()]
         if chosen and chosen != VIRTUAL and chosen not in names:
             names.append(chosen)
-        wanted = [("Automatic (first output)", "")] + [(p, p) for p in names] + [("Virtual port", VIRTUAL)]
+        wanted = [("Automatic", "")] + [(p, p) for p in names] + [("Virtual port", VIRTUAL)]
         if [(self.port.itemText(i), self.port.itemData(i)) for i in range(self.port.count())] == wanted:
             return
         self.port.blockSignals(True)
@@ -105,8 +105,13 @@ class ModelPanel(QGroupBox):
     def __init__(self):
         super().__init__("Model")
         self.model = QComboBox()
-        self.model.addItem("Char-RNN (shipped)", "charrnn")
-        self.open = QPushButton("Checkpoint…")
+        self.model.addItem("Char-RNN", "charrnn")
+        self.model.setItemData(0, "the shipped Char-RNN, trained on POP909", Qt.ItemDataRole.ToolTipRole)
+        self.model.setMinimumContentsLength(9)
+        self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.open = QPushButton("…")
+        self.open.setFixedWidth(40)
+        self.open.setToolTip("open a livegen checkpoint (.safetensors)")
         self.open.clicked.connect(self._ask_checkpoint)
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.1, 2.0)
@@ -167,10 +172,12 @@ class PresetPanel(QGroupBox):
         load, save = QPushButton("Load…"), QPushButton("Save…")
         load.clicked.connect(lambda: self._ask(QFileDialog.getOpenFileName, self.load_requested))
         save.clicked.connect(lambda: self._ask(QFileDialog.getSaveFileName, self.save_requested))
-        layout = QHBoxLayout(self)
-        layout.addWidget(self.name, 1)
-        layout.addWidget(load)
-        layout.addWidget(save)
+        buttons = QHBoxLayout()
+        buttons.addWidget(load)
+        buttons.addWidget(save)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.name)
+        layout.addLayout(buttons)
 
     def _ask(self, dialog, signal) -> None:
         presets.REPO_PRESETS.mkdir(exist_ok=True)
@@ -302,30 +309,43 @@ class ConditioningPanel(QGroupBox):
         super().__init__("Conditioning")
         self.pitch, self.density, self.key = QLabel(), QLabel(), QLabel()
         form = QFormLayout(self)
-        for name, label in (("Register", self.pitch), ("Density", self.density), ("Pitch classes", self.key)):
+        for name, label in (("Register", self.pitch), ("Density", self.density), ("Scale", self.key)):
             label.setObjectName("value")
             form.addRow(name, label)
 
     def show_controls(self, controls) -> None:
-        self.pitch.setText(f"{controls.pitch:.2f} → {note_name(control_pitch_to_midi(controls.pitch))}")
-        self.density.setText(f"{controls.density:.2f} → {control_density_to_rate(controls.density):.1f} notes/s")
+        self.pitch.setText(f"{note_name(control_pitch_to_midi(controls.pitch))}  ({controls.pitch:.2f})")
+        self.density.setText(f"{control_density_to_rate(controls.density):.1f} notes/s  ({controls.density:.2f})")
         classes = [n for n, v in zip(PITCH_CLASS_NAMES, controls.histogram or ()) if v > 0]
-        self.key.setText(" ".join(classes) if classes else "free (the model decides)")
+        self.key.setText(" ".join(classes) if classes else "free")
 
 
 class NumbersPanel(QGroupBox):
-    """The engine's live numbers: control latency, timing error, CPU, notes sent."""
+    """The engine's live numbers: control latency and timing error (ms), CPU, messages sent."""
+
+    ROWS = (("latency", "Control → MIDI"), ("timing", "Timing error"))
 
     def __init__(self):
         super().__init__("Engine")
         self.labels: dict[str, QLabel] = {}
         grid = QGridLayout(self)
-        for row, (key, name) in enumerate((("latency", "Control → MIDI"), ("timing", "Timing error"),
-                                           ("cpu", "CPU"), ("sent", "Messages sent"))):
+        for column, head in enumerate(("ms", "p50", "p99"), 0):
+            label = QLabel(head)
+            label.setObjectName("muted")
+            align = Qt.AlignmentFlag.AlignRight if column else Qt.AlignmentFlag.AlignLeft
+            grid.addWidget(label, 0, column, alignment=align)
+        for row, (key, name) in enumerate(self.ROWS, 1):
             grid.addWidget(QLabel(name), row, 0)
-            self.labels[key] = QLabel("–")
-            self.labels[key].setObjectName("value")
-            grid.addWidget(self.labels[key], row, 1)
+            for column, part in enumerate(("p50", "p99"), 1):
+                grid.addWidget(self._value(f"{key}_{part}"), row, column, alignment=Qt.AlignmentFlag.AlignRight)
+        grid.addWidget(QLabel("CPU · sent"), 3, 0)
+        grid.addWidget(self._value("cpu"), 3, 1, alignment=Qt.AlignmentFlag.AlignRight)
+        grid.addWidget(self._value("sent"), 3, 2, alignment=Qt.AlignmentFlag.AlignRight)
+
+    def _value(self, key: str) -> QLabel:
+        self.labels[key] = QLabel("–")
+        self.labels[key].setObjectName("value")
+        return self.labels[key]
 
     def show_numbers(self, numbers: dict[str, str]) -> None:
         for key, text in numbers.items():
@@ -345,3 +365,6 @@ class Column(QWidget):
     def add(self, panel: QWidget, stretch: int = 0) -> QWidget:
         self.layout_.addWidget(panel, stretch)
         return panel
+
+    def add_stretch(self) -> None:
+        self.layout_.addStretch(1)

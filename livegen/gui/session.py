@@ -69,14 +69,14 @@ class Takes:
     """One Engine per take. Starts and stops run in order on one worker thread; failures land in
     ``errors`` for the panel to show. Loaded models are kept, so a new take starts quickly."""
 
-    def __init__(self, hub: ControlHub, log=None):
+    def __init__(self, hub: ControlHub):
         self.hub = hub
-        self.log = log or (lambda text: None)
         self.engine: Engine | None = None
         self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._models: dict[str, object] = {}
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix="livegen-gui-takes")
         self._pending: list[Future] = []
+        self._closed = False
 
     @property
     def busy(self) -> bool:
@@ -101,10 +101,15 @@ class Takes:
             engine.panic()
 
     def shutdown(self) -> None:
-        self.stop()
-        self._jobs.shutdown(wait=True)
+        """Stop the take and wait for it (the window is closing); idempotent."""
+        if not self._closed:
+            self._submit(self._stop_now)
+            self._closed = True  # a timer firing while the window closes must not start a take
+            self._jobs.shutdown(wait=True)
 
     def _submit(self, job, *args) -> None:
+        if self._closed:
+            return
         self._pending.append(self._jobs.submit(self._reporting, job, *args))
 
     def _reporting(self, job, *args) -> None:
@@ -130,7 +135,7 @@ class Takes:
         wanted = SimpleNamespace(no_port=False, port=request.port or None, virtual=request.virtual or None,
                                  api=request.api)
         output = choose_output(wanted, presets.Preset())
-        engine = Engine(model, output, request.settings, self.hub.controls, record=request.record, log=self.log)
+        engine = Engine(model, output, request.settings, self.hub.controls, record=request.record)
         engine.start()
         self.engine = engine
         self.hub.attach(engine)
@@ -144,28 +149,46 @@ class Takes:
 
 
 class PortWatch:
-    """Lists MIDI outputs on a worker thread; ``latest`` is the newest (api, outputs) or an error."""
+    """Lists MIDI outputs on a worker thread; ``latest`` is the newest (api, outputs), or None when
+    the MIDI system asked for is not there (Play then says why). One listing client lives as long as the API choice: on JACK every
+    new client and port reorders the graph, and a 1 Hz churn of them makes receivers drop events."""
 
     def __init__(self):
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix="livegen-gui-ports")
         self._future: Future | None = None
+        self._api: str | None = None  # the choice the lister was made for (auto | alsa | jack)
+        self._lister = None  # rtmidi.MidiOut kept open for listing
+        self._resolved: str | None = None
         self.latest: tuple[str | None, list[str]] | None = None
-        self.error: str | None = None
+        self.listed_at = 0.0  # monotonic time of ``latest``
 
-    def refresh(self, api: str) -> None:
-        """Ask for a new listing unless one is still being made."""
+    def refresh(self, api: str, rescan: bool = False) -> None:
+        """Ask for a new listing unless one is still being made; ``rescan`` looks for the MIDI
+        system again (a JACK server started since)."""
         if self._future is None or self._future.done():
-            self._future = self._jobs.submit(self._list, api)
+            self._future = self._jobs.submit(self._list, api, rescan)
 
-    def _list(self, api: str) -> None:
+    def _list(self, api: str, rescan: bool) -> None:
+        try:
+            if rescan or api != self._api:
+                self._open_lister(api)
+            outputs = self._lister.get_ports() if self._lister is not None else []
+            self.latest, self.listed_at = (self._resolved, outputs), time.monotonic()
+        except (UserError, RuntimeError):  # rtmidi raises RuntimeError subclasses
+            self._api, self.latest = None, None
+
+    def _open_lister(self, api: str) -> None:
+        import rtmidi
+
         from livegen.midi import ports
 
-        try:
-            resolved = ports.resolve_api(api)
-            self.latest = (resolved, ports.list_ports(resolved)["outputs"] if resolved else [])
-            self.error = None
-        except UserError as exc:
-            self.latest, self.error = None, str(exc)
+        if self._lister is not None:
+            self._lister.delete()
+        self._lister = None
+        self._api, self._resolved = api, ports.resolve_api(api)
+        if self._resolved is not None:
+            rtapi = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK}[self._resolved]
+            self._lister = rtmidi.MidiOut(rtapi, name="livegen-panel")
 
     def shutdown(self) -> None:
         self._jobs.shutdown(wait=True)

@@ -34,7 +34,9 @@ QPushButton {{
 }}
 QPushButton:hover {{ border-color: {ACCENT.name()}; }}
 QPushButton:disabled, QComboBox:disabled, QSpinBox:disabled, QDoubleSpinBox:disabled {{ color: {MUTED.name()}; }}
-QPushButton[transport="true"] {{ font-size: {BASE_POINT_SIZE + 5}pt; font-weight: 700; padding: 8px 22px; min-width: 96px; }}
+QPushButton[transport="true"] {{
+    font-size: {BASE_POINT_SIZE + 5}pt; font-weight: 700; padding: 8px 22px; min-width: 96px;
+}}
 QPushButton#play:checked {{ background: {PLAY.name()}; color: #0b1a10; border-color: {PLAY.name()}; }}
 QPushButton#record:checked {{ background: {RECORD.name()}; color: #1a0b0d; border-color: {RECORD.name()}; }}
 QPushButton#panic {{ border-color: {NOTICE.name()}; color: {NOTICE.name()}; }}

@@ -44,6 +44,7 @@ class XYPad(QWidget):
     """Play with the mouse: up is higher pitch, right is denser. Shows any gesture's position."""
 
     moved = pyqtSignal(float, float)  # pitch, density
+    MIN_STEP = 0.004  # as the camera: smaller moves would make the engine regenerate for nothing
 
     def __init__(self):
         super().__init__()
@@ -67,8 +68,9 @@ class XYPad(QWidget):
     def _drag(self, pos: QPointF) -> None:
         density = min(max(pos.x() / max(self.width(), 1), 0.0), 1.0)
         pitch = min(max(1.0 - pos.y() / max(self.height(), 1), 0.0), 1.0)
-        self.show_position(pitch, density)
-        self.moved.emit(pitch, density)
+        if max(abs(pitch - self.pitch), abs(density - self.density)) >= self.MIN_STEP:
+            self.show_position(pitch, density)
+            self.moved.emit(pitch, density)
 
     def paintEvent(self, event):
         p = QPainter(self)
@@ -96,35 +98,40 @@ class CameraView(QWidget):
 
     def __init__(self):
         super().__init__()
-        self._image: QImage | None = None
-        self._hand: tuple[float, float] | None = None
+        self.image: QImage | None = None
+        self.hand: tuple[float, float] | None = None
+        self._shown: np.ndarray | None = None  # the frame on screen, not converted twice
         self.setMinimumSize(200, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
-    def show_frame(self, bgr: np.ndarray | None, hand: tuple[float, float] | None) -> None:
-        if bgr is None:
+    def show_frame(self, bgr: np.ndarray | None, hand: tuple[float, float] | None, mirror: bool) -> None:
+        """``mirror``: show it as a mirror, as the performer sees themself (the mapping mirrors too)."""
+        if bgr is None or bgr is self._shown:
             return
-        rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+        self._shown = bgr
+        rgb = np.ascontiguousarray(bgr[:, ::-1, ::-1] if mirror else bgr[:, :, ::-1])
+        if mirror and hand is not None:
+            hand = (1.0 - hand[0], hand[1])
         h, w = rgb.shape[:2]
-        self._image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-        self._hand = hand
+        self.image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        self.hand = hand
         self.update()
 
     def paintEvent(self, event):
         p = QPainter(self)
         p.fillRect(self.rect(), theme.RAISED)
-        if self._image is None:
+        if self.image is None:
             p.setPen(theme.MUTED)
             p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "waiting for the camera…")
             return
-        scaled = self._image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        scaled = self.image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
         target = QRectF((self.width() - scaled.width()) / 2, (self.height() - scaled.height()) / 2,
                         scaled.width(), scaled.height())
-        p.drawImage(target, self._image)
-        if self._hand is not None:
+        p.drawImage(target, self.image)
+        if self.hand is not None:
             p.setRenderHint(QPainter.RenderHint.Antialiasing)
             p.setPen(QPen(theme.PLAY, 3))
-            centre = QPointF(target.x() + self._hand[0] * target.width(), target.y() + self._hand[1] * target.height())
+            centre = QPointF(target.x() + self.hand[0] * target.width(), target.y() + self.hand[1] * target.height())
             p.drawEllipse(centre, 18, 18)
 
 

@@ -70,7 +70,6 @@ class TransportBar(QFrame):
         button.setObjectName(name)
         button.setProperty("transport", True)
         button.setCheckable(checkable)
-        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space belongs to the shortcut, not a focused button
         button.setMinimumHeight(44)
         return button
 
@@ -116,19 +115,15 @@ class EngineReadout:
         self._cpu = (time.process_time(), time.monotonic())
 
     def numbers(self, engine) -> dict[str, str]:
+        """Label texts: p50/p99 of the recent latencies and timing errors, CPU of this process."""
         cpu_now = (time.process_time(), time.monotonic())
         cpu = (cpu_now[0] - self._cpu[0]) / max(cpu_now[1] - self._cpu[1], 1e-6) * 100
         self._cpu = cpu_now
-        out = {"cpu": f"{cpu:.0f} % of a core (panel + generator)", "latency": "–", "timing": "–",
-               "sent": "–" if engine is None else str(self.sent)}
-        if engine is not None:
-            latency = engine.stats.control_to_midi[-200:]
-            if latency:
-                out["latency"] = (f"p50 {np.percentile(latency, 50) * 1e3:.1f}  "
-                                  f"p99 {np.percentile(latency, 99) * 1e3:.1f} ms")
-        if self.timing:
-            t = np.abs(np.asarray(self.timing)) * 1e3
-            out["timing"] = f"p50 {np.percentile(t, 50):.3f}  p99 {np.percentile(t, 99):.3f} ms"
+        out = {"cpu": f"{cpu:.0f} %", "sent": "–" if engine is None else str(self.sent)}
+        latency = engine.stats.control_to_midi[-200:] if engine is not None else []
+        for key, values, digits in (("latency", latency, 1), ("timing", np.abs(self.timing), 3)):
+            for part, q in (("p50", 50), ("p99", 99)):
+                out[f"{key}_{part}"] = f"{np.percentile(values, q) * 1e3:.{digits}f}" if len(values) else "–"
         return out
 
 
@@ -143,6 +138,7 @@ class MainWindow(QMainWindow):
         self.readout = EngineReadout()
         self.source = None  # a running control source other than the pad (the camera)
         self.recording: str | None = None
+        self.last_take: str | None = None  # the file the last recording went to
         self.locked = False
         self._loading: str | None = None  # a checkpoint being loaded in the background
         self._ticks = 0
@@ -162,10 +158,10 @@ class MainWindow(QMainWindow):
         self.output, self.model, self.preset_panel = OutputPanel(), ModelPanel(), PresetPanel()
         self.gesture, self.harmony = GesturePanel(), HarmonyPanel()
         self.roll, self.conditioning, self.numbers = PianoRoll(), ConditioningPanel(), NumbersPanel()
-        self.columns = {"left": Column(330), "centre": Column(), "right": Column(380)}
+        self.columns = {"left": Column(320), "centre": Column(), "right": Column(350)}
         for panel in (self.preset_panel, self.output, self.model):
             self.columns["left"].add(panel)
-        self.columns["left"].layout_.addStretch(1)
+        self.columns["left"].add_stretch()
         notes = QFrame()
         notes_layout = QVBoxLayout(notes)
         notes_layout.setContentsMargins(0, 0, 0, 0)
@@ -189,6 +185,7 @@ class MainWindow(QMainWindow):
             body.addWidget(self.columns[name], 1 if name == "centre" else 0)
         central = QWidget()
         central.setObjectName("central")
+        central.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # a click on the background gives Space back
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.transport)
@@ -198,20 +195,26 @@ class MainWindow(QMainWindow):
         layout.addLayout(banner_row)
         layout.addLayout(body, 1)
         self.setCentralWidget(central)
-        self.setMinimumSize(1280, 720)
+        for button in self.findChildren(QPushButton):  # a focused button would swallow Space on stage
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setMinimumSize(1152, 648)  # laid out for 1280x720 (a booth screen) and up
 
-        self.transport.play.clicked.connect(self.play)
-        self.transport.stop.clicked.connect(self.stop)
-        self.transport.panic.clicked.connect(self.panic)
-        self.transport.record.clicked.connect(self.toggle_record)
-        self.banner.action.clicked.connect(self.reconnect)
-        self.output.refresh_requested.connect(self._check_ports)
+        self.transport.play.clicked.connect(lambda: self.play())
+        self.transport.stop.clicked.connect(lambda: self.stop())
+        self.transport.panic.clicked.connect(lambda: self.panic())
+        self.transport.record.clicked.connect(lambda: self.toggle_record())
+        self.banner.action.clicked.connect(lambda: self.reconnect())
+        self.output.refresh_requested.connect(self._rescan_ports)
         self.model.checkpoint_chosen.connect(self.choose_checkpoint)
         self.preset_panel.load_requested.connect(self.load_preset)
         self.preset_panel.save_requested.connect(self.save_preset)
         self.gesture.moved.connect(lambda pitch, density: self.hub.gesture(Controls(pitch, density)))
         self.gesture.source_changed.connect(self.use_source)
         self.harmony.changed.connect(lambda: self.hub.set_histogram(self.harmony.histogram()))
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        self.centralWidget().setFocus()  # not a button: a focused button would take Space
 
     def _shortcuts(self) -> None:
         for key, action in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Escape, self.panic),
@@ -266,7 +269,7 @@ class MainWindow(QMainWindow):
 
     def _finish_recording(self) -> None:
         if self.recording:
-            self.recording = None
+            self.last_take, self.recording = self.recording, None
             self.transport.take.setText(self._new_take_name())
 
     @staticmethod
@@ -404,6 +407,8 @@ class MainWindow(QMainWindow):
             status = f"playing on {engine.player_info.get('port', '(no port)')}"
         else:
             status = "stopped" if engine is None else "stopped: the engine failed"
+            if self.last_take:
+                status += f" · saved {self.last_take}"
         self.transport.status.setText(status)
         seconds = max(0.0, engine.now()) if playing else 0.0
         self.transport.elapsed.setText(f"{int(seconds) // 60}:{int(seconds) % 60:02d}")
@@ -411,7 +416,7 @@ class MainWindow(QMainWindow):
 
     def _show_camera(self) -> None:
         frame, hand = self.source.latest_frame()
-        self.gesture.camera.show_frame(frame, hand)
+        self.gesture.camera.show_frame(frame, hand, self.base_preset.camera.mirror)
         state = {"running": "connected" if frame is not None else "reconnecting", "lost": "reconnecting",
                  "ended": "lost"}[self.source.state]
         self.gesture.camera_light.set_state(state)
@@ -425,9 +430,13 @@ class MainWindow(QMainWindow):
         self.output.set_ports(outputs)
         engine = self.takes.engine
         if (engine is not None and engine.running and engine.output.port and not engine.output.virtual
-                and engine.output.api == api and engine.output.port not in outputs):
+                and engine.output.api == api and self.ports.listed_at > engine.start_time
+                and engine.output.port not in outputs):
             self.banner.show_error(f"MIDI output {engine.output.port!r} is gone: the music goes on (and into "
                                    "the recording) but does not reach it. Reconnect once it is back.", "Reconnect")
+
+    def _rescan_ports(self) -> None:
+        self.ports.refresh(self.output.api.currentText(), rescan=True)
 
     def closeEvent(self, event):
         self.timer.stop()

@@ -1,0 +1,256 @@
+"""The control panel, driven through its real widgets (pytest-qt, offscreen) against a real JACK
+server: play, panic, record, a vanished port, presets, a bad checkpoint, booth mode, the screenshot."""
+import os
+import subprocess
+import sys
+
+import mido
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("PyQt6")
+pytest.importorskip("pytestqt")
+
+from PyQt6.QtCore import QPoint, Qt  # noqa: E402
+
+from conftest import Receiver, livegen_cmd  # noqa: E402
+from livegen import presets  # noqa: E402
+from livegen.gui.app import BoothMode, application  # noqa: E402
+from livegen.gui.window import MainWindow  # noqa: E402
+
+LEFT = Qt.MouseButton.LeftButton
+START_MS = 30_000  # a take starts in ~1 s; generous for a loaded 2-core CI machine
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    """A panel playing to ``port`` (a receiver's name) on JACK; takes land in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    application()
+    windows = []
+
+    def make(port: str = "", **gui) -> MainWindow:
+        preset = presets.Preset()
+        preset.output.api, preset.output.port = ("jack", port) if port else ("auto", "")
+        preset.controls.density = 0.8
+        for key, value in gui.items():
+            setattr(preset.gui, key, value)
+        window = MainWindow(preset)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def wait_playing(qtbot, window):
+    qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine.now() > 0, timeout=START_MS)
+
+
+def wait_stopped(qtbot, window):
+    qtbot.waitUntil(lambda: window.takes.engine is None and not window.takes.busy, timeout=START_MS)
+
+
+def note_pairs(messages):
+    return [(m.type if m.type == "note_off" or m.velocity else "note_off", m.note)
+            for m in messages if m.type in ("note_on", "note_off")]
+
+
+def test_play_sends_notes_to_the_port_shows_them_and_stop_ends_them(make_window, receiver, qtbot):
+    window = make_window(receiver.name)
+    qtbot.mouseClick(window.transport.play, LEFT)
+    wait_playing(qtbot, window)
+    qtbot.waitUntil(lambda: len(receiver.notes()) >= 10, timeout=START_MS)
+    qtbot.waitUntil(lambda: len(window.roll.notes) >= 5, timeout=5000)  # the piano roll shows what was sent
+    assert window.transport.play.isChecked() and "playing on" in window.transport.status.text()
+    qtbot.mouseClick(window.transport.stop, LEFT)
+    wait_stopped(qtbot, window)
+    qtbot.wait(300)
+    assert receiver.hanging() == 0 and not window.transport.play.isChecked()
+    received = {m.note for m in receiver.notes() if m.type == "note_on" and m.velocity}
+    assert {pitch for _, _, pitch, _ in window.roll.notes} <= received
+
+
+def test_space_plays_and_stops_and_escape_panics(make_window, receiver, qtbot):
+    window = make_window(receiver.name)
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    wait_playing(qtbot, window)
+    qtbot.waitUntil(lambda: len(receiver.notes()) >= 4, timeout=START_MS)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: any(m.type == "control_change" and m.control == 123 for _, m in receiver.messages),
+                    timeout=5000)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    wait_stopped(qtbot, window)
+
+
+def test_panic_ends_every_sounding_note_at_once(make_window, receiver, qtbot):
+    window = make_window(receiver.name)
+    qtbot.mouseClick(window.transport.play, LEFT)
+    qtbot.waitUntil(lambda: len(receiver.notes()) >= 20, timeout=START_MS)
+    qtbot.mouseClick(window.transport.panic, LEFT)
+
+    def all_notes_off_index():
+        return next((i for i, (_, m) in enumerate(list(receiver.messages))
+                     if m.type == "control_change" and m.control == 123), None)
+
+    qtbot.waitUntil(lambda: all_notes_off_index() is not None, timeout=5000)
+    before = list(receiver.messages)[:all_notes_off_index()]
+    sounding = {}
+    for _, m in before:
+        if m.type in ("note_on", "note_off"):
+            key = (m.channel, m.note)
+            sounding[key] = sounding.get(key, 0) + (1 if m.type == "note_on" and m.velocity else -1)
+    assert all(v <= 0 for v in sounding.values()), "notes still sounding when all-notes-off came"
+    assert window.takes.engine.running  # panic silences, the take goes on
+    qtbot.mouseClick(window.transport.stop, LEFT)
+    wait_stopped(qtbot, window)
+
+
+def test_record_writes_a_valid_midi_file_with_what_the_port_received(make_window, receiver, qtbot, tmp_path):
+    window = make_window(receiver.name)
+    take = window.transport.take.text()
+    qtbot.mouseClick(window.transport.record, LEFT)
+    wait_playing(qtbot, window)
+    qtbot.waitUntil(lambda: window.transport.elapsed.text() != "0:00", timeout=START_MS)
+    assert window.transport.record.isChecked() and window.recording == take
+    qtbot.waitUntil(lambda: len(receiver.notes()) >= 10, timeout=START_MS)
+    qtbot.mouseClick(window.transport.stop, LEFT)
+    wait_stopped(qtbot, window)
+    qtbot.wait(300)
+    recorded = note_pairs(mido.MidiFile(tmp_path / take))
+    assert len(recorded) >= 10 and recorded == note_pairs(receiver.notes())
+    assert window.transport.take.text() != take  # the next take will not overwrite this one
+
+
+def test_a_vanished_port_shows_an_error_and_reconnect_plays_again(make_window, jack_server, qtbot):
+    gone = Receiver("lg-vanishing")
+    qtbot.wait(300)
+    window = make_window(gone.name)
+    qtbot.mouseClick(window.transport.play, LEFT)
+    qtbot.waitUntil(lambda: len(gone.notes()) >= 4, timeout=START_MS)
+    gone.close()
+    qtbot.waitUntil(lambda: window.banner.isVisible() and "is gone" in window.banner.text.text(), timeout=10_000)
+    assert window.banner.action.isVisible() and window.takes.engine.running  # alive, still playing
+    back = Receiver("lg-vanishing")
+    qtbot.wait(300)
+    try:
+        qtbot.mouseClick(window.banner.action, LEFT)
+        qtbot.waitUntil(lambda: len(back.notes()) >= 4, timeout=START_MS)
+        assert not window.banner.isVisible()
+        qtbot.mouseClick(window.transport.stop, LEFT)
+        wait_stopped(qtbot, window)
+    finally:
+        back.close()
+
+
+def test_preset_save_then_load_round_trips_every_control(make_window, qtbot, tmp_path):
+    window = make_window()
+    window.output.channel.setValue(5)
+    window.output.program.setValue(10)
+    window.model.temperature.setValue(0.8)
+    window.model.lookahead.setValue(0.5)
+    window.harmony.key.setCurrentText("A minor")
+    window.harmony.sliders.sliders[1].setValue(40)  # a custom touch: C# into A minor
+    pad = window.gesture.pad
+    qtbot.mouseClick(pad, LEFT, pos=QPoint(pad.width() // 4, pad.height() // 4))
+    saved = window.preset()
+    window.save_preset(str(tmp_path / "mine.toml"))
+    assert window.preset_panel.name.text() == "mine"
+    assert saved.controls.pitch == pytest.approx(0.75, abs=0.02)
+    assert saved.controls.density == pytest.approx(0.25, abs=0.02)
+    assert saved.gui.histogram[1] == 0.4 and saved.output.channel == 5
+
+    other = make_window()
+    other.load_preset(str(tmp_path / "mine.toml"))
+    assert other.preset() == saved == presets.load(str(tmp_path / "mine.toml"))
+    assert other.harmony.key.currentText().startswith("Custom") and other.harmony.sliders.sliders[1].value() == 40
+    assert other.output.channel.value() == 5 and other.hub.controls.histogram[1] == 0.4
+
+
+def test_a_corrupt_checkpoint_shows_an_error_and_the_panel_lives_on(make_window, qtbot, tmp_path):
+    window = make_window()
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    window.choose_checkpoint(str(bad))
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=START_MS)
+    assert "not a readable safetensors" in window.banner.text.text()
+    assert window.model.model.currentData() == "charrnn"
+
+
+def test_a_bad_preset_file_shows_an_error(make_window, tmp_path):
+    window = make_window()
+    (tmp_path / "typo.toml").write_text("[engine]\nlookahed = 0.2\n")
+    window.load_preset(str(tmp_path / "typo.toml"))
+    assert window.banner.isVisible() and "engine.lookahed is unknown" in window.banner.text.text()
+
+
+def test_booth_mode_locks_plays_and_returns_to_the_reset_preset_when_idle(make_window, qtbot):
+    window = make_window(booth=True, idle_reset=1.5)
+    booth = BoothMode(window, window.base_preset.gui)
+    booth.begin()
+    wait_playing(qtbot, window)
+    assert window.locked and not window.transport.stop.isEnabled() and not window.columns["left"].isEnabled()
+    assert window.transport.panic.isEnabled() and window.gesture.pad.isEnabled()  # visitors play; panic stays
+    first = window.takes.engine
+    window.harmony.key.setCurrentText("D minor")  # as if someone had changed it before locking
+    qtbot.waitUntil(lambda: window.harmony.key.currentText().startswith("Free"), timeout=10_000)
+    qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine is not first, timeout=START_MS)
+    window.set_locked(False)
+    assert window.transport.stop.isEnabled()
+
+
+def test_importing_the_cli_does_not_load_qt():
+    code = "import sys, livegen.cli; livegen.cli.build_parser(); print(any('PyQt6' in m for m in sys.modules))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "False", run.stderr
+
+
+def test_screenshot_runs_the_panel_and_saves_a_picture(tmp_path):
+    from PyQt6.QtGui import QImage
+
+    out = tmp_path / "panel.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", JACK_DEFAULT_SERVER="livegen-no-such-server")
+    run = subprocess.run(livegen_cmd("gui", "--screenshot", str(out)), capture_output=True, text=True,
+                         timeout=90, env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    image = QImage(str(out))
+    assert image.width() >= 1000 and image.height() >= 600
+
+
+def test_without_a_display_the_panel_says_so_instead_of_aborting(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    run = subprocess.run(livegen_cmd("gui"), capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert run.returncode == 2 and "no display here" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_the_camera_view_shows_the_tracked_hand_and_steers_the_music(make_window, qtbot, tmp_path):
+    import cv2
+
+    from livegen.sensors.camera import bench_scene
+
+    clip = tmp_path / "hand.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 240))
+    for frame in bench_scene(320, 240, count=90):  # a hand with a green marker moving across a room
+        writer.write(frame)
+    writer.release()
+    window = make_window()
+    window.base_preset.camera.source, window.base_preset.camera.tracker = str(clip), "color"
+    window.gesture.source.setCurrentIndex(window.gesture.source.findData("camera"))
+    qtbot.waitUntil(lambda: window.gesture.camera.hand is not None, timeout=10_000)
+    assert window.gesture.view.currentWidget() is window.gesture.camera
+    assert window.gesture.camera_light.state == "connected"
+    qtbot.waitUntil(lambda: window.hub.controls.density != 0.8, timeout=5000)  # the hand moved the controls
+    qtbot.waitUntil(lambda: window.gesture.camera_light.state == "lost", timeout=10_000)  # the clip ended
+
+
+def test_a_camera_that_cannot_open_is_an_error_and_the_pad_stays(make_window, tmp_path):
+    window = make_window()
+    window.base_preset.camera.source = str(tmp_path / "no-such-clip.avi")
+    window.gesture.source.setCurrentIndex(window.gesture.source.findData("camera"))
+    assert window.banner.isVisible() and window.banner.text.text().startswith("Camera:")
+    assert window.gesture.source.currentData() == "pad" and window.source is None
