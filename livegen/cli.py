@@ -258,6 +258,11 @@ def cmd_bench(args) -> int:
 
         _say("bench: camera trackers")
         result["camera"] = camera_bench()
+    if "gui" in args.parts:
+        from livegen.gui.app import gui_timing_bench
+
+        _say("bench: timing with the control panel open, repainting, moved and resized")
+        result["timing_error_ms_panel_open"] = gui_timing_bench(10.0)
     if args.json:
         print(json.dumps(result))
     else:
@@ -343,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--model", default="charrnn")
     s.add_argument("--seconds", type=float, default=20.0, help="length of the live timing run")
-    s.add_argument("--parts", default="engine,camera", help="comma-separated: engine (always), camera")
+    s.add_argument("--parts", default="engine,camera,gui",
+                   help="comma-separated: engine (always), camera, gui (timing with the panel open)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("recover", help="repair unfinished recordings (done automatically by perform)")

@@ -150,4 +150,19 @@ def format_report(r: dict) -> str:
         f"model conditioning alone: {m['pitch_rho']:.2f} / {m['density_rho']:.2f}",
         f"{'':<22} pitch levels {f['pitch_levels']}",
         f"{'':<22} density levels (notes/s) {f['density_levels']}",
-    ])
+    ] + _optional_rows(r))
+
+
+def _optional_rows(r: dict) -> list[str]:
+    rows = []
+    panel = r.get("timing_error_ms_panel_open")
+    if panel:
+        t = panel["timing_error_ms"]
+        rows.append(f"{'timing, panel open':<22} p50 {t['p50']:8.3f}  p99 {t['p99']:8.3f}  max {t['max']:8.3f} ms"
+                    f"   (repainting at {panel['panel_hz']} Hz, window moved {panel['window_moves']} times)")
+    camera = r.get("camera")
+    if camera:
+        for name, sizes in camera["fps"].items():
+            text = ", ".join(f"{size} {fps if isinstance(fps, str) else f'{fps:.0f} fps'}" for size, fps in sizes.items())
+            rows.append(f"{'camera ' + name:<22} {text}")
+    return rows
