@@ -55,13 +55,15 @@ class Steering:
     A plain conditional LSTM trained on POP909 snaps back to the middle register and compresses
     density (see the README), so the engine also (1) biases NOTE_ON logits toward the target
     register and, given a key, toward its scale, and (2) stretches time so the realised note rate
-    meets the target: a closed loop on the model's own onset rate.
+    meets the target: the model's own onset rate (onsets per unscaled second, forgotten over real
+    time so the estimate lags by the same second however far time is stretched) divided by the
+    target gives the stretch.
     """
 
     enabled: bool = True
     register_sigma: float = 4.5  # semitones
     scale_bonus: float = 1.5  # logit bonus for in-scale pitch classes when a key/histogram is set
-    rate_tau: float = 1.5  # seconds of (unscaled) music the onset-rate estimate averages over
+    rate_tau: float = 1.0  # seconds of played (real) time the model's onset-rate estimate averages over
     min_scale: float = 0.25
     max_scale: float = 4.0
 
@@ -100,7 +102,7 @@ class Snapshot:
     prev_token: int
     lstm: object
     decoder: StreamingDecoder
-    rate: float  # onsets per unscaled second, running estimate
+    rate: tuple[float, float]  # (onsets, unscaled seconds), both forgotten over real time: the model's own rate
 
 
 class ControlTimeline:
@@ -172,7 +174,9 @@ class Generator(LiveGenerator):
         self._cache: dict[Controls, tuple] = {}
         state = self.model.initial_state(controls.vector())
         decoder = StreamingDecoder(max_note_seconds=max_note_seconds, max_polyphony=max_polyphony)
-        self.current = Snapshot(0, 0.0, SEED_TOKEN, state, decoder, control_density_to_rate(controls.density))
+        prior = self.steering.rate_tau / 2  # as if the model had played at the target rate for a while
+        self.current = Snapshot(0, 0.0, SEED_TOKEN, state, decoder,
+                                (prior * control_density_to_rate(controls.density), prior))
         self.history: deque[Snapshot] = deque()
         self.steps = 0
 
@@ -203,18 +207,19 @@ class Generator(LiveGenerator):
             logits = steer_pitch(logits, bias)
         token = self.sampler.sample(logits, s.index)
         decoder = s.decoder.copy()
-        rate = s.rate
+        onsets, span = s.rate
         if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:
             dt = (token - TIME_SHIFT_FIRST + 1) * events.STEP_SECONDS
-            rate *= math.exp(-dt / self.steering.rate_tau)
+            scale = 1.0
             if self.steering.enabled and controls.conditioning:
-                decoder.time_scale = min(max(rate / target_rate, self.steering.min_scale), self.steering.max_scale)
-            else:
-                decoder.time_scale = 1.0
+                scale = min(max(onsets / span / target_rate, self.steering.min_scale), self.steering.max_scale)
+            decoder.time_scale = scale
+            forget = math.exp(-dt * scale / self.steering.rate_tau)
+            onsets, span = onsets * forget, span * forget + dt
         elif token < NOTE_ON[-1] + 1:
-            rate += 1.0 / self.steering.rate_tau
+            onsets += 1.0
         messages = decoder.feed(token)
-        self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, rate)
+        self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, (onsets, span))
         self.steps += 1
         status_on, status_off = 0x90 | self.channel, 0x80 | self.channel
         return [(m.time, s.index, [status_on, m.pitch, m.velocity] if m.velocity else [status_off, m.pitch, 0])
