@@ -48,7 +48,12 @@ def test_stopping_any_way_ends_every_note(receiver, tmp_path, how):
     while len(receiver.notes()) < 20 and time.monotonic() < deadline:
         time.sleep(0.05)
     proc.send_signal({"sigint": signal.SIGINT, "sigterm": signal.SIGTERM, "sigkill": signal.SIGKILL}[how])
-    _, err = proc.communicate(timeout=20)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:  # never leave a hung performer behind on a test's JACK server
+        proc.kill()
+        proc.communicate()
+        raise
     time.sleep(0.5)
     assert receiver.hanging() == 0, err
     if how != "sigkill":  # a killed engine cannot choose its exit code; its clock still ends the notes

@@ -101,3 +101,25 @@ def test_recovery_leaves_takes_of_running_processes_alone(tmp_path):
     time.sleep(0.01)
     assert recover_unfinished() == []
     rec.close()
+
+
+def test_a_wedged_clock_fails_the_take_instead_of_hanging_and_the_take_stays_valid(tmp_path):
+    """A clock that stops reading (its port wedged) must not hang the engine; the take is repaired."""
+    from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+    from livegen.models import checkpoint
+    from livegen.music.conditioning import Controls
+
+    take = tmp_path / "take.mid"
+    engine = Engine(checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0], OutputChoice(), EngineSettings(),
+                    Controls(density=0.9), record=str(take), log=lambda text: None)
+    engine.start()
+    time.sleep(1.5)
+    os.kill(engine._proc.pid, signal.SIGSTOP)  # the clock stops reading its pipe
+    t0 = time.monotonic()
+    while engine.failed is None and time.monotonic() - t0 < 30:
+        engine._send(("schedule", [(1e6, -1, [0x90, 60, 1])] * 2000))  # a backlog that fills the pipe
+    assert engine.failed and "stopped responding" in engine.failed
+    engine.stop()
+    assert time.monotonic() - t0 < 40 and not engine._proc.is_alive()
+    assert sum(m.type == "note_on" and m.velocity > 0 for m in mido.MidiFile(take)) > 0
+    assert not list(recorder.JOURNAL.glob("*.json"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import sys
 import threading
 import time
@@ -22,6 +23,8 @@ from livegen.engine.player import PlayerConfig, run_player
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 
+GENERATOR_PRIORITY = 1  # SCHED_FIFO, below the clock's (see player.CLOCK_PRIORITY)
+SEND_TIMEOUT = 2.0  # s the clock may leave its pipe full before the take is failed
 CONTROL_DELAY = 0.005  # s from a control's arrival to the instant it governs the music
 START_MARGIN = 0.25  # s between start() and performance time 0: room to generate the first notes
 
@@ -85,6 +88,7 @@ class Engine:
         self.start_time = 0.0
         self.failed: str | None = None
         self.port_error: str | None = None
+        self._clock_stuck = False
         self._changes: list[tuple[float, float, Controls]] = []  # (arrival monotonic, effective t, controls)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -164,11 +168,20 @@ class Engine:
             self._thread.join(timeout)
         ended = self.end is not None and self.now() >= self.end
         self._send(("stop", self.end if ended else None))
-        self._finished.wait(timeout)
+        self._finished.wait(2.0 if self._clock_stuck else timeout)
         if hasattr(self, "_proc"):
-            self._proc.join(timeout)
+            self._proc.join(0.5 if self._clock_stuck else timeout)
             if self._proc.is_alive():
                 self._proc.kill()
+                self._proc.join(2.0)
+                if self.record:  # the clock could not close the take: make it a valid file here
+                    from livegen.midi import recorder
+
+                    try:
+                        recorder.repair(self.record)
+                        recorder.forget_unfinished(self.record)
+                    except (OSError, ValueError):
+                        pass
         self.stats.timing_error = self._final.get("timing", [])
         self.stats.sent = self._final.get("sent", 0)
         self.stats.late_rollbacks = self._final.get("late_rollbacks", 0)
@@ -182,8 +195,18 @@ class Engine:
     # --- threads -------------------------------------------------------------------------------
 
     def _send(self, command) -> None:
+        """Send to the clock, never blocking for long: a clock that stops reading (its port wedged,
+        e.g. a JACK server that died) fails the take instead of hanging the engine."""
         with self._send_lock:
+            if self._clock_stuck:
+                return
             try:
+                _, writable, _ = select.select([], [self._conn.fileno()], [], SEND_TIMEOUT)
+                if not writable:
+                    self._clock_stuck = True
+                    self._fail("the output clock stopped responding (is the MIDI port's server still up?); "
+                               "the take was repaired")
+                    return
                 self._conn.send(command)
             except (OSError, ValueError, AttributeError):
                 pass
@@ -223,7 +246,7 @@ class Engine:
 
     def _run(self) -> None:
         try:  # real-time priority below the clock's, so a busy machine cannot starve a rollback
-            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(10))
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(GENERATOR_PRIORITY))
         except (AttributeError, PermissionError, OSError):
             pass
         try:

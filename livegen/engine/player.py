@@ -17,6 +17,10 @@ import time
 from dataclasses import dataclass
 
 SPIN = 0.0012
+# SCHED_FIFO priority: above every normal process, below JACK's own real-time threads (5 and up).
+# Above them, a spinning send (rtmidi's JACK output waits with sched_yield for ring-buffer room)
+# starved the very thread that drains the buffer, and the clock locked up.
+CLOCK_PRIORITY = 2
 REPORT_EVERY = 0.05  # s between reports of sent messages to the engine (displays drain them at <= 60 Hz)
 MAX_TIMING_SAMPLES = 200_000
 
@@ -37,7 +41,7 @@ def run_player(conn, config: PlayerConfig) -> None:
     """Entry point of the player process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the engine, which stops us in order
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(20))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(CLOCK_PRIORITY))
         realtime = True
     except (AttributeError, PermissionError, OSError):
         realtime = False

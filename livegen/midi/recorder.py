@@ -95,6 +95,11 @@ def _journal_entry(path: Path) -> Path:
     return JOURNAL / (hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16] + ".json")
 
 
+def forget_unfinished(path: str | os.PathLike) -> None:
+    """Drop a take from the journal once it has been repaired."""
+    _journal_entry(Path(path)).unlink(missing_ok=True)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
