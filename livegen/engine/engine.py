@@ -253,7 +253,7 @@ class Engine:
             self._generate()
         except Exception as exc:  # the model or a guard blew up: stop cleanly, notes off
             self._fail(f"generator stopped: {type(exc).__name__}: {exc}")
-            self._send(("stop",))
+            self._send(("stop", None))
 
     def _generate(self) -> None:
         gen = self.generator
