@@ -16,12 +16,14 @@ from livegen.music import conditioning, events
 FORMAT = "livegen-checkpoint-1"
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CHARRNN = PACKAGE_DIR / "charrnn-pop909.safetensors"
+DEFAULT_DCRNN = PACKAGE_DIR / "dcrnn-pop909.safetensors"
 
 
 def _registry():
     from livegen.models.charrnn import CharRNN, CharRNNConfig
+    from livegen.models.dcrnn import DCRNN, DCRNNConfig
 
-    return {"charrnn": (CharRNN, CharRNNConfig)}
+    return {"charrnn": (CharRNN, CharRNNConfig), "dcrnn": (DCRNN, DCRNNConfig)}
 
 
 def save(path: str | os.PathLike, model, extra: dict | None = None) -> None:

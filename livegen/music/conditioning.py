@@ -112,6 +112,9 @@ class Controls:
     histogram: tuple[float, ...] | None = None
     conditioning: bool = True
     z: tuple[float, ...] | None = None
+    theme: str = "A"  # DCRNN: the seeded theme the external z dims play over
+    toward: str | None = None  # DCRNN: a second theme, reached linearly as ``mix`` goes 0 -> 1
+    mix: float = 0.0
 
     def as_dict(self) -> dict:
         d = asdict(self)

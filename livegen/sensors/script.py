@@ -6,6 +6,13 @@
 
 ``t`` is seconds from the start (non-decreasing); ``pitch`` and ``density`` are 0..1; optional
 ``histogram`` (12 numbers) or ``key`` ("C major", "F# minor"), and ``z`` (8 numbers in -1..1).
+For the DCRNN, ``theme`` names the seeded theme the z dims play over ("A", "B", ...: the same name
+recalls the same theme, so A B C A B is a form), ``toward`` a second theme and ``mix`` (0..1) the
+linear interpolation toward it; naming a theme alone clears the interpolation:
+
+    {"t": 16.0, "theme": "A", "toward": "B", "mix": 0.5}
+    {"t": 24.0, "theme": "A"}
+
 Values hold until a later line changes them. Live sessions are recorded in the same format.
 """
 from __future__ import annotations
@@ -13,13 +20,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, key_histogram
 from livegen.sensors.base import ControlSource, clamp_controls
 
-FIELDS = {"t", "pitch", "density", "histogram", "key", "z"}
+FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix"}
 
 
 def _number(x) -> bool:
@@ -61,6 +69,12 @@ def parse_script(path: str) -> list[dict]:
                 v = row[key]
                 if not isinstance(v, list) or not all(_number(x) for x in v) or (size and len(v) != size) or not v:
                     raise UserError(f"{where}: {key} must be a list of {size or 'some'} numbers")
+        for key in ("theme", "toward"):
+            if key in row and not (isinstance(row[key], str) and 0 < len(row[key]) <= 32) and not (
+                    key == "toward" and row[key] is None):
+                raise UserError(f"{where}: {key} must be a theme name of 1..32 characters, like \"A\"")
+        if "mix" in row and not _number(row["mix"]):
+            raise UserError(f"{where}: mix must be a number in 0..1")
         if "key" in row:
             try:
                 key_histogram(str(row["key"]))
@@ -83,8 +97,21 @@ class ScriptControls(ControlSource):
         self.current = base or Controls()
         start = [r for r in self.rows if r["t"] <= 0]
         for row in start:
-            self.current = clamp_controls(row, self.current, self.warn_once)
+            self.current = self._merge(row, self.current)
         self._pending = self.rows[len(start):]
+
+    def _merge(self, row: dict, previous: Controls) -> Controls:
+        """``clamp_controls`` plus the theme keys, which only scripts (and later the GUI) set."""
+        controls = clamp_controls(row, previous, self.warn_once)
+        theme, toward, mix = previous.theme, previous.toward, previous.mix
+        if "theme" in row:
+            theme, toward, mix = row["theme"], None, 0.0
+        toward = row.get("toward", toward)
+        if "mix" in row:
+            if not 0.0 <= row["mix"] <= 1.0:
+                self.warn_once("mix", f"mix {row['mix']} is outside 0..1; clamped (warned once)")
+            mix = min(max(float(row["mix"]), 0.0), 1.0)
+        return replace(controls, theme=theme, toward=toward, mix=mix)
 
     @classmethod
     def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "ScriptControls":
@@ -105,5 +132,5 @@ class ScriptControls(ControlSource):
                         time.sleep(0)
             if self._stop.is_set():
                 return
-            controls = clamp_controls(row, controls, self.warn_once)
+            controls = self._merge(row, controls)
             self.publish(controls, row["t"])
