@@ -258,6 +258,14 @@ def cmd_bench(args) -> int:
 
         _say("bench: camera trackers")
         result["camera"] = camera_bench()
+    if "dcrnn" in args.parts:
+        from pathlib import Path
+
+        from livegen.engine.dcrnn_live import dcrnn_bench
+
+        _say("bench: DCRNN")
+        real = Path(args.real_data)
+        result["dcrnn"] = dcrnn_bench(load_model("dcrnn"), data=str(real) if real.is_dir() else None, log=_say)
     if "gui" in args.parts:
         from livegen.gui.app import gui_timing_bench
 
@@ -348,8 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--model", default="charrnn")
     s.add_argument("--seconds", type=float, default=20.0, help="length of the live timing run")
-    s.add_argument("--parts", default="engine,camera,gui",
-                   help="comma-separated: engine (always), camera, gui (timing with the panel open)")
+    s.add_argument("--parts", default="engine,camera,dcrnn,gui",
+                   help="comma-separated: engine (always), camera, dcrnn, gui (timing with the panel open)")
+    s.add_argument("--real-data", default="../shared/data/music/pop909",
+                   help="POP909 folder for the DCRNN's real-vs-generated metrics (skipped when absent)")
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("recover", help="repair unfinished recordings (done automatically by perform)")
