@@ -135,7 +135,8 @@ def cmd_perform(args) -> int:
     channel = args.channel if args.channel is not None else preset.output.channel
     if not 1 <= channel <= 16 or not -1 <= program <= 127:
         raise UserError("--channel is 1..16 and --program 0..127")
-    if not 20 <= args.bpm <= 300:
+    bpm = args.bpm if args.bpm is not None else preset.engine.bpm
+    if not 20 <= bpm <= 300:
         raise UserError("--bpm must be in 20..300")
     settings = EngineSettings(
         lookahead=args.lookahead if args.lookahead is not None else preset.engine.lookahead,
@@ -143,7 +144,7 @@ def cmd_perform(args) -> int:
         seed=args.seed, channel=channel - 1, program=None if program < 0 else program,
         steering=preset.engine.steering and not args.no_steering,
         max_note_seconds=preset.engine.max_note_seconds, max_polyphony=preset.engine.max_polyphony,
-        bpm=args.bpm)
+        bpm=bpm)
     engine = Engine(model, output, settings, source.initial(), record=args.record, log=_say, end=args.duration)
 
     received: list[int] = []
@@ -322,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float)
     s.add_argument("--lookahead", type=float, help="seconds generated ahead of the clock")
     s.add_argument("--no-steering", action="store_true", help="model conditioning only, no engine steering")
-    s.add_argument("--bpm", type=float, default=120.0, help="tempo of the DCRNN's 16th-note grid (20..300)")
+    s.add_argument("--bpm", type=float, help="tempo of the DCRNN's 16th-note grid, 20..300 (default: preset, 120)")
     s.set_defaults(func=cmd_perform)
 
     s = sub.add_parser("panic", help="all notes off / all sound off on every channel")

@@ -38,6 +38,7 @@ class EnginePreset:
     steering: bool = True
     max_note_seconds: float = 4.0
     max_polyphony: int = 12
+    bpm: float = 120.0  # tempo of the DCRNN's 16th-note grid
 
 
 @dataclass
@@ -150,6 +151,8 @@ def parse(text: str, origin: str = "preset") -> Preset:
     preset = Preset(**kwargs)
     if not 1 <= preset.output.channel <= 16:
         raise UserError(f"{origin}: output.channel must be 1..16")
+    if not 20 <= preset.engine.bpm <= 300:
+        raise UserError(f"{origin}: engine.bpm must be 20..300")
     if not -1 <= preset.output.program <= 127:
         raise UserError(f"{origin}: output.program must be -1..127")
     return preset

@@ -254,3 +254,19 @@ def test_a_camera_that_cannot_open_is_an_error_and_the_pad_stays(make_window, tm
     window.gesture.source.setCurrentIndex(window.gesture.source.findData("camera"))
     assert window.banner.isVisible() and window.banner.text.text().startswith("Camera:")
     assert window.gesture.source.currentData() == "pad" and window.source is None
+
+
+def test_the_dcrnn_and_its_tempo_are_chosen_in_the_panel_and_saved(qtbot, tmp_path):
+    from livegen import presets
+    from livegen.gui.panels import ModelPanel
+
+    panel = ModelPanel()
+    qtbot.addWidget(panel)
+    panel.show_preset(presets.Preset())
+    panel.select("dcrnn")
+    panel.tempo.setValue(96)
+    preset = presets.Preset()
+    panel.fill(preset)
+    assert preset.model.model == "dcrnn" and preset.engine.bpm == 96.0
+    presets.save(preset, tmp_path / "p.toml")
+    assert presets.load(str(tmp_path / "p.toml")).engine.bpm == 96.0

@@ -107,6 +107,9 @@ class ModelPanel(QGroupBox):
         self.model = QComboBox()
         self.model.addItem("Char-RNN", "charrnn")
         self.model.setItemData(0, "the shipped Char-RNN, trained on POP909", Qt.ItemDataRole.ToolTipRole)
+        self.model.addItem("DCRNN", "dcrnn")
+        self.model.setItemData(1, "the shipped DCRNN: the z vector (EMG, script) shapes the rhythm",
+                               Qt.ItemDataRole.ToolTipRole)
         self.model.setMinimumContentsLength(9)
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.open = QPushButton("…")
@@ -122,6 +125,11 @@ class ModelPanel(QGroupBox):
         self.lookahead.setSingleStep(0.05)
         self.lookahead.setSuffix(" s")
         self.lookahead.setToolTip("music generated ahead of the clock; applies from the next Play")
+        self.tempo = QDoubleSpinBox()
+        self.tempo.setRange(20, 300)
+        self.tempo.setDecimals(0)
+        self.tempo.setSuffix(" bpm")
+        self.tempo.setToolTip("the DCRNN's 16th-note grid; applies from the next Play")
         row = QHBoxLayout()
         row.addWidget(self.model, 1)
         row.addWidget(self.open)
@@ -129,6 +137,7 @@ class ModelPanel(QGroupBox):
         form.addRow("Model", row)
         form.addRow("Temperature", self.temperature)
         form.addRow("Lookahead", self.lookahead)
+        form.addRow("Tempo", self.tempo)
 
     def _ask_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a livegen checkpoint", "", "Checkpoints (*.safetensors)")
@@ -144,7 +153,7 @@ class ModelPanel(QGroupBox):
     def forget(self, model: str) -> None:
         """Drop a checkpoint that failed to load and go back to the shipped model."""
         index = self.model.findData(model)
-        if index > 0:
+        if index > 1:  # the shipped models stay
             self.model.removeItem(index)
         self.model.setCurrentIndex(0)
 
@@ -152,11 +161,13 @@ class ModelPanel(QGroupBox):
         self.select(preset.model.model)
         self.temperature.setValue(preset.model.temperature)
         self.lookahead.setValue(preset.engine.lookahead)
+        self.tempo.setValue(preset.engine.bpm)
 
     def fill(self, preset: presets.Preset) -> None:
         preset.model.model = self.model.currentData()
         preset.model.temperature = round(self.temperature.value(), 2)
         preset.engine.lookahead = round(self.lookahead.value(), 2)
+        preset.engine.bpm = float(round(self.tempo.value()))
 
 
 class PresetPanel(QGroupBox):

@@ -230,7 +230,7 @@ class MainWindow(QMainWindow):
                                   channel=preset.output.channel - 1,
                                   program=None if preset.output.program < 0 else preset.output.program,
                                   steering=preset.engine.steering, max_note_seconds=preset.engine.max_note_seconds,
-                                  max_polyphony=preset.engine.max_polyphony)
+                                  max_polyphony=preset.engine.max_polyphony, bpm=preset.engine.bpm)
         self.recording = record or None
         if record:
             Path(record).parent.mkdir(parents=True, exist_ok=True)
