@@ -86,11 +86,15 @@ def torch_step_times(model, count: int = 500) -> list[float]:
     return times
 
 
-def live_run(model, seconds: float, log) -> dict:
-    """A real engine run: clock process, recording, a control change every 0.25 s."""
+def random_pitch_and_density(rng: np.random.Generator) -> Controls:
+    return Controls(pitch=float(rng.uniform(0.1, 0.9)), density=float(rng.uniform(0.2, 0.9)))
+
+
+def live_run(model, seconds: float, log, initial: Controls = Controls(), change=random_pitch_and_density) -> dict:
+    """A real engine run: clock process, recording, a control change (``change(rng)``) every 0.25 s."""
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(model, OutputChoice(), EngineSettings(seed=5), Controls(),
+        engine = Engine(model, OutputChoice(), EngineSettings(seed=5), initial,
                         record=os.path.join(tmp, "bench.mid"), log=log)
         engine.start()
         while engine.now() < 0:
@@ -98,7 +102,7 @@ def live_run(model, seconds: float, log) -> dict:
         next_change = 0.5
         while engine.now() < seconds and engine.running:
             if engine.now() >= next_change:
-                engine.set_controls(Controls(pitch=float(rng.uniform(0.1, 0.9)), density=float(rng.uniform(0.2, 0.9))))
+                engine.set_controls(change(rng))
                 next_change += 0.25
             time.sleep(0.002)
         stats = engine.stop()

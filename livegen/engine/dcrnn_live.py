@@ -12,7 +12,6 @@ There is no sampling: a frame is decoded with thresholds, and themes are drawn f
 """
 from __future__ import annotations
 
-import bisect
 import time
 import zlib
 from collections import deque
@@ -105,9 +104,8 @@ class DCRNNGenerator(LiveGenerator):
         self.history: deque[Frame] = deque()
         self.steps = 0
 
-    @property
-    def time(self) -> float:
-        return self.current.index * self.step_seconds
+    def _time_of(self, state: Frame) -> float:
+        return state.index * self.step_seconds
 
     def _theme(self, name: str) -> np.ndarray:
         if name not in self._themes:
@@ -147,22 +145,6 @@ class DCRNNGenerator(LiveGenerator):
         return ([(t, s.index, [off, low + row, 0]) for row in ended]
                 + [(t, s.index, [on, low + row, v]) for (row, _), v in zip(started, velocity)])
 
-    def rollback(self, t: float) -> int | None:
-        if self.time < t:
-            return None
-        i = bisect.bisect_left([h.index * self.step_seconds for h in self.history], t)
-        if i == len(self.history):
-            return None
-        target = self.history[i]
-        for _ in range(len(self.history) - i):
-            self.history.pop()
-        self.current = target
-        return target.index
-
-    def forget_before(self, t: float) -> None:
-        while self.history and self.history[0].index * self.step_seconds < t:
-            self.history.popleft()
-        self.timeline.forget_before(t)
 
     def release(self) -> list[tuple[float, int, list[int]]]:
         return [(self.time, self.current.index, [0x80 | self.channel, self.config.low_pitch + row, 0])
@@ -257,11 +239,7 @@ def notes_to_windows(notes, model, bars: int, step_seconds: float) -> np.ndarray
 def dcrnn_bench(model, data: str | None = None, seconds: float = 20.0, log=print) -> dict:
     """The DCRNN's numbers: time per bar, z-change latency (engine rollback, and until the music
     differs), MuseGAN metrics of live output vs held-out real segments, controllability."""
-    import os
-    import tempfile
-
-    from livegen.engine.bench import _pct
-    from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+    from livegen.engine.bench import _pct, live_run
     from livegen.train.dcrnn import WindowSampler, load_rolls, roll_metrics
 
     c = model.config
@@ -275,20 +253,9 @@ def dcrnn_bench(model, data: str | None = None, seconds: float = 20.0, log=print
             gen.step()
         bar_times.append(time.perf_counter() - t0)
     log("bench dcrnn: live engine run with a z change every 0.25 s")
+    live = live_run(model, seconds, log, Controls(z=(0.0,) * 8),
+                    lambda rng: Controls(z=tuple(float(x) for x in rng.uniform(-1, 1, 8))))
     rng = np.random.default_rng(7)
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = Engine(model, OutputChoice(), EngineSettings(seed=5), Controls(z=(0.0,) * 8),
-                        record=os.path.join(tmp, "bench.mid"), log=log)
-        engine.start()
-        while engine.now() < 0:
-            time.sleep(0.01)
-        next_change = 0.5
-        while engine.now() < seconds and engine.running:
-            if engine.now() >= next_change:
-                engine.set_controls(Controls(z=tuple(float(x) for x in rng.uniform(-1, 1, 8))))
-                next_change += 0.25
-            time.sleep(0.002)
-        stats = engine.stop()
     log("bench dcrnn: when a z change is heard, metrics, controllability")
     step_seconds = 60.0 / 120.0 / c.steps_per_beat
     generated = []
@@ -298,10 +265,10 @@ def dcrnn_bench(model, data: str | None = None, seconds: float = 20.0, log=print
         generated.append(notes_to_windows(take_notes(model, schedule, 16.0, seed=k), model, 2, step_seconds))
     result = {
         "bar_ms": _pct(bar_times),
-        "z_to_midi_ms": _pct(stats.control_to_midi),
+        "z_to_midi_ms": live["control_to_midi_ms"],
         "z_heard_after_ms": _pct(heard_after(model)),
         "step_ms_at_120_bpm": round(step_seconds * 1000, 1),
-        "changes": len(stats.control_to_midi), "late_rollbacks": stats.late_rollbacks,
+        "changes": live["changes"], "late_rollbacks": live["late_rollbacks"],
         "metrics_generated": roll_metrics(np.concatenate(generated), steps_per_bar),
         "controllability": controllability(model),
     }

@@ -136,24 +136,41 @@ class LiveGenerator(ABC):
     """
 
     timeline: ControlTimeline
+    current: object  # the state the next step starts from; saved states wait in ``history``
+    history: deque
 
     @property
-    @abstractmethod
     def time(self) -> float:
         """Performance time up to which music has been generated."""
+        return self._time_of(self.current)
+
+    @abstractmethod
+    def _time_of(self, state) -> float:
+        """Performance time at which a saved state's step begins."""
 
     @abstractmethod
     def step(self) -> list[tuple[float, int, list[int]]]:
         """Generate one step; (time, step index, MIDI bytes) for each message it makes."""
 
-    @abstractmethod
     def rollback(self, t: float) -> int | None:
         """Return to the state before the first step at or after ``t``; that step's index, or None
         if generation has not reached ``t`` yet."""
+        if self.time < t:
+            return None
+        i = bisect.bisect_left([self._time_of(h) for h in self.history], t)
+        if i == len(self.history):
+            return None
+        target = self.history[i]
+        for _ in range(len(self.history) - i):
+            self.history.pop()
+        self.current = target
+        return target.index
 
-    @abstractmethod
     def forget_before(self, t: float) -> None:
-        """Drop saved states older than ``t`` (already played)."""
+        """Drop saved states older than ``t`` (already played); nothing before it can be rolled back to."""
+        while self.history and self._time_of(self.history[0]) < t:
+            self.history.popleft()
+        self.timeline.forget_before(t)
 
     @abstractmethod
     def release(self) -> list[tuple[float, int, list[int]]]:
@@ -180,9 +197,8 @@ class Generator(LiveGenerator):
         self.history: deque[Snapshot] = deque()
         self.steps = 0
 
-    @property
-    def time(self) -> float:
-        return self.current.time
+    def _time_of(self, state: Snapshot) -> float:
+        return state.time
 
     def _prepared(self, controls: Controls):
         hit = self._cache.get(controls)
@@ -224,26 +240,6 @@ class Generator(LiveGenerator):
         status_on, status_off = 0x90 | self.channel, 0x80 | self.channel
         return [(m.time, s.index, [status_on, m.pitch, m.velocity] if m.velocity else [status_off, m.pitch, 0])
                 for m in messages]
-
-    def rollback(self, t: float) -> int | None:
-        """Return to the state before the first token at or after ``t``; its index, or None if not generated yet."""
-        if self.current.time < t:
-            return None
-        times = [h.time for h in self.history]
-        i = bisect.bisect_left(times, t)
-        if i == len(self.history):
-            return None
-        target = self.history[i]
-        for _ in range(len(self.history) - i):
-            self.history.pop()
-        self.current = target
-        return target.index
-
-    def forget_before(self, t: float) -> None:
-        """Drop saved states older than ``t``; nothing before it can be rolled back to."""
-        while self.history and self.history[0].time < t:
-            self.history.popleft()
-        self.timeline.forget_before(t)
 
     def release(self) -> list[tuple[float, int, list[int]]]:
         """Note-offs for everything the decoder holds (end of a performance)."""
