@@ -48,14 +48,30 @@ class FrameSource(ABC):
         """Release the device or file; the base holds nothing."""
 
 
-class DeviceSource(FrameSource):
+class _CaptureSource(FrameSource):
+    """A source read through cv2.VideoCapture: numbers its frames and releases the capture."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self._cap = None
+        self._count = 0
+
+    def _numbered(self, image: np.ndarray) -> tuple[int, np.ndarray]:
+        self._count += 1
+        return self._count - 1, image
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class DeviceSource(_CaptureSource):
     live = True
 
     def __init__(self, index: int, width: int = 640, height: int = 480):
         super().__init__(f"camera {index}")
         self.index, self.width, self.height = index, width, height
-        self._cap = None
-        self._count = 0
 
     def open(self) -> None:
         cv = cv2()
@@ -74,22 +90,14 @@ class DeviceSource(FrameSource):
         ok, image = self._cap.read() if self._cap is not None else (False, None)
         if not ok or image is None:
             return None
-        self._count += 1
-        return self._count - 1, image
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        return self._numbered(image)
 
 
-class VideoFileSource(FrameSource):
+class VideoFileSource(_CaptureSource):
     def __init__(self, path: Path):
         super().__init__(str(path))
         self.path = path
-        self._cap = None
         self._first: np.ndarray | None = None
-        self._count = 0
 
     def open(self) -> None:
         cv = cv2()
@@ -108,13 +116,7 @@ class VideoFileSource(FrameSource):
             ok, image = self._cap.read()
             if not ok or image is None:
                 return None
-        self._count += 1
-        return self._count - 1, image
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        return self._numbered(image)
 
 
 class ImageFolderSource(FrameSource):
