@@ -93,6 +93,16 @@ class Receiver:
                 on[(m.channel, m.note)] = max(0, on.get((m.channel, m.note), 0) - 1)
         return sum(on.values())
 
+    def settle(self, quiet: float = 0.5, limit: float = 10.0) -> None:
+        """Wait until nothing has arrived for ``quiet`` s: JACK delivers in cycles, late on a busy VM."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            with self._lock:
+                last = self.messages[-1][0] if self.messages else 0.0
+            if time.monotonic() - last >= quiet:
+                return
+            time.sleep(0.05)
+
     def close(self):
         self.port.close()
 

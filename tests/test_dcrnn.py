@@ -231,7 +231,7 @@ def test_live_run_on_jack_with_z_changes_balances_every_note(shipped, receiver, 
         engine.set_controls(Controls(z=tuple(rng.uniform(-1, 1, 8))))
     time.sleep(0.3)
     stats = engine.stop()
-    time.sleep(0.3)
+    receiver.settle()
     sent = [(m.type, m.note) if m.type == "note_off" or m.velocity else ("note_off", m.note)
             for m in mido.MidiFile(tmp_path / "t.mid") if m.type in ("note_on", "note_off")]
     got = [(m.type, m.note) if m.type == "note_off" or m.velocity else ("note_off", m.note) for m in receiver.notes()]

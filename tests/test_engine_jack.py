@@ -31,7 +31,7 @@ def test_perform_delivers_every_recorded_note_in_order_and_balanced(receiver, tm
                                      "--record", str(take), "--seed", "1"), capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 0, run.stderr
-    time.sleep(0.3)
+    receiver.settle()
     sent = recorded_notes(take)
     assert len([n for n in sent if n[0] == "note_on"]) >= 10
     assert received_notes(receiver) == sent
@@ -54,7 +54,7 @@ def test_stopping_any_way_ends_every_note(receiver, tmp_path, how):
         proc.kill()
         proc.communicate()
         raise
-    time.sleep(0.5)
+    receiver.settle()
     assert receiver.hanging() == 0, err
     if how != "sigkill":  # a killed engine cannot choose its exit code; its clock still ends the notes
         assert proc.returncode == (130 if how == "sigint" else 0), err
@@ -99,7 +99,7 @@ def test_an_exception_in_the_generator_stops_cleanly_with_notes_off(receiver, tm
     while engine.running and time.monotonic() < deadline:
         time.sleep(0.05)
     engine.stop()
-    time.sleep(0.3)
+    receiver.settle()
     assert engine.failed and "model blew up" in engine.failed and logs
     assert len(receiver.notes()) > 4 and receiver.hanging() == 0
     assert received_notes(receiver) == recorded_notes(tmp_path / "t.mid")
@@ -119,7 +119,7 @@ def test_control_changes_roll_back_without_losing_or_hanging_notes(receiver, tmp
         engine.set_controls(Controls(pitch=0.1 + 0.8 * (i % 2), density=0.8))
     time.sleep(0.2)
     stats = engine.stop()
-    time.sleep(0.3)
+    receiver.settle()
     assert len(stats.control_to_midi) == 40 and stats.late_rollbacks == 0
     assert receiver.hanging() == 0
     assert received_notes(receiver) == recorded_notes(tmp_path / "t.mid")
@@ -154,7 +154,7 @@ def test_panic_sends_all_notes_off_on_every_channel(receiver):
     run = subprocess.run(livegen_cmd("panic", "--api", "jack", "--port", receiver.name), capture_output=True,
                          text=True, timeout=30)
     assert run.returncode == 0, run.stderr
-    time.sleep(0.3)
+    receiver.settle()
     channels = {m.channel for _, m in receiver.messages if m.type == "control_change" and m.control == 123}
     assert channels == set(range(16))
 
@@ -175,16 +175,18 @@ def test_switching_ports_ends_notes_on_the_old_one_and_plays_on_the_new(jack_ser
         while len(first.notes()) < 10 and time.monotonic() < deadline:
             time.sleep(0.05)
         engine.switch_output(OutputChoice("jack", ports.match_port("switch-b", outputs)))
-        time.sleep(0.5)
+        first.settle()
         count_a = len(first.notes())
         deadline = time.monotonic() + 20
         while len(second.notes()) < 10 and time.monotonic() < deadline:
             time.sleep(0.05)
         engine.stop()
-        time.sleep(0.3)
+        first.settle()
+        second.settle()
         assert first.hanging() == 0 and len(first.notes()) == count_a  # nothing more went to the old port
         assert len(second.notes()) >= 10 and second.hanging() == 0
         assert engine.player_info["port"].endswith("switch-b") and engine.port_error is None
     finally:
         first.close()
         second.close()
+
