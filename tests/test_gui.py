@@ -270,3 +270,21 @@ def test_the_dcrnn_and_its_tempo_are_chosen_in_the_panel_and_saved(qtbot, tmp_pa
     assert preset.model.model == "dcrnn" and preset.engine.bpm == 96.0
     presets.save(preset, tmp_path / "p.toml")
     assert presets.load(str(tmp_path / "p.toml")).engine.bpm == 96.0
+
+
+def test_the_z_bars_play_the_dcrnn_and_the_hand_never_overwrites_them(make_window, qtbot):
+    window = make_window()
+    window.model.select("dcrnn")
+    assert window.sensors.currentWidget() is window.muscles  # the DCRNN is played through z
+    bars = window.muscles.z
+    qtbot.waitUntil(lambda: bars.width() > 100 and bars.height() > 40)
+    slot = bars.width() / 8
+    qtbot.mousePress(bars, LEFT, pos=QPoint(int(2.5 * slot), 4))  # the top of bar 2: z2 near +1
+    z = window.hub.controls.z
+    assert z is not None and z[2] > 0.8 and all(v == 0 for i, v in enumerate(z) if i != 2)
+    window.muscles.theme.setCurrentText("C")
+    window.gesture.pitch.setValue(20)  # the hand moves: pitch changes, z and theme stay
+    controls = window.hub.controls
+    assert controls.pitch == 0.2 and controls.z == z and controls.theme == "C"
+    window._tick()
+    assert window.muscles.z.values[2] == z[2]

@@ -8,7 +8,7 @@ from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout
                              QVBoxLayout, QWidget)
 
 from livegen import presets
-from livegen.gui.widgets import PITCH_CLASS_NAMES, CameraView, HistogramSliders, StatusLight, XYPad
+from livegen.gui.widgets import PITCH_CLASS_NAMES, Bars, CameraView, HistogramSliders, StatusLight, XYPad
 from livegen.music.conditioning import control_density_to_rate, control_pitch_to_midi, key_histogram
 
 VIRTUAL = "\0virtual"  # the port list's "create a virtual port" entry
@@ -247,6 +247,73 @@ class GesturePanel(QGroupBox):
     def show_camera(self, on: bool) -> None:
         self.view.setCurrentWidget(self.camera if on else self.pad)
         self.camera_light.set_state("reconnecting" if on else "off")
+
+
+class MusclesPanel(QGroupBox):
+    """The EMG armband (source, status, 8 levels, calibration) and the z vector it plays.
+
+    Without an armband the z bars are played with the mouse; with one they show what the muscles
+    write. The theme is the seeded part of the DCRNN's noise that the 8 played dims sit on."""
+
+    SOURCES = ("off", "myo", "bled112", "serial:/dev/ttyUSB0,115200,csv", "cyton:/dev/ttyUSB0")
+    THEMES = tuple("ABCDEFGH")
+    connect_requested = pyqtSignal(str)  # a device spec, or "off"
+    calibrate_requested = pyqtSignal(str)  # "rest" or "max"
+    z_moved = pyqtSignal(tuple)
+    theme_chosen = pyqtSignal(str)
+
+    def __init__(self):
+        super().__init__("Muscles")
+        self.source = QComboBox()
+        self.source.setEditable(True)
+        self.source.addItems(self.SOURCES)
+        self.source.setToolTip("myo (BLE), bled112[:PORT], serial:PORT,BAUD,csv, cyton:PORT or replay:FILE")
+        self.connect = QPushButton("Connect")
+        self.connect.clicked.connect(lambda: self.connect_requested.emit(self.source.currentText().strip() or "off"))
+        self.light = StatusLight("Armband")
+        self.levels = Bars(8, signed=False, labels=tuple(f"{i + 1}" for i in range(8)))
+        self.levels.setToolTip("muscle activity per EMG channel, after calibration")
+        self.rest, self.max = QPushButton("Calibrate rest"), QPushButton("Calibrate max")
+        self.rest.setToolTip("relax your arm for a few seconds")
+        self.max.setToolTip("make your strongest contraction for a few seconds")
+        self.rest.clicked.connect(lambda: self.calibrate_requested.emit("rest"))
+        self.max.clicked.connect(lambda: self.calibrate_requested.emit("max"))
+        self.z = Bars(8, signed=True, editable=True, labels=tuple(f"z{i}" for i in range(8)))
+        self.z.setToolTip("the 8 noise dims the DCRNN plays: drag them, or let the armband write them")
+        self.z.changed.connect(self.z_moved)
+        self.theme = QComboBox()
+        self.theme.addItems(self.THEMES)
+        self.theme.setToolTip("the DCRNN's seeded theme under the played dims")
+        self.theme.currentTextChanged.connect(self.theme_chosen)
+        top = QHBoxLayout()
+        top.addWidget(self.source, 1)
+        top.addWidget(self.connect)
+        calibrate = QHBoxLayout()
+        calibrate.addWidget(self.rest)
+        calibrate.addWidget(self.max)
+        z_title = QHBoxLayout()
+        title = QLabel("NOISE z (DCRNN)")
+        title.setObjectName("muted")
+        z_title.addWidget(title, 1)
+        z_title.addWidget(QLabel("Theme"))
+        z_title.addWidget(self.theme)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.light)
+        layout.addWidget(self.levels, 2)
+        layout.addLayout(calibrate)
+        layout.addLayout(z_title)
+        layout.addWidget(self.z, 3)
+        self.show_armband(None)
+
+    def show_armband(self, state: str | None, levels=None) -> None:
+        """``state``: None (no armband), or the device's connecting/connected/lost/reconnecting."""
+        self.light.set_state({None: "off", "connecting": "reconnecting", "stopped": "off"}.get(state, state))
+        self.levels.show_values(levels if levels is not None else [0.0] * 8)
+        for widget in (self.rest, self.max):
+            widget.setEnabled(state == "connected")
+        self.z.editable = state is None  # the armband writes z while it is on
+        self.connect.setText("Connect" if state is None else "Disconnect")
 
 
 class HarmonyPanel(QGroupBox):

@@ -32,8 +32,9 @@ class TakeRequest:
 
 
 class ControlHub:
-    """Where the panel's controls meet: a gesture (XY pad, camera, script) sets pitch, density and
-    z, the panel sets the pitch-class histogram; the merged value steers the playing engine."""
+    """Where the panel's controls meet: the hand (XY pad, camera) sets pitch and density, the
+    armband or the z bars set z and the theme, the panel sets the pitch-class histogram; the
+    merged value steers the playing engine."""
 
     def __init__(self, controls: Controls | None = None):
         self._lock = threading.Lock()
@@ -46,8 +47,13 @@ class ControlHub:
             self._engine = engine
 
     def gesture(self, controls: Controls, t: float | None = None) -> None:
-        """Sink for control sources (thread-safe): takes pitch, density and z."""
-        self._update(t, pitch=controls.pitch, density=controls.density, z=controls.z)
+        """Sink for the hand (pad, camera; thread-safe): takes pitch and density only, so the
+        armband's z is never overwritten by a source that does not know it."""
+        self._update(t, pitch=controls.pitch, density=controls.density)
+
+    def muscles(self, controls: Controls, t: float | None = None) -> None:
+        """Sink for the armband and the z bars (thread-safe): takes z (and a recalled theme)."""
+        self._update(t, z=controls.z, theme=controls.theme, toward=controls.toward, mix=controls.mix)
 
     def set_histogram(self, histogram: tuple[float, ...] | None) -> None:
         self._update(None, histogram=histogram)

@@ -55,6 +55,12 @@ QLabel#muted {{ color: {MUTED.name()}; }}
 QLabel#big {{ font-size: {BASE_POINT_SIZE + 5}pt; font-weight: 700; }}
 QLabel#value {{ font-family: "DejaVu Sans Mono", monospace; }}
 QFrame#banner {{ background: #4a1a20; border: 1px solid {RECORD.name()}; border-radius: 6px; }}
+QTabWidget::pane {{ border: none; }}
+QTabBar::tab {{
+    background: {SURFACE.name()}; color: {MUTED.name()}; border: 1px solid {GRID.name()}; border-bottom: none;
+    border-top-left-radius: 6px; border-top-right-radius: 6px; padding: 5px 10px; margin-right: 2px;
+}}
+QTabBar::tab:selected {{ color: {TEXT.name()}; border-color: {ACCENT.name()}; }}
 QFrame#transportBar {{ background: {SURFACE.name()}; border-bottom: 1px solid {GRID.name()}; }}
 """
 

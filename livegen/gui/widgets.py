@@ -233,3 +233,68 @@ class PianoRoll(QWidget):
             color.setAlphaF(0.35 + 0.65 * velocity / 127)
             p.fillRect(QRectF(x0, h - (pitch - self.LOW + 1) * row, max((stop - max(start, left)) * scale, 2), row),
                        color)
+
+
+class Bars(QWidget):
+    """A row of vertical bars: EMG levels (0..1, from the bottom) or the z vector (-1..1, from the
+    middle). With ``editable``, dragging a bar sets it (playing z with the mouse when no armband
+    does), and ``changed`` gives the new values."""
+
+    changed = pyqtSignal(tuple)
+
+    def __init__(self, count: int, signed: bool, editable: bool = False, labels: tuple[str, ...] = ()):
+        super().__init__()
+        self.signed, self.editable = signed, editable
+        self.values = [0.0] * count
+        self.labels = labels or tuple(str(i) for i in range(count))
+        self.setMinimumSize(160, 70)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        if editable:
+            self.setCursor(Qt.CursorShape.SizeVerCursor)
+
+    def show_values(self, values) -> None:
+        values = [float(v) for v in values][:len(self.values)]
+        values += [0.0] * (len(self.values) - len(values))
+        if values != self.values:
+            self.values = values
+            self.update()
+
+    def mousePressEvent(self, event):
+        self._drag(event.position())
+
+    def mouseMoveEvent(self, event):
+        if event.buttons() & Qt.MouseButton.LeftButton:
+            self._drag(event.position())
+
+    def _drag(self, pos: QPointF) -> None:
+        if not self.editable or not self.isEnabled():
+            return
+        index = int(pos.x() / max(self.width(), 1) * len(self.values))
+        if not 0 <= index < len(self.values):
+            return
+        top, bottom = 2.0, self.height() - 18.0
+        level = min(max((bottom - pos.y()) / max(bottom - top, 1.0), 0.0), 1.0)
+        values = list(self.values)
+        values[index] = round(2 * level - 1 if self.signed else level, 3)
+        self.show_values(values)
+        self.changed.emit(tuple(self.values))
+
+    def paintEvent(self, event):
+        p = QPainter(self)
+        w, h = self.width(), self.height()
+        p.fillRect(self.rect(), theme.RAISED)
+        top, bottom = 2.0, h - 18.0
+        slot = w / len(self.values)
+        zero = (top + bottom) / 2 if self.signed else bottom
+        p.setPen(QPen(theme.GRID, 1))
+        p.drawLine(QPointF(0, zero), QPointF(w, zero))
+        color = theme.ACCENT if self.isEnabled() else theme.MUTED
+        for i, (value, label) in enumerate(zip(self.values, self.labels)):
+            x = i * slot + slot * 0.18
+            if self.signed:
+                y = zero - max(-1.0, min(1.0, value)) * (bottom - top) / 2
+            else:
+                y = bottom - max(0.0, min(1.0, value)) * (bottom - top)
+            p.fillRect(QRectF(x, min(y, zero), slot * 0.64, abs(zero - y) or 1), color)
+            p.setPen(theme.MUTED)
+            p.drawText(QRectF(i * slot, bottom + 1, slot, 16), Qt.AlignmentFlag.AlignHCenter, label)

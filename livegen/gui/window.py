@@ -9,6 +9,7 @@ the middle) and their models to the Model panel's list.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections import deque
 from datetime import datetime
@@ -17,12 +18,13 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QKeySequence, QShortcut
-from PyQt6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget, QVBoxLayout,
+                             QWidget)
 
 from livegen import presets
 from livegen.engine.engine import EngineSettings
 from livegen.errors import UserError
-from livegen.gui.panels import (Column, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
+from livegen.gui.panels import (Column, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel, MusclesPanel,
                                 NumbersPanel, OutputPanel, PresetPanel)
 from livegen.gui.session import ControlHub, PortWatch, Takes, TakeRequest
 from livegen.gui.widgets import PianoRoll
@@ -176,8 +178,16 @@ class MainWindow(QMainWindow):
         row.addWidget(self.conditioning, 1)
         row.addWidget(self.numbers, 1)
         self.columns["centre"].add(readouts)
-        self.columns["right"].add(self.gesture, 3)
-        self.columns["right"].add(self.harmony, 2)
+        self.muscles = MusclesPanel()
+        hand = QWidget()
+        hand_layout = QVBoxLayout(hand)
+        hand_layout.setContentsMargins(0, 0, 0, 0)
+        hand_layout.addWidget(self.gesture, 3)
+        hand_layout.addWidget(self.harmony, 2)
+        self.sensors = QTabWidget()
+        self.sensors.addTab(hand, "Hand && harmony")
+        self.sensors.addTab(self.muscles, "Muscles && noise")
+        self.columns["right"].add(self.sensors, 1)
         body = QHBoxLayout()
         body.setContentsMargins(12, 4, 12, 12)
         body.setSpacing(12)
@@ -211,6 +221,10 @@ class MainWindow(QMainWindow):
         self.gesture.moved.connect(lambda pitch, density: self.hub.gesture(Controls(pitch, density)))
         self.gesture.source_changed.connect(self.use_source)
         self.harmony.changed.connect(lambda: self.hub.set_histogram(self.harmony.histogram()))
+        self.muscles.z_moved.connect(lambda z: self.hub.muscles(dataclasses.replace(self.hub.controls, z=z)))
+        self.muscles.theme_chosen.connect(
+            lambda name: self.hub.muscles(dataclasses.replace(self.hub.controls, theme=name)))
+        self.model.model.currentIndexChanged.connect(self._show_model_sensors)
 
     def showEvent(self, event):
         super().showEvent(event)
@@ -283,6 +297,10 @@ class MainWindow(QMainWindow):
         self.model.select(path)
         self._loading = path
         self.takes.preload(path)
+
+    def _show_model_sensors(self) -> None:
+        """The DCRNN is played through z: choosing it brings the muscles and noise to the front."""
+        self.sensors.setCurrentIndex(1 if self.model.model.currentData() == "dcrnn" else 0)
 
     def use_source(self, kind: str) -> None:
         """Steer from the pad or the camera; a camera that cannot open shows why."""
@@ -382,6 +400,7 @@ class MainWindow(QMainWindow):
         if self.source is not None:
             self._show_camera()
         self.conditioning.show_controls(controls)
+        self.muscles.z.show_values(controls.z or ())
         if self._ticks % NUMBERS_EVERY == 0:
             self.numbers.show_numbers(self.readout.numbers(engine))
 
