@@ -31,9 +31,10 @@ START_MARGIN = 0.25  # s between start() and performance time 0: room to generat
 
 @dataclass
 class OutputChoice:
-    api: str | None = None  # None: no MIDI system
+    api: str | None = None  # None: no MIDI system; "fluidsynth": the built-in synth
     port: str | None = None
     virtual: bool = False
+    soundfont: str | None = None  # the built-in synth's SoundFont (None: its default)
 
 
 @dataclass
@@ -66,6 +67,7 @@ def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveG
 class EngineStats:
     control_to_midi: list[float] = field(default_factory=list)  # seconds
     timing_error: list[float] = field(default_factory=list)  # seconds, from the player
+    clock_timing: list[float] = field(default_factory=list)  # seconds: MIDI clock ticks sent minus deadline
     step_seconds: list[float] = field(default_factory=list)
     late_controls: int = 0
     late_rollbacks: int = 0
@@ -77,19 +79,22 @@ class EngineStats:
 class Engine:
     def __init__(self, model, output: OutputChoice, settings: EngineSettings | None = None,
                  controls: Controls | None = None, record: str | None = None, log=None,
-                 end: float | None = None):
+                 end: float | None = None, clock_out: tuple[str, str] | None = None):
         self.model, self.output = model, output
         self.settings = settings or EngineSettings()
         self.initial = controls or Controls()
         self.record = record
         self.end = end  # performance time at which the take ends (--duration): nothing is played after it
+        self.clock_out = clock_out  # (api, port): 24-ppqn MIDI clock at settings.bpm, from the clock process
         self.log = log or (lambda text: print(text, file=sys.stderr))
         self.stats = EngineStats()
         self.start_time = 0.0
         self.failed: str | None = None
         self.port_error: str | None = None
         self._clock_stuck = False
-        self._changes: list[tuple[float, float, Controls]] = []  # (arrival monotonic, effective t, controls)
+        # (arrival monotonic, performance t it was made at, effective t, controls)
+        self._changes: list[tuple[float, float, float, Controls]] = []
+        self.session = None  # SessionWriter: the control stream beside the recording
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
@@ -102,6 +107,7 @@ class Engine:
         # ring buffers for displays (a GUI drains them on a timer; the engine never waits on them)
         self.sent_messages: deque[tuple[float, list[int]]] = deque(maxlen=4096)
         self.recent_timing: deque[float] = deque(maxlen=2048)
+        self.listeners: list = []  # called with each batch of (t, message) sent; must return at once (OSC out)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -111,7 +117,8 @@ class Engine:
         self._conn, child = ctx.Pipe()
         self.start_time = time.monotonic() + START_MARGIN + 0.5  # the player process takes a moment to start
         config = PlayerConfig(self.output.api, self.output.port, self.output.virtual, self.record,
-                              self.start_time, self.settings.channel, self.settings.program)
+                              self.start_time, self.settings.channel, self.settings.program,
+                              soundfont=self.output.soundfont, clock_out=self.clock_out, bpm=self.settings.bpm)
         self._proc = ctx.Process(target=run_player, args=(child, config), name="livegen-clock", daemon=True)
         self._proc.start()
         child.close()
@@ -127,11 +134,26 @@ class Engine:
             raise UserError(info)
         self.player_info = info
         self.start_time = max(self.start_time, time.monotonic() + START_MARGIN)
+        if self.record:
+            self._open_session()
         self.generator = make_generator(self.model, self.initial, self.settings)
         self._reader = threading.Thread(target=self._read_player, name="livegen-player-reader", daemon=True)
         self._reader.start()
         self._thread = threading.Thread(target=self._run, name="livegen-generator", daemon=True)
         self._thread.start()
+
+    def _open_session(self) -> None:
+        from livegen.sessions import SessionWriter, session_path
+
+        s = self.settings
+        header = {"midi": os.path.basename(self.record), "model": self.model.kind, "seed": s.seed,
+                  "temperature": s.temperature, "bpm": s.bpm, "lookahead": s.lookahead, "channel": s.channel + 1,
+                  "program": s.program, "steering": s.steering}
+        try:
+            self.session = SessionWriter(session_path(self.record), header, self.initial)
+        except OSError as exc:
+            self._send(("stop", None))
+            raise UserError(f"cannot write the session {session_path(self.record)}: {exc.strerror}") from None
 
     def now(self) -> float:
         """Performance time in seconds (negative before the first note's instant)."""
@@ -142,10 +164,12 @@ class Engine:
         (scripts and replays give it; live sensors leave it to the arrival time). Returns the
         effective time."""
         arrival = time.monotonic()
-        made = (arrival - self.start_time) if t is None else t
+        # a change made before the first note governs from time 0: the generator was built with the
+        # initial controls, so the same change replayed at t=0 does the same
+        made = max(0.0, (arrival - self.start_time) if t is None else t)
         effective = made + CONTROL_DELAY
         with self._send_lock:
-            self._changes.append((arrival, effective, controls))
+            self._changes.append((arrival, made, effective, controls))
             self.controls = controls
         self._wake.set()
         return effective
@@ -153,12 +177,16 @@ class Engine:
     def panic(self) -> None:
         self._send(("panic",))
 
+    def send_now(self, messages: list[list[int]]) -> None:
+        """Send channel messages at once, outside the schedule (a program change from a preset)."""
+        self._send(("now", messages))
+
     def switch_output(self, output: OutputChoice) -> None:
         """Play on another port from now on; notes sounding on the old one are ended there.
         A port that cannot be opened leaves the engine playing into the recording only, with
         ``port_error`` set and logged."""
         self.output = output
-        self._send(("switch", output.api, output.port, output.virtual))
+        self._send(("switch", output.api, output.port, output.virtual, output.soundfont))
 
     def stop(self, timeout: float = 10.0) -> EngineStats:
         """Stop generating, end every sounding note, close the recording. Idempotent."""
@@ -168,6 +196,8 @@ class Engine:
             self._thread.join(timeout)
         ended = self.end is not None and self.now() >= self.end
         self._send(("stop", self.end if ended else None))
+        if self.session is not None:
+            self.session.close(self.end if ended else max(0.0, self.now()))
         self._finished.wait(2.0 if self._clock_stuck else timeout)
         if hasattr(self, "_proc"):
             self._proc.join(0.5 if self._clock_stuck else timeout)
@@ -183,6 +213,7 @@ class Engine:
                     except (OSError, ValueError):
                         pass
         self.stats.timing_error = self._final.get("timing", [])
+        self.stats.clock_timing = self._final.get("clock_timing", [])
         self.stats.sent = self._final.get("sent", 0)
         self.stats.late_rollbacks = self._final.get("late_rollbacks", 0)
         self.stats.late_arrivals = self._final.get("late_arrivals", 0)
@@ -232,6 +263,8 @@ class Engine:
             elif kind == "sent":
                 self.sent_messages.extend(reply[1])
                 self.recent_timing.extend(reply[2])
+                for listener in self.listeners:
+                    listener(reply[1])
             elif kind == "stopped":
                 self._final = reply[1]
                 self._finished.set()
@@ -263,8 +296,8 @@ class Engine:
             if self._changes:
                 with self._send_lock:
                     changes, self._changes = self._changes, []
-                for arrival, effective, controls in changes:
-                    self._apply_change(gen, arrival, effective, controls, batch)
+                for arrival, made, effective, controls in changes:
+                    self._apply_change(gen, arrival, made, effective, controls, batch)
                     batch = []
             now = self.now()
             if gen.time < now + lookahead and (self.end is None or gen.time < self.end):
@@ -285,11 +318,15 @@ class Engine:
             self._wake.wait(min(0.01, max(0.0005, gen.time - now - lookahead)))
             self._wake.clear()
 
-    def _apply_change(self, gen: LiveGenerator, arrival: float, effective: float, controls: Controls, batch) -> None:
+    def _apply_change(self, gen: LiveGenerator, arrival: float, made: float, effective: float, controls: Controls,
+                      batch) -> None:
         now = self.now()
         if effective < now + 0.0005:  # arrived later than CONTROL_DELAY allows: apply as soon as possible
             self.stats.late_controls += 1
             effective = now + 0.001
+            made = effective - CONTROL_DELAY
+        if self.session is not None and (self.end is None or made < self.end):  # as applied: a replay governs the same instant
+            self.session.change(made, controls)
         gen.timeline.set(effective, controls)
         first = gen.rollback(effective)
         self._change_id += 1

@@ -13,6 +13,8 @@ from __future__ import annotations
 import heapq
 import os
 import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -35,6 +37,9 @@ class PlayerConfig:
     channel: int = 0
     program: int | None = None
     tempo_us: int = 500_000
+    soundfont: str | None = None  # the built-in synth's (api "fluidsynth"); None: its default
+    clock_out: tuple[str, str] | None = None  # (api, port) to send 24-ppqn MIDI clock to
+    bpm: float = 120.0  # the clock's tempo
 
 
 def run_player(conn, config: PlayerConfig) -> None:
@@ -48,30 +53,59 @@ def run_player(conn, config: PlayerConfig) -> None:
     from livegen.errors import UserError
 
     try:
-        port = _open_port(config.api, config.port, config.virtual)
+        port = _open_port(config.api, config.port, config.virtual, config.soundfont)
         recorder = None
         if config.record:
             from livegen.midi.recorder import Recorder
 
             recorder = Recorder(config.record, config.tempo_us)
+        clock = None
+        if config.clock_out:
+            from livegen.midi.clock import ClockOut
+
+            clock = ClockOut(*config.clock_out, config.bpm, config.start)
     except (UserError, OSError) as exc:
         conn.send(("error", str(exc)))
         return
-    conn.send(("ready", {"port": port.name, "realtime": realtime}))
-    Player(conn, config, port, recorder).loop()
+    conn.send(("ready", {"port": port.name, "realtime": realtime, "clock_out": clock.name if clock else None}))
+    Player(conn, config, port, recorder, clock).loop()
 
 
-def _open_port(api: str | None, port: str | None, virtual: bool):
+def _open_port(api: str | None, port: str | None, virtual: bool, soundfont: str | None = None):
     from livegen.midi.ports import NullOutput, RtMidiOutput
 
+    if api == "fluidsynth":
+        from livegen.midi.fluidsynth import FluidSynthOutput
+
+        return FluidSynthOutput(soundfont)
     if api is None or port is None:
         return NullOutput()
     return RtMidiOutput(api, port, virtual=virtual)
 
 
+class PortOpener(threading.Thread):
+    """Opens the next port beside the clock: loading a SoundFont takes a second or two, and the
+    music goes on on the old port meanwhile. ctypes and rtmidi release the GIL while they work."""
+
+    def __init__(self, args):
+        super().__init__(name="livegen-port-opener", daemon=True)
+        self.args, self.port, self.error = args, None, None
+        sys.setswitchinterval(0.0005)  # hand the GIL back to the clock quickly
+        self.start()
+
+    def run(self) -> None:
+        from livegen.errors import UserError
+
+        try:
+            self.port = _open_port(*self.args)
+        except (UserError, OSError) as exc:
+            self.error = str(exc)
+
+
 class Player:
-    def __init__(self, conn, config: PlayerConfig, port, recorder):
+    def __init__(self, conn, config: PlayerConfig, port, recorder, clock=None):
         self.conn, self.config, self.port, self.recorder = conn, config, port, recorder
+        self.clock = clock  # ClockOut: MIDI clock ticks at their own deadlines, between the notes
         self.queue: list[tuple[float, int, int, list[int]]] = []  # (time, seq, token index, message)
         self.seq = 0
         self.sent_token = -1  # highest token index whose message was sent
@@ -82,13 +116,23 @@ class Player:
         self.sent_log: list[tuple[float, list[int]]] = []  # reported to the engine for displays
         self.last_report = 0.0
         self.reported_timing = 0
+        self.opener: PortOpener | None = None  # a switch in progress
 
     def loop(self) -> None:
         start = self.config.start
         if self.config.program is not None:
             self._emit(0.0, [0xC0 | self.config.channel, self.config.program], -1)
         while True:
+            if self.opener is not None and not self.opener.is_alive():
+                self._switch_to_opened()
             now = time.monotonic()
+            clock = self.clock
+            if clock is not None and clock.due - now <= SPIN and (
+                    not self.queue or clock.due <= start + self.queue[0][0]):
+                while time.monotonic() < clock.due:
+                    pass
+                clock.send_due()
+                continue
             if self.queue:
                 due = start + self.queue[0][0]
                 if due - now <= SPIN:
@@ -103,6 +147,8 @@ class Player:
                 wait = due - now - SPIN
             else:
                 wait = 0.05
+            if clock is not None:
+                wait = min(wait, clock.due - now - SPIN)
             if self.recorder is not None and self.recorder.flush_due() and wait > 0.003:
                 self.recorder.flush()
                 continue
@@ -140,24 +186,27 @@ class Player:
             for msg in self.port.release_messages():
                 self._emit(now, msg, -1)
             self.conn.send(("panicked",))
-        elif name == "switch":  # another port: end our notes on the old one first
-            now = time.monotonic() - self.config.start
-            for msg in self.port.release_messages():
-                self._emit(now, msg, -1)
-            self.port.close(panic=False)
-            from livegen.errors import UserError
-            from livegen.midi.ports import NullOutput
-
-            try:
-                self.port = _open_port(*command[1:])
-                self.conn.send(("switched", self.port.name, None))
-            except (UserError, OSError) as exc:
-                self.port = NullOutput()
-                self.conn.send(("switched", self.port.name, str(exc)))
+        elif name == "switch":  # another port, opened beside the clock; see _switch_to_opened
+            if self.opener is not None:  # a newer choice wins over one still opening
+                self.opener.join()
+                self._switch_to_opened()
+            self.opener = PortOpener(command[1:])
         elif name == "stop":
             self._finish(command[1])
             return False
         return True
+
+    def _switch_to_opened(self) -> None:
+        """End our notes on the old port, then play on the new one (or only record if it failed)."""
+        opener, self.opener = self.opener, None
+        now = time.monotonic() - self.config.start
+        for msg in self.port.release_messages():
+            self._emit(now, msg, -1)
+        self.port.close(panic=False)
+        from livegen.midi.ports import NullOutput
+
+        self.port = opener.port or NullOutput()
+        self.conn.send(("switched", self.port.name, opener.error))
 
     def _schedule(self, events) -> None:
         late_before = time.monotonic() - self.config.start
@@ -189,14 +238,22 @@ class Player:
         ``end``: the take's planned end (``--duration``); the note-offs are recorded there, so a
         seeded take is the same file every time however late the stop arrived."""
         self.queue.clear()
+        if self.opener is not None:  # a port still opening must not be left open
+            self.opener.join(10.0)
+            if self.opener.port is not None:
+                self.opener.port.close()
+            self.opener = None
         now = end if end is not None else max(0.0, time.monotonic() - self.config.start)
         for msg in self.port.release_messages():
             self._emit(now, msg, -1)
         self.port.close(panic=False)
+        if self.clock is not None:
+            self.clock.close()
         if self.recorder is not None:
             self.recorder.close()
         try:
             self.conn.send(("stopped", {"timing": self.timing, "sent": self.sent,
+                                        "clock_timing": self.clock.timing if self.clock else [],
                                         "late_rollbacks": self.late_rollbacks,
                                         "late_arrivals": self.late_arrivals}))
         except (OSError, BrokenPipeError):

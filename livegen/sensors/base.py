@@ -72,13 +72,14 @@ def clamp_controls(values: dict, previous: Controls, warn: Callable[[str, str], 
     pitch = clamp("pitch", values["pitch"], 0.0, 1.0) if "pitch" in values else previous.pitch
     density = clamp("density", values["density"], 0.0, 1.0) if "density" in values else previous.density
     histogram = previous.histogram
-    if "histogram" in values:
-        histogram = tuple(clamp("histogram", v, 0.0, float("inf")) for v in values["histogram"])
+    if "histogram" in values:  # None: no histogram (a recorded session clearing the key)
+        histogram = None if values["histogram"] is None else tuple(
+            clamp("histogram", v, 0.0, float("inf")) for v in values["histogram"])
     if "key" in values:
         histogram = tuple(key_histogram(values["key"]))
     z = previous.z
     if "z" in values:
-        z = tuple(clamp("z", v, -1.0, 1.0) for v in values["z"])
+        z = None if values["z"] is None else tuple(clamp("z", v, -1.0, 1.0) for v in values["z"])
     return Controls(pitch, density, histogram, previous.conditioning, z)
 
 

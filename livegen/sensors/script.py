@@ -13,7 +13,16 @@ linear interpolation toward it; naming a theme alone clears the interpolation:
     {"t": 16.0, "theme": "A", "toward": "B", "mix": 0.5}
     {"t": 24.0, "theme": "A"}
 
-Values hold until a later line changes them. Live sessions are recorded in the same format.
+Values hold until a later line changes them. ``"histogram": null`` / ``"z": null`` clear a
+histogram or z set before.
+
+Live sessions are recorded in the same format (``--record take.mid`` writes ``take.jsonl``, see
+livegen/sessions.py) with two additions a script may use too: a first line with a ``"livegen"`` key,
+a header naming what else shaped the take, and a last line saying when the take ended (a replay
+stops there):
+
+    {"livegen": "session", "version": 1, "model": "charrnn", "seed": 3, "bpm": 120.0, ...}
+    {"t": 31.25, "end": true}
 """
 from __future__ import annotations
 
@@ -27,7 +36,8 @@ from livegen.errors import UserError
 from livegen.music.conditioning import Controls, key_histogram
 from livegen.sensors.base import ControlSource, clamp_controls
 
-FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix"}
+FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix", "end"}
+CONTROL_FIELDS = FIELDS - {"t", "end"}
 
 
 def _number(x) -> bool:
@@ -36,10 +46,16 @@ def _number(x) -> bool:
 
 def parse_script(path: str) -> list[dict]:
     """Rows of a control script, validated; UserError names the file and line."""
+    return read_script(path)[1]
+
+
+def read_script(path: str) -> tuple[dict, list[dict]]:
+    """(header, rows) of a control script or recorded session; the header is {} when there is none."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"control script {path} does not exist")
     rows: list[dict] = []
+    header: dict = {}
     try:
         lines = p.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -54,6 +70,9 @@ def parse_script(path: str) -> list[dict]:
             raise UserError(f"{where}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict):
             raise UserError(f"{where}: expected an object like {{\"t\": 0.0, \"pitch\": 0.5}}")
+        if "livegen" in row and not rows and not header:
+            header = row
+            continue
         unknown = set(row) - FIELDS
         if unknown:
             raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(FIELDS))})")
@@ -64,8 +83,10 @@ def parse_script(path: str) -> list[dict]:
         for key in ("pitch", "density"):
             if key in row and not _number(row[key]):
                 raise UserError(f"{where}: {key} must be a number in 0..1")
+        if "end" in row and row["end"] is not True:
+            raise UserError(f"{where}: end must be true (the take ended at t)")
         for key, size in (("histogram", 12), ("z", None)):
-            if key in row:
+            if key in row and row[key] is not None:
                 v = row[key]
                 if not isinstance(v, list) or not all(_number(x) for x in v) or (size and len(v) != size) or not v:
                     raise UserError(f"{where}: {key} must be a list of {size or 'some'} numbers")
@@ -83,7 +104,7 @@ def parse_script(path: str) -> list[dict]:
         rows.append(row)
     if not rows:
         raise UserError(f"control script {path} has no lines")
-    return rows
+    return header, rows
 
 
 class ScriptControls(ControlSource):
@@ -93,12 +114,15 @@ class ScriptControls(ControlSource):
 
     def __init__(self, path: str, base: Controls | None = None):
         super().__init__()
-        self.rows = parse_script(path)
+        self.path = path
+        self.header, self.rows = read_script(path)
+        ends = [r["t"] for r in self.rows if r.get("end")]
+        self.end: float | None = ends[0] if ends else None  # where a recorded take ended
         self.current = base or Controls()
         start = [r for r in self.rows if r["t"] <= 0]
         for row in start:
             self.current = self._merge(row, self.current)
-        self._pending = self.rows[len(start):]
+        self._pending = [r for r in self.rows[len(start):] if CONTROL_FIELDS & set(r)]
 
     def _merge(self, row: dict, previous: Controls) -> Controls:
         """``clamp_controls`` plus the theme keys, which only scripts (and later the GUI) set."""

@@ -1,0 +1,1 @@
+"""Control from other tools: OSC in and out (osc.py)."""

@@ -1,0 +1,318 @@
+"""OSC in and out (python-osc), so Wekinator, TouchOSC, Max or TouchDesigner drive and follow livegen.
+
+In (UDP, 127.0.0.1 unless opened with ``--osc-host``), all under ``/livegen``:
+
+    /pitch f            0..1, low..high register          /play       start a take (after /stop)
+    /density f          0..1, sparse..dense                /stop       end the take: notes off, file closed
+    /z/0 .. /z/7 f      one noise dim, -1..1 (the DCRNN)   /panic      end every sounding note now
+    /z f f f f f f f f  all eight at once                  /preset s   a preset's controls (pitch, density, key)
+
+Out (to ``--osc-out HOST:PORT``): ``/livegen/state/pitch f``, ``/density f``, ``/z f×8``, ``/playing i``,
+``/time f`` (seconds into the take) at up to 20 Hz when they change, and ``/livegen/note i i i``
+(channel 1..16, note, velocity; 0 = off) for every note played.
+
+A message that is not one of these, or carries the wrong arguments, is logged once per address and
+ignored; values out of range are clamped with one warning. OSC never waits on the engine: the
+receiving thread only merges a value and calls the engine's thread-safe ``set_controls``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import socket
+import threading
+from collections import deque
+from typing import Callable, Protocol
+
+from livegen.errors import UserError
+from livegen.music.conditioning import Controls
+
+PREFIX = "/livegen"
+Z_DIMS = 8
+STATE_EVERY = 0.05  # s between state messages out (20 Hz)
+
+
+class Performance(Protocol):
+    """What OSC drives: the CLI's take runner and the panel both provide it."""
+
+    def controls(self) -> Controls: ...  # the latest controls, from any source
+    def steer(self, controls: Controls) -> None: ...  # thread-safe, returns at once
+    def play(self) -> None: ...
+    def stop(self) -> None: ...
+    def panic(self) -> None: ...
+    def preset(self, name: str) -> None: ...  # raises UserError for an unknown preset
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def parse_target(text: str) -> tuple[str, int]:
+    """'HOST:PORT' (or just PORT, meaning 127.0.0.1) for ``--osc-out``."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 1 <= number <= 65535:
+        raise UserError(f"--osc-out {text!r} is not HOST:PORT, e.g. 127.0.0.1:9001")
+    return host or "127.0.0.1", number
+
+
+class OscServer:
+    """Receives OSC on a UDP port in a thread of its own and steers a ``Performance``."""
+
+    def __init__(self, performance: Performance, port: int, host: str = "127.0.0.1",
+                 log: Callable[[str], None] = print):
+        self.performance, self.log = performance, log
+        self._warned: set[str] = set()
+        self._stop = threading.Event()
+        self.received = 0
+        self.ignored = 0
+        if not 0 <= port <= 65535:
+            raise UserError(f"--osc {port} is not a UDP port (1..65535)")
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self._sock.bind((host, port))
+        except (socket.gaierror, UnicodeError):
+            self._sock.close()
+            raise UserError(f"--osc-host {host!r} is not an address of this machine (127.0.0.1, 0.0.0.0, ...)") from None
+        except OSError as exc:
+            self._sock.close()
+            raise UserError(f"cannot listen for OSC on {host}:{port}: {exc.strerror} "
+                            "(another program on that port? choose another with --osc)") from None
+        self._sock.settimeout(0.1)
+        self.address = self._sock.getsockname()
+        self._handlers = {f"{PREFIX}/pitch": self._pitch, f"{PREFIX}/density": self._density,
+                          f"{PREFIX}/z": self._z_all, f"{PREFIX}/play": self._command("play"),
+                          f"{PREFIX}/stop": self._command("stop"), f"{PREFIX}/panic": self._command("panic"),
+                          f"{PREFIX}/preset": self._preset}
+        for dim in range(Z_DIMS):
+            self._handlers[f"{PREFIX}/z/{dim}"] = self._z_dim(dim)
+        self._thread = threading.Thread(target=self._run, name="livegen-osc", daemon=True)
+
+    def start(self) -> "OscServer":
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+        self._sock.close()
+
+    # --- receiving -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        from pythonosc.osc_packet import OscPacket, ParseError
+
+        while not self._stop.is_set():
+            try:
+                data, sender = self._sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                messages = [timed.message for timed in OscPacket(data).messages]  # bundles: now, not at their time tag
+            except (ParseError, ValueError, IndexError, TypeError, UnicodeError):
+                self._ignore("(not OSC)", f"a packet from {sender[0]} that is not OSC")
+                continue
+            for message in messages:
+                self._handle(message.address, list(message.params))
+
+    def _handle(self, address: str, params: list) -> None:
+        handler = self._handlers.get(address)
+        if handler is None:
+            self._ignore(address, f"{address}: not a livegen address (see the README's OSC table)")
+            return
+        try:
+            handler(address, params)
+            self.received += 1
+        except UserError as exc:
+            self._ignore(address, f"{address} {tuple(params)}: {exc}")
+
+    def _ignore(self, key: str, text: str) -> None:
+        self.ignored += 1
+        if key not in self._warned:
+            self._warned.add(key)
+            self.log(f"osc: ignored {text} (said once per address)")
+
+    def _clamp(self, address: str, value: float, lo: float, hi: float) -> float:
+        if not lo <= value <= hi:
+            if address + ":range" not in self._warned:
+                self._warned.add(address + ":range")
+                self.log(f"osc: {address} {value:g} is outside {lo:g}..{hi:g}; clamped (said once per address)")
+        return min(max(float(value), lo), hi)
+
+    def _one_number(self, address: str, params: list, lo: float, hi: float) -> float:
+        if len(params) != 1 or not _number(params[0]):
+            raise UserError(f"expects one number {lo:g}..{hi:g}")
+        return self._clamp(address, params[0], lo, hi)
+
+    def _steer(self, **changes) -> None:
+        self.performance.steer(dataclasses.replace(self.performance.controls(), **changes))
+
+    def _pitch(self, address: str, params: list) -> None:
+        self._steer(pitch=self._one_number(address, params, 0.0, 1.0))
+
+    def _density(self, address: str, params: list) -> None:
+        self._steer(density=self._one_number(address, params, 0.0, 1.0))
+
+    def _z_dim(self, dim: int):
+        def handler(address: str, params: list) -> None:
+            value = self._one_number(address, params, -1.0, 1.0)
+            z = list(self.performance.controls().z or (0.0,) * Z_DIMS)
+            z[dim] = value
+            self._steer(z=tuple(z))
+        return handler
+
+    def _z_all(self, address: str, params: list) -> None:
+        if len(params) != Z_DIMS or not all(_number(p) for p in params):
+            raise UserError(f"expects {Z_DIMS} numbers -1..1")
+        self._steer(z=tuple(self._clamp(address, p, -1.0, 1.0) for p in params))
+
+    def _command(self, name: str):
+        def handler(address: str, params: list) -> None:
+            if params and not (len(params) == 1 and _number(params[0])):
+                raise UserError("takes no arguments (or one number, as a button sends)")
+            if params and params[0] == 0:  # a button's release (TouchOSC sends 1 then 0)
+                return
+            getattr(self.performance, name)()
+        return handler
+
+    def _preset(self, address: str, params: list) -> None:
+        if len(params) != 1 or not isinstance(params[0], str):
+            raise UserError("expects one string, a preset name or .toml path")
+        self.performance.preset(params[0])
+
+
+class OscState:
+    """Sends the live state out: controls and transport at up to 20 Hz, and every note played."""
+
+    def __init__(self, performance: Performance, host: str, port: int, playing: Callable[[], bool],
+                 clock: Callable[[], float]):
+        from pythonosc.udp_client import SimpleUDPClient
+
+        try:
+            self._client = SimpleUDPClient(host, port)
+        except (OSError, socket.gaierror, UnicodeError) as exc:
+            raise UserError(f"--osc-out {host}:{port}: {exc}") from None
+        self.performance, self.playing, self.clock = performance, playing, clock
+        self.notes: deque[tuple[int, int, int]] = deque(maxlen=4096)
+        self._last: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="livegen-osc-out", daemon=True)
+        self.sent = 0
+
+    def start(self) -> "OscState":
+        self._thread.start()
+        return self
+
+    def on_sent(self, messages) -> None:
+        """Engine listener: (t, raw MIDI) just sent; keeps only notes, never blocks."""
+        for _, msg in messages:
+            kind = msg[0] & 0xF0
+            if kind in (0x80, 0x90):
+                self.notes.append((msg[0] & 0x0F, msg[1], msg[2] if kind == 0x90 else 0))
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+        self._client.close()
+
+    def _send(self, address: str, value) -> None:
+        try:
+            self._client.send_message(address, value)
+            self.sent += 1
+        except OSError:  # nobody listening (ICMP refused) or the network is down: state is best-effort
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(STATE_EVERY):
+            self.flush()
+
+    def flush(self) -> None:
+        while self.notes:
+            channel, note, velocity = self.notes.popleft()
+            self._send(f"{PREFIX}/note", [channel + 1, note, velocity])
+        c = self.performance.controls()
+        state = {"pitch": float(c.pitch), "density": float(c.density),
+                 "z": [float(v) for v in (c.z or (0.0,) * Z_DIMS)], "playing": int(bool(self.playing()))}
+        for key, value in state.items():
+            if self._last.get(key) != value:
+                self._last[key] = value
+                self._send(f"{PREFIX}/state/{key}", value)
+        if state["playing"]:
+            self._send(f"{PREFIX}/state/time", round(max(0.0, self.clock()), 3))
+
+
+class EngineTakes:
+    """The headless ``Performance``: OSC steers the playing engine; /stop ends the take and /play
+    asks for the next one (the CLI's loop starts it). Between takes, steering sets where the next
+    one starts."""
+
+    def __init__(self, initial: Controls, log: Callable[[str], None] = print):
+        self.engine = None
+        self.latest = initial
+        self.log = log
+        self.play_requested = threading.Event()
+        self.stop_requested = threading.Event()
+        self.listeners: list = []  # attached to every take's engine (OSC out's note feed)
+        self._lock = threading.Lock()
+
+    def attach(self, engine) -> None:
+        engine.listeners += self.listeners
+        with self._lock:
+            self.engine = engine
+            self.play_requested.clear()
+            self.stop_requested.clear()
+
+    def playing(self) -> bool:
+        engine = self.engine
+        return engine is not None and engine.running and not self.stop_requested.is_set()
+
+    def clock(self) -> float:
+        engine = self.engine
+        return engine.now() if engine is not None else 0.0
+
+    def controls(self) -> Controls:
+        return self.latest
+
+    def steer(self, controls: Controls, t: float | None = None) -> None:
+        """OSC's and every control source's sink: the latest value is kept for OSC to merge over."""
+        with self._lock:
+            self.latest = controls
+            engine = self.engine
+        if engine is not None and engine.running:
+            engine.set_controls(controls, t)
+
+    def play(self) -> None:
+        if not self.playing():
+            self.play_requested.set()
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+
+    def panic(self) -> None:
+        engine = self.engine
+        if engine is not None and engine.running:
+            engine.panic()
+
+    def preset(self, name: str) -> None:
+        """A preset's controls now (its pitch, density and key), and its program if it names one."""
+        from livegen import presets
+        from livegen.music.conditioning import key_histogram
+
+        preset = presets.load(name)
+        c = preset.controls
+        try:
+            histogram = tuple(key_histogram(c.key)) if c.key else None
+        except ValueError as exc:
+            raise UserError(f"preset {name}: {exc}") from None
+        self.steer(dataclasses.replace(self.latest, pitch=c.pitch, density=c.density, histogram=histogram))
+        engine = self.engine
+        if preset.output.program >= 0 and engine is not None and engine.running:
+            engine.send_now([[0xC0 | engine.settings.channel, preset.output.program]])
+        self.log(f"osc: preset {name}")

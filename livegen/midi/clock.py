@@ -1,0 +1,265 @@
+"""MIDI clock: 24 ticks per quarter note out to a chosen port, and an external clock's tempo in.
+
+``ClockOut`` lives in the output-clock process (player.py): the player sends each tick at its
+absolute deadline with the same sleep-then-spin as notes, and the error is measured right at the
+send point. Start (0xFA) goes out with the first tick at performance time 0, stop (0xFC) when the
+take ends; a tempo change re-anchors the grid at the next tick, so ticks never bunch up.
+
+``TempoFollower`` estimates an incoming clock's bpm: a least-squares line through the last beat
+of tick times (24 ticks), so jitter averages out and a tempo change is fully followed one beat
+after it happens.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+from livegen.errors import UserError
+
+PPQN = 24
+TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
+
+
+class ClockOut:
+    """MIDI clock on its own output; ``due`` is the monotonic deadline of the next message."""
+
+    def __init__(self, api: str, port: str, bpm: float, start: float):
+        from livegen.midi.ports import _backend
+
+        if not 20 <= bpm <= 300:
+            raise UserError(f"clock tempo {bpm:g} bpm is outside 20..300")
+        try:
+            self._port = _backend(api).open_output(port)
+        except Exception as exc:
+            raise UserError(f"cannot open the MIDI clock output {port!r} on {api}: {exc}") from None
+        self.name = self._port.name
+        self._raw = self._port._rt
+        self.interval = 60.0 / bpm / PPQN
+        self._anchor, self._count = start, 0  # tick k is due at anchor + k * interval
+        self.due = start
+        self.started = False
+        self.timing: list[float] = []  # send time minus deadline, s
+
+    def send_due(self) -> None:
+        """Send what is due now (start with the first tick) and move to the next deadline."""
+        sent_at = time.monotonic()
+        if not self.started:
+            self._raw.send_message([START])
+            self.started = True
+        self._raw.send_message([TICK])
+        if len(self.timing) < 200_000:
+            self.timing.append(sent_at - self.due)
+        self._count += 1
+        self.due = self._anchor + self._count * self.interval
+
+    def set_bpm(self, bpm: float) -> None:
+        """A new tempo from the next tick on (the one already due keeps its time)."""
+        self._anchor, self._count = self.due, 0
+        self.interval = 60.0 / bpm / PPQN
+
+    def close(self) -> None:
+        if self.started:
+            self._raw.send_message([STOP])
+        self._port.close()
+
+
+class TempoFollower:
+    """The tempo of an incoming MIDI clock (``--clock-in``), from the tick arrival times."""
+
+    WINDOW = PPQN  # one beat of ticks
+    GAP = 1.0  # s without ticks: the clock stopped; the next ticks start a fresh estimate
+
+    def __init__(self):
+        self._times: deque[float] = deque(maxlen=self.WINDOW + 1)
+        self._lock = threading.Lock()
+        self.bpm: float | None = None
+        self.running = False  # between Start/Continue and Stop
+        self.ticks = 0  # since the last start: the beat is ticks // 24
+
+    def on_message(self, status: int, at: float) -> None:
+        """Feed one realtime byte with its arrival time (monotonic seconds)."""
+        with self._lock:
+            if status in (START, CONTINUE):
+                self.running = True
+                if status == START:
+                    self.ticks = 0
+                    self._times.clear()
+            elif status == STOP:
+                self.running = False
+            elif status == TICK:
+                if self._times and at - self._times[-1] > self.GAP:
+                    self._times.clear()
+                self._times.append(at)
+                self.ticks += 1
+                self.bpm = self._estimate()
+
+    def _estimate(self) -> float | None:
+        n = len(self._times)
+        if n < 3:
+            return self.bpm
+        t0 = self._times[0]
+        xs = range(n)
+        ys = [t - t0 for t in self._times]
+        mx, my = (n - 1) / 2, sum(ys) / n
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        return 60.0 / (slope * PPQN) if slope > 0 else self.bpm
+
+
+class ClockIn:
+    """Listens to an external MIDI clock on an input port and feeds a ``TempoFollower``."""
+
+    def __init__(self, api: str, port: str, follower: TempoFollower | None = None):
+        import rtmidi
+
+        from livegen.midi.ports import _RTMIDI_API, match_port
+
+        self.follower = follower or TempoFollower()
+        self._in = rtmidi.MidiIn(getattr(rtmidi, f"API_{_RTMIDI_API[api]}"), name="livegen-clock-in")
+        names = self._in.get_ports()
+        wanted = match_port(port, names)
+        self._in.ignore_types(sysex=True, timing=False, active_sense=True)
+        self._in.set_callback(self._on_midi)
+        self._in.open_port(names.index(wanted))
+        self.name = wanted
+
+    def _on_midi(self, event, _data=None) -> None:
+        message, _delta = event
+        if message and message[0] in (TICK, START, CONTINUE, STOP):
+            self.follower.on_message(message[0], time.monotonic())
+
+    def close(self) -> None:
+        self._in.close_port()
+        self._in.delete()
+
+
+# --- benchmark (``livegen bench --parts clock``) -------------------------------------------------
+
+def clock_bench(model, seconds: float = 20.0, log=print) -> dict:
+    """MIDI clock out on a JACK port while the engine plays there (send-point error and interval
+    error, ms), and how fast the tempo follower settles when an incoming clock jumps 90 -> 140 bpm."""
+    import numpy as np
+
+    from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+    from livegen.midi import ports
+
+    with _jack_for_bench() as why_not:
+        if why_not:
+            return {"skipped": why_not}
+        follower = TempoFollower()
+        rt_in = _virtual_input("livegen-clock-bench", follower)
+        try:
+            time.sleep(0.3)
+            target = ports.match_port("livegen-clock-bench", ports.list_ports("jack")["outputs"])
+            log(f"bench: MIDI clock out at 120 bpm to {target} for {seconds:g} s, notes on the same port")
+            engine = Engine(model, OutputChoice("jack", target), EngineSettings(seed=5, bpm=120.0),
+                            end=seconds, clock_out=("jack", target))
+            engine.start()
+            while engine.now() < seconds + 0.05 and engine.running:
+                time.sleep(0.05)
+            stats = engine.stop()
+            sent = np.asarray(stats.clock_timing) * 1000.0
+            interval = np.abs(np.diff(sent))
+            received_bpm = follower.bpm
+            log("bench: following an incoming clock that jumps from 90 to 140 bpm")
+            settle = _follow_step(target, follower)
+        finally:
+            rt_in.close_port()
+            rt_in.delete()
+
+    def pct(a):
+        return {"p50": round(float(np.percentile(a, 50)), 4), "p99": round(float(np.percentile(a, 99)), 4),
+                "max": round(float(a.max()), 4)} if len(a) else {"p50": None, "p99": None, "max": None}
+
+    return {"ticks": int(len(sent)), "send_error_ms": pct(np.abs(sent)), "interval_error_ms": pct(interval),
+            "received_bpm_at_120": round(received_bpm, 2) if received_bpm else None, **settle}
+
+
+def _follow_step(target: str, follower: TempoFollower, before: float = 90.0, after: float = 140.0,
+                 beats: int = 8) -> dict:
+    """Send a clock at ``before`` then ``after`` bpm (sleep-then-spin deadlines) and measure when the
+    estimate comes within 2 % of the new tempo and stays there."""
+    from livegen.midi.ports import _backend
+
+    port = _backend("jack").open_output(target)
+    out = port._rt
+    estimates = []  # (tick index after the change, bpm)
+    try:
+        follower.on_message(STOP, time.monotonic())
+        out.send_message([START])
+        deadline = time.monotonic() + 0.05
+        for tick in range(2 * beats * PPQN):
+            bpm = before if tick < beats * PPQN else after
+            while deadline - time.monotonic() > 0.002:
+                time.sleep(0.001)
+            while time.monotonic() < deadline:
+                pass
+            out.send_message([TICK])
+            deadline += 60.0 / bpm / PPQN
+            if tick >= beats * PPQN:
+                time.sleep(0.0005)  # let the callback see the tick (JACK delivers once per period)
+                estimates.append((tick - beats * PPQN, follower.bpm))
+        out.send_message([STOP])
+        time.sleep(0.1)
+    finally:
+        port.close()
+    settled = None
+    for index, (tick, _) in enumerate(estimates):
+        if all(b is not None and abs(b - after) <= 0.02 * after for _, b in estimates[index:]):
+            settled = tick
+            break
+    tail = [b for t, b in estimates if t >= PPQN * (beats - 2) and b is not None]
+    return {"follow_90_to_140_settle_beats": round(settled / PPQN, 2) if settled is not None else None,
+            "follow_bpm_after": round(sum(tail) / len(tail), 2) if tail else None}
+
+
+def _virtual_input(name: str, follower: TempoFollower):
+    import rtmidi
+
+    rt_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="livegen-bench")
+    rt_in.ignore_types(sysex=True, timing=False, active_sense=True)
+    rt_in.set_callback(lambda event, _data=None: event[0] and event[0][0] in (TICK, START, CONTINUE, STOP)
+                       and follower.on_message(event[0][0], time.monotonic()))
+    rt_in.open_virtual_port(name)
+    return rt_in
+
+
+class _jack_for_bench:
+    """The running JACK server, or a private dummy one for the bench; yields why not when neither."""
+
+    def __enter__(self):
+        import os
+        import shutil
+        import subprocess
+
+        from livegen.midi.ports import api_available
+
+        self._proc = None
+        if api_available("jack"):
+            return None
+        if shutil.which("jackd") is None:
+            return "no JACK server and no jackd to start one (apt-get install jackd2)"
+        name = f"livegen-bench-{os.getpid()}"
+        self._saved = os.environ.get("JACK_DEFAULT_SERVER")
+        self._proc = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", "256"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env=dict(os.environ, JACK_NO_AUDIO_RESERVATION="1"))
+        os.environ["JACK_DEFAULT_SERVER"] = name
+        deadline = time.monotonic() + 10
+        while not api_available("jack"):
+            if time.monotonic() > deadline or self._proc.poll() is not None:
+                return "the private JACK dummy server did not start"
+            time.sleep(0.1)
+        return None
+
+    def __exit__(self, *exc):
+        import os
+
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(5)
+            if self._saved is None:
+                os.environ.pop("JACK_DEFAULT_SERVER", None)
+            else:
+                os.environ["JACK_DEFAULT_SERVER"] = self._saved
+        return False

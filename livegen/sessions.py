@@ -1,0 +1,183 @@
+"""Sessions: a recorded take's control stream, so a great take can be replayed note for note.
+
+``--record take.mid`` also writes ``take.jsonl``: everything that steered the music (camera, EMG,
+panel, OSC, scripts: every control the engine received, stamped with the performance time it
+governs) in the control-script format of livegen/sensors/script.py, after a header line with
+what else shaped the take (model, seed, bpm, ...). Lines are written as the changes are applied
+and each is flushed at once, so a crash loses nothing but the closing ``end`` line.
+
+``livegen perform --controls replay:take.jsonl --seed N`` plays it again: a take is a pure
+function of the control stream and the seed (see engine.py), so the MIDI is the same.
+``list_sessions`` lists the takes in a folder for the panel's sessions view.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from livegen.errors import UserError
+from livegen.music.conditioning import Controls
+from livegen.sensors.script import CONTROL_FIELDS, ScriptControls, read_script
+
+VERSION = 1
+THEME_KEYS = ("theme", "toward", "mix")
+
+
+def session_path(midi_path: str | Path) -> Path:
+    """The control stream beside a recording: take.mid -> take.jsonl."""
+    return Path(midi_path).with_suffix(".jsonl")
+
+
+def _row(controls: Controls, previous: Controls | None) -> dict:
+    """Script fields that differ from ``previous`` (all of them when there is none)."""
+    row: dict = {}
+    for key in ("pitch", "density", "histogram", "z"):
+        value = getattr(controls, key)
+        if previous is None or value != getattr(previous, key):
+            if value is not None or previous is not None:
+                row[key] = list(value) if isinstance(value, tuple) else value
+    if previous is None or any(getattr(controls, k) != getattr(previous, k) for k in THEME_KEYS):
+        row.update({k: getattr(controls, k) for k in THEME_KEYS})  # "theme" resets the others: give all
+    return row
+
+
+class SessionWriter:
+    """Appends the control stream of a take, one flushed JSON line per change."""
+
+    def __init__(self, path: str | Path, header: dict, initial: Controls):
+        self.path = Path(path)
+        self._file = self.path.open("w", buffering=1)  # line-buffered: every line reaches the file at once
+        self._lock = threading.Lock()  # the generator thread writes, stop() closes
+        self._last: Controls | None = None
+        self._last_t = 0.0
+        self._write({"livegen": "session", "version": VERSION,
+                     "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), **header})
+        self.change(0.0, initial)
+
+    def _write(self, row: dict) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.write(json.dumps(row, separators=(", ", ": ")) + "\n")
+
+    def change(self, t: float, controls: Controls) -> None:
+        """The controls that govern the music from performance time ``t`` on."""
+        row = _row(controls, self._last)
+        self._last = controls
+        if row:
+            self._last_t = max(self._last_t, t)  # the format's times never go back
+            self._write({"t": self._last_t, **row})
+
+    def close(self, end: float | None) -> None:
+        """Close with the take's end time (None: unknown, e.g. the take failed to start)."""
+        if self._file is None:
+            return
+        if end is not None and math.isfinite(end):
+            self._write({"t": max(self._last_t, end), "end": True})
+        with self._lock:
+            self._file.close()
+            self._file = None
+
+
+class ReplayControls(ScriptControls):
+    """``--controls replay:take.jsonl``: a recorded session played back on the performance clock.
+
+    The same as a script, plus the header (what the take was made with) and its end."""
+
+    name = "replay"
+
+    def __init__(self, path: str, base: Controls | None = None):
+        super().__init__(path, Controls())
+        if self.header.get("livegen") == "session":
+            # the first row is the engine's whole initial state (flags and presets played no part);
+            # later rows at t=0 were changes made while it started, replayed as changes again
+            self.current = self._merge(self.rows[0], Controls())
+            self._pending = [r for r in self.rows[1:] if CONTROL_FIELDS & set(r)]
+
+    @classmethod
+    def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "ReplayControls":
+        if not args:
+            raise UserError("--controls replay: needs a session, e.g. --controls replay:take.jsonl")
+        path = Path(args)
+        if path.suffix == ".mid":  # the take itself was named: its session lies beside it
+            path = session_path(path)
+        return cls(str(path), initial)
+
+    def mismatches(self, **used) -> list[str]:
+        """Settings this replay uses that differ from the recorded take's (the notes will differ)."""
+        return [f"{key} {self.header[key]!r} (now {value!r})" for key, value in used.items()
+                if key in self.header and value is not None and self.header[key] != value]
+
+
+@dataclass
+class Take:
+    """A recorded take, as the sessions view lists it."""
+
+    controls: Path  # the .jsonl
+    midi: Path | None  # the .mid beside it, when it is there
+    duration: float  # seconds
+    started: str = ""  # ISO 8601, local time
+    ended: bool = True  # False: the take never closed (a crash); its duration comes from the MIDI
+    header: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.controls.stem
+
+    @property
+    def seed(self) -> int:
+        return int(self.header.get("seed", 0))
+
+    def perform_args(self) -> list[str]:
+        """The ``livegen`` arguments that replay this take note for note."""
+        args = ["perform", "--controls", f"replay:{self.controls}", "--seed", str(self.seed)]
+        for key, flag in (("model", "--model"), ("bpm", "--bpm"), ("temperature", "--temperature")):
+            if key in self.header:
+                args += [flag, str(self.header[key])]
+        return args
+
+    def source(self, initial: Controls | None = None) -> ReplayControls:
+        """A control source that replays the take (start it with an engine's set_controls and now)."""
+        return ReplayControls(str(self.controls), initial)
+
+
+def read_take(path: str | Path) -> Take:
+    """One take from its .jsonl (or its .mid); UserError when it is not a livegen session."""
+    controls = session_path(path) if Path(path).suffix == ".mid" else Path(path)
+    header, rows = read_script(str(controls))
+    if header.get("livegen") != "session":
+        raise UserError(f"{controls} is a control script, not a recorded session (no livegen header line)")
+    midi = controls.with_suffix(".mid")
+    midi = midi if midi.is_file() else None
+    ends = [r["t"] for r in rows if r.get("end")]
+    if ends:
+        duration = ends[0]
+    else:
+        duration = max(rows[-1]["t"], _midi_seconds(midi) if midi else 0.0)
+    return Take(controls, midi, float(duration), str(header.get("started", "")), bool(ends), header)
+
+
+def _midi_seconds(path: Path) -> float:
+    import mido
+
+    try:
+        return float(mido.MidiFile(path).length)
+    except (OSError, ValueError, EOFError, KeyError, IndexError):
+        return 0.0
+
+
+def list_sessions(folder: str | Path) -> list[Take]:
+    """The takes recorded in ``folder``, newest first; files that are not sessions are skipped."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserError(f"sessions folder {folder} does not exist")
+    takes = []
+    for path in root.glob("*.jsonl"):
+        try:
+            takes.append(read_take(path))
+        except UserError:
+            continue
+    return sorted(takes, key=lambda t: (t.started, t.controls.stat().st_mtime), reverse=True)

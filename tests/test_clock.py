@@ -1,0 +1,135 @@
+"""MIDI clock out of the clock process and an external clock's tempo in, on a real JACK server."""
+import random
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import livegen_cmd
+from livegen.midi.clock import PPQN, START, STOP, TICK, ClockIn, TempoFollower
+
+
+class ClockReceiver:
+    """A JACK MIDI input that keeps every realtime byte (mido's inputs drop clock) with its time."""
+
+    def __init__(self, name):
+        import rtmidi
+
+        self.events, self.name = [], name
+        self._in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=f"test-{name}")
+        self._in.ignore_types(sysex=True, timing=False, active_sense=True)
+        self._in.set_callback(lambda event, _=None: self.events.append((time.monotonic(), event[0])))
+        self._in.open_virtual_port(name)
+
+    def bytes(self, status=None):
+        return [(t, m) for t, m in list(self.events) if status is None or m[0] == status]
+
+    def close(self):
+        self._in.close_port()
+        self._in.delete()
+
+
+def beats_to_settle(times, new_bpm, change_at):
+    follower, estimates = TempoFollower(), []
+    follower.on_message(START, times[0])
+    for index, t in enumerate(times):
+        follower.on_message(TICK, t)
+        if index >= change_at:
+            estimates.append(follower.bpm)
+    for index in range(len(estimates)):
+        if all(abs(b - new_bpm) <= 0.02 * new_bpm for b in estimates[index:]):
+            return index / PPQN
+    return None
+
+
+def clock_times(segments, jitter=0.0, seed=0):
+    rng, times, t = random.Random(seed), [], 0.0
+    for bpm, beats in segments:
+        for _ in range(beats * PPQN):
+            times.append(t + rng.uniform(-jitter, jitter))
+            t += 60.0 / bpm / PPQN
+    return times
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.002])
+def test_following_90_to_140_bpm_settles_within_two_beats(jitter):
+    times = clock_times([(90, 8), (140, 8)], jitter)
+    assert beats_to_settle(times, 140, 8 * PPQN) <= 2.0
+    times = clock_times([(140, 8), (90, 8)], jitter)
+    assert beats_to_settle(times, 90, 8 * PPQN) <= 2.0
+
+
+def test_a_stopped_clock_starts_a_fresh_estimate():
+    follower = TempoFollower()
+    for t in clock_times([(60, 2)]):
+        follower.on_message(TICK, t)
+    assert follower.bpm == pytest.approx(60, rel=1e-6) and follower.ticks == 2 * PPQN
+    follower.on_message(STOP, 2.0)
+    assert not follower.running
+    for t in clock_times([(180, 1)]):
+        follower.on_message(TICK, t + 10.0)  # long after: the old ticks must not drag the estimate
+    assert follower.bpm == pytest.approx(180, rel=1e-6)
+
+
+def test_perform_sends_midi_clock_at_the_tempo_with_start_and_stop(jack_server, receiver):
+    clock = ClockReceiver("clock-sink")
+    try:
+        time.sleep(0.3)
+        run = subprocess.run(livegen_cmd("perform", "--api", "jack", "--port", receiver.name, "--clock-out",
+                                         "clock-sink", "--bpm", "150", "--duration", "4"), capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert "MIDI clock error" in run.stderr
+        receiver.settle()
+        time.sleep(0.3)
+        statuses = [m[0] for _, m in clock.bytes()]
+        ticks = clock.bytes(TICK)
+    finally:
+        clock.close()
+    assert statuses[0] == START and statuses[-1] == STOP
+    assert abs(len(ticks) - 4 * 150 / 60 * PPQN) <= 6  # the take's 4 s of ticks, to JACK's period
+    follower = TempoFollower()
+    for t, _ in ticks:
+        follower.on_message(TICK, t)
+    assert follower.bpm == pytest.approx(150, rel=0.02)  # measured on arrival, through JACK's periods
+    assert len(receiver.notes()) >= 10 and receiver.hanging() == 0
+
+
+def test_clock_in_follows_a_jack_clock_source(jack_server):
+    import rtmidi
+
+    source = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="test-clock-source")
+    source.open_virtual_port("clk-src")
+    follow = ClockIn("jack", "clk-src")
+    stop = threading.Event()
+
+    def send():
+        source.send_message([START])
+        deadline = time.monotonic()
+        while not stop.is_set():
+            deadline += 60.0 / 100 / PPQN
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            source.send_message([TICK])
+
+    sender = threading.Thread(target=send, daemon=True)
+    try:
+        time.sleep(0.3)
+        sender.start()
+        time.sleep(3.0)
+        assert follow.follower.running and follow.follower.ticks >= 3 * PPQN
+        assert follow.follower.bpm == pytest.approx(100, rel=0.03)
+    finally:
+        stop.set()
+        sender.join()
+        follow.close()
+        source.close_port()
+        source.delete()
+
+
+def test_a_wrong_clock_port_is_one_line(jack_server):
+    run = subprocess.run(livegen_cmd("perform", "--api", "jack", "--no-port", "--clock-out", "no-such-clock",
+                                     "--duration", "1"), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert "no MIDI output matches 'no-such-clock'" in line

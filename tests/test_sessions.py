@@ -1,0 +1,131 @@
+"""Sessions: a take's control stream is recorded beside it and replays the same MIDI, note for note."""
+import json
+import random
+import signal
+import subprocess
+import threading
+import time
+
+import mido
+import pytest
+
+from conftest import livegen_cmd
+from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+from livegen.errors import UserError
+from livegen.music.conditioning import Controls
+from livegen.sessions import list_sessions, read_take, session_path
+
+
+def notes(path):
+    """(tick, type, channel, note, velocity) of every note message: ticks are exact, seconds are not."""
+    out, tick = [], 0
+    for track in mido.MidiFile(path).tracks:
+        for m in track:
+            tick += m.time
+            if m.type in ("note_on", "note_off"):
+                out.append((tick, m.type, m.channel, m.note, m.velocity))
+    return out
+
+
+def live_take(model_name, path, seconds=6.0, seed=7):
+    """A take steered the way sensors do it: values arrive at whatever moment, unstamped."""
+    from livegen.cli import load_model
+
+    engine = Engine(load_model(model_name), OutputChoice(), EngineSettings(seed=seed), Controls(density=0.7),
+                    record=str(path), end=seconds)
+    engine.start()
+    rng = random.Random(seed)
+    stop = threading.Event()
+
+    def hand():
+        while not stop.wait(rng.uniform(0.05, 0.4)):
+            z = tuple(rng.uniform(-1, 1) for _ in range(8)) if rng.random() < 0.4 else None
+            key = rng.choice([None, (1.0, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1)])
+            engine.set_controls(Controls(pitch=rng.random(), density=rng.uniform(0.3, 1.0), histogram=key, z=z,
+                                         theme=rng.choice("AB")))
+
+    sensor = threading.Thread(target=hand, daemon=True)
+    sensor.start()
+    while engine.now() < seconds + 0.05:
+        time.sleep(0.02)
+    stop.set()
+    sensor.join()
+    engine.stop()
+    return engine
+
+
+@pytest.mark.parametrize("model", ["charrnn", "dcrnn"])
+def test_a_live_take_replays_note_for_note(tmp_path, model):
+    take = tmp_path / "take.mid"
+    engine = live_take(model, take)
+    assert engine.stats.late_rollbacks == 0
+    session = session_path(take)
+    lines = [json.loads(line) for line in session.read_text().splitlines()]
+    assert lines[0]["livegen"] == "session" and lines[0]["seed"] == 7 and lines[0]["model"] == model
+    assert lines[-1] == {"t": 6.0, "end": True}
+    assert len(lines) > 10  # the header, the initial state, the changes, the end
+    again = tmp_path / "again.mid"
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--model", model, "--controls", f"replay:{session}",
+                                     "--seed", "7", "--record", str(again)), capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "for 6 s" in run.stderr  # the replay ends where the take ended
+    first, second = notes(take), notes(again)
+    assert len([n for n in first if n[1] == "note_on" and n[4]]) >= 10
+    assert second == first
+    replayed = [json.loads(line) for line in session_path(again).read_text().splitlines()]
+    assert replayed[1:] == lines[1:]  # and the replay's own session is the same stream
+
+
+def test_a_replay_with_another_seed_warns_and_differs(tmp_path):
+    take = tmp_path / "take.mid"
+    script = tmp_path / "g.jsonl"
+    script.write_text('{"t": 0, "pitch": 0.4, "density": 0.8}\n{"t": 1.5, "pitch": 0.9}\n')
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--controls", f"script:{script}", "--record", str(take),
+                                     "--duration", "3", "--seed", "1"), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    other = tmp_path / "other.mid"
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--controls", f"replay:{take}", "--seed", "2",
+                                     "--record", str(other)), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "recorded with seed 1 (now 2)" in run.stderr
+    assert notes(other) != notes(take)
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--controls", f"replay:{take}", "--record", str(take)),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "would overwrite the take being replayed" in run.stderr
+
+
+def test_a_killed_take_keeps_its_control_stream_and_is_listed(tmp_path):
+    take = tmp_path / "crash.mid"
+    proc = subprocess.Popen(livegen_cmd("perform", "--no-port", "--record", str(take), "--density", "0.9"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while (not session_path(take).exists() or take.stat().st_size < 200) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=20)
+    run = subprocess.run(livegen_cmd("recover"), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0
+    [listed] = list_sessions(tmp_path)
+    assert listed.name == "crash" and listed.midi == take and not listed.ended
+    assert 0.5 < listed.duration < 60
+    assert listed.header["livegen"] == "session"
+
+
+def test_sessions_are_listed_newest_first_with_their_duration(tmp_path):
+    for name, started, end in (("old", "2026-01-01T10:00:00+00:00", 12.5), ("new", "2026-01-02T10:00:00+00:00", 3.0)):
+        (tmp_path / f"{name}.jsonl").write_text(
+            json.dumps({"livegen": "session", "version": 1, "started": started, "seed": 4, "model": "dcrnn",
+                        "bpm": 96.0}) + "\n" + '{"t": 0.0, "pitch": 0.5}\n' + json.dumps({"t": end, "end": True}) + "\n")
+    (tmp_path / "gesture.jsonl").write_text('{"t": 0, "pitch": 0.5}\n')  # a script, not a take
+    (tmp_path / "junk.jsonl").write_text("not json\n")
+    takes = list_sessions(tmp_path)
+    assert [(t.name, t.duration, t.ended) for t in takes] == [("new", 3.0, True), ("old", 12.5, True)]
+    assert takes[0].perform_args() == ["perform", "--controls", f"replay:{tmp_path / 'new.jsonl'}", "--seed", "4",
+                                       "--model", "dcrnn", "--bpm", "96.0"]
+    assert takes[0].source().end == 3.0
+    with pytest.raises(UserError, match="not a recorded session"):
+        read_take(tmp_path / "gesture.jsonl")
+    with pytest.raises(UserError, match="does not exist"):
+        list_sessions(tmp_path / "nowhere")
