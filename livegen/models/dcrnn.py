@@ -75,7 +75,8 @@ class Generator(nn.Module):
         c = self.c
         b, beats, _ = z_beats.shape
         coarse_h, fine_h = self.initial_state(z_beats[:, 0]) if state is None else state
-        eye_beat, eye_step = torch.eye(c.beats_per_bar), torch.eye(c.steps_per_beat)
+        eye_beat = torch.eye(c.beats_per_bar, device=z_beats.device, dtype=z_beats.dtype)  # on z's device (GPU training)
+        eye_step = torch.eye(c.steps_per_beat, device=z_beats.device, dtype=z_beats.dtype)
         frames = []
         beats_per_segment = c.beats_per_bar * c.bars_per_segment
         for k in range(beats):

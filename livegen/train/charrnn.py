@@ -1,17 +1,15 @@
 """Train and evaluate the conditional Char-RNN (``livegen train charrnn``, ``livegen eval``)."""
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from livegen.errors import UserError
 from livegen.music import conditioning, events
-from livegen.music.events import Note
-from livegen.train.data import Augment, WindowSampler, is_held_out, load_cached, window_tokens
+from livegen.train.data import window_tokens
 
 
 VELOCITY_LEVELS = 8  # training quantises velocity to 8 of the 32 bins (see data.window_tokens)
@@ -24,115 +22,156 @@ def _torch_setup(threads: int):
     return torch
 
 
-def _optimizer_state_tensors(opt) -> dict:
-    out = {}
-    for i, (_, st) in enumerate(opt.state_dict()["state"].items()):
-        for k, v in st.items():
-            out[f"{i}.{k}"] = v if hasattr(v, "shape") else __import__("torch").tensor(float(v))
-    return out
+def load_pieces(dist, data: str):
+    """The corpus on every process; rank 0 parses (and caches) plain folders first, so processes never
+    write the same cache file."""
+    from livegen.train.data import open_pieces
+
+    if not dist.main:
+        dist.barrier()
+    pieces = open_pieces(data)
+    if dist.main:
+        dist.barrier()
+    return pieces
 
 
 def train(data: str, out: str, minutes: float, seq_len: int = 256, batch: int = 48, lr: float = 2e-3,
-          seed: int = 0, threads: int = 2, resume: bool = True, log=print, config_overrides: dict | None = None,
-          max_steps: int | None = None) -> dict:
+          seed: int = 0, threads: int | None = None, resume: bool = True, log=print,
+          config_overrides: dict | None = None, max_steps: int | None = None, device: str = "auto",
+          accum: int = 1, eval_every: float = 120.0) -> dict:
     """Train until ``minutes`` pass (or ``max_steps``); keeps the checkpoint with the best held-out NLL.
 
-    Resumes from ``out`` (weights and optimizer, beside it as ``.opt.safetensors``) when it exists.
+    ``batch`` is the global batch of one optimizer step: split over the processes torchrun started
+    and over ``accum`` micro-batches each, so the same ``batch`` trains the same model at any scale.
+    Resumes from ``out`` (weights, optimizer beside it as ``.opt.safetensors``, and the position in
+    the window order) when it exists. Validates every ``eval_every`` seconds and at the end.
     """
-    torch = _torch_setup(threads)
-    from safetensors.torch import load_file, save_file
+    from livegen.train import distributed
+
+    with distributed.session(device, threads) as dist:
+        return _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, config_overrides,
+                      max_steps, accum, eval_every)
+
+
+def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, config_overrides, max_steps, accum,
+           eval_every):
+    import torch
 
     from livegen.models import checkpoint
     from livegen.models.charrnn import CharRNN, CharRNNConfig
+    from livegen.train.data import PAD, TokenWindows, WindowOrder, training_pieces, validation_windows
+    from livegen.train.resume import load_optimizer, optimizer_tensors, restore_optimizer, save_optimizer
 
-    corpora = [load_cached(d) for d in data.split(",")]
-    pieces = [(n, p) for c in corpora for n, p in c.pieces]
-    train_notes = [p for n, p in pieces if not is_held_out(n)]
-    val_notes = [p for n, p in pieces if is_held_out(n)] or train_notes[:1]
-    skipped = sum(sum(c.skipped.values()) for c in corpora)
-    log(f"corpus: {len(train_notes)} training pieces, {len(val_notes)} held out, {skipped} files skipped")
+    say = log if dist.main else (lambda _: None)
+    if accum < 1 or batch < 1 or batch % (dist.world * accum):
+        raise UserError(f"--batch {batch} must be a multiple of processes x --accum ({dist.world} x {accum})")
+    micro = batch // (dist.world * accum)
+    pieces = load_pieces(dist, data)
+    say(f"corpus: {int(training_pieces(pieces).sum())} training pieces, {int(pieces.held_out.sum())} held out, "
+        f"{sum(pieces.skipped.values())} files skipped; {dist.world} process(es) on {dist.device.type}, "
+        f"{micro} windows x {accum} micro-batch(es) each" + (", bf16 autocast" if dist.mixed_precision else ""))
 
     torch.manual_seed(seed)
     out_path, opt_path = Path(out), Path(str(out) + ".opt.safetensors")
-    state = {"step": 0, "tokens": 0, "best_val": math.inf, "seconds": 0.0}
-    if resume and out_path.exists():
+    state = {"step": 0, "tokens": 0, "best_val": math.inf, "seconds": 0.0, "samples": 0}
+    resuming = resume and out_path.exists()
+    if resuming:
         model, meta = checkpoint.load(out_path)
-        model.train()
-        state.update(meta["extra"].get("train", {}))
-        log(f"resuming from {out_path} at step {state['step']} (best held-out {state['best_val']:.3f})")
+        if model.kind != "charrnn":
+            raise UserError(f"{out_path} holds a {model.kind} model, not a Char-RNN; choose another --out")
+        saved_state = meta["extra"].get("train", {})
+        state.update(saved_state)
+        if "samples" not in saved_state:  # a checkpoint from before the window order
+            state["samples"] = state["step"] * batch
+        say(f"resuming from {out_path} at step {state['step']} (best held-out {state['best_val']:.3f})")
     else:
         model = CharRNN(CharRNNConfig(**(config_overrides or {})))
+    model.to(dist.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    if resume and out_path.exists() and opt_path.exists():
-        saved = load_file(str(opt_path))
-        sd = opt.state_dict()
-        for i, p in enumerate(sd["param_groups"][0]["params"]):
-            if f"{i}.exp_avg" in saved:
-                sd["state"][p] = {k.split(".", 1)[1]: saved[k] for k in saved if k.startswith(f"{i}.")}
-        opt.load_state_dict(sd)
+    saved = load_optimizer(opt_path, state["step"], say) if resuming else None
+    if saved:
+        restore_optimizer(opt, saved)
+    net = dist.wrap(model)
 
-    sampler = WindowSampler(train_notes, seq_len, seed + state["step"], Augment(), cond_off_prob=0.15)
-    val = _validation_batches(val_notes, seq_len)
-    deadline = time.monotonic() + minutes * 60
-    loss_fn = torch.nn.CrossEntropyLoss()
+    windows = TokenWindows(pieces, seq_len, seed)
+    val = validation_windows(pieces, seq_len) if dist.main else None
+    loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
     from tqdm import tqdm
 
-    bar = tqdm(total=int(minutes * 60), unit="s", desc="train charrnn", file=sys.stderr,
+    bar = tqdm(total=int(minutes * 60), unit="s", desc="train charrnn", file=sys.stderr, disable=not dist.main,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}")
     started = time.monotonic()
+    deadline = started + minutes * 60
     last_eval = started
-    steps_here = 0
-    while time.monotonic() < deadline and (max_steps is None or steps_here < max_steps):
-        toks, cond = sampler.batch(batch)
-        x = torch.from_numpy(toks)
-        c = torch.from_numpy(cond)
-        logits, _ = model(x[:, :-1], c[:, :-1])
-        loss = loss_fn(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        state["step"] += 1
-        steps_here += 1
-        state["tokens"] += toks.shape[0] * seq_len
-        bar.n = min(int(time.monotonic() - started), bar.total)
-        bar.set_postfix_str(f"step {state['step']} loss {loss.item():.3f}")
-        if time.monotonic() - last_eval > 120 or time.monotonic() >= deadline or (
-                max_steps is not None and steps_here >= max_steps):
-            v = _validate(model, val, torch)
+    steps_here, timed_tokens, timed_seconds, train_loss = 0, 0.0, 0.0, math.nan
+
+    def say_line(text: str) -> None:  # a line of its own, not glued to the progress bar
+        bar.clear()
+        say(text)
+        bar.refresh()
+
+    while True:
+        now = time.monotonic()
+        finished = now >= deadline or (max_steps is not None and steps_here >= max_steps)
+        stop, evaluate_now = dist.agree(finished, finished or now - last_eval >= eval_every)  # one clock: rank 0's
+        if evaluate_now and steps_here:
+            v = _validate(model, val, torch, dist) if dist.main else math.nan
             model.train()
             state["seconds"] += time.monotonic() - last_eval
             last_eval = time.monotonic()
-            log(f"step {state['step']}: train loss {loss.item():.3f}, held-out NLL {v:.3f} nats/event")
-            if v < state["best_val"]:
+            rate = timed_tokens / timed_seconds if timed_seconds else math.nan
+            state["tokens_per_second"] = round(rate, 1)
+            say_line(f"step {state['step']}: train loss {train_loss:.3f}, held-out NLL {v:.3f} nats/event, "
+                     f"{rate:.0f} tokens/s")
+            if dist.main and v < state["best_val"]:
                 state["best_val"] = v
+                save_optimizer(opt_path, optimizer_tensors(opt), state["step"])
                 checkpoint.save(out_path, model, {"train": state, "data": data, "velocity_levels": VELOCITY_LEVELS})
-                save_file({k: t.contiguous() for k, t in _optimizer_state_tensors(opt).items()}, str(opt_path))
+        if stop:
+            break
+        step_started = time.monotonic()
+        local = WindowOrder.local(state["samples"], batch, dist.rank, dist.world)
+        parts = [windows.batch(local[m * micro:(m + 1) * micro]) for m in range(accum)]
+        targets_here = sum(int((toks[:, 1:] != PAD).sum()) for toks, _ in parts)
+        targets = dist.all_sum(targets_here)  # the loss is a mean over the global batch's tokens
+        opt.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for m, (toks, cond) in enumerate(parts):
+            x = torch.from_numpy(toks).to(dist.device, non_blocking=True)
+            c = torch.from_numpy(cond).to(dist.device, non_blocking=True)
+            with dist.no_sync(net) if m < accum - 1 else contextlib.nullcontext():
+                with dist.autocast():
+                    logits, _ = net(x[:, :-1].clamp(min=0), c[:, :-1])
+                    loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+                (loss * (dist.world / targets)).backward()  # DDP averages over processes: a global mean
+            loss_sum += loss.item()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        train_loss = loss_sum / max(targets_here, 1)
+        state["step"] += 1
+        state["samples"] += batch
+        state["tokens"] += int(targets)
+        steps_here += 1
+        if steps_here > 1:  # the first step pays for start-up (allocations, DDP's first buckets)
+            timed_tokens += targets
+            timed_seconds += time.monotonic() - step_started
+        bar.n = min(int(time.monotonic() - started), bar.total)
+        bar.set_postfix_str(f"step {state['step']} loss {train_loss:.3f}")
     bar.close()
     return state
 
 
-def _validation_batches(val_notes: list[list[Note]], seq_len: int, count: int = 64):
-    rng = np.random.default_rng(1234)  # the same windows every time, so NLLs compare
-    toks, conds = [], []
-    for _ in range(count * 4):
-        piece = val_notes[rng.integers(len(val_notes))]
-        t, c = window_tokens(piece, int(rng.integers(0, max(1, len(piece) - 16))), seq_len, None, None)
-        if len(t) == seq_len + 1:
-            toks.append(t)
-            conds.append(c)
-        if len(toks) == count:
-            break
-    return np.stack(toks), np.stack(conds)
+def _validate(model, val, torch, dist) -> float:
+    """Mean NLL (nats/event) over the fixed held-out windows, padding ignored."""
+    from livegen.train.data import PAD
 
-
-def _validate(model, val, torch) -> float:
     model.eval()
     toks, cond = val
-    with torch.no_grad():
-        x, c = torch.from_numpy(toks), torch.from_numpy(cond)
-        logits, _ = model(x[:, :-1], c[:, :-1])
-        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1)).item()
+    with torch.no_grad(), dist.autocast():
+        x, c = torch.from_numpy(toks).to(dist.device), torch.from_numpy(cond).to(dist.device)
+        logits, _ = model(x[:, :-1].clamp(min=0), c[:, :-1])
+        return torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
+                                                 ignore_index=PAD).item()
 
 
 def evaluate(path: str, data: str, threads: int = 2, limit_pieces: int | None = None, batch: int = 16) -> dict:

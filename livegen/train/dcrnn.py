@@ -13,6 +13,7 @@ the reconstruction term kept so it cannot collapse onto a few modes.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -61,7 +62,7 @@ def beat_grid(name: str, notes: list[Note]) -> tuple[np.ndarray, np.ndarray]:
         tempos = [m.tempo for track in mido.MidiFile(path, clip=True).tracks for m in track if m.type == "set_tempo"]
         if tempos:
             seconds_per_beat = tempos[0] / 1e6
-    end = max(n.end for n in notes)
+    end = float(notes["end"].max()) if isinstance(notes, np.ndarray) else max(n.end for n in notes)
     beats = np.arange(0.0, end + 2 * seconds_per_beat, seconds_per_beat)
     return beats, np.arange(0, len(beats), 4)
 
@@ -72,22 +73,34 @@ def _nearest(edges: np.ndarray, times: np.ndarray) -> np.ndarray:
     return right - ((times - edges[right - 1]) < (edges[right] - times))
 
 
+def grid_edges(beats: np.ndarray, steps_per_beat: int) -> np.ndarray:
+    """Frame times: ``steps_per_beat`` equal subdivisions of each beat interval, then the last beat."""
+    step = np.diff(beats)[:, None] / steps_per_beat
+    inner = (np.arange(steps_per_beat)[None, :] * step + beats[:-1, None]).ravel()
+    return np.concatenate([inner, beats[-1:]])
+
+
+def _fold(pitch: int, low: int, pitches: int) -> int:
+    """A pitch's row, folded into the roll's range by octaves."""
+    p = pitch - low
+    while p < 0:
+        p += 12
+    while p >= pitches:
+        p -= 12
+    return p
+
+
 def to_roll(notes: list[Note], beats: np.ndarray, downbeats: np.ndarray, low: int, pitches: int,
             steps_per_beat: int) -> Roll:
     """Notes -> a roll on ``steps_per_beat`` subdivisions of each beat interval."""
-    edges = np.concatenate([np.linspace(a, b, steps_per_beat, endpoint=False) for a, b in zip(beats[:-1], beats[1:])]
-                           + [beats[-1:]])
+    edges = grid_edges(beats, steps_per_beat)
     frames = len(edges)
     sounding = np.zeros((frames, pitches), dtype=bool)
     onset = np.zeros((frames, pitches), dtype=bool)
     starts = _nearest(edges, np.array([n.start for n in notes]))
     ends = _nearest(edges, np.array([n.end for n in notes]))
     for n, s, e in zip(notes, starts, ends):
-        p = n.pitch - low
-        while p < 0:
-            p += 12
-        while p >= pitches:
-            p -= 12
+        p = _fold(n.pitch, low, pitches)
         e = max(int(e), int(s) + 1)
         sounding[s:e, p] = True
         onset[s, p] = True
@@ -113,6 +126,93 @@ def load_rolls(data: str, config, log=print, held_out_only: bool = False) -> tup
     return train, held or train[:1]
 
 
+def _transpose(w: np.ndarray, shift: int) -> np.ndarray:
+    """A window moved ``shift`` rows up (down when negative); rows moved out are lost."""
+    if shift > 0:
+        w[..., shift:], w[..., :shift] = w[..., :-shift].copy(), 0.0
+    elif shift < 0:
+        w[..., :shift], w[..., shift:] = w[..., -shift:].copy(), 0.0
+    return w
+
+
+def roll_window(notes: np.ndarray, edges: np.ndarray, first: int, steps: int, low: int, pitches: int) -> np.ndarray:
+    """Frames ``first .. first+steps`` of ``to_roll`` as a (2, steps, pitches) float32 window, from the
+    notes that reach into them only (NOTE_DTYPE rows sorted by start): a window costs the same in a
+    long piece as in a short one."""
+    starts, ends = notes["start"], notes["end"]
+    longest = float((ends - starts).max()) if len(notes) else 0.0
+    last = edges[min(first + steps, len(edges) - 1)]
+    lo = int(np.searchsorted(starts, edges[first] - longest - 1.0))
+    hi = int(np.searchsorted(starts, last + 1.0, side="right"))
+    part = notes[lo:hi]
+    s = _nearest(edges, np.asarray(part["start"]))
+    e = np.maximum(_nearest(edges, np.asarray(part["end"])), s + 1)
+    w = np.zeros((2, steps, pitches), dtype=np.float32)
+    for pitch, a, b in zip(part["pitch"].tolist(), s.tolist(), e.tolist()):
+        if a >= first + steps or b <= first:
+            continue
+        row = _fold(pitch, low, pitches)
+        w[0, max(a, first) - first:min(b, first + steps) - first, row] = 1.0
+        if a >= first:
+            w[1, a - first, row] = 1.0
+    return w
+
+
+class RollWindows:
+    """The DCRNN's windows of a piece set, in the global window order (see data.WindowOrder): every
+    window that starts on a downbeat and fits in its piece, once per epoch, transposed by up to
+    ``transpose`` semitones. ``held_out`` picks the held-out pieces instead of the training ones."""
+
+    def __init__(self, pieces, config, seed: int, transpose: int = 3, held_out: bool = False):
+        from livegen.train.data import WindowOrder, training_pieces
+
+        self.pieces, self.c, self.transpose = pieces, config, transpose
+        self.steps = 2 * config.segment_steps
+        chosen = pieces.held_out.copy() if held_out else training_pieces(pieces)
+        if held_out and not chosen.any():  # no held-out piece: measure on the first training piece
+            chosen[np.flatnonzero(training_pieces(pieces))[:1]] = True
+        counts = np.zeros(len(pieces), dtype=np.int64)
+        for i in np.flatnonzero(chosen):
+            counts[i] = len(self._starts(i))
+        if not counts.any():
+            raise UserError("no window of the training length fits in any piece (too short, or no beat grid)")
+        self.order = WindowOrder(counts, seed)
+
+    def _starts(self, i: int) -> np.ndarray:
+        beats, downbeats = self.pieces.beats(i)
+        if len(beats) < 9:
+            return np.zeros(0, dtype=np.int64)
+        frames = (len(beats) - 1) * self.c.steps_per_beat + 1
+        starts = downbeats * self.c.steps_per_beat
+        return starts[starts + self.steps <= frames]
+
+    def window(self, i: int, k: int, shift: int = 0) -> np.ndarray:
+        beats, _ = self.pieces.beats(i)
+        edges = grid_edges(beats, self.c.steps_per_beat)
+        w = roll_window(self.pieces.notes(i), edges, int(self._starts(i)[k]), self.steps, self.c.low_pitch,
+                        self.c.pitches)
+        return _transpose(w, shift)
+
+    def sample(self, g: int) -> np.ndarray:
+        piece, k, _ = self.order.locate(g)
+        shift = int(self.order.rng(g).integers(-self.transpose, self.transpose + 1))
+        return self.window(piece, k, shift)
+
+    def batch(self, positions) -> np.ndarray:
+        """(len(positions), 2, steps, pitches) float32."""
+        return np.stack([self.sample(g) for g in positions])
+
+    def fixed(self, count: int, seed: int = 1234) -> np.ndarray:
+        """The same untransposed windows every time (held-out metrics compare across checkpoints)."""
+        rng = np.random.default_rng(seed)
+        picks = np.sort(rng.choice(self.order.total, min(count, self.order.total), replace=False))
+        out = []
+        for w in picks:
+            piece = int(np.searchsorted(self.order.first, w, side="right") - 1)
+            out.append(self.window(piece, int(w - self.order.first[piece])))
+        return np.stack(out)
+
+
 class WindowSampler:
     """Random windows starting on downbeats, transposed by up to ``transpose`` semitones."""
 
@@ -127,11 +227,7 @@ class WindowSampler:
     def window(self, i: int, start: int, shift: int = 0) -> np.ndarray:
         r = self.rolls[i]
         w = np.stack([r.sounding[start:start + self.steps], r.onset[start:start + self.steps]]).astype(np.float32)
-        if shift > 0:
-            w[..., shift:], w[..., :shift] = w[..., :-shift].copy(), 0.0
-        elif shift < 0:
-            w[..., :shift], w[..., shift:] = w[..., -shift:].copy(), 0.0
-        return w
+        return _transpose(w, shift)
 
     def batch(self, size: int) -> np.ndarray:
         """(size, 2, steps, pitches) float32."""
@@ -212,8 +308,8 @@ def prior_windows(model, count: int, seed: int, torch) -> np.ndarray:
     beats = c.beats_per_bar * c.bars_per_segment
     z = torch.randn(count, 2, c.z_dim, generator=g).repeat_interleave(beats, 1)
     with torch.no_grad():
-        logits, _ = model.generator(z)
-    return torch.sigmoid(logits).permute(0, 2, 1, 3).numpy()
+        logits, _ = model.generator(z.to(next(model.parameters()).device))
+    return torch.sigmoid(logits).permute(0, 2, 1, 3).cpu().numpy()
 
 
 def write_sample(path: Path, window: np.ndarray, config, bpm: float = 120.0) -> int:
@@ -237,72 +333,97 @@ def write_sample(path: Path, window: np.ndarray, config, bpm: float = 120.0) -> 
     return len(notes)
 
 
-def _save_optimizers(path: Path, optimizers: dict) -> None:
-    from safetensors.torch import save_file
-    import torch
+class BatchNoise:
+    """The random draws of one training step (reparameterisation, fake z, GP mixing) for this
+    process's rows of the global batch: drawn for the whole global batch from a generator keyed by
+    (seed, step, use), then sliced, so every sample gets the same numbers whatever the number of
+    processes and micro-batches. That is what makes a 2-process run equal a 1-process one."""
 
-    tensors = {}
-    for name, opt in optimizers.items():
-        for i, st in opt.state_dict()["state"].items():
-            for k, v in st.items():
-                tensors[f"{name}.{i}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(float(v))).contiguous()
-    save_file(tensors, str(path))
+    EPS, ADV_Z, CRITIC_Z, CRITIC_ALPHA = 0, 1, 10, 20  # uses; critic iteration k adds k
 
+    def __init__(self, seed: int, step: int, global_rows: int, rows: range, device):
+        self.seed, self.step, self.global_rows, self.rows, self.device = seed, step, global_rows, rows, device
 
-def _load_optimizers(path: Path, optimizers: dict) -> None:
-    from safetensors.torch import load_file
+    def _draw(self, use: int, shape: tuple, uniform: bool):
+        import torch
 
-    saved = load_file(str(path))
-    for name, opt in optimizers.items():
-        sd = opt.state_dict()
-        for i in sd["param_groups"][0]["params"]:
-            keys = [k for k in saved if k.startswith(f"{name}.{i}.")]
-            if keys:
-                sd["state"][i] = {k.split(".", 2)[2]: saved[k] for k in keys}
-        opt.load_state_dict(sd)
+        key = int(np.random.SeedSequence([self.seed, self.step, use]).generate_state(1)[0])
+        g = torch.Generator().manual_seed(key)
+        full = (torch.rand if uniform else torch.randn)(self.global_rows, *shape, generator=g)
+        return full[self.rows.start:self.rows.stop].to(self.device)
+
+    def normal(self, use: int, *shape: int):
+        return self._draw(use, shape, uniform=False)
+
+    def uniform(self, use: int, *shape: int):
+        return self._draw(use, shape, uniform=True)
 
 
 def train(data: str, out: str, minutes: float, batch: int = 32, lr: float = 1e-3, seed: int = 0,
-          threads: int = 1, resume: bool = True, log=print, max_steps: int | None = None,
-          config_overrides: dict | None = None) -> dict:
+          threads: int | None = None, resume: bool = True, log=print, max_steps: int | None = None,
+          config_overrides: dict | None = None, device: str = "auto", accum: int = 1) -> dict:
     """Train for ``minutes`` (or ``max_steps``): the first 60 % as a VAE, then WGAN-GP (a resumed GAN
     phase stays GAN). Every 3 minutes and at the end: thresholds calibrated, sample MIDI files in
     ``<out>-samples/``, metrics vs held-out; the weights (and the optimizers beside them,
-    ``.opt.safetensors``) are written when the metrics are the closest to real music so far."""
+    ``.opt.safetensors``) are written when the metrics are the closest to real music so far.
+
+    ``batch`` is the global batch (over torchrun's processes and ``accum`` micro-batches each)."""
+    from livegen.train import distributed
+
+    with distributed.session(device, threads) as dist:
+        return _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, accum)
+
+
+def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, accum) -> dict:
     import torch
 
-    torch.set_num_threads(threads)
     from livegen.models import checkpoint
     from livegen.models.dcrnn import DCRNN, DCRNNConfig
+    from livegen.train.charrnn import load_pieces
+    from livegen.train.data import WindowOrder
+    from livegen.train.resume import load_optimizer, optimizer_tensors, restore_optimizer, save_optimizer
 
+    say_any = log if dist.main else (lambda _: None)
+    if accum < 1 or batch < 1 or batch % (dist.world * accum):
+        raise UserError(f"--batch {batch} must be a multiple of processes x --accum ({dist.world} x {accum})")
+    micro = batch // (dist.world * accum)
     torch.manual_seed(seed)
     out_path, opt_path = Path(out), Path(str(out) + ".opt.safetensors")
     samples_dir = out_path.with_name(out_path.stem + "-samples")
-    state = {"step": 0, "phase": "vae", "seconds": 0.0, "best": math.inf}
-    if resume and out_path.exists():
+    state = {"step": 0, "phase": "vae", "seconds": 0.0, "best": math.inf, "samples": 0}
+    resuming = resume and out_path.exists()
+    if resuming:
         model, meta = checkpoint.load(out_path)
         if model.kind != "dcrnn":
             raise UserError(f"{out_path} holds a {model.kind} model, not a DCRNN; choose another --out")
-        state.update(meta["extra"].get("train", {}))
-        log(f"resuming from {out_path} at step {state['step']} ({state['phase']} phase)")
+        saved_state = meta["extra"].get("train", {})
+        state.update(saved_state)
+        if "samples" not in saved_state:  # a checkpoint from before the window order
+            state["samples"] = state["step"] * batch
+        say_any(f"resuming from {out_path} at step {state['step']} ({state['phase']} phase)")
     else:
         model = DCRNN(DCRNNConfig(**(config_overrides or {})))
-    model.train()
+    model.to(dist.device).train()
+    dist.broadcast_parameters(model)
     c = model.config
-    train_rolls, held_rolls = load_rolls(data, c, log)
-    seg = c.segment_steps
-    sampler = WindowSampler(train_rolls, 2 * seg, seed + state["step"])
-    held = WindowSampler(held_rolls, 2 * seg, 0, transpose=0).fixed(128)
-    opts = {"gen": torch.optim.Adam(list(model.generator.parameters()) + list(model.encoder.parameters()), lr,
-                                    betas=(0.5, 0.9)),
+    pieces = load_pieces(dist, data)
+    windows = RollWindows(pieces, c, seed)
+    held = RollWindows(pieces, c, 0, transpose=0, held_out=True).fixed(128) if dist.main else None
+    say_any(f"corpus: {int((np.diff(windows.order.first) > 0).sum())} training pieces, {windows.order.total} "
+            f"windows; {dist.world} process(es) on {dist.device.type}, {micro} windows x {accum} micro-batch(es) "
+            "each" + (", bf16 autocast" if dist.mixed_precision else ""))
+    gen_params = list(model.generator.parameters()) + list(model.encoder.parameters())
+    opts = {"gen": torch.optim.Adam(gen_params, lr, betas=(0.5, 0.9)),
             "critic": torch.optim.Adam(model.critic.parameters(), lr, betas=(0.5, 0.9))}
-    if resume and out_path.exists() and opt_path.exists():
-        _load_optimizers(opt_path, opts)
+    saved = load_optimizer(opt_path, state["step"], say_any) if resuming else None
+    if saved:
+        for name, opt in opts.items():
+            restore_optimizer(opt, saved, f"{name}.")
 
     from tqdm import tqdm
 
     total = int(minutes * 60)
-    bar = tqdm(total=total, unit="s", desc="train dcrnn", file=sys.stderr,
+    bar = tqdm(total=total, unit="s", desc="train dcrnn", file=sys.stderr, disable=not dist.main,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}")
     started = time.monotonic()
     last_save = started
@@ -311,39 +432,57 @@ def train(data: str, out: str, minutes: float, batch: int = 32, lr: float = 1e-3
 
     def say(text: str) -> None:  # a line of its own, not glued to the progress bar
         bar.clear()
-        log(text)
+        say_any(text)
         bar.refresh()
 
-    def done() -> bool:
-        return time.monotonic() - started >= total or (max_steps is not None and steps_here >= max_steps)
+    def sync(params) -> None:
+        dist.average_gradients(params)
 
-    while not done():
-        if state["phase"] == "vae" and time.monotonic() - started >= PRETRAIN_FRACTION * total:
+    while True:
+        elapsed = time.monotonic() - started
+        finished = elapsed >= total or (max_steps is not None and steps_here >= max_steps)
+        pretrained = elapsed >= PRETRAIN_FRACTION * total or (
+            max_steps is not None and steps_here >= PRETRAIN_FRACTION * max_steps)
+        stop, save_now, to_gan = dist.agree(finished, finished or time.monotonic() - last_save > 180,
+                                            state["phase"] == "vae" and pretrained)  # one clock: rank 0's
+        if save_now and steps_here:
+            state["seconds"] += time.monotonic() - last_save
+            last_save = time.monotonic()
+            if dist.main:
+                metrics = _checkpoint(model, held, state, samples_dir, torch)
+                distance = metrics_distance(metrics["generated"], metrics["real"])
+                kept = distance < state["best"]
+                if kept:
+                    state["best"] = distance
+                    tensors = {k: v for name, opt in opts.items() for k, v in optimizer_tensors(opt, f"{name}.").items()}
+                    save_optimizer(opt_path, tensors, state["step"])
+                    checkpoint.save(out_path, model, {"train": state, "data": data, "metrics": metrics})
+                model.train()
+                say(f"step {state['step']}: " + ", ".join(f"{k} {v:.3f}" for k, v in losses.items())
+                    + f"; generated {metrics['generated']}; held-out {metrics['real']}; distance {distance:.2f}"
+                    + (" (kept)" if kept else ""))
+        if stop:
+            break
+        if to_gan:
             state["phase"] = "gan"
             say(f"step {state['step']}: pretraining done, WGAN-GP from here")
-        real = torch.from_numpy(sampler.batch(batch))
+        local = WindowOrder.local(state["samples"], batch, dist.rank, dist.world)
+        parts, noises = [], []
+        for m in range(accum):
+            rows = local[m * micro:(m + 1) * micro]
+            parts.append(torch.from_numpy(windows.batch(rows)).to(dist.device))
+            offset = rows.start - state["samples"]
+            noises.append(BatchNoise(seed, state["step"], batch, range(offset, offset + micro), dist.device))
         if state["phase"] == "gan":
-            losses["critic"] = _critic_step(model, real, opts["critic"], torch)
-        losses.update(_generator_step(model, real, opts["gen"], state["phase"] == "gan", torch))
+            losses["critic"] = _critic_step(model, parts, opts["critic"], torch, sync, noises, dist.autocast)
+        losses.update(_generator_step(model, parts, opts["gen"], state["phase"] == "gan", torch, sync, noises,
+                                      dist.autocast))
         state["step"] += 1
+        state["samples"] += batch
         steps_here += 1
         bar.n = min(int(time.monotonic() - started), total)
         bar.set_postfix_str(f"step {state['step']} {state['phase']} "
                             + " ".join(f"{k} {v:.3f}" for k, v in losses.items()))
-        if time.monotonic() - last_save > 180 or done():
-            state["seconds"] += time.monotonic() - last_save
-            last_save = time.monotonic()
-            metrics = _checkpoint(model, held, state, samples_dir, torch)
-            distance = metrics_distance(metrics["generated"], metrics["real"])
-            kept = distance < state["best"]
-            if kept:
-                state["best"] = distance
-                checkpoint.save(out_path, model, {"train": state, "data": data, "metrics": metrics})
-                _save_optimizers(opt_path, opts)
-            model.train()
-            say(f"step {state['step']}: " + ", ".join(f"{k} {v:.3f}" for k, v in losses.items())
-                + f"; generated {metrics['generated']}; held-out {metrics['real']}; distance {distance:.2f}"
-                + (" (kept)" if kept else ""))
     bar.close()
     return state
 
@@ -356,60 +495,98 @@ def metrics_distance(generated: dict, real: dict) -> float:
     return sum(abs(generated[k] - real[k]) / v for k, v in scales.items())
 
 
-def _vae_loss(model, real, torch) -> tuple:
+def _vae_loss(model, real, torch, noise: BatchNoise | None = None) -> tuple:
     c = model.config
     seg = c.segment_steps
     b = real.shape[0]
     halves = torch.cat([real[:, :, :seg], real[:, :, seg:]])  # (2B, 2, seg, P)
     mu, logvar = model.encoder(halves)
-    z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+    if noise is None:
+        eps = torch.randn_like(mu)
+    else:
+        e = noise.normal(BatchNoise.EPS, 2, c.z_dim)
+        eps = torch.cat([e[:, 0], e[:, 1]])
+    z = mu + eps * torch.exp(0.5 * logvar)
     beats = c.beats_per_bar * c.bars_per_segment
     z_beats = torch.stack([z[:b], z[b:]], 1).repeat_interleave(beats, 1)
     logits, _ = model.generator(z_beats)  # (B, T, 2, P)
     target = real.permute(0, 2, 1, 3)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none").mean((0, 1, 3))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target, reduction="none").mean((0, 1, 3))
     recon = bce[0] + ONSET_WEIGHT * bce[1]
-    price = torch.ones(c.z_dim)
+    price = torch.ones(c.z_dim, device=mu.device)
     price[:PLAYED_DIMS] = PLAYED_KL_FACTOR
-    kl = -0.5 * torch.sum((1 + logvar - mu ** 2 - logvar.exp()) * price) / b  # nats per window
+    kl = -0.5 * torch.sum((1 + logvar.float() - mu.float() ** 2 - logvar.float().exp()) * price) / b  # nats/window
     return recon, kl / target[0].numel()  # both per roll cell
 
 
-def _fake(model, b: int, torch):
+def _fake(model, b: int, torch, z=None):
     c = model.config
     beats = c.beats_per_bar * c.bars_per_segment
-    z = torch.randn(b, 2, c.z_dim).repeat_interleave(beats, 1)
-    logits, _ = model.generator(z)
-    return torch.sigmoid(logits).permute(0, 2, 1, 3)
+    if z is None:
+        z = torch.randn(b, 2, c.z_dim, device=next(model.parameters()).device)
+    logits, _ = model.generator(z.repeat_interleave(beats, 1))
+    return torch.sigmoid(logits.float()).permute(0, 2, 1, 3)
 
 
-def _critic_step(model, real, opt, torch) -> float:
-    for _ in range(CRITIC_STEPS):
-        with torch.no_grad():
-            fake = _fake(model, real.shape[0], torch)
-        alpha = torch.rand(real.shape[0], 1, 1, 1)
-        mix = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        grad, = torch.autograd.grad(model.critic(mix).sum(), mix, create_graph=True)
-        gp = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-        wdist = model.critic(real).mean() - model.critic(fake).mean()
-        loss = -wdist + GP_WEIGHT * gp
+def _micro_batches(real, noises):
+    """``real`` as a list of micro-batches (a single tensor is one), with their noise (or None)."""
+    parts = real if isinstance(real, list) else [real]
+    return parts, noises if noises is not None else [None] * len(parts)
+
+
+def _critic_step(model, real, opt, torch, sync=None, noises=None, amp=contextlib.nullcontext) -> float:
+    """CRITIC_STEPS updates of the WGAN-GP critic, gradients accumulated over the micro-batches and
+    averaged over processes by ``sync`` before each update. ``amp``: the forward passes' autocast."""
+    parts, noises = _micro_batches(real, noises)
+    c = model.config
+    for k in range(CRITIC_STEPS):
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        wdist_sum = 0.0
+        for part, noise in zip(parts, noises):
+            b = part.shape[0]
+            with torch.no_grad(), amp():
+                z = None if noise is None else noise.normal(BatchNoise.CRITIC_Z + k, 2, c.z_dim)
+                fake = _fake(model, b, torch, z)
+            alpha = (torch.rand(b, 1, 1, 1, device=part.device) if noise is None
+                     else noise.uniform(BatchNoise.CRITIC_ALPHA + k).view(b, 1, 1, 1))
+            mix = (alpha * part + (1 - alpha) * fake).requires_grad_(True)
+            with amp():
+                mixed_score = model.critic(mix).float().sum()
+            grad, = torch.autograd.grad(mixed_score, mix, create_graph=True)
+            gp = ((grad.float().flatten(1).norm(dim=1) - 1) ** 2).mean()
+            with amp():
+                wdist = model.critic(part).float().mean() - model.critic(fake).float().mean()
+            loss = -wdist + GP_WEIGHT * gp
+            (loss / len(parts)).backward()
+            wdist_sum += wdist.item()
+        if sync is not None:
+            sync(model.critic.parameters())
         opt.step()
-    return wdist.item()
+    return wdist_sum / len(parts)
 
 
-def _generator_step(model, real, opt, adversarial: bool, torch) -> dict:
-    recon, kl = _vae_loss(model, real, torch)
-    loss = recon + BETA * kl
-    out = {"recon": recon.item(), "kl": kl.item()}
-    if adversarial:
-        adv = -model.critic(_fake(model, real.shape[0], torch)).mean()
-        loss = loss + ADVERSARIAL_WEIGHT * adv
-        out["adv"] = adv.item()
+def _generator_step(model, real, opt, adversarial: bool, torch, sync=None, noises=None,
+                    amp=contextlib.nullcontext) -> dict:
+    parts, noises = _micro_batches(real, noises)
+    params = list(model.generator.parameters()) + list(model.encoder.parameters())
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(list(model.generator.parameters()) + list(model.encoder.parameters()), 1.0)
+    out: dict = {}
+    for part, noise in zip(parts, noises):
+        with amp():
+            recon, kl = _vae_loss(model, part, torch, noise)
+            loss = recon + BETA * kl
+            terms = {"recon": recon.item(), "kl": kl.item()}
+            if adversarial:
+                z = None if noise is None else noise.normal(BatchNoise.ADV_Z, 2, model.config.z_dim)
+                adv = -model.critic(_fake(model, part.shape[0], torch, z)).float().mean()
+                loss = loss + ADVERSARIAL_WEIGHT * adv
+                terms["adv"] = adv.item()
+        (loss / len(parts)).backward()
+        for k, v in terms.items():
+            out[k] = out.get(k, 0.0) + v / len(parts)
+    if sync is not None:
+        sync(params)
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
     return out
 

@@ -1,0 +1,487 @@
+"""Train and evaluate the commentary CVAE on MusicCaps (``livegen train commentary``, ``livegen eval``).
+
+Three phases: the CVAE (most of the time; resumable), then the attribute classifier (seconds),
+then the LC-GAN (a minute). Clips are split by id (``text.is_held_out``); the held-out captions
+are written beside the checkpoint as ``<out>.held-out.csv`` for ``livegen eval``.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from livegen.commentary import filter as word_filter
+from livegen.commentary import text
+from livegen.errors import UserError
+
+LCGAN_SECONDS = 60.0  # the classifier and LC-GAN phases after the CVAE (part of --minutes)
+
+
+def _split(data: str):
+    rows = text.read_captions(data)
+    train_rows = [r for r in rows if not text.is_held_out(r["ytid"])]
+    held_rows = [r for r in rows if text.is_held_out(r["ytid"])]
+    if not train_rows:
+        raise UserError(f"{data}: every caption falls in the held-out split; give the whole MusicCaps CSV")
+    return rows, train_rows, held_rows
+
+
+def _tensors(model, sentences: list[text.Sentence]):
+    ids = model.encode_words([s.tokens for s in sentences])
+    attrs = torch.stack([model.attribute_vector(s.attributes) for s in sentences])
+    return ids, attrs
+
+
+class Batches:
+    """Random batches of sentences of similar length (little padding), reproducible from a seed."""
+
+    def __init__(self, sentences: list[text.Sentence], batch: int, seed: int):
+        self.sentences = sorted(sentences, key=lambda s: len(s.tokens))
+        self.batch, self.rng = batch, np.random.default_rng(seed)
+
+    def next(self) -> list[text.Sentence]:
+        start = int(self.rng.integers(0, max(1, len(self.sentences) - self.batch)))
+        return self.sentences[start:start + self.batch]
+
+
+def _save(out_path: Path, model, opt, state: dict, data: str) -> None:
+    from safetensors.torch import save_file
+
+    from livegen.models import checkpoint
+
+    checkpoint.save(out_path, model, {"train": state, "data": str(data)})
+    if opt is not None:
+        flat = {}
+        for i, st in enumerate(opt.state_dict()["state"].values()):
+            for k, v in st.items():
+                flat[f"{i}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(float(v))).contiguous()
+        save_file(flat, str(out_path) + ".opt.safetensors")
+
+
+def _load_optimizer(opt, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        return
+    saved = load_file(str(path))
+    sd = opt.state_dict()
+    for i, p in enumerate(sd["param_groups"][0]["params"]):
+        if f"{i}.exp_avg" in saved:
+            sd["state"][p] = {k.split(".", 1)[1]: saved[k] for k in saved if k.startswith(f"{i}.")}
+    try:
+        opt.load_state_dict(sd)
+    except (ValueError, RuntimeError):
+        pass  # a different model shape: start the optimizer afresh
+
+
+def write_held_out(rows: list[dict], path: Path) -> None:
+    if not rows:
+        return
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def train(data: str, out: str, minutes: float, batch: int = 64, lr: float = 2e-3, seed: int = 0,
+          threads: int | None = None, resume: bool = True, log=print, max_steps: int | None = None,
+          config_overrides: dict | None = None, lcgan_steps: int = 1500, lcgan_samples: int = 4096,
+          progress: bool = True, device: str = "cpu") -> dict:
+    """Train until ``minutes`` pass (or ``max_steps``); keeps the best held-out ELBO (once β = 1).
+
+    Under torchrun each process takes its share of every (global) batch of ``batch`` sentences
+    and DDP averages the gradients; rank 0 alone logs, validates, saves, and then trains the
+    attribute classifier and the LC-GAN (small, single-process phases)."""
+    from livegen.train import distributed
+
+    if device not in ("auto", "cpu"):
+        raise UserError("the commentary model is small and trains on the CPU: use --device cpu (or auto)")
+    with distributed.session("cpu", threads) as dist:
+        return _train(dist, data, out, minutes, batch, lr, seed, resume, log if dist.main else (lambda _: None),
+                      max_steps, config_overrides, lcgan_steps, lcgan_samples, progress and dist.main)
+
+
+def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, lcgan_steps,
+           lcgan_samples, progress) -> dict:
+    from livegen.models import checkpoint
+    from livegen.models.cvae import CVAE, CVAEConfig
+
+    torch.manual_seed(seed)
+    rows, train_rows, held_rows = _split(data)
+    train_sents = text.caption_sentences(train_rows)
+    held_sents = text.caption_sentences(held_rows) or train_sents[:200]
+    out_path = Path(out)
+    state = {"step": 0, "best_val": math.inf, "seconds": 0.0}
+    if resume and out_path.exists():
+        model, meta = checkpoint.load(out_path)
+        if model.kind != "cvae":
+            raise UserError(f"{out_path} holds a {model.kind} model; give another --out for the commentary model")
+        state.update(meta["extra"].get("train", {}))
+        log(f"resuming from {out_path} at step {state['step']}")
+    else:
+        blocked = {w for s in train_sents for w in s.tokens if word_filter.is_blocked_word(w)}
+        words = text.build_vocabulary(train_sents, blocked=blocked)
+        attributes = text.derive_attributes(train_sents)
+        model = CVAE(CVAEConfig(words=words, attributes=attributes, **(config_overrides or {})))
+    model.config.lcgan, model.lcgan = None, None  # retrained after the CVAE phase
+    if dist.main:
+        write_held_out(held_rows, out_path.with_name(out_path.stem + ".held-out.csv"))
+    log(f"captions: {len(train_rows)} clips / {len(train_sents)} sentences for training, "
+        f"{len(held_rows)} clips / {len(held_sents)} sentences held out; {len(model.config.words)} words, "
+        f"{len(model.config.attributes)} attributes")
+
+    if dist.world > 1:
+        log(f"{dist.world} processes on {dist.device.type}, {batch // dist.world}+ sentences each per step")
+    dist.broadcast_parameters(model)  # every process starts from rank 0's weights
+    cvae_params = [p for n, p in model.named_parameters() if not n.startswith(("classifier.", "lcgan."))]
+    opt = torch.optim.AdamW(cvae_params, lr=lr, weight_decay=0.01)
+    if resume:
+        _load_optimizer(opt, Path(str(out_path) + ".opt.safetensors"))
+    batches = Batches(train_sents, batch, seed + state["step"])
+    val = _tensors(model, held_sents[:1500])
+    started = time.monotonic()
+    deadline = started + max(0.0, minutes * 60 - LCGAN_SECONDS)
+    from tqdm import tqdm
+
+    bar = tqdm(total=int(max(1, deadline - started)), unit="s", desc="train commentary", file=sys.stderr,
+               disable=not progress, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}")
+    last_eval, steps_here = started, 0
+    model.train()
+    while max_steps is None or steps_here < max_steps:
+        (time_up,) = dist.agree(max_steps is None and time.monotonic() >= deadline)  # rank 0's clock decides
+        if time_up:
+            break
+        sentences = batches.next()  # the same global batch on every process: each takes its share
+        ids, attrs = _tensors(model, sentences[dist.rank::dist.world])
+        nll, kl, n = model(ids, attrs, word_dropout=model.config.word_dropout)
+        beta = model.kl_weight(state["step"])
+        # gradients are averaged over processes: scaled so the result is the global batch's mean
+        loss = (nll.sum() + beta * kl.sum()) * dist.world / len(sentences)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        dist.average_gradients(cvae_params)  # not DDP: the classifier's weights sit out this phase
+        torch.nn.utils.clip_grad_norm_(cvae_params, 1.0)
+        opt.step()
+        state["step"] += 1
+        steps_here += 1
+        bar.n = min(int(time.monotonic() - started), bar.total)
+        bar.set_postfix_str(f"step {state['step']} nll/word {float(nll.detach().sum() / n.sum()):.2f} "
+                            f"kl {float(kl.detach().mean()):.1f} β {beta:.2f}")
+        finished = steps_here >= max_steps if max_steps is not None else time.monotonic() >= deadline
+        if not dist.main:
+            continue
+        if time.monotonic() - last_eval > 90 or finished:
+            v = elbo(model, *val)
+            model.train()
+            state["seconds"] += time.monotonic() - last_eval
+            last_eval = time.monotonic()
+            log(f"step {state['step']}: held-out perplexity {v['perplexity']:.1f} (reconstruction "
+                f"{v['perplexity_reconstruction']:.1f}), KL {v['kl']:.2f} nats/sentence, β {beta:.2f}")
+            annealed = beta >= 1.0
+            if not annealed or v["perplexity"] < state["best_val"]:
+                if annealed:
+                    state["best_val"] = v["perplexity"]
+                _save(out_path, model, opt, state, data)
+    bar.close()
+    if not dist.main:
+        return state
+    if steps_here and out_path.exists():  # continue from the best CVAE, not the last step
+        from livegen.models import checkpoint as ck
+
+        best, _ = ck.load(out_path)
+        model.load_state_dict(best.state_dict(), strict=False)
+    model.eval()
+    acc = train_classifier(model, train_sents, held_sents, seed=seed)
+    log(f"attribute classifier: held-out micro-F1 {acc:.2f}")
+    if model.config.use_attributes and lcgan_steps > 0:
+        summary = train_lcgan(model, train_sents, steps=lcgan_steps, samples=lcgan_samples, seed=seed, log=log)
+        state["lcgan"] = summary
+    state["classifier_f1"] = acc
+    _save(out_path, model, None, state, data)
+    return state
+
+
+@torch.no_grad()
+def elbo(model, ids: torch.Tensor, attrs: torch.Tensor, batch: int = 256) -> dict:
+    """Held-out perplexity from the ELBO (an upper bound: exp((NLL + KL) / words)), reconstruction
+    perplexity (NLL alone, z = μ) and the mean KL per sentence."""
+    model.eval()
+    gen = torch.Generator().manual_seed(1234)
+    total_nll = total_rec = total_kl = 0.0
+    words = 0
+    for i in range(0, ids.shape[0], batch):
+        x, a = ids[i:i + batch], attrs[i:i + batch]
+        x = x[:, :int((x != model.pad).sum(1).max())]
+        mu, logvar = model.posterior(x, a)
+        z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
+        inputs = torch.cat([torch.full_like(x[:, :1], model.bos), x[:, :-1]], dim=1)
+        for code, key in ((z, "nll"), (mu, "rec")):
+            logits, _ = model.decode(inputs, code, a)
+            nll = float(F.cross_entropy(logits.transpose(1, 2), x, ignore_index=model.pad, reduction="sum"))
+            if key == "nll":
+                total_nll += nll
+            else:
+                total_rec += nll
+        total_kl += float((0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum())
+        words += int((x != model.pad).sum())
+    return {"perplexity": math.exp((total_nll + total_kl) / words),
+            "perplexity_reconstruction": math.exp(total_rec / words),
+            "kl": total_kl / ids.shape[0], "tokens": words, "sentences": int(ids.shape[0])}
+
+
+def train_classifier(model, train_sents, held_sents, epochs: int = 30, seed: int = 0) -> float:
+    """Fit the bag-of-words attribute classifier on real sentences; held-out micro-F1 at 0.5."""
+    torch.manual_seed(seed)
+    clf = model.classifier
+    ids, attrs = _tensors(model, train_sents)
+    opt = torch.optim.Adam(clf.parameters(), lr=0.05, weight_decay=1e-6)
+    pos = attrs.mean(0).clamp(1e-3, 0.999)
+    with torch.no_grad():
+        clf.bias.copy_(torch.log(pos / (1 - pos)))
+    order = torch.randperm(ids.shape[0])
+    for _ in range(epochs):
+        for i in range(0, ids.shape[0], 512):
+            j = order[i:i + 512]
+            loss = F.binary_cross_entropy_with_logits(clf(ids[j]), attrs[j])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    hid, hattrs = _tensors(model, held_sents)
+    with torch.no_grad():
+        pred = (clf(hid) > 0).float()
+    tp = float((pred * hattrs).sum())
+    return 2 * tp / max(1.0, float(pred.sum() + hattrs.sum()))
+
+
+def _decode_ids(model, sentences: list[list[str]]) -> torch.Tensor:
+    return model.encode_words([s or ["."] for s in sentences])
+
+
+def train_lcgan(model, train_sents, steps: int = 1500, samples: int = 4096, seed: int = 0, log=print) -> dict:
+    """Fit the reward model on decoded samples, then the critic and actor (see lcgan.py)."""
+    from livegen.models.lcgan import LCGAN, LCGANConfig, reward
+
+    c = model.config
+    lc_config = LCGANConfig(latent_dim=c.latent_dim, attr_dim=len(c.attributes))
+    lcgan = LCGAN(lc_config)
+    gen = torch.Generator().manual_seed(seed)
+    ids, attrs = _tensors(model, train_sents)
+    with torch.no_grad():
+        real_z = torch.cat([model.posterior(ids[i:i + 512], attrs[i:i + 512])[0] for i in range(0, len(ids), 512)])
+    pool_z, pool_a, pool_r = [], [], []
+
+    def score(z, a):
+        sents = []
+        for i in range(0, z.shape[0], 512):
+            sents += model.sample(a[i:i + 512], z[i:i + 512], generator=gen)
+        return reward(model.classifier, _decode_ids(model, sents), a)
+
+    def collect(n, steer: bool):
+        pick = torch.randint(0, len(attrs), (n,), generator=gen)
+        a = attrs[pick]
+        z = torch.randn(n, c.latent_dim, generator=gen)
+        if steer:
+            with torch.no_grad():
+                z = lcgan.steer(z, a)
+        pool_z.append(z)
+        pool_a.append(a)
+        r = score(z, a)
+        pool_r.append(r)
+        return float(r.mean())
+
+    before = collect(samples, steer=False)
+    opt_r = torch.optim.Adam(lcgan.reward_model.parameters(), lr=1e-3)
+    opt_d = torch.optim.Adam(lcgan.critic.parameters(), lr=3e-4)
+    opt_g = torch.optim.Adam(lcgan.actor.parameters(), lr=3e-4)
+    rounds = 2
+    for round_ in range(rounds):
+        z_all, a_all, r_all = torch.cat(pool_z), torch.cat(pool_a), torch.cat(pool_r)
+        for _ in range(steps):
+            j = torch.randint(0, len(z_all), (256,), generator=gen)
+            loss = F.mse_loss(lcgan.predicted_reward(z_all[j], a_all[j]), r_all[j])
+            opt_r.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_r.step()
+        for _ in range(steps):
+            j = torch.randint(0, len(real_z), (256,), generator=gen)
+            a = attrs[j]
+            z = torch.randn(256, c.latent_dim, generator=gen)
+            fake = lcgan.steer(z, a).detach()
+            d_loss = (F.softplus(-lcgan.realism(real_z[j], a)).mean() + F.softplus(lcgan.realism(fake, a)).mean())
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            g_loss = lcgan.actor_loss(z, a)
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+        if round_ < rounds - 1:  # score the actor's own codes, so R is right where the actor goes
+            collect(samples // 2, steer=True)
+    after = collect(samples // 2, steer=True)
+    model.lcgan = lcgan.eval()
+    model.config.lcgan = vars(lc_config).copy()
+    log(f"LC-GAN: mean reward of decoded sentences {before:.3f} without, {after:.3f} with the actor")
+    return {"reward_without": before, "reward_with": after}
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+def distinct(sentences: list[list[str]]) -> tuple[float, float]:
+    """distinct-1/2: unique unigrams / unigrams and unique bigrams / bigrams over all sentences."""
+    uni = [w for s in sentences for w in s]
+    bi = [tuple(s[i:i + 2]) for s in sentences for i in range(len(s) - 1)]
+    return len(set(uni)) / max(1, len(uni)), len(set(bi)) / max(1, len(bi))
+
+
+def category_swaps(model, attribute_sets: list[set[str]], per_category: int, seed: int):
+    """(attribute sets, the attribute set in each, its category's labels): real contexts with one
+    category's attribute replaced by each of that category's labels in turn."""
+    rng = np.random.default_rng(seed)
+    by_cat: dict[str, list[str]] = {}
+    for label in model.config.attributes:
+        by_cat.setdefault(text.category(label), []).append(label)
+    cases = []
+    for cat, labels in by_cat.items():
+        if len(labels) < 2 or cat == "recording":
+            continue
+        for k in range(per_category):
+            context = attribute_sets[int(rng.integers(len(attribute_sets)))]
+            target = labels[k % len(labels)]
+            cases.append(({a for a in context if text.category(a) != cat} | {target}, target, labels))
+    return cases
+
+
+@torch.no_grad()
+def agreement(model, cases, steer: bool, seed: int = 0) -> dict:
+    """Generate one sentence per case; the classifier's pick among the category's labels == target?"""
+    from livegen.models.lcgan import reward
+
+    gen = torch.Generator().manual_seed(seed)
+    index = {a: i for i, a in enumerate(model.config.attributes)}
+    attrs = torch.stack([model.attribute_vector(s) for s, _, _ in cases])
+    sents = []
+    for i in range(0, len(cases), 256):
+        a = attrs[i:i + 256]
+        z = torch.randn(a.shape[0], model.config.latent_dim, generator=gen)
+        if steer and model.lcgan is not None:
+            z = model.lcgan.steer(z, a)
+        sents += model.sample(a, z, generator=gen)
+    ids = _decode_ids(model, sents)
+    logits = model.classifier(ids)
+    hits, chance = 0, 0.0
+    by_category: dict[str, list[int]] = {}
+    for row, (_, target, labels) in zip(logits, cases):
+        cols = [index[lb] for lb in labels]
+        hit = labels[int(row[cols].argmax())] == target
+        hits += hit
+        chance += 1 / len(labels)
+        by_category.setdefault(text.category(target), [0, 0, len(labels)])
+        by_category[text.category(target)][0] += hit
+        by_category[text.category(target)][1] += 1
+    d1, d2 = distinct(sents)
+    return {"attribute_agreement": hits / len(cases), "attribute_agreement_chance": chance / len(cases),
+            "attribute_agreement_by_category": {c: {"agreement": h / n, "chance": 1 / k}
+                                                for c, (h, n, k) in by_category.items()},
+            "reward": float(reward(model.classifier, ids, attrs).mean()), "distinct_1": d1, "distinct_2": d2,
+            "mean_words": float(np.mean([len([w for w in s if w[0].isalnum()]) for s in sents])),
+            "sentences": len(sents), "examples": [text.detokenize(s) for s in sents[:3]]}
+
+
+@torch.no_grad()
+def shown_agreement(model, cases, seed: int = 0) -> dict:
+    """Agreement and diversity of the sentences ``livegen comment`` shows (filtered, reranked,
+    LC-GAN on when the model has one), on the same category-swap cases."""
+    from livegen.commentary.commentator import Commentator
+
+    c = Commentator(model, seed=seed)
+    index = {a: i for i, a in enumerate(model.config.attributes)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batch-8 steps: a second thread only adds waiting
+    try:
+        shown = [c.sentence(sorted(labels)) for labels, _, _ in cases]
+    finally:
+        torch.set_num_threads(threads)
+    tokens = [text.tokenize(s) for s in shown]
+    logits = model.classifier(model.encode_words(tokens))
+    hits = sum(labels[int(row[[index[lb] for lb in labels]].argmax())] == target
+               for row, (_, target, labels) in zip(logits, cases))
+    d1, d2 = distinct(tokens)
+    return {"attribute_agreement": hits / len(cases), "distinct_1": d1, "distinct_2": d2, "sentences": len(cases)}
+
+
+def ms_per_sentence(model, attributes: list[str], repeats: int = 20) -> float:
+    """Median wall time of one shown sentence (``Commentator.sentence``) on one thread."""
+    from livegen.commentary.commentator import Commentator
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        c = Commentator(model, seed=0)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            c.sentence(attributes)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times) * 1000)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def evaluate(path: str, data: str, threads: int = 2, per_category: int = 60, seed: int = 0,
+             limit: int | None = None) -> dict:
+    """Perplexity, KL, attribute agreement (% vs chance), distinct-1/2 and speed on a caption CSV
+    (its first ``limit`` captions when given)."""
+    from livegen.models import checkpoint
+
+    torch.set_num_threads(threads)
+    model, meta = checkpoint.load(path)
+    rows = text.read_captions(data)[:limit]
+    sents = text.caption_sentences(rows)
+    if not sents:
+        raise UserError(f"{data}: no usable sentences in its captions")
+    ids, attrs = _tensors(model, sents)
+    result = elbo(model, ids, attrs)
+    result["unknown_word_rate"] = float((ids == model.unk).sum()) / result["tokens"]
+    cases = category_swaps(model, [s.attributes for s in sents], per_category, seed)
+    plain = agreement(model, cases, steer=False, seed=seed)
+    result.update({k: plain[k] for k in ("attribute_agreement", "attribute_agreement_chance",
+                                         "attribute_agreement_by_category", "distinct_1", "distinct_2", "reward",
+                                         "mean_words", "examples")})
+    result["shown"] = shown_agreement(model, cases[::3], seed=seed)
+    real_ids = _decode_ids(model, [s.tokens for s in sents])
+    result["classifier_on_real"] = _real_agreement(model, real_ids, sents)
+    if model.lcgan is not None:
+        steered = agreement(model, cases, steer=True, seed=seed)
+        result["lcgan"] = {k: steered[k] for k in ("attribute_agreement", "distinct_1", "distinct_2", "reward",
+                                                  "mean_words", "examples")}
+    result["ms_per_sentence"] = ms_per_sentence(model, sorted(sents[0].attributes))
+    result.update({"model": str(path), "use_attributes": model.config.use_attributes,
+                   "trained_steps": meta["extra"].get("train", {}).get("step"), "captions": len(rows)})
+    return result
+
+
+@torch.no_grad()
+def _real_agreement(model, ids, sents) -> float:
+    """The same pick-within-category test on real sentences that carry exactly one label of a
+    category: what the classifier achieves on human text (the ceiling for generated text)."""
+    index = {a: i for i, a in enumerate(model.config.attributes)}
+    by_cat: dict[str, list[str]] = {}
+    for label in model.config.attributes:
+        by_cat.setdefault(text.category(label), []).append(label)
+    logits = model.classifier(ids)
+    hits = total = 0
+    for row, s in zip(logits, sents):
+        for cat, labels in by_cat.items():
+            present = [lb for lb in labels if lb in s.attributes]
+            if len(labels) < 2 or cat == "recording" or len(present) != 1:
+                continue
+            cols = [index[lb] for lb in labels]
+            hits += labels[int(row[cols].argmax())] == present[0]
+            total += 1
+    return hits / max(1, total)
