@@ -108,6 +108,37 @@ class GuiPreset:
 
 
 @dataclass
+class EmgPreset:
+    """The EMG armband (livegen.sensors.emg): where muscle samples come from and how they play z."""
+
+    source: str = "myo"  # myo[:ADDRESS] | bled112[:PORT] | serial:PORT,BAUD,csv | cyton:PORT | replay:FILE
+    user: str = "default"  # calibration profile ~/.config/livegen/emg/USER.toml (`livegen calibrate emg`)
+    z: list = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])  # z dim i <- channel z[i] (1..8; 0 = none)
+    envelope: str = "rms"  # rms (moving window) | ema (exponential average of |x|)
+    window: float = 0.075  # s of envelope
+    smoothing: float = 0.05  # s time constant after calibration; 0 = none
+    publish_step: float = 0.04  # smaller z changes are not sent: a still arm must not keep the engine regenerating
+    lost_hold: float = 0.5  # s z holds when the armband stops sending
+    lost_glide: float = 1.5  # s then to glide to neutral (0)
+    gestures: bool = True  # held gestures learned in calibration recall their theme
+    gesture_hold: float = 0.3  # s a gesture must be held to recall its theme
+
+    def __post_init__(self):
+        z = self.z
+        if not (isinstance(z, list) and 1 <= len(z) <= 8 and all(
+                isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 8 for c in z)):
+            raise UserError("preset key emg.z must list up to 8 channel numbers 1..8 (0 = dim not driven)")
+        if self.envelope not in ("rms", "ema"):
+            raise UserError(f"preset key emg.envelope {self.envelope!r} is not rms or ema")
+        if not 0.01 <= self.window <= 1.0:
+            raise UserError("preset key emg.window must be 0.01..1 s (50-100 ms is usual)")
+        if not 0 <= self.smoothing <= 2.0 or not 0 <= self.publish_step < 1:
+            raise UserError("preset keys emg.smoothing must be 0..2 s and emg.publish_step 0..1")
+        if min(self.lost_hold, self.lost_glide, self.gesture_hold) < 0:
+            raise UserError("preset keys emg.lost_hold, lost_glide and gesture_hold must be >= 0 s")
+
+
+@dataclass
 class Preset:
     model: ModelPreset = field(default_factory=ModelPreset)
     output: OutputPreset = field(default_factory=OutputPreset)
@@ -115,6 +146,7 @@ class Preset:
     controls: ControlsPreset = field(default_factory=ControlsPreset)
     camera: CameraPreset = field(default_factory=CameraPreset)
     gui: GuiPreset = field(default_factory=GuiPreset)
+    emg: EmgPreset = field(default_factory=EmgPreset)
 
 
 def _check(section: str, cls, values: dict):
@@ -146,7 +178,7 @@ def parse(text: str, origin: str = "preset") -> Preset:
         if name not in sections:
             raise UserError(f"{origin}: unknown section [{name}] (known: {', '.join(sections)})")
         cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset,
-               "camera": CameraPreset, "gui": GuiPreset}[name]
+               "camera": CameraPreset, "gui": GuiPreset, "emg": EmgPreset}[name]
         kwargs[name] = _check(name, cls, values)
     preset = Preset(**kwargs)
     if not 1 <= preset.output.channel <= 16:

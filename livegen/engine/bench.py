@@ -170,6 +170,11 @@ def _optional_rows(r: dict) -> list[str]:
         for k, v in dcrnn.items():
             if isinstance(v, dict):
                 rows.append(f"{'  ' + k:<22} {v}"[:300])
+    emg = r.get("emg")
+    if emg:
+        from livegen.sensors.emg.bench import report_rows
+
+        rows += report_rows(emg)
     camera = r.get("camera")
     if camera:
         for name, sizes in camera["fps"].items():

@@ -13,7 +13,9 @@ from livegen.music.conditioning import Controls
 SOURCES = {
     "fixed": "livegen.sensors.base:FixedControls",
     "script": "livegen.sensors.script:ScriptControls",
+    "replay": "livegen.sessions:ReplayControls",
     "camera": "livegen.sensors.camera:CameraControls",
+    "emg": "livegen.sensors.emg.source:EmgControls",  # emg[:DEVICE]: the armband alone (z); see also perform --emg
 }
 
 

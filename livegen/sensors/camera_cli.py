@@ -28,12 +28,15 @@ def add_commands(sub) -> None:
                    "(on the --source frames when given) and capture->control latency")
     s.set_defaults(func=cmd_track)
 
-    s = sub.add_parser("calibrate", help="calibrate a sensor and save the settings to a preset")
-    s.add_argument("target", choices=["camera"])
-    s.add_argument("--source", help="camera index, video file or folder of images (default: the preset's)")
+    s = sub.add_parser("calibrate", help="calibrate a sensor and save the settings to a preset (camera) "
+                       "or a per-user profile (emg)")
+    s.add_argument("target", choices=["camera", "emg"])
+    s.add_argument("--source", help="camera: index, video file or folder of images; emg: the device, like "
+                   "myo or serial:PORT,BAUD,csv (default: the preset's)")
     s.add_argument("--from-frames", metavar="DIR", help="calibrate headless from a folder of images or a video")
     s.add_argument("--preset", help="preset to start from (default: presets/default.toml)")
-    s.add_argument("--save", metavar="FILE.toml", help=f"where to write the preset (default: {DEFAULT_SAVE})")
+    s.add_argument("--save", metavar="FILE.toml", help=f"camera: where to write the preset (default: {DEFAULT_SAVE}); "
+                   "emg: the profile (default: ~/.config/livegen/emg/USER.toml)")
     s.add_argument("--tracker", choices=TRACKER_NAMES, help="default: color with --point or a click, else the preset's")
     s.add_argument("--point", metavar="X,Y", help="marker or glove colour at this point of the first frame "
                    "(0..1 from the top left); switches to the color tracker")
@@ -42,6 +45,9 @@ def add_commands(sub) -> None:
                    help="mirror left-right (a camera facing the performer)")
     s.add_argument("--dead-zone", type=float, help="half-width round the centre that reads as neutral")
     s.add_argument("--seconds", type=float, default=10.0, help="how long to watch the hand sweep the region of play")
+    from livegen.sensors.emg.cli import add_calibrate_options
+
+    add_calibrate_options(s)
     s.set_defaults(func=cmd_calibrate)
 
 
@@ -181,6 +187,10 @@ def _bench(args) -> int:
 # --- calibrate ------------------------------------------------------------------------------------
 
 def cmd_calibrate(args) -> int:
+    if args.target == "emg":
+        from livegen.sensors.emg.cli import cmd_calibrate as calibrate_emg
+
+        return calibrate_emg(args)
     import numpy as np
 
     from livegen import presets

@@ -1,0 +1,104 @@
+"""EMG devices: where muscle samples enter livegen.
+
+Every device (a Myo over BLE or the BLED112 dongle, a serial CSV board, an OpenBCI Cyton, a
+replayed recording) is an ``EmgDevice``: it reads in its own thread (BLE: its own asyncio loop
+thread), decodes frames into blocks of samples and hands them to one callback. It never blocks
+the engine; ``stats`` counts what a booth operator needs to trust the stream.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+
+# samples: (n, channels) float64 raw device units; t: time.monotonic() of arrival of the block
+SampleSink = Callable[[np.ndarray, float], None]
+
+STATES = ("connecting", "connected", "lost", "reconnecting", "stopped", "ended")  # ended: a replay ran out
+
+
+@dataclass
+class DeviceStats:
+    samples: int = 0
+    parse_errors: int = 0  # lines/frames that could not be decoded (counted, never fatal)
+    dropped: int = 0  # samples known lost (sequence gaps, a full buffer)
+    resyncs: int = 0  # times a binary parser hunted for the next frame start
+    reconnects: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class EmgDevice(ABC):
+    """Subclasses set ``channels``, ``value_range`` (raw units that map to full scale) and
+    ``nominal_rate_hz``, and write ``_run`` (read until ``self._stop`` is set, calling
+    ``self.emit``); ``start``/``stop`` are the same for every device."""
+
+    name = "emg"
+    channels = 8
+    value_range: tuple[float, float] = (-128.0, 127.0)
+    nominal_rate_hz = 200.0
+    rectified = False  # True: samples are already rectified envelopes (Myo mode 0x01, a MyoWare SIG pin)
+
+    def __init__(self):
+        self.stats = DeviceStats()
+        self.state = "connecting"
+        self.error: str | None = None  # a fatal problem, one line, said to the user
+        self._sink: SampleSink | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._opened = False
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, args: str) -> "EmgDevice":
+        """Build from the text after ``KIND:`` in ``--source KIND:ARGS`` (may be empty); a bad
+        spec raises ``UserError`` with a one-line fix."""
+
+    def open(self) -> None:
+        """Open the port/file now (``start`` does it too), so a wrong name is a ``UserError``
+        before anything else starts."""
+        if not self._opened:
+            self._open()
+            self._opened = True
+
+    def start(self, sink: SampleSink) -> None:
+        self.open()
+        self._sink = sink
+        self._thread = threading.Thread(target=self._guarded_run, name=f"livegen-emg-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(3.0)
+        self._close()
+        self.state = "stopped"
+
+    def emit(self, samples: np.ndarray) -> None:
+        """Hand a decoded block (n, channels) to the sink, stamped with its arrival time."""
+        if len(samples) == 0:
+            return
+        self.stats.samples += len(samples)
+        if self._sink is not None:
+            self._sink(samples, time.monotonic())
+
+    def _guarded_run(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # noqa: BLE001 - the reader's end must reach the user, not a traceback
+            self.error = f"{self.name}: {type(exc).__name__}: {exc}"
+            self.state = "lost"
+
+    @abstractmethod
+    def _run(self) -> None: ...
+
+    def _open(self) -> None:
+        """Open the port/file before the reader starts, so a wrong name is a ``UserError`` at once."""
+
+    def _close(self) -> None:
+        """Release the port/connection (after the thread ended)."""

@@ -1,0 +1,330 @@
+"""Muscle samples -> levels 0..1 per channel -> z values -1..1 for the DCRNN.
+
+Per block of samples (vectorised over the block and the channels): a high-pass removes the
+electrodes' offset and movement drift, the signal is rectified and its envelope taken (moving
+RMS over ``window`` s, or an exponential average of |x| with that time constant), the
+calibration maps each channel's rest level to 0 and its strongest contraction to 1, a one-pole
+smoothing follows, and the preset's mapping puts channels on z dims (level 0 -> z -1, level 1 ->
+z +1). Devices that already send envelopes (``rectified``) skip the high-pass and rectification.
+
+Calibration is stored per user in ``~/.config/livegen/emg/USER.toml`` (``$LIVEGEN_EMG_PROFILES``
+moves the folder): rest and maximum envelopes per channel, and optionally named gestures
+(nearest centroid on the levels) each recalling a DCRNN theme when held.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from livegen.errors import UserError
+
+PROFILE_ENV = "LIVEGEN_EMG_PROFILES"
+HIGHPASS_HZ = 10.0  # below the EMG band (20-450 Hz), above electrode drift and movement artefacts
+DEFAULT_REST, DEFAULT_MAX = 0.03, 0.35  # uncalibrated: fractions of the half-range a Myo reads at rest / full
+Z_DIMS = 8
+CHANNELS = 8  # a Myo's, a Cyton's; boards with fewer channels are padded (their missing ones drive nothing)
+
+
+def profile_dir() -> Path:
+    return Path(os.environ.get(PROFILE_ENV) or Path.home() / ".config" / "livegen" / "emg")
+
+
+def profile_path(user: str) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", user) or user.startswith("."):
+        raise UserError(f"EMG user name {user!r}: use letters, digits, '.', '_' or '-' (it names a file)")
+    return profile_dir() / f"{user}.toml"
+
+
+# --- calibration profile --------------------------------------------------------------------------
+
+@dataclass
+class Gesture:
+    centroid: list[float]  # mean levels (0..1 per channel) while the gesture was held
+    theme: str  # the DCRNN theme it recalls
+
+
+@dataclass
+class Calibration:
+    """Per-channel envelopes (device units) at rest and at the strongest contraction."""
+
+    rest: list[float]
+    max: list[float]
+    device: str = ""  # the source it was taken on (shown to the user, not enforced)
+    envelope: str = "rms"
+    window: float = 0.075
+    gestures: dict[str, Gesture] = field(default_factory=dict)
+
+    @classmethod
+    def default(cls, value_range: tuple[float, float], channels: int, rectified: bool) -> "Calibration":
+        """Levels before any calibration: a fraction of the device's range (an envelope device
+        reads 0 at rest)."""
+        half = (value_range[1] - value_range[0]) / 2
+        rest = 0.0 if rectified else DEFAULT_REST * half
+        top = value_range[1] if rectified else DEFAULT_MAX * half
+        return cls([rest] * channels, [top] * channels)
+
+    def check(self, where: str) -> None:
+        if len(self.rest) != len(self.max) or not 1 <= len(self.rest) <= 64:
+            raise UserError(f"{where}: rest and max must list the same number of channels")
+        if not all(math.isfinite(v) for v in self.rest + self.max):
+            raise UserError(f"{where}: rest and max must be finite numbers")
+        for name, g in self.gestures.items():
+            if len(g.centroid) != len(self.rest):
+                raise UserError(f"{where}: gesture {name!r} has {len(g.centroid)} values for {len(self.rest)} channels")
+
+    def save(self, path: Path) -> None:
+        def numbers(values):
+            return "[" + ", ".join(f"{float(v):.6g}" for v in values) + "]"
+
+        lines = ["# livegen EMG calibration (`livegen calibrate emg`): envelopes per channel at rest and at",
+                 "# the strongest contraction, in device units; gestures recall a DCRNN theme when held.",
+                 f"device = {_quote(self.device)}", f"envelope = {_quote(self.envelope)}",
+                 f"window = {self.window:.6g}", f"rest = {numbers(self.rest)}", f"max = {numbers(self.max)}"]
+        for name, g in self.gestures.items():
+            lines += ["", f"[gestures.{_quote(name)}]", f"theme = {_quote(g.theme)}",
+                      f"centroid = {numbers(g.centroid)}"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(path)  # a crash mid-write never leaves half a profile
+
+    @classmethod
+    def load(cls, path: Path) -> "Calibration":
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read the EMG profile {path}: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"EMG profile {path} is not valid TOML ({exc}): calibrate again") from None
+        known = {"device", "envelope", "window", "rest", "max", "gestures"}
+        unknown = set(data) - known
+        if unknown:
+            raise UserError(f"EMG profile {path}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})")
+
+        def floats(value, key):
+            if not (isinstance(value, list) and value and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+                raise UserError(f"EMG profile {path}: {key} must be a list of numbers")
+            return [float(v) for v in value]
+
+        if "rest" not in data or "max" not in data:
+            raise UserError(f"EMG profile {path} has no rest/max levels: run `livegen calibrate emg`")
+        gestures = {}
+        raw = data.get("gestures", {})
+        if not isinstance(raw, dict):
+            raise UserError(f"EMG profile {path}: [gestures] must be a table")
+        for name, g in raw.items():
+            if not isinstance(g, dict) or set(g) != {"theme", "centroid"} or not isinstance(g["theme"], str):
+                raise UserError(f"EMG profile {path}: gesture {name!r} needs exactly theme (text) and centroid")
+            gestures[name] = Gesture(floats(g["centroid"], f"gestures.{name}.centroid"), g["theme"])
+        window = data.get("window", 0.075)
+        if not isinstance(window, (int, float)) or isinstance(window, bool) or window <= 0:
+            raise UserError(f"EMG profile {path}: window must be a positive number of seconds")
+        calibration = cls(floats(data["rest"], "rest"), floats(data["max"], "max"), str(data.get("device", "")),
+                          str(data.get("envelope", "rms")), float(window), gestures)
+        calibration.check(f"EMG profile {path}")
+        return calibration
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def load_profile(user: str) -> Calibration | None:
+    path = profile_path(user)
+    return Calibration.load(path) if path.is_file() else None
+
+
+# --- filters --------------------------------------------------------------------------------------
+
+class OnePole:
+    """y[n] = b0 x[n] + b1 x[n-1] - a1 y[n-1] per channel, state kept between blocks. A single
+    sample (the usual case: one serial line, one BLE sample) takes a numpy fast path; longer
+    blocks go through scipy's lfilter."""
+
+    def __init__(self, b0: float, b1: float, a1: float, channels: int):
+        self.b, self.a = np.array([b0, b1]), np.array([1.0, a1])
+        self.b0, self.b1, self.a1 = b0, b1, a1
+        self.x1 = np.zeros(channels)
+        self.y1 = np.zeros(channels)
+
+    @classmethod
+    def lowpass(cls, seconds: float, rate_hz: float, channels: int) -> "OnePole":
+        """Exponential average with time constant ``seconds``."""
+        k = math.exp(-1.0 / (max(seconds, 1e-9) * rate_hz))
+        return cls(1.0 - k, 0.0, -k, channels)
+
+    @classmethod
+    def highpass(cls, cutoff_hz: float, rate_hz: float, channels: int) -> "OnePole":
+        k = math.exp(-2.0 * math.pi * cutoff_hz / rate_hz)
+        g = (1.0 + k) / 2.0
+        return cls(g, -g, -k, channels)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 1:
+            y = self.b0 * x[0] + self.b1 * self.x1 - self.a1 * self.y1
+            self.x1, self.y1 = x[0], y
+            return y[None]
+        from scipy.signal import lfilter
+
+        zi = (self.b1 * self.x1 - self.a1 * self.y1)[None]
+        y, _ = lfilter(self.b, self.a, x, axis=0, zi=zi)
+        self.x1, self.y1 = x[-1].copy(), y[-1].copy()
+        return y
+
+
+class MovingRms:
+    """RMS over the last ``size`` samples per channel (the first ``size`` samples ramp up). One
+    sample updates a running sum (re-summed exactly once per window, so rounding never drifts);
+    a block goes through cumulative sums."""
+
+    def __init__(self, size: int, channels: int):
+        self.size = max(1, size)
+        self.ring = np.zeros((self.size, channels))  # squares of the last ``size`` samples
+        self.position = 0  # where the next square goes
+        self.total = np.zeros(channels)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        squares = x * x
+        if len(x) == 1:
+            self.total += squares[0] - self.ring[self.position]
+            self.ring[self.position] = squares[0]
+            self.position += 1
+            if self.position == self.size:
+                self.position = 0
+                self.total = self.ring.sum(axis=0)
+            return np.sqrt(np.maximum(self.total, 0.0) / self.size)[None]
+        history = np.roll(self.ring, -self.position, axis=0)[1:]  # the size-1 squares before this block, oldest first
+        joined = np.vstack((history, squares))
+        sums = np.cumsum(joined, axis=0)
+        windows = sums[self.size - 1:].copy()
+        windows[1:] -= sums[:len(x) - 1]
+        self.ring = joined[-self.size:].copy()
+        self.position = 0
+        self.total = self.ring.sum(axis=0)
+        return np.sqrt(np.maximum(windows, 0.0) / self.size)
+
+
+# --- the processor --------------------------------------------------------------------------------
+
+@dataclass
+class Mapping:
+    """What the preset's ``[emg]`` section says about processing (see presets.EmgPreset)."""
+
+    z: list[int] = field(default_factory=lambda: list(range(1, Z_DIMS + 1)))  # z dim i <- channel z[i] (1-based; 0: none)
+    envelope: str = "rms"  # rms | ema
+    window: float = 0.075  # s
+    smoothing: float = 0.05  # s, time constant after normalisation; 0 = none
+
+    @classmethod
+    def from_preset(cls, emg) -> "Mapping":
+        return cls(list(emg.z), emg.envelope, emg.window, emg.smoothing)
+
+
+class Processor:
+    """Blocks of raw samples -> envelopes -> levels 0..1 -> z; keeps its filter state."""
+
+    def __init__(self, rate_hz: float, mapping: Mapping, calibration: Calibration, rectified: bool = False):
+        channels = self.channels = CHANNELS
+        self.rate_hz, self.mapping, self.rectified = rate_hz, mapping, rectified
+        self.width = channels  # channels the device really has (learned from the blocks)
+        self.highpass = None if rectified else OnePole.highpass(HIGHPASS_HZ, rate_hz, channels)
+        if mapping.envelope == "rms":
+            self.envelope = MovingRms(round(mapping.window * rate_hz), channels)
+            self._rectify = False
+        else:
+            self.envelope = OnePole.lowpass(mapping.window, rate_hz, channels)
+            self._rectify = True
+        self.smooth = OnePole.lowpass(mapping.smoothing, rate_hz, channels) if mapping.smoothing > 0 else None
+        self.set_calibration(calibration)
+        self.levels = np.zeros(channels)  # the latest levels (0..1), for displays
+        # z dim -> channel index; dims mapped to a channel this device lacks (or 0) stay at 0
+        self._z_from = np.array([c - 1 if 1 <= c <= channels else -1 for c in mapping.z[:Z_DIMS]], dtype=int)
+        self._z_on = self._z_from >= 0
+        self._z_index = np.maximum(self._z_from, 0)
+
+    def set_calibration(self, calibration: Calibration) -> None:
+        rest = _fit(calibration.rest, self.channels)
+        top = _fit(calibration.max, self.channels)
+        self.calibration = calibration
+        self._rest = rest
+        self._scale = 1.0 / np.maximum(top - rest, 1e-9 + 1e-3 * np.abs(rest))
+        self._centroids = None
+        if calibration.gestures:
+            self._gesture_names = ["rest", *calibration.gestures]
+            self._centroids = np.array([np.zeros(self.channels)]
+                                       + [_fit(g.centroid, self.channels) for g in calibration.gestures.values()])
+
+    def envelopes(self, block: np.ndarray) -> np.ndarray:
+        """Rectified envelope of each sample (n, channels), in device units."""
+        x = np.asarray(block, dtype=np.float64)
+        if x.shape[1] != self.channels:
+            if x.shape[1] != self.width:
+                self.width = min(x.shape[1], self.channels)
+                self._z_on = (self._z_from >= 0) & (self._z_from < self.width)
+            x = _fit_columns(x, self.channels)
+        if self.highpass is not None:
+            x = self.highpass.run(x)
+        if self._rectify or self.rectified:
+            x = np.abs(x)
+        return self.envelope.run(x)
+
+    def run(self, block: np.ndarray) -> np.ndarray:
+        """Levels 0..1 (after smoothing) of each sample of the block, (n, channels)."""
+        self.last_envelopes = self.envelopes(block)  # kept for a calibration taken while playing
+        levels = np.clip((self.last_envelopes - self._rest) * self._scale, 0.0, 1.0)
+        if self.smooth is not None:
+            levels = self.smooth.run(levels)
+        self.levels = levels[-1]
+        return levels
+
+    def z(self, levels: np.ndarray) -> np.ndarray:
+        """z values -1..1 for levels (channels,) or (n, channels)."""
+        values = 2.0 * levels[..., self._z_index] - 1.0
+        values[..., ~self._z_on] = 0.0
+        return values
+
+    def gesture(self, levels: np.ndarray) -> str | None:
+        """The nearest learned gesture ("rest" included) for one level vector; None without gestures."""
+        if self._centroids is None:
+            return None
+        return self._gesture_names[int(np.argmin(((self._centroids - levels) ** 2).sum(axis=1)))]
+
+
+def _fit(values, channels: int) -> np.ndarray:
+    """A per-channel list for ``channels`` channels (a profile taken on another device: padded/cut)."""
+    a = np.asarray(values, dtype=np.float64)[:channels]
+    return np.concatenate([a, np.full(channels - len(a), a[-1] if len(a) else 0.0)])
+
+
+def _fit_columns(x: np.ndarray, channels: int) -> np.ndarray:
+    if x.shape[1] > channels:
+        return x[:, :channels]
+    return np.hstack([x, np.zeros((len(x), channels - x.shape[1]))])
+
+
+def calibrate_from(rest_envelopes: np.ndarray, max_envelopes: np.ndarray, device: str, mapping: Mapping,
+                   gestures: dict[str, tuple[np.ndarray, str]] | None = None) -> tuple[Calibration, list[int]]:
+    """A calibration from envelopes recorded at rest and at the strongest contraction: rest is
+    the median at rest, max the 95th percentile of the contraction (a single spike does not set
+    full scale); gestures are the mean levels over their recordings, under that calibration.
+    Also returns the channels (1-based) whose contraction was not clearly above rest."""
+    if len(rest_envelopes) < 10 or len(max_envelopes) < 10:
+        raise UserError("too few EMG samples to calibrate on: is the armband streaming?")
+    rest = np.median(rest_envelopes, axis=0)
+    top = np.percentile(max_envelopes, 95, axis=0)
+    weak = top <= rest * 1.5 + 1e-9
+    top = np.where(weak, np.maximum(rest * 1.5, rest + 1e-3), top)
+    calibration = Calibration([float(v) for v in rest], [float(v) for v in top], device, mapping.envelope,
+                              mapping.window)
+    scale = 1.0 / np.maximum(top - rest, 1e-9)
+    for name, (envelopes, theme) in (gestures or {}).items():
+        levels = np.clip((envelopes - rest) * scale, 0.0, 1.0)
+        calibration.gestures[name] = Gesture([round(float(v), 4) for v in levels.mean(axis=0)], theme)
+    return calibration, [int(i) + 1 for i in np.flatnonzero(weak)]

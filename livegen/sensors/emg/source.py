@@ -1,0 +1,279 @@
+"""``--emg SPEC`` / ``--controls emg[:SPEC]``: muscle activity plays 8 dims of the DCRNN's z.
+
+Samples are processed in the device's reader thread the moment they arrive (a few tens of µs)
+and a changed z goes straight to the engine, stamped with the samples' arrival, so nothing sits
+in a queue. This source's own thread only watches: when the armband goes quiet (unplugged, out
+of range, reconnecting), z holds for ``lost_hold`` s and then glides to neutral over
+``lost_glide`` s; it follows the muscles again as soon as samples return. The music never stops.
+
+A GUI polls ``view()`` (levels, z, device state, counters), never blocking the reader.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from livegen.errors import UserError
+from livegen.music.conditioning import Controls
+from livegen.sensors.base import ControlSource
+from livegen.sensors.emg import open_device
+from livegen.sensors.emg.processing import (Calibration, Mapping, Processor, calibrate_from, load_profile,
+                                           profile_path)
+
+
+@dataclass(frozen=True)
+class EmgView:
+    """What a display shows, as of the last sample."""
+
+    state: str  # the device's: connecting, connected, lost, reconnecting, stopped, ended
+    levels: tuple[float, ...]  # 0..1 per channel after calibration
+    z: tuple[float, ...]  # what was last sent to the engine
+    gesture: str | None  # the gesture held (learned in calibration), if any
+    calibrated: bool
+    stats: dict  # samples, parse_errors, dropped, resyncs, reconnects
+    error: str | None
+
+
+class RateMeter:
+    """Samples per second between the first and the last arrival (the first block's samples
+    arrived at the start of that span, so they are not counted in it)."""
+
+    def __init__(self):
+        self.first = self.last = None
+        self.samples = self.first_block = 0
+
+    def add(self, n: int, arrival: float) -> None:
+        if self.first is None:
+            self.first, self.first_block = arrival, n
+        self.last = arrival
+        self.samples += n
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.first is None else self.last - self.first
+
+    @property
+    def rate_hz(self) -> float | None:
+        return (self.samples - self.first_block) / self.seconds if self.seconds > 0 else None
+
+
+class EmgControls(ControlSource):
+    name = "emg"
+    watch_every = 0.02  # s between checks for a quiet armband (and glide steps)
+    stall = 0.2  # s without samples before the armband counts as quiet
+
+    def __init__(self, device, processor: Processor, initial: Controls, settings, calibrated: bool):
+        super().__init__()
+        self.device, self.processor, self.settings = device, processor, settings
+        self.calibrated = calibrated
+        self.current = initial
+        self.neutral = np.zeros(8)
+        self.z_sent = np.array(initial.z[:8] if initial.z else self.neutral, dtype=np.float64)
+        self.z_sent = np.pad(self.z_sent, (0, 8 - len(self.z_sent)))
+        self.rate = RateMeter()
+        self.latency: deque[float] = deque(maxlen=20000)  # s from a block's arrival to its z in the engine
+        self.process_seconds: deque[float] = deque(maxlen=20000)  # per block
+        self.publishes = 0
+        self._tap: list[np.ndarray] | None = None  # envelopes kept while the panel calibrates
+        self._lock = threading.Lock()  # the reader thread and the watchdog both publish
+        self._last_arrival: float | None = None
+        self._quiet_since: float | None = None
+        self._glide_from = self.z_sent.copy()
+        self._gesture: str | None = None
+        self._gesture_since = 0.0
+        self._theme_recalled: str | None = None
+
+    @classmethod
+    def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "EmgControls":
+        from livegen import presets
+
+        settings = presets.load(preset).emg
+        device = open_device(args or settings.source)
+        device.open()  # a wrong port is an error now, before the engine starts
+        return cls.for_device(device, settings, initial)
+
+    @classmethod
+    def for_device(cls, device, settings, initial: Controls | None = None) -> "EmgControls":
+        calibration = load_profile(settings.user)
+        calibrated = calibration is not None
+        if calibration is None:
+            calibration = Calibration.default(device.value_range, device.channels, device.rectified)
+        processor = Processor(device.nominal_rate_hz, Mapping.from_preset(settings), calibration, device.rectified)
+        return cls(device, processor, initial or Controls(), settings, calibrated)
+
+    def initial(self) -> Controls:
+        return self.current
+
+    def start(self, sink, clock) -> None:
+        """Open the device (a wrong port or a missing adapter is a ``UserError`` here) and follow it."""
+        self._sink, self._clock = sink, clock
+        self.device.start(self._on_samples)
+        super().start(sink, clock)
+
+    def stop(self) -> None:
+        super().stop()
+        self.device.stop()
+
+    def begin_capture(self) -> None:
+        """Start keeping envelopes (device units) for a calibration taken while the music plays."""
+        with self._lock:
+            self._tap = []
+
+    def end_capture(self) -> np.ndarray:
+        """The envelopes kept since ``begin_capture``, (n, channels)."""
+        with self._lock:
+            blocks, self._tap = self._tap or [], None
+        return np.concatenate(blocks) if blocks else np.zeros((0, self.processor.channels))
+
+    def calibrate(self, rest: np.ndarray, top: np.ndarray, device: str) -> list[int]:
+        """Use (and save to the user's profile) a calibration from captured rest and max
+        envelopes; returns the channels that hardly rose above rest."""
+        calibration, weak = calibrate_from(rest, top, device, self.processor.mapping)
+        calibration.save(profile_path(self.settings.user))
+        with self._lock:
+            self.processor.set_calibration(calibration)
+            self.calibrated = True
+        return weak
+
+    def view(self) -> EmgView:
+        with self._lock:
+            return EmgView(self.device.state, tuple(float(v) for v in self.processor.levels),
+                           tuple(float(v) for v in self.z_sent), self._gesture, self.calibrated,
+                           self.device.stats.as_dict(), self.device.error)
+
+    # --- the reader thread ------------------------------------------------------------------------
+
+    def _on_samples(self, block: np.ndarray, arrival: float) -> None:
+        started = time.perf_counter()
+        with self._lock:
+            self.rate.add(len(block), arrival)
+            levels = self.processor.run(block)[-1]
+            if self._tap is not None:
+                self._tap.append(self.processor.last_envelopes.copy())
+            self._last_arrival, self._quiet_since = arrival, None
+            theme = self._recall(levels, arrival)
+            self._send(self.processor.z(levels), arrival, theme)
+        self.process_seconds.append(time.perf_counter() - started)
+
+    def _recall(self, levels: np.ndarray, now: float) -> str | None:
+        """A learned gesture held for ``gesture_hold`` s recalls its theme (once per hold)."""
+        if not self.settings.gestures:
+            return None
+        gesture = self.processor.gesture(levels)
+        if gesture != self._gesture:
+            self._gesture, self._gesture_since = gesture, now
+            return None
+        if gesture in (None, "rest") or now - self._gesture_since < self.settings.gesture_hold:
+            return None
+        theme = self.processor.calibration.gestures[gesture].theme
+        return theme if theme != self._theme_recalled else None
+
+    def _send(self, z: np.ndarray, arrival: float, theme: str | None = None) -> None:
+        moved = float(np.max(np.abs(z - self.z_sent)))
+        if theme is None and (moved == 0 or moved < self.settings.publish_step and not np.array_equal(z, self.neutral)):
+            return
+        self.z_sent = z
+        changes: dict = {"z": tuple(float(v) for v in z)}
+        if theme is not None:
+            self._theme_recalled = changes["theme"] = theme
+            changes["toward"], changes["mix"] = None, 0.0
+        controls = dataclasses.replace(self.current, **changes)
+        t = None if self._clock is None else self._clock() - (time.monotonic() - arrival)
+        self.publish(controls, t)
+        self.publishes += 1
+        self.latency.append(time.monotonic() - arrival)
+
+    # --- the watchdog thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.watch_every):
+            now = time.monotonic()
+            with self._lock:
+                quiet = self.device.state in ("lost", "reconnecting", "ended") or (
+                    self._last_arrival is None or now - self._last_arrival > self.stall)
+                if not quiet:
+                    continue
+                if self._quiet_since is None:
+                    self._quiet_since, self._glide_from = now, self.z_sent.copy()
+                into = now - self._quiet_since - self.settings.lost_hold
+                if into <= 0:
+                    continue
+                left = max(0.0, 1.0 - into / self.settings.lost_glide) if self.settings.lost_glide > 0 else 0.0
+                self._send(self._glide_from * left, now)
+
+
+def merged_sinks(sink, initial: Controls):
+    """Two sinks onto one engine: the first for the other controls (all but z), the second for
+    the armband (z, and a theme a held gesture recalls). Each change is merged over the latest of
+    both, so neither overwrites what the other plays: a recalled theme stays until the other
+    source changes its own theme."""
+    lock = threading.Lock()
+    state = {"controls": initial, "emg_theme": initial.theme, "recalled": False,
+             "others_theme": (initial.theme, initial.toward, initial.mix)}
+
+    def others(controls: Controls, t: float | None = None) -> None:
+        with lock:
+            before = state["controls"]
+            keep = {"z": before.z}
+            theme = (controls.theme, controls.toward, controls.mix)
+            if state["recalled"] and theme == state["others_theme"]:
+                keep.update(theme=before.theme, toward=before.toward, mix=before.mix)
+            else:
+                state["recalled"] = False
+            state["others_theme"] = theme
+            state["controls"] = merged = dataclasses.replace(controls, **keep)
+        sink(merged, t)
+
+    def emg(controls: Controls, t: float | None = None) -> None:
+        with lock:
+            changes: dict = {"z": controls.z}
+            if controls.theme != state["emg_theme"]:
+                state["emg_theme"], state["recalled"] = controls.theme, True
+                changes.update(theme=controls.theme, toward=None, mix=0.0)
+            state["controls"] = merged = dataclasses.replace(state["controls"], **changes)
+        sink(merged, t)
+
+    return others, emg
+
+
+def require_device_alive(source: EmgControls) -> None:
+    """A fatal device error (no adapter, no armband found) as a ``UserError``."""
+    if source.device.error and source.device.state == "lost":
+        raise UserError(source.device.error)
+
+
+class WithEmg:
+    """``perform --controls X --emg SPEC``: the other source plays everything but z, the armband
+    plays z (and recalls themes); started and stopped together like one source."""
+
+    def __init__(self, main, emg: EmgControls):
+        self.main, self.emg = main, emg
+        self.name = f"{main.name}+emg"
+
+    @property
+    def current(self) -> Controls:
+        return self.main.current
+
+    def initial(self) -> Controls:
+        return self.main.initial()
+
+    def start(self, sink, clock) -> None:
+        others, muscles = merged_sinks(sink, self.main.initial())
+        self.emg.start(muscles, clock)  # first: a wrong port fails before anything else runs
+        self.main.start(others, clock)
+
+    def stop(self) -> None:
+        self.main.stop()
+        self.emg.stop()
+
+
+def with_emg(main, spec: str, preset: str | None = None) -> WithEmg:
+    if getattr(main, "name", "") == "replay":
+        raise UserError("a replayed take already holds its z values: leave --emg out, or play the take "
+                        "with --controls script:TAKE.jsonl")
+    return WithEmg(main, EmgControls.from_spec(spec, main.initial(), preset))
