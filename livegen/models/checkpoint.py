@@ -17,13 +17,16 @@ FORMAT = "livegen-checkpoint-1"
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CHARRNN = PACKAGE_DIR / "charrnn-pop909.safetensors"
 DEFAULT_DCRNN = PACKAGE_DIR / "dcrnn-pop909.safetensors"
+DEFAULT_COMMENTARY = PACKAGE_DIR / "commentary-musiccaps.safetensors"
+TEXT_KINDS = {"cvae"}  # models of words: they carry their own vocabulary (in the config), no MIDI events
 
 
 def _registry():
     from livegen.models.charrnn import CharRNN, CharRNNConfig
+    from livegen.models.cvae import CVAE, CVAEConfig
     from livegen.models.dcrnn import DCRNN, DCRNNConfig
 
-    return {"charrnn": (CharRNN, CharRNNConfig), "dcrnn": (DCRNN, DCRNNConfig)}
+    return {"charrnn": (CharRNN, CharRNNConfig), "dcrnn": (DCRNN, DCRNNConfig), "cvae": (CVAE, CVAEConfig)}
 
 
 def save(path: str | os.PathLike, model, extra: dict | None = None) -> None:
@@ -34,8 +37,8 @@ def save(path: str | os.PathLike, model, extra: dict | None = None) -> None:
         "format": FORMAT,
         "kind": model.kind,
         "config": dataclasses.asdict(model.config),
-        "vocabulary": events.vocabulary(),
-        "conditioning": conditioning.spec(),
+        "vocabulary": model.vocabulary() if model.kind in TEXT_KINDS else events.vocabulary(),
+        "conditioning": None if model.kind in TEXT_KINDS else conditioning.spec(),
         "extra": extra or {},
     }
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -63,6 +66,12 @@ def read_metadata(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: the livegen header is corrupt") from None
     if meta.get("format") != FORMAT:
         raise UserError(f"{path}: unknown checkpoint format {meta.get('format')!r} (expected {FORMAT})")
+    if meta.get("kind") in TEXT_KINDS:
+        from livegen.commentary.text import TOKENISER
+
+        if (meta.get("vocabulary") or {}).get("tokeniser") != TOKENISER:
+            raise UserError(f"{path}: the model's tokeniser differs from this livegen's ({TOKENISER}); retrain it")
+        return meta
     if meta.get("vocabulary") != events.vocabulary():
         raise UserError(f"{path}: the model's event vocabulary differs from this livegen's; retrain it")
     if meta.get("conditioning") != conditioning.spec():
