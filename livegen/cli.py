@@ -59,6 +59,8 @@ def choose_output(args, preset):
         return OutputChoice()
     wanted_port = args.port if args.port is not None else preset.output.port
     virtual = args.virtual if args.virtual is not None else preset.output.virtual
+    if (args.api or preset.output.api) == "fluidsynth":
+        return _builtin_synth(args, wanted_port, virtual)
     api = ports.resolve_api(args.api or preset.output.api)
     if api is None:
         if wanted_port or virtual:
@@ -77,6 +79,22 @@ def choose_output(args, preset):
         return OutputChoice(api, real[0])
     _say(f"no MIDI outputs on {api}: created the virtual port 'livegen' for a synth or DAW to connect to")
     return OutputChoice(api, "livegen", virtual=True)
+
+
+def _builtin_synth(args, wanted_port, virtual):
+    """``--api fluidsynth``: the built-in synth, whose one port is "fluidsynth"; checked here so a
+    missing library or SoundFont is a one-line error before anything starts."""
+    from livegen.engine.engine import OutputChoice
+    from livegen.midi import fluidsynth
+
+    if virtual:
+        raise UserError("--virtual makes a MIDI port for other programs; the built-in synth (--api fluidsynth) "
+                        "plays itself: leave one of them out")
+    if wanted_port and wanted_port != "fluidsynth":
+        raise UserError(f"the built-in synth has one output, 'fluidsynth', not {wanted_port!r}: "
+                        "leave --port out or use --api jack/alsa for other ports")
+    fluidsynth._fluidsynth()
+    return OutputChoice("fluidsynth", "fluidsynth", soundfont=fluidsynth.soundfont_path(args.soundfont))
 
 
 def load_model(name: str):
@@ -114,7 +132,12 @@ def make_source(args, preset):
         except ValueError as exc:
             raise UserError(str(exc)) from None
     initial = clamp_controls(values, Controls(), base.warn_once)
-    return open_source(args.controls or "fixed", initial, args.preset)
+    source = open_source(args.controls or "fixed", initial, args.preset)
+    if getattr(args, "emg", None):  # the armband plays z beside the other controls
+        from livegen.sensors.emg.source import with_emg
+
+        source = with_emg(source, args.emg, args.preset)
+    return source
 
 
 def cmd_perform(args) -> int:
@@ -128,7 +151,12 @@ def cmd_perform(args) -> int:
     for take in recover_unfinished():
         _say(f"recovered the unfinished take {take['path']} ({take['notes']} notes, {take['seconds']:.1f} s)")
     source = make_source(args, preset)
+    replay = getattr(source, "name", "") == "replay"
+    if replay:
+        _check_replay(args, source)
     model = load_model(args.model or preset.model.model)
+    if getattr(args, "emg", None) and model.kind != "dcrnn":
+        _say(f"warning: --emg plays the DCRNN's z; the {model.kind} does not hear it (use --model dcrnn)")
     _set_inference_threads()
     output = choose_output(args, preset)
     program = args.program if args.program is not None else preset.output.program
@@ -145,8 +173,10 @@ def cmd_perform(args) -> int:
         steering=preset.engine.steering and not args.no_steering,
         max_note_seconds=preset.engine.max_note_seconds, max_polyphony=preset.engine.max_polyphony,
         bpm=bpm)
-    engine = Engine(model, output, settings, source.initial(), record=args.record, log=_say, end=args.duration)
-
+    if replay:
+        for what in source.mismatches(seed=settings.seed, model=model.kind, bpm=settings.bpm,
+                                      temperature=settings.temperature):
+            _say(f"warning: the take was recorded with {what}: the notes will differ")
     received: list[int] = []
 
     def on_signal(signum, _frame):
@@ -156,25 +186,117 @@ def cmd_perform(args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    engine.start()
-    where = engine.player_info.get("port", "(no port)")
-    _say(f"performing on {where}" + (f", recording to {args.record}" if args.record else "")
-         + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C to stop"))
-    source.start(engine.set_controls, engine.now)
+    clock_out = _clock_port(args, preset, args.clock_out) if args.clock_out else None
+    takes, osc = _start_osc(args, source.initial())
     try:
-        while not received and engine.running:
-            if args.duration is not None and engine.now() >= args.duration + 0.02:
+        number = 1
+        while True:
+            record = _numbered(args.record, number)
+            initial = takes.latest if takes is not None and number > 1 else source.initial()
+            engine = Engine(model, output, settings, initial, record=record, log=_say, end=args.duration,
+                            clock_out=clock_out)
+            failed, stopped_by_osc = _play_take(engine, source, takes, args, record, received)
+            if failed or received or takes is None or not stopped_by_osc:
                 break
-            time.sleep(0.05)
+            _say("stopped; OSC /livegen/play starts the next take, Ctrl-C quits")
+            while not received and not takes.play_requested.wait(0.05):
+                pass
+            if received:
+                break
+            number += 1
+            source = make_source(args, preset)
     finally:
-        source.stop()
-        stats = engine.stop()
-    _summary(stats, args.record)
-    if engine.failed:
+        for part in osc:
+            part.close()
+    if failed:
         return 1
     if received:
         return 130 if received[0] == signal.SIGINT else 0
     return 0
+
+
+def _play_take(engine, source, takes, args, record, received) -> tuple[bool, bool]:
+    """One take, until its --duration, a signal, a failure or OSC /stop: (failed, stopped by OSC)."""
+    if takes is not None:
+        takes.attach(engine)
+        sink = takes.steer  # every source steers through one place, so OSC merges over the latest
+    else:
+        sink = engine.set_controls
+    engine.start()
+    where = engine.player_info.get("port", "(no port)")
+    _say(f"performing on {where}" + (f", recording to {record}" if record else "")
+         + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C to stop"))
+    source.start(sink, engine.now)
+    companion = args.companion(engine, record) if getattr(args, "companion", None) else None  # `comment --live`
+    try:
+        while not received and engine.running and not (takes is not None and takes.stop_requested.is_set()):
+            if args.duration is not None and engine.now() >= args.duration + 0.02:
+                break
+            if companion is not None:
+                companion.poll()
+            time.sleep(0.05)
+    finally:
+        source.stop()
+        stats = engine.stop()
+        if companion is not None:
+            companion.stop()
+    _summary(stats, record)
+    return bool(engine.failed), takes is not None and takes.stop_requested.is_set()
+
+
+def _clock_port(args, preset, wanted: str) -> tuple[str, str]:
+    """(api, exact port) for --clock-out, on the MIDI system in use (auto when that is the built-in synth)."""
+    from livegen.midi import ports
+
+    chosen = args.api or preset.output.api
+    api = ports.resolve_api(chosen if chosen in ports.APIS else "auto")
+    if api is None:
+        raise UserError("--clock-out needs a MIDI system (ALSA or a JACK server) to send the clock on")
+    return api, ports.match_port(wanted, ports.list_ports(api)["outputs"])
+
+
+def _numbered(record: str | None, number: int) -> str | None:
+    """take.mid, then take-2.mid, take-3.mid... for the takes OSC /play starts."""
+    if record is None or number == 1:
+        return record
+    from pathlib import Path
+
+    path = Path(record)
+    return str(path.with_name(f"{path.stem}-{number}{path.suffix}"))
+
+
+def _start_osc(args, initial):
+    """``--osc PORT`` [``--osc-host``] [``--osc-out HOST:PORT``]: (take holder, [server, state sender])."""
+    if args.osc is None:
+        if args.osc_out or args.osc_host:
+            raise UserError("--osc-out and --osc-host need --osc PORT")
+        return None, []
+    from livegen.control.osc import EngineTakes, OscServer, OscState, parse_target
+
+    takes = EngineTakes(initial, log=_say)
+    parts = [OscServer(takes, args.osc, args.osc_host or "127.0.0.1", log=_say).start()]
+    host, port = parts[0].address
+    _say(f"OSC on {host}:{port}" + (" (open to the network)" if host != "127.0.0.1" else ""))
+    if args.osc_out:
+        try:
+            parts.append(OscState(takes, *parse_target(args.osc_out), takes.playing, takes.clock).start())
+            takes.listeners.append(parts[-1].on_sent)
+        except UserError:
+            parts[0].close()
+            raise
+    return takes, parts
+
+
+def _check_replay(args, source) -> None:
+    """A replay ends where the take ended, and never records over the session it plays."""
+    from pathlib import Path
+
+    from livegen.sessions import session_path
+
+    if args.record and session_path(args.record).resolve() == Path(source.path).resolve():
+        raise UserError(f"--record {args.record} would overwrite the take being replayed: record to another name")
+    if args.duration is None and source.end is not None:
+        args.duration = source.end
 
 
 def _set_inference_threads():
@@ -199,6 +321,9 @@ def _summary(stats, record) -> None:
     text = f"sent {stats.sent} messages"
     if t["p99"] is not None:
         text += f"; timing error p50 {t['p50']:.3f} ms, p99 {t['p99']:.3f} ms"
+    k = _percentiles(getattr(stats, "clock_timing", []))
+    if k["p99"] is not None:
+        text += f"; MIDI clock error p50 {k['p50']:.3f} ms, p99 {k['p99']:.3f} ms"
     if c["p99"] is not None:
         text += f"; control->MIDI p99 {c['p99']:.1f} ms over {len(stats.control_to_midi)} changes"
     if record:
@@ -208,35 +333,65 @@ def _summary(stats, record) -> None:
 
 # --- train / eval / bench / recover --------------------------------------------------------------
 
+def cmd_prepare(args) -> int:
+    from livegen.train.shards import prepare
+
+    if args.workers is not None and args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    prepare(args.data, args.out, workers=args.workers, log=_say)
+    return 0
+
+
 def cmd_train(args) -> int:
+    from livegen.train.distributed import default_threads
+
+    if args.threads is None:  # the cores, shared by the processes torchrun started on this machine
+        args.threads = default_threads()
+    if args.batch is None:
+        args.batch = 32 if args.model == "dcrnn" else 48
     if args.model == "dcrnn":
         return _train_dcrnn(args)
+    if args.model == "commentary":
+        from livegen.commentary.cli import cmd_train_commentary
+
+        return cmd_train_commentary(args)
     if args.model != "charrnn":
         raise UserError(f"training {args.model!r} is not in this livegen yet; use: livegen train charrnn")
     from livegen.train.charrnn import train
+    from livegen.train.distributed import rank
 
     if args.minutes <= 0:
         raise UserError("--minutes must be positive")
     state = train(args.data, args.out, args.minutes, seq_len=args.seq_len, batch=args.batch,
                   threads=args.threads, resume=not args.no_resume, seed=args.seed, log=_say,
-                  max_steps=args.steps)
-    _say(f"done: {state['step']} steps, best held-out NLL {state['best_val']:.3f} nats/event -> {args.out}")
+                  max_steps=args.steps, device=args.device, accum=args.accum)
+    if rank() == 0:
+        _say(f"done: {state['step']} steps, best held-out NLL {state['best_val']:.3f} nats/event -> {args.out}")
     return 0
 
 
 def _train_dcrnn(args) -> int:
     """The DCRNN's trainer: VAE pretraining then WGAN-GP; sample MIDI files beside --out."""
     from livegen.train.dcrnn import train
+    from livegen.train.distributed import rank
 
     if args.minutes <= 0:
         raise UserError("--minutes must be positive")
-    state = train(args.data, args.out, args.minutes, threads=args.threads, resume=not args.no_resume,
-                  seed=args.seed, log=_say, max_steps=args.steps)
-    _say(f"done: {state['step']} steps ({state['phase']} phase) -> {args.out}")
+    state = train(args.data, args.out, args.minutes, batch=args.batch, threads=args.threads,
+                  resume=not args.no_resume, seed=args.seed, log=_say, max_steps=args.steps, device=args.device,
+                  accum=args.accum)
+    if rank() == 0:
+        _say(f"done: {state['step']} steps ({state['phase']} phase) -> {args.out}")
     return 0
 
 
 def cmd_eval(args) -> int:
+    from livegen.models import checkpoint
+
+    if checkpoint.read_metadata(args.checkpoint).get("kind") in checkpoint.TEXT_KINDS:
+        from livegen.commentary.cli import cmd_eval_commentary
+
+        return cmd_eval_commentary(args)
     from livegen.train.charrnn import evaluate
 
     result = evaluate(args.checkpoint, args.data, threads=args.threads, limit_pieces=args.limit)
@@ -267,17 +422,41 @@ def cmd_bench(args) -> int:
         _say("bench: DCRNN")
         real = Path(args.real_data)
         result["dcrnn"] = dcrnn_bench(load_model("dcrnn"), data=str(real) if real.is_dir() else None, log=_say)
+    if "clock" in args.parts:
+        from livegen.midi.clock import clock_bench
+
+        result["clock"] = clock_bench(load_model(args.model), log=_say)
     if "gui" in args.parts:
         from livegen.gui.app import gui_timing_bench
 
         _say("bench: timing with the control panel open, repainting, moved and resized")
         result["timing_error_ms_panel_open"] = gui_timing_bench(10.0)
+    if "emg" in args.parts:
+        from livegen.sensors.emg.bench import emg_bench
+
+        if args.emg_minutes <= 0:
+            raise UserError("--emg-minutes must be positive")
+        _say("bench: EMG")
+        result["emg"] = emg_bench(args.emg_data, load_model("dcrnn"), live_seconds=args.emg_minutes * 60, log=_say)
     if args.json:
         print(json.dumps(result))
     else:
         from livegen.engine.bench import format_report
 
         print(format_report(result))
+    return 0
+
+
+def cmd_render(args) -> int:
+    from livegen.midi.fluidsynth import render
+
+    started = time.monotonic()
+    result = render(args.midi, args.wav, soundfont=args.soundfont, rate=args.rate)
+    took = time.monotonic() - started
+    _say(f"rendered {args.midi} -> {args.wav}: {result['seconds']:.1f} s of audio at {args.rate} Hz, 16-bit stereo "
+         f"({result['events']} MIDI events, {result['seconds'] / max(took, 1e-6):.0f}x real time)")
+    if result["peak"] == 0:
+        _say("warning: the audio is silent (no notes in the file, or the SoundFont has no sound for them)")
     return 0
 
 
@@ -310,10 +489,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", help="MIDI output name (ALSA client:port numbers may be left out)")
     s.add_argument("--virtual", metavar="NAME", help="create a virtual output port for a DAW to connect to")
     s.add_argument("--no-port", action="store_true", help="no MIDI output: only record")
-    s.add_argument("--api", choices=["auto", "alsa", "jack"], help="MIDI API (default: preset, auto)")
+    s.add_argument("--api", choices=["auto", "alsa", "jack", "fluidsynth"],
+                   help="MIDI API (default: preset, auto); fluidsynth: the built-in synth, heard on JACK, "
+                        "PulseAudio or ALSA audio")
+    s.add_argument("--soundfont", metavar="FILE.sf2", help="the built-in synth's SoundFont (default: "
+                   "$LIVEGEN_SOUNDFONT, else /usr/share/sounds/sf2/FluidR3_GM.sf2)")
     s.add_argument("--channel", type=int, help="MIDI channel 1..16")
     s.add_argument("--program", type=int, help="General MIDI program (instrument) 0..127")
-    s.add_argument("--controls", help="script:FILE.jsonl, or fixed (default)")
+    s.add_argument("--controls", help="script:FILE.jsonl, replay:TAKE.jsonl (a recorded session, "
+                   "note for note with its --seed), or fixed (default)")
+    s.add_argument("--emg", metavar="SPEC", help="an EMG armband plays the DCRNN's z beside the other controls: "
+                   "myo, bled112[:PORT], serial:PORT,BAUD,csv, cyton:PORT or replay:FILE")
     s.add_argument("--pitch", type=float, help="fixed pitch control 0..1 (low..high register)")
     s.add_argument("--density", type=float, help="fixed density control 0..1 (sparse..dense)")
     s.add_argument("--key", help="key for the pitch-class histogram, e.g. 'C major'")
@@ -324,6 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lookahead", type=float, help="seconds generated ahead of the clock")
     s.add_argument("--no-steering", action="store_true", help="model conditioning only, no engine steering")
     s.add_argument("--bpm", type=float, help="tempo of the DCRNN's 16th-note grid, 20..300 (default: preset, 120)")
+    s.add_argument("--clock-out", metavar="PORT", help="send 24-ppqn MIDI clock (start, ticks at --bpm, stop) "
+                   "to this MIDI output")
+    s.add_argument("--osc", type=int, metavar="PORT", help="take OSC control on this UDP port (see the README's "
+                   "address table); /livegen/stop and /play end and start takes")
+    s.add_argument("--osc-host", metavar="ADDR", help="address OSC listens on (default 127.0.0.1, this machine "
+                   "only; 0.0.0.0 opens it to the network)")
+    s.add_argument("--osc-out", metavar="HOST:PORT", help="send the live state (controls, notes) as OSC there")
     s.set_defaults(func=cmd_perform)
 
     s = sub.add_parser("panic", help="all notes off / all sound off on every channel")
@@ -333,17 +526,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a model on a folder of music")
     s.add_argument("model", choices=["charrnn", "dcrnn", "commentary"])
-    s.add_argument("--data", required=True, help="folder of MIDI / kern / ABC / MusicXML (recursive); "
-                   "several separated by commas")
+    s.add_argument("--data", required=True, help="folder of MIDI / kern / ABC / MusicXML (recursive), or one "
+                   "made by livegen prepare; several separated by commas")
     s.add_argument("--out", required=True, help="checkpoint to write (resumed when it exists)")
     s.add_argument("--minutes", type=float, default=30.0)
     s.add_argument("--steps", type=int, help="stop after this many steps")
     s.add_argument("--seq-len", type=int, default=256)
-    s.add_argument("--batch", type=int, default=48)
-    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--batch", type=int, help="global batch per optimizer step, over all processes and "
+                   "micro-batches (default: charrnn 48, dcrnn 32)")
+    s.add_argument("--accum", type=int, default=1, help="gradient accumulation: micro-batches per step")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: a GPU per process when there is one (bf16 mixed precision), else the CPU")
+    s.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes here)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-resume", action="store_true")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("prepare", help="parse music folders once, in parallel, into shards that training "
+                       "streams from (livegen train --data SHARDS)")
+    s.add_argument("--data", required=True, help="folders of MIDI / kern / ABC / MusicXML, separated by commas")
+    s.add_argument("--out", required=True, help="folder for the shards (prepared again: only new or changed "
+                   "files are parsed)")
+    s.add_argument("--workers", type=int, help="parsing processes (default: the cores, at most 8)")
+    s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("eval", help="held-out NLL (nats/event) of a checkpoint on a folder of music")
     s.add_argument("checkpoint")
@@ -357,19 +562,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--model", default="charrnn")
     s.add_argument("--seconds", type=float, default=20.0, help="length of the live timing run")
-    s.add_argument("--parts", default="engine,camera,dcrnn,gui",
-                   help="comma-separated: engine (always), camera, dcrnn, gui (timing with the panel open)")
+    s.add_argument("--parts", default="engine,camera,dcrnn,gui,emg",
+                   help="comma-separated: engine (always), camera, dcrnn, gui (timing with the panel open), "
+                        "clock (MIDI clock out and tempo following on JACK; not in the default), "
+                        "emg (parse/process cost, 200 Hz over a pty into the DCRNN, the mapping on real recordings)")
+    s.add_argument("--emg-minutes", type=float, default=0.5,
+                   help="length of the sustained 200 Hz EMG run (the issue's check: 10)")
+    s.add_argument("--emg-data", default="../shared/data/emg/myo-readings",
+                   help="myo-readings folder for the EMG mapping's numbers (skipped when absent)")
     s.add_argument("--real-data", default="../shared/data/music/pop909",
                    help="POP909 folder for the DCRNN's real-vs-generated metrics (skipped when absent)")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("render", help="render a MIDI file (a recorded take) to a WAV with the built-in synth")
+    s.add_argument("midi", help="the .mid to render")
+    s.add_argument("wav", help="the .wav to write (16-bit stereo)")
+    s.add_argument("--soundfont", metavar="FILE.sf2",
+                   help="SoundFont (default: $LIVEGEN_SOUNDFONT, else /usr/share/sounds/sf2/FluidR3_GM.sf2)")
+    s.add_argument("--rate", type=int, default=44100, help="sample rate in Hz (default 44100)")
+    s.set_defaults(func=cmd_render)
 
     s = sub.add_parser("recover", help="repair unfinished recordings (done automatically by perform)")
     s.add_argument("files", nargs="*")
     s.set_defaults(func=cmd_recover)
     from livegen.sensors.camera_cli import add_commands
     add_commands(sub)
+    from livegen.sensors.emg.cli import add_commands as add_emg_commands
+    add_emg_commands(sub)
     from livegen.gui.cli import add_commands as add_gui_commands
     add_gui_commands(sub)
+    from livegen.commentary.cli import add_commands as add_commentary_commands
+    add_commentary_commands(sub)  # after perform: `comment --live` takes its flags
     return p
 
 
@@ -378,7 +601,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        _say(f"error: {exc}")
+        from livegen.train.distributed import rank
+
+        _say(f"error: {exc}" if rank() == 0 else f"error (process {rank()}): {exc}")
         return 2
     except KeyboardInterrupt:
         _say("interrupted")

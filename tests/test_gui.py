@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import QPoint, Qt  # noqa: E402
 
-from conftest import Receiver, livegen_cmd  # noqa: E402
+from conftest import Receiver, livegen_cmd, shared_data  # noqa: E402
 from livegen import presets  # noqa: E402
 from livegen.gui.app import BoothMode, application  # noqa: E402
 from livegen.gui.window import MainWindow  # noqa: E402
@@ -288,3 +288,94 @@ def test_the_z_bars_play_the_dcrnn_and_the_hand_never_overwrites_them(make_windo
     assert controls.pitch == 0.2 and controls.z == z and controls.theme == "C"
     window._tick()
     assert window.muscles.z.values[2] == z[2]
+
+
+def test_the_armband_plays_z_shows_its_levels_and_calibrates_from_the_panel(make_window, qtbot, tmp_path,
+                                                                           monkeypatch):
+    from livegen.gui import window as window_module
+    from livegen.sensors.emg.processing import PROFILE_ENV, Calibration
+
+    monkeypatch.setenv(PROFILE_ENV, str(tmp_path / "profiles"))
+    monkeypatch.setattr(window_module, "CAPTURE_SECONDS", 0.5)
+    recording = shared_data("emg", "myo-readings", "12345-1", "7.txt")  # rest and fist, alternating
+    window = make_window()
+    window.muscles.source.setEditText(f"replay:{recording},loop")
+    qtbot.mouseClick(window.muscles.connect, LEFT)
+    assert window.armband is not None, window.banner.text.text()
+    qtbot.waitUntil(lambda: window.muscles.light.state == "connected" and max(window.muscles.levels.values) > 0,
+                    timeout=10_000)
+    qtbot.waitUntil(lambda: window.hub.controls.z is not None, timeout=10_000)
+    assert not window.muscles.z.editable and not window.muscles.source.isEnabled()
+    for button in (window.muscles.rest, window.muscles.max):
+        qtbot.waitUntil(button.isEnabled, timeout=5_000)
+        qtbot.mouseClick(button, LEFT)
+        assert not button.isEnabled()  # recording this phase
+    qtbot.waitUntil(lambda: (tmp_path / "profiles" / "default.toml").exists(), timeout=10_000)
+    assert window.armband.calibrated and len(Calibration.load(tmp_path / "profiles" / "default.toml").rest) == 8
+    qtbot.mouseClick(window.muscles.connect, LEFT)  # disconnect: the mouse plays z again
+    assert window.armband is None and window.muscles.z.editable and window.muscles.light.state == "off"
+
+
+def test_a_wrong_armband_port_is_an_error_on_the_panel(make_window, qtbot):
+    window = make_window()
+    window.muscles.source.setEditText("serial:/dev/no-such-port,115200,csv")
+    qtbot.mouseClick(window.muscles.connect, LEFT)
+    assert window.armband is None and window.banner.isVisible()
+    assert window.banner.text.text().startswith("Armband:")
+
+
+def test_the_built_in_synth_is_an_output_the_panel_offers_and_plays(make_window, jack_server, qtbot):
+    window = make_window()
+    window.output.api.setCurrentText("fluidsynth")
+    window._check_ports()
+    qtbot.waitUntil(lambda: window.output.port.findText("fluidsynth") >= 0, timeout=10_000)
+    window.play()
+    wait_playing(qtbot, window)
+    qtbot.waitUntil(lambda: window.readout.sent > 5, timeout=START_MS)
+    assert window.takes.engine.output.api == "fluidsynth" and not window.banner.isVisible()
+    window.stop()
+    wait_stopped(qtbot, window)
+
+
+def test_a_recorded_take_is_listed_and_replays_note_for_note(make_window, receiver, qtbot, tmp_path):
+    window = make_window(receiver.name)
+    take = window.transport.take.text()
+    qtbot.mouseClick(window.transport.record, LEFT)
+    wait_playing(qtbot, window)
+    for pitch in (20, 80, 40, 90):  # the hand moves while recording
+        qtbot.wait(400)
+        window.gesture.pitch.setValue(pitch)
+    qtbot.waitUntil(lambda: len(receiver.notes()) >= 10, timeout=START_MS)
+    qtbot.mouseClick(window.transport.stop, LEFT)
+    wait_stopped(qtbot, window)
+    receiver.settle()
+    recorded = note_pairs(mido.MidiFile(tmp_path / take))
+    window.list_takes()
+    assert window.takes_panel.list.count() == 1
+    listed = window.takes_panel.list.item(0).data(Qt.ItemDataRole.UserRole)
+    assert listed.midi.resolve() == (tmp_path / take).resolve() and listed.ended and listed.duration > 1
+    receiver.messages.clear()
+    window.gesture.pitch.setValue(5)  # the panel's controls do not steer a replay
+    qtbot.mouseClick(window.takes_panel.replay, LEFT)
+    wait_playing(qtbot, window)
+    wait_stopped(qtbot, window)  # it stops by itself at the take's end
+    receiver.settle()
+    assert note_pairs(receiver.notes()) == recorded and receiver.hanging() == 0
+
+
+def test_the_commentary_panel_writes_about_the_take_and_saves_beside_it(make_window, receiver, qtbot, tmp_path):
+    window = make_window(receiver.name)
+    window.commentary.every.setValue(0)  # only on request
+    take = window.transport.take.text()
+    qtbot.mouseClick(window.transport.record, LEFT)
+    wait_playing(qtbot, window)
+    qtbot.waitUntil(lambda: window.readout.sent > 20, timeout=START_MS)
+    qtbot.mouseClick(window.commentary.now, LEFT)
+    first = window.commentary.sentence.text()
+    qtbot.waitUntil(lambda: window.commentary.sentence.text() != first, timeout=60_000)
+    assert len(window.commentary.sentence.text().split()) >= 5 and window.commentary.attributes.text()
+    history = tmp_path / take.replace(".mid", ".commentary.jsonl")
+    qtbot.waitUntil(history.exists, timeout=5_000)
+    assert window.commentary.sentence.text() in history.read_text()
+    window.stop()
+    wait_stopped(qtbot, window)

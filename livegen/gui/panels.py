@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
-                             QHBoxLayout, QLabel, QLineEdit, QPushButton, QSlider, QSpinBox, QStackedWidget,
-                             QVBoxLayout, QWidget)
+                             QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSlider,
+                             QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from livegen import presets
 from livegen.gui.widgets import PITCH_CLASS_NAMES, Bars, CameraView, HistogramSliders, StatusLight, XYPad
@@ -30,7 +30,9 @@ class OutputPanel(QGroupBox):
     def __init__(self):
         super().__init__("Output")
         self.api = QComboBox()
-        self.api.addItems(["auto", "alsa", "jack"])
+        self.api.addItems(["auto", "alsa", "jack", "fluidsynth"])
+        self.api.setItemData(3, "the built-in synth (General MIDI SoundFont): sound without a synth",
+                             Qt.ItemDataRole.ToolTipRole)
         self.port = QComboBox()
         self.port.setMinimumContentsLength(14)
         self.port.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -197,6 +199,48 @@ class PresetPanel(QGroupBox):
             signal.emit(path if path.endswith(".toml") else path + ".toml")
 
 
+class TakesPanel(QGroupBox):
+    """The recorded takes (newest first) with their length; Replay plays a take's control stream
+    again with its seed and model, so the same notes come back."""
+
+    replay_requested = pyqtSignal(object)  # a livegen.sessions.Take
+
+    def __init__(self):
+        super().__init__("Takes")
+        self.list = QListWidget()
+        self.list.setMinimumHeight(60)
+        self.list.itemDoubleClicked.connect(lambda item: self.replay_requested.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.replay = QPushButton("▶ Replay")
+        self.replay.setToolTip("play the selected take again, note for note (double-click does too)")
+        self.replay.clicked.connect(self._replay_selected)
+        self.refresh = QPushButton("↻")
+        self.refresh.setFixedWidth(40)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.replay, 1)
+        buttons.addWidget(self.refresh)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+
+    def show_takes(self, takes) -> None:
+        selected = self.list.currentItem().text() if self.list.currentItem() else None
+        self.list.clear()
+        for take in takes:
+            minutes, seconds = divmod(int(round(take.duration)), 60)
+            item = QListWidgetItem(f"{take.name}   {minutes}:{seconds:02d}" + ("" if take.ended else "  (cut)"))
+            item.setData(Qt.ItemDataRole.UserRole, take)
+            item.setToolTip(f"{take.controls}\nmodel {take.header.get('model', '?')}, seed {take.seed}")
+            self.list.addItem(item)
+            if item.text() == selected:
+                self.list.setCurrentItem(item)
+        self.replay.setEnabled(bool(takes))
+
+    def _replay_selected(self) -> None:
+        item = self.list.currentItem() or self.list.item(0)
+        if item is not None:
+            self.replay_requested.emit(item.data(Qt.ItemDataRole.UserRole))
+
+
 class GesturePanel(QGroupBox):
     """What steers pitch and density: the mouse on the XY pad or the camera, with its status."""
 
@@ -278,6 +322,7 @@ class MusclesPanel(QGroupBox):
         self.max.setToolTip("make your strongest contraction for a few seconds")
         self.rest.clicked.connect(lambda: self.calibrate_requested.emit("rest"))
         self.max.clicked.connect(lambda: self.calibrate_requested.emit("max"))
+        self._capturing: str | None = None
         self.z = Bars(8, signed=True, editable=True, labels=tuple(f"z{i}" for i in range(8)))
         self.z.setToolTip("the 8 noise dims the DCRNN plays: drag them, or let the armband write them")
         self.z.changed.connect(self.z_moved)
@@ -306,14 +351,63 @@ class MusclesPanel(QGroupBox):
         layout.addWidget(self.z, 3)
         self.show_armband(None)
 
-    def show_armband(self, state: str | None, levels=None) -> None:
+    def show_armband(self, state: str | None, levels=None, calibrated: bool = False) -> None:
         """``state``: None (no armband), or the device's connecting/connected/lost/reconnecting."""
-        self.light.set_state({None: "off", "connecting": "reconnecting", "stopped": "off"}.get(state, state))
+        light = {None: "off", "connecting": "reconnecting", "stopped": "off", "ended": "lost"}.get(state, state)
+        self.light.set_state(light, None if state is None else
+                             f"{state} · {'calibrated' if calibrated else 'not calibrated'}")
         self.levels.show_values(levels if levels is not None else [0.0] * 8)
         for widget in (self.rest, self.max):
-            widget.setEnabled(state == "connected")
+            widget.setEnabled(state == "connected" and self._capturing is None)
         self.z.editable = state is None  # the armband writes z while it is on
+        self.source.setEnabled(state is None)
         self.connect.setText("Connect" if state is None else "Disconnect")
+
+    def calibrating(self, phase: str | None, seconds: float = 0.0) -> None:
+        """Say what to do while a calibration phase records (None: it ended)."""
+        self._capturing = phase
+        self.rest.setText(f"Relax… {seconds:g} s" if phase == "rest" else "Calibrate rest")
+        self.max.setText(f"Squeeze! {seconds:g} s" if phase == "max" else "Calibrate max")
+        for widget in (self.rest, self.max):
+            widget.setEnabled(phase is None and self.light.state == "connected")
+
+
+class CommentaryPanel(QGroupBox):
+    """What the commentary model says about the music being played, with the attributes it was
+    given (so a viewer sees why it said it) and a button to ask for a sentence now."""
+
+    requested = pyqtSignal()
+
+    def __init__(self):
+        super().__init__("Commentary")
+        self.sentence = QLabel("Press play: a sentence about the music appears here every few bars.")
+        self.sentence.setWordWrap(True)
+        self.sentence.setObjectName("commentary")
+        self.attributes = QLabel()
+        self.attributes.setObjectName("muted")
+        self.attributes.setWordWrap(True)
+        self.now = QPushButton("Comment now")
+        self.every = QSpinBox()
+        self.every.setRange(0, 64)
+        self.every.setPrefix("every ")
+        self.every.setSuffix(" bars")
+        self.every.setSpecialValueText("on request")
+        self.every.setToolTip("a new sentence every N bars of the live music (0: only on request)")
+        self.now.clicked.connect(self.requested)
+        side = QVBoxLayout()
+        side.addWidget(self.now)
+        side.addWidget(self.every)
+        side.addStretch()
+        text = QVBoxLayout()
+        text.addWidget(self.sentence, 1)
+        text.addWidget(self.attributes)
+        layout = QHBoxLayout(self)
+        layout.addLayout(text, 1)
+        layout.addLayout(side)
+
+    def show_sentence(self, sentence: str, attributes) -> None:
+        self.sentence.setText(sentence)
+        self.attributes.setText(" · ".join(attributes))
 
 
 class HarmonyPanel(QGroupBox):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+from collections import deque
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,6 +30,7 @@ class TakeRequest:
     virtual: str  # a virtual port to create instead of ``port``
     settings: EngineSettings
     record: str | None = None
+    replay: object | None = None  # a livegen.sessions.Take: its control stream steers, not the panel
 
 
 class ControlHub:
@@ -51,9 +53,24 @@ class ControlHub:
         armband's z is never overwritten by a source that does not know it."""
         self._update(t, pitch=controls.pitch, density=controls.density)
 
-    def muscles(self, controls: Controls, t: float | None = None) -> None:
-        """Sink for the armband and the z bars (thread-safe): takes z (and a recalled theme)."""
-        self._update(t, z=controls.z, theme=controls.theme, toward=controls.toward, mix=controls.mix)
+    def muscles(self, t: float | None = None, **changes) -> None:
+        """For the armband and the z bars (thread-safe): z, and the theme (with toward, mix)."""
+        if not set(changes) <= {"z", "theme", "toward", "mix"}:
+            raise ValueError(f"not a muscles control: {sorted(set(changes) - {'z', 'theme', 'toward', 'mix'})}")
+        self._update(t, **changes)
+
+    def armband(self):
+        """A sink for an ``EmgControls``: it plays z; a theme it recalls (a held gesture) is taken
+        too, but the theme the panel chose is not overwritten by the one the source started with."""
+        started = [self.controls.theme]
+
+        def sink(controls: Controls, t: float | None = None) -> None:
+            if controls.theme != started[0]:
+                started[0] = controls.theme
+                self.muscles(t, z=controls.z, theme=controls.theme, toward=None, mix=0.0)
+            else:
+                self.muscles(t, z=controls.z)
+        return sink
 
     def set_histogram(self, histogram: tuple[float, ...] | None) -> None:
         self._update(None, histogram=histogram)
@@ -78,6 +95,7 @@ class Takes:
     def __init__(self, hub: ControlHub):
         self.hub = hub
         self.engine: Engine | None = None
+        self.replaying = None  # the control source of a take being replayed
         self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._models: dict[str, object] = {}
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix="livegen-gui-takes")
@@ -139,8 +157,16 @@ class Takes:
 
         model = self._model(request.model)
         wanted = SimpleNamespace(no_port=False, port=request.port or None, virtual=request.virtual or None,
-                                 api=request.api)
+                                 api=request.api, soundfont=None)
         output = choose_output(wanted, presets.Preset())
+        if request.replay is not None:
+            source = request.replay.source()
+            engine = Engine(model, output, request.settings, source.initial(), record=request.record,
+                            end=request.replay.duration)
+            engine.start()
+            source.start(engine.set_controls, engine.now)
+            self.engine, self.replaying = engine, source
+            return
         engine = Engine(model, output, request.settings, self.hub.controls, record=request.record)
         engine.start()
         self.engine = engine
@@ -150,6 +176,9 @@ class Takes:
     def _stop_now(self) -> None:
         engine, self.engine = self.engine, None
         self.hub.attach(None)
+        if self.replaying is not None:
+            self.replaying.stop()
+            self.replaying = None
         if engine is not None:
             engine.stop()
 
@@ -191,6 +220,10 @@ class PortWatch:
         if self._lister is not None:
             self._lister.delete()
         self._lister = None
+        if api == "fluidsynth":  # the built-in synth: one output, nothing to list
+            self._api, self._resolved, self._lister = api, api, SimpleNamespace(get_ports=lambda: ["fluidsynth"],
+                                                                                delete=lambda: None)
+            return
         self._api, self._resolved = api, ports.resolve_api(api)
         if self._resolved is not None:
             rtapi = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK}[self._resolved]
@@ -198,3 +231,21 @@ class PortWatch:
 
     def shutdown(self) -> None:
         self._jobs.shutdown(wait=True)
+
+
+class PlayedNotes:
+    """What the commentary listens to: the messages the panel drained from the playing take
+    (the engine's ring buffer has one reader, the panel), with that take's clock and settings."""
+
+    def __init__(self, takes: Takes):
+        self.takes = takes
+        self.sent_messages: deque = deque(maxlen=20_000)
+
+    def now(self) -> float:
+        engine = self.takes.engine
+        return engine.now() if engine is not None else 0.0
+
+    @property
+    def settings(self):
+        engine = self.takes.engine
+        return engine.settings if engine is not None else None

@@ -53,6 +53,7 @@ QSlider::add-page:vertical {{ background: {ACCENT.darker(130).name()}; border-ra
 QSlider::handle:vertical {{ background: {ACCENT.name()}; height: 12px; margin: 0 -5px; border-radius: 6px; }}
 QLabel#muted {{ color: {MUTED.name()}; }}
 QLabel#big {{ font-size: {BASE_POINT_SIZE + 5}pt; font-weight: 700; }}
+QLabel#commentary {{ font-size: {BASE_POINT_SIZE + 2}pt; font-style: italic; }}
 QLabel#value {{ font-family: "DejaVu Sans Mono", monospace; }}
 QFrame#banner {{ background: #4a1a20; border: 1px solid {RECORD.name()}; border-radius: 6px; }}
 QTabWidget::pane {{ border: none; }}

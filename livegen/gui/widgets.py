@@ -34,10 +34,10 @@ class StatusLight(QWidget):
         layout.addStretch()
         self.set_state("off")
 
-    def set_state(self, state: str) -> None:
+    def set_state(self, state: str, text: str | None = None) -> None:
         self.state = state
         self._dot.setStyleSheet(f"color: {self.COLORS[state].name()}; font-size: 16pt;")
-        self._text.setText(state)
+        self._text.setText(text or state)
 
 
 class XYPad(QWidget):

@@ -9,7 +9,7 @@ the middle) and their models to the Model panel's list.
 from __future__ import annotations
 
 import copy
-import dataclasses
+import threading
 import time
 from collections import deque
 from datetime import datetime
@@ -24,15 +24,17 @@ from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButt
 from livegen import presets
 from livegen.engine.engine import EngineSettings
 from livegen.errors import UserError
-from livegen.gui.panels import (Column, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel, MusclesPanel,
-                                NumbersPanel, OutputPanel, PresetPanel)
-from livegen.gui.session import ControlHub, PortWatch, Takes, TakeRequest
+from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
+                                MusclesPanel, NumbersPanel, OutputPanel, PresetPanel, TakesPanel)
+from livegen.gui.session import ControlHub, PlayedNotes, PortWatch, Takes, TakeRequest
 from livegen.gui.widgets import PianoRoll
 from livegen.music.conditioning import Controls
 
 PANEL_HZ = 30  # display refresh; the issue allows up to 60
 PORT_CHECK_MS = 1000  # re-list MIDI outputs to notice a vanished port
-NUMBERS_EVERY = 8  # ticks between updates of the engine numbers (readable, not flickering)
+NUMBERS_EVERY = 8
+COMMENT_EVERY_BARS = 8  # a sentence about the music every N bars (0: only on request)
+CAPTURE_SECONDS = 3.0  # of a relaxed arm, then of the strongest contraction, to calibrate the armband  # ticks between updates of the engine numbers (readable, not flickering)
 
 
 class TransportBar(QFrame):
@@ -139,6 +141,15 @@ class MainWindow(QMainWindow):
         self.ports = PortWatch()
         self.readout = EngineReadout()
         self.source = None  # a running control source other than the pad (the camera)
+        self.armband = None  # a running EmgControls
+        self.played = PlayedNotes(self.takes)  # what the commentary listens to
+        self.commentator = None  # the CommentaryWorker, started with the first take
+        self._commentary_loading: threading.Thread | None = None
+        self._comment_to: str | None | bool = False  # where the next take's history goes (False: no change)
+        self._comment_requested = False
+        self._comment_error: str | None = None
+        self.armband_spec = ""
+        self._captured: dict = {}  # calibration phase -> envelopes
         self.recording: str | None = None
         self.last_take: str | None = None  # the file the last recording went to
         self.locked = False
@@ -152,6 +163,7 @@ class MainWindow(QMainWindow):
         self.port_timer = QTimer(self, interval=PORT_CHECK_MS, timeout=self._check_ports)
         self.port_timer.start()
         self._check_ports()
+        self.list_takes()
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -161,6 +173,7 @@ class MainWindow(QMainWindow):
         self.gesture, self.harmony = GesturePanel(), HarmonyPanel()
         self.roll, self.conditioning, self.numbers = PianoRoll(), ConditioningPanel(), NumbersPanel()
         self.columns = {"left": Column(320), "centre": Column(), "right": Column(350)}
+        self.takes_panel = TakesPanel()
         for panel in (self.preset_panel, self.output, self.model):
             self.columns["left"].add(panel)
         self.columns["left"].add_stretch()
@@ -172,6 +185,9 @@ class MainWindow(QMainWindow):
         notes_layout.addWidget(title)
         notes_layout.addWidget(self.roll, 1)
         self.columns["centre"].add(notes, 1)
+        self.commentary = CommentaryPanel()
+        self.commentary.every.setValue(COMMENT_EVERY_BARS)
+        self.columns["centre"].add(self.commentary)
         readouts = QWidget()
         row = QHBoxLayout(readouts)
         row.setContentsMargins(0, 0, 0, 0)
@@ -185,8 +201,9 @@ class MainWindow(QMainWindow):
         hand_layout.addWidget(self.gesture, 3)
         hand_layout.addWidget(self.harmony, 2)
         self.sensors = QTabWidget()
-        self.sensors.addTab(hand, "Hand && harmony")
-        self.sensors.addTab(self.muscles, "Muscles && noise")
+        self.sensors.addTab(hand, "Hand && keys")
+        self.sensors.addTab(self.muscles, "Muscles")
+        self.sensors.addTab(self.takes_panel, "Takes")
         self.columns["right"].add(self.sensors, 1)
         body = QHBoxLayout()
         body.setContentsMargins(12, 4, 12, 12)
@@ -221,9 +238,13 @@ class MainWindow(QMainWindow):
         self.gesture.moved.connect(lambda pitch, density: self.hub.gesture(Controls(pitch, density)))
         self.gesture.source_changed.connect(self.use_source)
         self.harmony.changed.connect(lambda: self.hub.set_histogram(self.harmony.histogram()))
-        self.muscles.z_moved.connect(lambda z: self.hub.muscles(dataclasses.replace(self.hub.controls, z=z)))
-        self.muscles.theme_chosen.connect(
-            lambda name: self.hub.muscles(dataclasses.replace(self.hub.controls, theme=name)))
+        self.muscles.z_moved.connect(lambda z: self.hub.muscles(z=z))
+        self.muscles.theme_chosen.connect(lambda name: self.hub.muscles(theme=name, toward=None, mix=0.0))
+        self.commentary.requested.connect(self._request_comment)
+        self.takes_panel.replay_requested.connect(self.replay)
+        self.takes_panel.refresh.clicked.connect(lambda: self.list_takes())
+        self.muscles.connect_requested.connect(self.use_armband)
+        self.muscles.calibrate_requested.connect(self.calibrate_armband)
         self.model.model.currentIndexChanged.connect(self._show_model_sensors)
 
     def showEvent(self, event):
@@ -250,10 +271,82 @@ class MainWindow(QMainWindow):
             Path(record).parent.mkdir(parents=True, exist_ok=True)
         self.takes.play(TakeRequest(preset.model.model, preset.output.api, preset.output.port,
                                     preset.output.virtual, settings, record=self.recording))
+        self._comment_to = self.recording  # the history goes beside the take (set when the worker is up)
+        self._start_commentary()
+        self.played.sent_messages.clear()
         self.roll.clear()
         self.banner.hide()
         self.readout.timing.clear()
         self.readout.sent = 0
+
+    def replay(self, take) -> None:
+        """Play a recorded take again: its control stream, seed, model and settings, on the panel's
+        output (not recorded again); the panel's own controls wait until Play."""
+        preset, header = self.preset(), take.header
+        settings = EngineSettings(lookahead=float(header.get("lookahead", preset.engine.lookahead)),
+                                  temperature=float(header.get("temperature", 1.0)), seed=take.seed,
+                                  channel=int(header.get("channel", 1)) - 1, program=header.get("program"),
+                                  steering=bool(header.get("steering", True)),
+                                  max_note_seconds=preset.engine.max_note_seconds,
+                                  max_polyphony=preset.engine.max_polyphony, bpm=float(header.get("bpm", 120.0)))
+        self._finish_recording()
+        self.takes.play(TakeRequest(str(header.get("model", "charrnn")), preset.output.api, preset.output.port,
+                                    preset.output.virtual, settings, replay=take))
+        self.roll.clear()
+        self.banner.hide()
+
+    def _start_commentary(self) -> None:
+        """Start the commentary worker with the first take; importing torch and the model happens
+        on a thread of its own, so the panel never waits for it."""
+        if self._commentary_loading is not None:
+            return
+
+        def load() -> None:
+            import torch
+
+            from livegen.commentary.worker import CommentaryWorker
+
+            torch.set_num_threads(1)  # a sentence is a few small steps; more threads would only contend
+            self.commentator = CommentaryWorker(self.played, every_bars=COMMENT_EVERY_BARS,
+                                                bpm=self.base_preset.engine.bpm).start()
+
+        self._commentary_loading = threading.Thread(target=load, name="livegen-gui-commentary", daemon=True)
+        self._commentary_loading.start()
+
+    def _request_comment(self) -> None:
+        self._start_commentary()
+        self._comment_requested = True  # passed on once the worker is up
+
+    def _show_commentary(self) -> None:
+        worker = self.commentator
+        if worker is None:
+            return
+        interval = self._comment_interval(self.commentary.every.value())
+        if worker.interval != interval:
+            worker.set_interval(interval)
+        if self._comment_to is not False:
+            from livegen.commentary.worker import history_path_for
+
+            worker.history_path = history_path_for(self._comment_to) if self._comment_to else None
+            self._comment_to = False
+        if self._comment_requested:
+            self._comment_requested = False
+            worker.request()
+        for comment in worker.drain():
+            self.commentary.show_sentence(comment.text, comment.attributes)
+        if worker.error and worker.error != self._comment_error:
+            self._comment_error = worker.error
+            self.banner.show_error(f"Commentary: {worker.error}")
+
+    def _comment_interval(self, bars: int) -> float:
+        """Seconds between sentences; 0 bars: only when asked (a day is "never" for a booth)."""
+        return bars * 4 * 60.0 / self.base_preset.engine.bpm if bars else 86_400.0
+
+    def list_takes(self) -> None:
+        from livegen.sessions import list_sessions
+
+        folder = Path("takes")
+        self.takes_panel.show_takes(list_sessions(folder) if folder.is_dir() else [])
 
     def stop(self) -> None:
         self._finish_recording()
@@ -285,6 +378,7 @@ class MainWindow(QMainWindow):
         if self.recording:
             self.last_take, self.recording = self.recording, None
             self.transport.take.setText(self._new_take_name())
+            QTimer.singleShot(1500, self.list_takes)  # once the take's files are closed
 
     @staticmethod
     def _new_take_name() -> str:
@@ -297,6 +391,58 @@ class MainWindow(QMainWindow):
         self.model.select(path)
         self._loading = path
         self.takes.preload(path)
+
+    def use_armband(self, spec: str) -> None:
+        """Connect the EMG armband (``spec`` as ``livegen emg --source``), or disconnect it."""
+        if self.armband is not None:
+            self.armband.stop()
+            self.armband, self._captured = None, {}
+            self.muscles.show_armband(None)
+            return
+        if spec == "off":
+            return
+        from livegen.sensors.emg import open_device
+        from livegen.sensors.emg.source import EmgControls
+
+        try:
+            device = open_device(spec)
+            source = EmgControls.for_device(device, self.base_preset.emg, self.hub.controls)
+            source.start(self.hub.armband(), self.hub.clock)
+        except (UserError, OSError) as exc:
+            self.banner.show_error(f"Armband: {exc}")
+            return
+        self.armband, self.armband_spec, self._captured = source, spec, {}
+        self.muscles.show_armband(device.state)
+
+    def calibrate_armband(self, phase: str) -> None:
+        """Keep the envelopes for ``CAPTURE_SECONDS`` of a relaxed arm ("rest") or the strongest
+        contraction ("max"); once both are in, the calibration is used and saved to the profile."""
+        source = self.armband
+        if source is None:
+            return
+        source.begin_capture()
+        self.muscles.calibrating(phase, CAPTURE_SECONDS)
+
+        def done() -> None:
+            if source is not self.armband:
+                return
+            self._captured[phase] = source.end_capture()
+            self.muscles.calibrating(None)
+            if len(self._captured.get(phase, ())) < 10:
+                self.banner.show_error("Armband: no EMG arrived while calibrating: is it streaming?")
+                self._captured.pop(phase)
+                return
+            if {"rest", "max"} <= set(self._captured):
+                try:
+                    weak = source.calibrate(self._captured["rest"], self._captured["max"], self.armband_spec)
+                except (UserError, OSError) as exc:
+                    self.banner.show_error(f"Armband: {exc}")
+                    return
+                if weak:
+                    self.banner.show_error(f"Armband: channel(s) {', '.join(map(str, weak))} hardly rose above "
+                                           "rest: check the fit, or calibrate max again with a stronger contraction")
+
+        QTimer.singleShot(int(CAPTURE_SECONDS * 1000), done)
 
     def _show_model_sensors(self) -> None:
         """The DCRNN is played through z: choosing it brings the muscles and noise to the front."""
@@ -387,11 +533,14 @@ class MainWindow(QMainWindow):
             while engine.sent_messages:
                 t, message = engine.sent_messages.popleft()
                 self.roll.add(t, message)
+                self.played.sent_messages.append((t, message))
                 self.readout.sent += 1
             while engine.recent_timing:
                 self.readout.timing.append(engine.recent_timing.popleft())
             self.roll.now = engine.now()
             self.roll.update()
+            if self.takes.replaying is not None and engine.end is not None and engine.now() > engine.end + 0.5:
+                self.stop()  # the replayed take is over
             if engine.failed and not self.takes.busy:
                 self.banner.show_error(f"The engine stopped: {engine.failed}", "Restart")
         self._show_transport(engine)
@@ -400,7 +549,10 @@ class MainWindow(QMainWindow):
         if self.source is not None:
             self._show_camera()
         self.conditioning.show_controls(controls)
+        self._show_commentary()
         self.muscles.z.show_values(controls.z or ())
+        if self.armband is not None:
+            self._show_armband()
         if self._ticks % NUMBERS_EVERY == 0:
             self.numbers.show_numbers(self.readout.numbers(engine))
 
@@ -440,6 +592,12 @@ class MainWindow(QMainWindow):
                  "ended": "lost"}[self.source.state]
         self.gesture.camera_light.set_state(state)
 
+    def _show_armband(self) -> None:
+        view = self.armband.view()
+        self.muscles.show_armband(view.state, view.levels, view.calibrated)
+        if view.error and view.state == "lost" and not self.banner.isVisible():
+            self.banner.show_error(f"Armband: {view.error}")
+
     def _check_ports(self) -> None:
         """Slow path (1 Hz): list the outputs off the Qt thread and notice a vanished port."""
         self.ports.refresh(self.output.api.currentText())
@@ -462,6 +620,10 @@ class MainWindow(QMainWindow):
         self.port_timer.stop()
         if self.source is not None:
             self.source.stop()
+        if self.armband is not None:
+            self.armband.stop()
+        if self.commentator is not None:
+            self.commentator.stop()
         self.takes.shutdown()
         self.ports.shutdown()
         super().closeEvent(event)
