@@ -275,8 +275,9 @@ class EmulatedMyo:
                 if self.sent + 2 > len(self.samples):
                     break
                 characteristic = self.emg[(self.sent // 2) % 4]
-                await self.device.notify_subscribers(characteristic, self.samples[self.sent:self.sent + 2].tobytes())
-                self.sent += 2
+                block = self.samples[self.sent:self.sent + 2].tobytes()
+                self.sent += 2  # counted before the await: a drop can cancel it after the packet left
+                await self.device.notify_subscribers(characteristic, block)
             await asyncio.sleep(0.004)
 
     def drop_link(self):
