@@ -35,7 +35,7 @@ def session_path(midi_path: str | Path) -> Path:
 def _row(controls: Controls, previous: Controls | None) -> dict:
     """Script fields that differ from ``previous`` (all of them when there is none)."""
     row: dict = {}
-    for key in ("pitch", "density", "histogram", "z"):
+    for key in ("pitch", "density", "histogram", "z", "bpm"):
         value = getattr(controls, key)
         if previous is None or value != getattr(previous, key):
             if value is not None or previous is not None:

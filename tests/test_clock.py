@@ -1,5 +1,6 @@
 """MIDI clock out of the clock process and an external clock's tempo in, on a real JACK server."""
 import random
+import statistics
 import subprocess
 import threading
 import time
@@ -133,3 +134,77 @@ def test_a_wrong_clock_port_is_one_line(jack_server):
     assert run.returncode == 2
     [line] = run.stderr.strip().splitlines()
     assert "no MIDI output matches 'no-such-clock'" in line
+
+
+class ClockSource:
+    """Another program's MIDI clock on JACK: Start, then ticks at absolute deadlines, tempo settable."""
+
+    def __init__(self, name, bpm):
+        import rtmidi
+
+        self.bpm, self.name = bpm, name
+        self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"test-{name}")
+        self._out.open_virtual_port(name)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def _send(self):
+        self._out.send_message([START])
+        deadline = time.monotonic()
+        while not self._stop.is_set():
+            self._out.send_message([TICK])
+            deadline += 60.0 / self.bpm / PPQN
+            time.sleep(max(0.0, deadline - time.monotonic()))
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self._out.close_port()
+        self._out.delete()
+
+
+def test_perform_follows_a_clock_in_and_relays_it_on_the_clock_out(jack_server, receiver, tmp_path):
+    import json
+
+    source, sink = ClockSource("band-clock", 100.0), ClockReceiver("relay-sink")
+    take = tmp_path / "followed.mid"
+    try:
+        source.start()
+        time.sleep(0.5)
+        proc = subprocess.Popen(livegen_cmd("perform", "--api", "jack", "--port", receiver.name, "--model", "dcrnn",
+                                            "--clock-in", "band-clock", "--clock-out", "relay-sink", "--bpm", "120",
+                                            "--duration", "9", "--record", str(take)),
+                                stderr=subprocess.PIPE, text=True)
+        said = [proc.stderr.readline()]
+        while "following the MIDI clock" not in said[-1] and said[-1]:
+            said.append(proc.stderr.readline())
+        time.sleep(4.0)
+        source.bpm = 140.0  # the band speeds up mid-take
+        _, rest = proc.communicate(timeout=60)
+        stderr = "".join(said) + rest
+        assert proc.returncode == 0, stderr
+        receiver.settle()
+        ticks = sink.bytes(TICK)
+    finally:
+        source.close()
+        sink.close()
+    assert "following the MIDI clock from" in stderr
+    rows = [json.loads(line) for line in take.with_suffix(".jsonl").read_text().splitlines()]
+    tempi = [(r["t"], r["bpm"]) for r in rows[1:] if "bpm" in r]  # after the header
+    # medians: the band's ticks come from a thread of this (loaded, shared) machine, through JACK's periods
+    assert statistics.median(b for t, b in tempi if 2.0 < t < 3.5) == pytest.approx(100, rel=0.02)  # locked ...
+    assert statistics.median(b for t, b in tempi if t > 6.5) == pytest.approx(140, rel=0.02)  # ... and re-locked
+    late = [t for t, _ in ticks if t > ticks[-1][0] - 2.0]  # the relayed clock, as it arrived
+    assert 60.0 / ((late[-1] - late[0]) / (len(late) - 1) * PPQN) == pytest.approx(140, rel=0.03)
+    assert len(receiver.notes()) >= 10 and receiver.hanging() == 0
+
+
+def test_a_wrong_clock_in_port_is_one_line(jack_server):
+    run = subprocess.run(livegen_cmd("perform", "--api", "jack", "--no-port", "--clock-in", "no-such-band",
+                                     "--duration", "1"), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert "no MIDI clock source" in line and "'no-such-band'" in line

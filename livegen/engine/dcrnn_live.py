@@ -1,4 +1,5 @@
-"""The DCRNN on the engine's clock: one step is one 16th-note frame at the configured bpm.
+"""The DCRNN on the engine's clock: one step is one 16th-note frame on the tempo map (the
+configured bpm, or a followed MIDI clock / Ableton Link, as ``Controls.bpm`` changes).
 
 z = a theme (seeded noise, named "A", "B", ...; held until the controls name another, linearly
 interpolated toward a second one by ``mix``, recalled by name) with the external dims replaced by
@@ -93,8 +94,8 @@ class DCRNNGenerator(LiveGenerator):
             raise UserError(f"external z dims must be distinct numbers in 0..{c.z_dim - 1}")
         self.model, self.config, self.seed, self.channel = model.live(), c, seed, channel
         self.external = np.asarray(external)
-        self.step_seconds = 60.0 / bpm / c.steps_per_beat
-        self.timeline = ControlTimeline(controls)
+        self.step_seconds = 60.0 / bpm / c.steps_per_beat  # at the starting tempo (the note-length guard)
+        self.timeline = ControlTimeline(controls, bpm)
         self._themes: dict[str, np.ndarray] = {}
         z = self.z_for(controls)
         coarse, fine = self.model.initial_state(z)
@@ -105,7 +106,7 @@ class DCRNNGenerator(LiveGenerator):
         self.steps = 0
 
     def _time_of(self, state: Frame) -> float:
-        return state.index * self.step_seconds
+        return self.timeline.tempo.time_at_beat(state.index / self.config.steps_per_beat)
 
     def _theme(self, name: str) -> np.ndarray:
         if name not in self._themes:
@@ -127,7 +128,7 @@ class DCRNNGenerator(LiveGenerator):
         s = self.current
         self.history.append(s)
         c = self.config
-        t = s.index * self.step_seconds
+        t = self._time_of(s)
         z = self.z_for(self.timeline.at(t))
         step_in_beat = s.index % c.steps_per_beat
         coarse = s.coarse

@@ -16,12 +16,13 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from livegen.engine.generator import Generator, LiveGenerator, Steering
 from livegen.engine.player import PlayerConfig, run_player
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
+from livegen.music.tempo import MAX_BPM, MIN_BPM
 
 GENERATOR_PRIORITY = 1  # SCHED_FIFO, below the clock's (see player.CLOCK_PRIORITY)
 SEND_TIMEOUT = 2.0  # s the clock may leave its pipe full before the take is failed
@@ -163,14 +164,24 @@ class Engine:
         """Steer the music; thread-safe. ``t`` is the performance time the change was made
         (scripts and replays give it; live sensors leave it to the arrival time). Returns the
         effective time."""
+        with self._send_lock:
+            if controls.bpm is None:  # sources that know nothing of tempo keep the one in force
+                controls = replace(controls, bpm=self.controls.bpm)
+            return self._enqueue(controls, t)
+
+    def set_tempo(self, bpm: float, t: float | None = None) -> float:
+        """Follow an outside tempo (MIDI clock in, Ableton Link): the other controls stay as they are."""
+        with self._send_lock:
+            return self._enqueue(replace(self.controls, bpm=min(max(float(bpm), MIN_BPM), MAX_BPM)), t)
+
+    def _enqueue(self, controls: Controls, t: float | None) -> float:
         arrival = time.monotonic()
         # a change made before the first note governs from time 0: the generator was built with the
         # initial controls, so the same change replayed at t=0 does the same
         made = max(0.0, (arrival - self.start_time) if t is None else t)
         effective = made + CONTROL_DELAY
-        with self._send_lock:
-            self._changes.append((arrival, made, effective, controls))
-            self.controls = controls
+        self._changes.append((arrival, made, effective, controls))
+        self.controls = controls
         self._wake.set()
         return effective
 
@@ -327,7 +338,14 @@ class Engine:
             made = effective - CONTROL_DELAY
         if self.session is not None and (self.end is None or made < self.end):  # as applied: a replay governs the same instant
             self.session.change(made, controls)
+        before = gen.timeline.at(effective)
         gen.timeline.set(effective, controls)
+        if (before.bpm or self.settings.bpm) != (controls.bpm or self.settings.bpm):
+            self._send(("tempo", effective, controls.bpm or self.settings.bpm))  # the MIDI clock out follows
+        if not gen.hears(before, controls):  # e.g. a tempo change for the Char-RNN, which keeps its own time
+            if batch:
+                self._send(("schedule", batch))
+            return
         first = gen.rollback(effective)
         self._change_id += 1
         if first is None:  # nothing generated that late yet: the new controls simply apply

@@ -12,13 +12,14 @@ import bisect
 import math
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from livegen.music import events
 from livegen.music.conditioning import Controls, control_density_to_rate, control_pitch_to_midi
 from livegen.music.events import StreamingDecoder
+from livegen.music.tempo import TempoMap
 
 NOTE_ON = np.arange(events.token_range("NOTE_ON").start, events.token_range("NOTE_ON").stop)
 TIME_SHIFT_FIRST = events.token_range("TIME_SHIFT").start
@@ -106,17 +107,21 @@ class Snapshot:
 
 
 class ControlTimeline:
-    """Controls as a function of performance time: each change holds until the next."""
+    """Controls as a function of performance time: each change holds until the next. The tempo
+    among them (``Controls.bpm``, None: ``bpm``) is kept as a ``TempoMap`` beside them."""
 
-    def __init__(self, initial: Controls):
+    def __init__(self, initial: Controls, bpm: float = 120.0):
         self.times: list[float] = [-math.inf]
         self.values: list[Controls] = [initial]
+        self.default_bpm = bpm
+        self.tempo = TempoMap(initial.bpm or bpm)
 
     def set(self, t: float, controls: Controls) -> None:
         i = bisect.bisect_right(self.times, t)
         del self.times[i:], self.values[i:]  # a newer change overrides anything scheduled later
         self.times.append(t)
         self.values.append(controls)
+        self.tempo.set(t, controls.bpm or self.default_bpm)
 
     def at(self, t: float) -> Controls:
         return self.values[bisect.bisect_right(self.times, t) - 1]
@@ -125,6 +130,7 @@ class ControlTimeline:
         i = bisect.bisect_right(self.times, t) - 1
         if i > 0:
             del self.times[:i], self.values[:i]
+        self.tempo.forget_before(t)
 
 
 class LiveGenerator(ABC):
@@ -172,6 +178,10 @@ class LiveGenerator(ABC):
             self.history.popleft()
         self.timeline.forget_before(t)
 
+    def hears(self, before: Controls, after: Controls) -> bool:
+        """Whether music generated under ``before`` would change under ``after`` (a rollback is due)."""
+        return before != after
+
     @abstractmethod
     def release(self) -> list[tuple[float, int, list[int]]]:
         """Note-offs for everything still sounding (end of a performance)."""
@@ -199,6 +209,9 @@ class Generator(LiveGenerator):
 
     def _time_of(self, state: Snapshot) -> float:
         return state.time
+
+    def hears(self, before: Controls, after: Controls) -> bool:
+        return replace(before, bpm=None) != replace(after, bpm=None)  # it keeps its own time
 
     def _prepared(self, controls: Controls):
         hit = self._cache.get(controls)

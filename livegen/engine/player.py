@@ -180,6 +180,9 @@ class Player:
         elif name == "now":  # send immediately (program change, panic)
             for msg in command[1]:
                 self._emit(time.monotonic() - self.config.start, msg, -1)
+        elif name == "tempo":  # (performance time, bpm): the MIDI clock out follows the music's tempo
+            if self.clock is not None:
+                self.clock.set_tempo(command[1], command[2])
         elif name == "panic":
             self.queue.clear()
             now = time.monotonic() - self.config.start

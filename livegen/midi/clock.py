@@ -3,7 +3,8 @@
 ``ClockOut`` lives in the output-clock process (player.py): the player sends each tick at its
 absolute deadline with the same sleep-then-spin as notes, and the error is measured right at the
 send point. Start (0xFA) goes out with the first tick at performance time 0, stop (0xFC) when the
-take ends; a tempo change re-anchors the grid at the next tick, so ticks never bunch up.
+take ends. Tick k falls on beat k/24 of the engine's tempo map, the one the DCRNN's grid follows,
+so the clock stays on the music's beat through tempo changes.
 
 ``TempoFollower`` estimates an incoming clock's bpm: a least-squares line through the last beat
 of tick times (24 ticks), so jitter averages out and a tempo change is fully followed one beat
@@ -15,7 +16,9 @@ import threading
 import time
 from collections import deque
 
+from livegen.engine.tempo import BeatSource
 from livegen.errors import UserError
+from livegen.music.tempo import MAX_BPM, MIN_BPM, TempoMap
 
 PPQN = 24
 TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
@@ -27,16 +30,17 @@ class ClockOut:
     def __init__(self, api: str, port: str, bpm: float, start: float):
         from livegen.midi.ports import _backend
 
-        if not 20 <= bpm <= 300:
-            raise UserError(f"clock tempo {bpm:g} bpm is outside 20..300")
+        if not MIN_BPM <= bpm <= MAX_BPM:
+            raise UserError(f"clock tempo {bpm:g} bpm is outside {MIN_BPM:g}..{MAX_BPM:g}")
         try:
             self._port = _backend(api).open_output(port)
         except Exception as exc:
             raise UserError(f"cannot open the MIDI clock output {port!r} on {api}: {exc}") from None
         self.name = self._port.name
         self._raw = self._port._rt
-        self.interval = 60.0 / bpm / PPQN
-        self._anchor, self._count = start, 0  # tick k is due at anchor + k * interval
+        self.start = start  # monotonic time of performance t = 0
+        self.tempo = TempoMap(bpm)
+        self._count = 0  # ticks sent
         self.due = start
         self.started = False
         self.timing: list[float] = []  # send time minus deadline, s
@@ -51,12 +55,13 @@ class ClockOut:
         if len(self.timing) < 200_000:
             self.timing.append(sent_at - self.due)
         self._count += 1
-        self.due = self._anchor + self._count * self.interval
+        self.due = self.start + self.tempo.time_at_beat(self._count / PPQN)
 
-    def set_bpm(self, bpm: float) -> None:
-        """A new tempo from the next tick on (the one already due keeps its time)."""
-        self._anchor, self._count = self.due, 0
-        self.interval = 60.0 / bpm / PPQN
+    def set_tempo(self, t: float, bpm: float) -> None:
+        """``bpm`` from performance time ``t`` on (changes arrive ahead of their time)."""
+        self.tempo.set(t, bpm)
+        self.tempo.forget_before(self.due - self.start - 1.0)
+        self.due = self.start + self.tempo.time_at_beat(self._count / PPQN)
 
     def close(self) -> None:
         if self.started:
@@ -65,16 +70,18 @@ class ClockOut:
 
 
 class TempoFollower:
-    """The tempo of an incoming MIDI clock (``--clock-in``), from the tick arrival times."""
+    """The tempo and beat of an incoming MIDI clock (``--clock-in``), from the tick arrival times."""
 
     WINDOW = PPQN  # one beat of ticks
     GAP = 1.0  # s without ticks: the clock stopped; the next ticks start a fresh estimate
 
     def __init__(self):
-        self._times: deque[float] = deque(maxlen=self.WINDOW + 1)
+        self._times: deque[tuple[int, float]] = deque(maxlen=self.WINDOW + 1)  # (tick number, arrival)
         self._lock = threading.Lock()
+        self._line: tuple[float, float] | None = None  # arrival of tick n = a + b * n
         self.bpm: float | None = None
         self.running = False  # between Start/Continue and Stop
+        self.started = False  # a Start was seen: tick 0 is the first beat of a bar
         self.ticks = 0  # since the last start: the beat is ticks // 24
 
     def on_message(self, status: int, at: float) -> None:
@@ -84,30 +91,44 @@ class TempoFollower:
                 self.running = True
                 if status == START:
                     self.ticks = 0
+                    self.started = True
                     self._times.clear()
+                    self._line = None
             elif status == STOP:
                 self.running = False
             elif status == TICK:
-                if self._times and at - self._times[-1] > self.GAP:
+                if self._times and at - self._times[-1][1] > self.GAP:
                     self._times.clear()
-                self._times.append(at)
+                    self._line = None
+                self._times.append((self.ticks, at))
                 self.ticks += 1
-                self.bpm = self._estimate()
+                self._estimate()
 
-    def _estimate(self) -> float | None:
+    def _estimate(self) -> None:
         n = len(self._times)
         if n < 3:
-            return self.bpm
-        t0 = self._times[0]
-        xs = range(n)
-        ys = [t - t0 for t in self._times]
-        mx, my = (n - 1) / 2, sum(ys) / n
+            return
+        xs = [x for x, _ in self._times]
+        t0 = self._times[0][1]
+        ys = [t - t0 for _, t in self._times]
+        mx, my = sum(xs) / n, sum(ys) / n
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-        return 60.0 / (slope * PPQN) if slope > 0 else self.bpm
+        if slope > 0:
+            self._line = (t0 + my - slope * mx, slope)
+            self.bpm = 60.0 / (slope * PPQN)
+
+    def beat_at(self, at: float) -> tuple[float, float] | None:
+        """(beat position, bpm) of the incoming clock at monotonic time ``at`` (beat 0 at its
+        Start), or None while there is no running clock to follow."""
+        with self._lock:
+            if self._line is None or not self._times or at - self._times[-1][1] > self.GAP:
+                return None
+            a, b = self._line
+            return (at - a) / b / PPQN, self.bpm
 
 
-class ClockIn:
-    """Listens to an external MIDI clock on an input port and feeds a ``TempoFollower``."""
+class ClockIn(BeatSource):
+    """Listens to an external MIDI clock on an input port: a ``TempoFollower`` as a beat source."""
 
     def __init__(self, api: str, port: str, follower: TempoFollower | None = None):
         import rtmidi
@@ -115,13 +136,27 @@ class ClockIn:
         from livegen.midi.ports import _RTMIDI_API, match_port
 
         self.follower = follower or TempoFollower()
-        self._in = rtmidi.MidiIn(getattr(rtmidi, f"API_{_RTMIDI_API[api]}"), name="livegen-clock-in")
+        try:
+            self._in = rtmidi.MidiIn(getattr(rtmidi, f"API_{_RTMIDI_API[api]}"), name="livegen-clock-in")
+        except rtmidi.SystemError as exc:
+            raise UserError(f"cannot listen for a MIDI clock on {api}: {exc}") from None
         names = self._in.get_ports()
-        wanted = match_port(port, names)
+        try:
+            wanted = match_port(port, names, kind="clock source (an output of another program)")
+        except UserError:
+            self._in.delete()
+            raise
         self._in.ignore_types(sysex=True, timing=False, active_sense=True)
         self._in.set_callback(self._on_midi)
         self._in.open_port(names.index(wanted))
-        self.name = wanted
+        self.name = f"the MIDI clock from {wanted}"
+
+    @property
+    def quantum(self) -> float:
+        return 4.0 if self.follower.started else 1.0  # after a Start, tick 0 began a bar
+
+    def beat_at(self, at: float) -> tuple[float, float] | None:
+        return self.follower.beat_at(at)
 
     def _on_midi(self, event, _data=None) -> None:
         message, _delta = event

@@ -177,7 +177,7 @@ def _plain(name: str) -> str:
     return _ALSA_NUMBERS.sub("", name).strip().lower()
 
 
-def match_port(wanted: str, available: list[str]) -> str:
+def match_port(wanted: str, available: list[str], kind: str = "output") -> str:
     """The one port ``wanted`` names: exact, then ignoring ALSA client:port numbers, then a unique substring."""
     if wanted in available:
         return wanted
@@ -189,4 +189,4 @@ def match_port(wanted: str, available: list[str]) -> str:
         if len(hits) > 1:
             raise UserError(f"MIDI port {wanted!r} is ambiguous: it matches {', '.join(map(repr, hits))}")
     listing = ", ".join(map(repr, available)) if available else "none"
-    raise UserError(f"no MIDI output matches {wanted!r}; available outputs: {listing} (see `livegen ports`)")
+    raise UserError(f"no MIDI {kind} matches {wanted!r}; available: {listing} (see `livegen ports`)")

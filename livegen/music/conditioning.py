@@ -115,6 +115,7 @@ class Controls:
     theme: str = "A"  # DCRNN: the seeded theme the external z dims play over
     toward: str | None = None  # DCRNN: a second theme, reached linearly as ``mix`` goes 0 -> 1
     mix: float = 0.0
+    bpm: float | None = None  # the DCRNN's beat grid and the MIDI clock out; None: the engine's setting
 
     def as_dict(self) -> dict:
         d = asdict(self)

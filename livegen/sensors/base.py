@@ -80,7 +80,7 @@ def clamp_controls(values: dict, previous: Controls, warn: Callable[[str, str], 
     z = previous.z
     if "z" in values:
         z = None if values["z"] is None else tuple(clamp("z", v, -1.0, 1.0) for v in values["z"])
-    return Controls(pitch, density, histogram, previous.conditioning, z)
+    return Controls(pitch, density, histogram, previous.conditioning, z, bpm=previous.bpm)
 
 
 class FixedControls(ControlSource):

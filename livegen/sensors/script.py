@@ -13,6 +13,9 @@ linear interpolation toward it; naming a theme alone clears the interpolation:
     {"t": 16.0, "theme": "A", "toward": "B", "mix": 0.5}
     {"t": 24.0, "theme": "A"}
 
+``bpm`` (20..300) changes the tempo of the beat grid and the MIDI clock out from then on; a
+followed MIDI clock or Ableton Link session is recorded this way, so its take replays exactly.
+
 Values hold until a later line changes them. ``"histogram": null`` / ``"z": null`` clear a
 histogram or z set before.
 
@@ -34,9 +37,10 @@ from pathlib import Path
 
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, key_histogram
+from livegen.music.tempo import MAX_BPM, MIN_BPM
 from livegen.sensors.base import ControlSource, clamp_controls
 
-FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix", "end"}
+FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix", "bpm", "end"}
 CONTROL_FIELDS = FIELDS - {"t", "end"}
 
 
@@ -96,6 +100,8 @@ def read_script(path: str) -> tuple[dict, list[dict]]:
                 raise UserError(f"{where}: {key} must be a theme name of 1..32 characters, like \"A\"")
         if "mix" in row and not _number(row["mix"]):
             raise UserError(f"{where}: mix must be a number in 0..1")
+        if "bpm" in row and row["bpm"] is not None and not _number(row["bpm"]):
+            raise UserError(f"{where}: bpm must be a number in {MIN_BPM:g}..{MAX_BPM:g}")
         if "key" in row:
             try:
                 key_histogram(str(row["key"]))
@@ -135,7 +141,12 @@ class ScriptControls(ControlSource):
             if not 0.0 <= row["mix"] <= 1.0:
                 self.warn_once("mix", f"mix {row['mix']} is outside 0..1; clamped (warned once)")
             mix = min(max(float(row["mix"]), 0.0), 1.0)
-        return replace(controls, theme=theme, toward=toward, mix=mix)
+        bpm = previous.bpm
+        if "bpm" in row and row["bpm"] is not None:
+            if not MIN_BPM <= row["bpm"] <= MAX_BPM:
+                self.warn_once("bpm", f"bpm {row['bpm']} is outside {MIN_BPM:g}..{MAX_BPM:g}; clamped (warned once)")
+            bpm = min(max(float(row["bpm"]), MIN_BPM), MAX_BPM)
+        return replace(controls, theme=theme, toward=toward, mix=mix, bpm=bpm)
 
     @classmethod
     def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "ScriptControls":

@@ -1,0 +1,87 @@
+"""Following an outside tempo: the engine's beat locked to a MIDI clock in or an Ableton Link session.
+
+A ``BeatSource`` says where the outside beat is at any instant (a least-squares line through
+incoming MIDI clock ticks, or Link's session timeline). ``TempoFollow`` is a phase-locked loop
+on its own thread: every 16th it compares the engine's beat (the tempo map it has commanded)
+with the source's a moment ahead, and sets the engine's tempo to the source's, bent by up to
+``MAX_BEND`` to close a share of the phase error per update (errors within the jitter of
+incoming ticks are left alone, so the tempo does not wobble). Tempo changes reach the music as
+``Controls.bpm`` through ``Engine.set_tempo``: the DCRNN rolls back and re-times its grid, the
+MIDI clock out follows, and the session records them, so a followed take replays exactly.
+"""
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+
+from livegen.music.tempo import MAX_BPM, MIN_BPM, TempoMap
+
+
+class BeatSource(ABC):
+    """An outside tempo: its beat position and bpm as functions of monotonic time."""
+
+    name = "beat source"
+    quantum = 1.0  # beats whose phase is shared: 4 lines the bars up, 1 only the beats
+
+    @abstractmethod
+    def beat_at(self, at: float) -> tuple[float, float] | None:
+        """(beat position, bpm) at monotonic time ``at``; None while there is nothing to follow."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class TempoFollow:
+    UPDATE_BEATS = 0.25  # re-aim every 16th note
+    GAIN = 0.35  # share of the phase error closed per update
+    DEAD_BEATS = 0.01  # phase error left alone: the jitter of ticks arriving in audio periods
+    MAX_BEND = 0.25  # at most this far off the source's tempo while catching up
+    LEAD = 0.02  # s ahead of now a correction is made: past the engine's control delay
+    QUIET_BEATS, QUIET_BPM = 0.004, 0.02  # below both, no change is sent (sessions stay small)
+
+    def __init__(self, engine, source: BeatSource, log=None):
+        self.engine, self.source = engine, source
+        self.log = log or (lambda text: None)
+        self.mirror = TempoMap(engine.controls.bpm or engine.settings.bpm)  # what we commanded
+        self.locked = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="livegen-tempo-follow", daemon=True)
+
+    def start(self) -> "TempoFollow":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+
+    def update(self) -> float:
+        """One correction; returns seconds until the next."""
+        from livegen.engine.engine import CONTROL_DELAY
+
+        made = max(0.0, self.engine.now() + self.LEAD)
+        effective = made + CONTROL_DELAY
+        outside = self.source.beat_at(self.engine.start_time + effective)
+        if outside is None:
+            if self.locked:
+                self.locked = False
+                self.log(f"lost the tempo of {self.source.name}: holding {self.mirror.bpm_at(effective):.1f} bpm")
+            return 0.05
+        beat, bpm = outside
+        error = self.mirror.beat_at(effective) - beat
+        error -= round(error / self.source.quantum) * self.source.quantum  # wrapped: (-q/2, q/2]
+        beyond = max(abs(error) - self.DEAD_BEATS, 0.0) * (1.0 if error > 0 else -1.0)
+        bend = min(max(self.GAIN * beyond / self.UPDATE_BEATS, -self.MAX_BEND), self.MAX_BEND)
+        wanted = min(max(bpm * (1.0 - bend), MIN_BPM), MAX_BPM)
+        if abs(error) > self.QUIET_BEATS or abs(wanted - self.mirror.bpm_at(effective)) > self.QUIET_BPM:
+            self.mirror.set(effective, wanted)
+            self.mirror.forget_before(effective - 2.0)
+            self.engine.set_tempo(wanted, made)
+        if not self.locked:
+            self.locked = True
+            self.log(f"following {self.source.name} at {bpm:.1f} bpm")
+        return self.UPDATE_BEATS * 60.0 / bpm
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and self.engine.running:
+            self._stop.wait(self.update())
