@@ -187,7 +187,10 @@ def cmd_perform(args) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     clock_out = _clock_port(args, preset, args.clock_out) if args.clock_out else None
+    beats = _beat_source(args, preset, bpm)
     takes, osc = _start_osc(args, source.initial())
+    if beats is not None:
+        osc.append(beats)  # closed with the rest at the end
     try:
         number = 1
         while True:
@@ -195,7 +198,7 @@ def cmd_perform(args) -> int:
             initial = takes.latest if takes is not None and number > 1 else source.initial()
             engine = Engine(model, output, settings, initial, record=record, log=_say, end=args.duration,
                             clock_out=clock_out)
-            failed, stopped_by_osc = _play_take(engine, source, takes, args, record, received)
+            failed, stopped_by_osc = _play_take(engine, source, takes, args, record, received, beats)
             if failed or received or takes is None or not stopped_by_osc:
                 break
             _say("stopped; OSC /livegen/play starts the next take, Ctrl-C quits")
@@ -215,8 +218,9 @@ def cmd_perform(args) -> int:
     return 0
 
 
-def _play_take(engine, source, takes, args, record, received) -> tuple[bool, bool]:
-    """One take, until its --duration, a signal, a failure or OSC /stop: (failed, stopped by OSC)."""
+def _play_take(engine, source, takes, args, record, received, beats=None) -> tuple[bool, bool]:
+    """One take, until its --duration, a signal, a failure or OSC /stop: (failed, stopped by OSC).
+    ``beats``: an outside tempo (MIDI clock in, Ableton Link) the take's beat follows."""
     if takes is not None:
         takes.attach(engine)
         sink = takes.steer  # every source steers through one place, so OSC merges over the latest
@@ -227,6 +231,11 @@ def _play_take(engine, source, takes, args, record, received) -> tuple[bool, boo
     _say(f"performing on {where}" + (f", recording to {record}" if record else "")
          + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C to stop"))
     source.start(sink, engine.now)
+    follow = None
+    if beats is not None:
+        from livegen.engine.tempo import TempoFollow
+
+        follow = TempoFollow(engine, beats, log=_say).start()
     companion = args.companion(engine, record) if getattr(args, "companion", None) else None  # `comment --live`
     try:
         while not received and engine.running and not (takes is not None and takes.stop_requested.is_set()):
@@ -237,6 +246,8 @@ def _play_take(engine, source, takes, args, record, received) -> tuple[bool, boo
             time.sleep(0.05)
     finally:
         source.stop()
+        if follow is not None:
+            follow.stop()
         stats = engine.stop()
         if companion is not None:
             companion.stop()
@@ -253,6 +264,26 @@ def _clock_port(args, preset, wanted: str) -> tuple[str, str]:
     if api is None:
         raise UserError("--clock-out needs a MIDI system (ALSA or a JACK server) to send the clock on")
     return api, ports.match_port(wanted, ports.list_ports(api)["outputs"])
+
+
+def _beat_source(args, preset, bpm: float):
+    """``--clock-in PORT`` or ``--link``: the outside tempo to follow, or None."""
+    if args.clock_in and args.link:
+        raise UserError("--clock-in and --link both set the tempo: choose one")
+    if args.clock_in:
+        from livegen.midi import ports
+        from livegen.midi.clock import ClockIn
+
+        chosen = args.api or preset.output.api
+        api = ports.resolve_api(chosen if chosen in ports.APIS else "auto")
+        if api is None:
+            raise UserError("--clock-in needs a MIDI system (ALSA or a JACK server) to hear the clock on")
+        return ClockIn(api, args.clock_in)
+    if args.link:
+        from livegen.midi.link import AbletonLink
+
+        return AbletonLink(bpm)
+    return None
 
 
 def _numbered(record: str | None, number: int) -> str | None:
@@ -512,6 +543,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bpm", type=float, help="tempo of the DCRNN's 16th-note grid, 20..300 (default: preset, 120)")
     s.add_argument("--clock-out", metavar="PORT", help="send 24-ppqn MIDI clock (start, ticks at --bpm, stop) "
                    "to this MIDI output")
+    s.add_argument("--clock-in", metavar="PORT", help="follow an external MIDI clock from this port (another "
+                   "program's output): the DCRNN's beat and the clock out lock to its tempo and beat")
+    s.add_argument("--link", action="store_true", help="join an Ableton Link session on the local network and "
+                   "follow its tempo and beat (the session starts at --bpm when livegen is alone)")
     s.add_argument("--osc", type=int, metavar="PORT", help="take OSC control on this UDP port (see the README's "
                    "address table); /livegen/stop and /play end and start takes")
     s.add_argument("--osc-host", metavar="ADDR", help="address OSC listens on (default 127.0.0.1, this machine "
