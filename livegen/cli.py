@@ -146,8 +146,12 @@ def cmd_perform(args) -> int:
     from livegen.midi.recorder import recover_unfinished
 
     preset = presets.load(args.preset)
-    if args.duration is not None and args.duration <= 0:
+    if args.duration is not None and not 0 < args.duration < float("inf"):
         raise UserError("--duration must be a positive number of seconds")
+    if args.lookahead is not None and not 0.02 <= args.lookahead <= 5.0:
+        raise UserError("--lookahead must be 0.02..5 seconds")
+    if args.temperature is not None and not 0.05 <= args.temperature <= 5.0:
+        raise UserError("--temperature must be 0.05..5 (1 samples as trained; lower is safer, higher wilder)")
     for take in recover_unfinished():
         _say(f"recovered the unfinished take {take['path']} ({take['notes']} notes, {take['seconds']:.1f} s)")
     source = make_source(args, preset)
@@ -155,6 +159,9 @@ def cmd_perform(args) -> int:
     if replay:
         _check_replay(args, source)
     model = load_model(args.model or preset.model.model)
+    if model.kind == "dcrnn" and max(preset.engine.external_z) >= model.config.z_dim:
+        raise UserError(f"preset key engine.external_z names dim {max(preset.engine.external_z)}, but this DCRNN's z "
+                        f"has dims 0..{model.config.z_dim - 1}")
     if getattr(args, "emg", None) and model.kind != "dcrnn":
         _say(f"warning: --emg plays the DCRNN's z; the {model.kind} does not hear it (use --model dcrnn)")
     _set_inference_threads()
@@ -172,7 +179,7 @@ def cmd_perform(args) -> int:
         seed=args.seed, channel=channel - 1, program=None if program < 0 else program,
         steering=preset.engine.steering and not args.no_steering,
         max_note_seconds=preset.engine.max_note_seconds, max_polyphony=preset.engine.max_polyphony,
-        bpm=bpm)
+        bpm=bpm, external_z=tuple(preset.engine.external_z))
     if replay:
         for what in source.mismatches(seed=settings.seed, model=model.kind, bpm=settings.bpm,
                                       temperature=settings.temperature):
@@ -439,7 +446,13 @@ def cmd_eval(args) -> int:
 def cmd_bench(args) -> int:
     from livegen.engine.bench import run_bench
 
-    result = run_bench(load_model(args.model), seconds=args.seconds, log=_say)
+    model = load_model(args.model)
+    if model.kind != "charrnn":
+        raise UserError(f"--model {args.model} is a {model.kind}: bench --model takes a Char-RNN (the DCRNN "
+                        "is measured in its own part, --parts dcrnn)")
+    if not args.seconds > 0:
+        raise UserError("--seconds must be a positive number")
+    result = run_bench(model, seconds=args.seconds, log=_say)
     if "camera" in args.parts:
         from livegen.sensors.camera import camera_bench
 

@@ -22,6 +22,10 @@ class ModelPreset:
     model: str = "charrnn"  # "charrnn" (the shipped default) or a checkpoint path
     temperature: float = 1.0
 
+    def __post_init__(self):
+        if not 0.05 <= self.temperature <= 5.0:
+            raise UserError("preset key model.temperature must be in 0.05..5")
+
 
 @dataclass
 class OutputPreset:
@@ -39,6 +43,18 @@ class EnginePreset:
     max_note_seconds: float = 4.0
     max_polyphony: int = 12
     bpm: float = 120.0  # tempo of the DCRNN's 16th-note grid
+    external_z: list = field(default_factory=lambda: list(range(8)))  # DCRNN z dims the controls' "z" plays
+
+    def __post_init__(self):
+        if not 0.02 <= self.lookahead <= 5.0:
+            raise UserError("preset key engine.lookahead must be 0.02..5 s")
+        if not 20.0 <= self.bpm <= 300.0:
+            raise UserError("preset key engine.bpm must be in 20..300")
+        if not self.max_note_seconds > 0 or not 1 <= self.max_polyphony <= 128:
+            raise UserError("preset keys engine.max_note_seconds must be > 0 and engine.max_polyphony 1..128")
+        z = self.external_z
+        if not 1 <= len(z) <= 64 or not all(type(d) is int and d >= 0 for d in z) or len(set(z)) < len(z):
+            raise UserError("preset key engine.external_z must list 1..64 distinct z dims (numbers >= 0)")
 
 
 @dataclass

@@ -134,3 +134,66 @@ def test_train_resume_and_eval_on_real_data(tmp_path):
     result = json.loads(run.stdout)
     assert 0 < result["nll_nats_per_event"] < 7 and result["pieces"] == 5
     assert {"nll_unconditioned_nats_per_event", "events", "skipped_files"} <= set(result)
+
+
+def test_damaged_and_foreign_checkpoints_through_the_command_line(tmp_path):
+    shipped = "livegen/models/charrnn-pop909.safetensors"
+    truncated = tmp_path / "cut.safetensors"
+    with open(shipped, "rb") as whole:
+        truncated.write_bytes(whole.read(100_000))
+    for args in (("perform", "--no-port", "--duration", "1", "--model", str(truncated)),
+                 ("eval", str(truncated), "--data", str(tmp_path))):
+        run = livegen(*args)
+        assert run.returncode != 0 and "Traceback" not in run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+    foreign = tmp_path / "foreign.safetensors"  # a real safetensors file, but not one of ours
+    from safetensors.numpy import save_file
+    import numpy as np
+
+    save_file({"weight": np.zeros((3, 3), dtype=np.float32)}, str(foreign))
+    one_line_error(livegen("perform", "--no-port", "--duration", "1", "--model", str(foreign)), str(foreign))
+    data = shared_data("music", "nottingham", "MIDI", "melody")
+    one_line_error(livegen("eval", "livegen/models/dcrnn-pop909.safetensors", "--data", str(data), "--limit", "1"),
+                   "is a dcrnn", "livegen bench")
+    one_line_error(livegen("bench", "--model", "dcrnn", "--json"), "is a dcrnn", "--parts dcrnn")
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (("--duration", "nan"), "--duration must be a positive"),
+    (("--duration", "-3"), "--duration must be a positive"),
+    (("--lookahead", "-1"), "--lookahead must be"),
+    (("--temperature", "-1"), "--temperature must be"),
+    (("--bpm", "1000"), "--bpm must be"),
+    (("--channel", "17"), "--channel is 1..16"),
+])
+def test_out_of_range_flags_are_one_line(flags, fragment):
+    one_line_error(livegen("perform", "--no-port", *flags), fragment)
+
+
+@pytest.mark.parametrize("toml, fragment", [
+    ("[engine]\nlookahead = -1.0\n", "engine.lookahead"),
+    ("[engine]\nexternal_z = [0, 0, 1]\n", "engine.external_z"),
+    ("[model]\ntemperature = 0.0\n", "model.temperature"),
+])
+def test_out_of_range_preset_values_name_the_key(tmp_path, toml, fragment):
+    preset = tmp_path / "p.toml"
+    preset.write_text(toml)
+    one_line_error(livegen("perform", "--no-port", "--preset", str(preset), "--duration", "1"), fragment)
+
+
+def test_the_dcrnn_plays_the_z_dims_the_preset_names(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text("[engine]\nexternal_z = [8, 9, 10, 11, 12, 13, 14, 15]\n")
+    script = tmp_path / "z.jsonl"
+    script.write_text('{"t": 0, "z": [1, -1, 1, -1, 1, -1, 1, -1]}\n')
+    takes = {}
+    for name, extra in (("default", ()), ("upper", ("--preset", str(preset)))):
+        take = tmp_path / f"{name}.mid"
+        run = livegen("perform", "--no-port", "--model", "dcrnn", "--controls", f"script:{script}", "--duration", "3",
+                      "--record", str(take), *extra)
+        assert run.returncode == 0, run.stderr
+        takes[name] = notes(take)
+    assert takes["default"] and takes["upper"] and takes["default"] != takes["upper"]
+    preset.write_text("[engine]\nexternal_z = [20]\n")
+    one_line_error(livegen("perform", "--no-port", "--model", "dcrnn", "--preset", str(preset), "--duration", "1"),
+                   "engine.external_z names dim 20")

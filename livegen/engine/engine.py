@@ -49,6 +49,7 @@ class EngineSettings:
     max_note_seconds: float = 4.0
     max_polyphony: int = 12
     bpm: float = 120.0  # the DCRNN's grid (the Char-RNN keeps its own time)
+    external_z: tuple[int, ...] = tuple(range(8))  # the DCRNN's z dims that the controls' "z" plays
 
 
 def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveGenerator:
@@ -60,7 +61,7 @@ def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveG
         from livegen.engine.dcrnn_live import DCRNNGenerator
 
         return DCRNNGenerator(model, controls, settings.seed, settings.bpm, settings.channel,
-                              settings.max_note_seconds, settings.max_polyphony)
+                              settings.max_note_seconds, settings.max_polyphony, settings.external_z)
     raise UserError(f"no live generator for model kind {model.kind!r}")
 
 
@@ -87,7 +88,7 @@ class Engine:
         self.record = record
         self.end = end  # performance time at which the take ends (--duration): nothing is played after it
         self.clock_out = clock_out  # (api, port): 24-ppqn MIDI clock at settings.bpm, from the clock process
-        self.log = log or (lambda text: print(text, file=sys.stderr))
+        self.log = log or (lambda text: print(f"livegen: {text}", file=sys.stderr))
         self.stats = EngineStats()
         self.start_time = 0.0
         self.failed: str | None = None
@@ -265,12 +266,13 @@ class Engine:
             kind = reply[0]
             if kind == "replaced":
                 _, change_id, acked, late = reply
-                arrival, effective_mono = self._pending_acks.pop(change_id, (acked, acked))
-                self.stats.control_to_midi.append(max(acked, effective_mono) - arrival)
+                if change_id in self._pending_acks:
+                    arrival, effective_mono = self._pending_acks.pop(change_id)
+                    self.stats.control_to_midi.append(max(acked, effective_mono) - arrival)
             elif kind == "switched":
                 self.player_info["port"], self.port_error = reply[1], reply[2]
                 if reply[2]:
-                    self.log(f"livegen: {reply[2]}; playing into the recording only")
+                    self.log(f"{reply[2]}; playing into the recording only")
             elif kind == "sent":
                 self.sent_messages.extend(reply[1])
                 self.recent_timing.extend(reply[2])
@@ -284,7 +286,7 @@ class Engine:
     def _fail(self, message: str) -> None:
         if self.failed is None:
             self.failed = message
-            self.log(f"livegen: {message}")
+            self.log(message)
         self._stop.set()
         self._wake.set()
 
@@ -348,11 +350,14 @@ class Engine:
             return
         first = gen.rollback(effective)
         self._change_id += 1
+        timed = arrival >= self.start_time  # a change made before the first note has no latency to speak of
         if first is None:  # nothing generated that late yet: the new controls simply apply
             if batch:
                 self._send(("schedule", batch))
-            self.stats.control_to_midi.append(max(time.monotonic(), self.start_time + effective) - arrival)
+            if timed:
+                self.stats.control_to_midi.append(max(time.monotonic(), self.start_time + effective) - arrival)
             return
-        self._pending_acks[self._change_id] = (arrival, self.start_time + effective)
+        if timed:
+            self._pending_acks[self._change_id] = (arrival, self.start_time + effective)
         kept = [e for e in batch if e[1] < first]
         self._send(("replace", first, kept, self._change_id))

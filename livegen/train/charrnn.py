@@ -185,6 +185,9 @@ def evaluate(path: str, data: str, threads: int = 2, limit_pieces: int | None = 
     from livegen.music.corpus import load_corpus
 
     model, meta = checkpoint.load(path)
+    if model.kind != "charrnn":
+        raise UserError(f"{path} is a {model.kind}: `livegen eval` measures a Char-RNN's (or the commentary "
+                        f"model's) held-out NLL; the {model.kind}'s numbers are in `livegen bench`")
     coarse = meta["extra"].get("velocity_levels", events.VELOCITY_BINS) < events.VELOCITY_BINS
     corpus = load_corpus(data, workers=threads)
     pieces = corpus.pieces[:limit_pieces] if limit_pieces else corpus.pieces
