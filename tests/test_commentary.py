@@ -93,9 +93,32 @@ def test_a_real_training_step_lowers_the_loss_and_the_checkpoint_resumes(tmp_pat
     loaded, meta = checkpoint.load(out)
     assert loaded.kind == "cvae" and loaded.lcgan is not None and meta["extra"]["train"]["step"] == 2
     assert (tmp_path / "c.held-out.csv").exists()
+    lines = []
     again = trainer.train(str(data), str(out), minutes=1, max_steps=1, lcgan_steps=0, progress=False,
-                          log=lambda _: None)
-    assert again["step"] == 3  # resumed
+                          log=lines.append)
+    assert again["step"] == 3 and not any("afresh" in line for line in lines)  # resumed, optimizer and all
+
+
+def test_a_damaged_or_stale_optimizer_file_means_a_fresh_optimizer_and_one_line(tmp_path):
+    from livegen.models import checkpoint
+    from livegen.train import commentary as trainer
+    from livegen.train.resume import load_optimizer, save_optimizer
+
+    data, out = small_csv(tmp_path), tmp_path / "c.safetensors"
+    opt = tmp_path / "c.safetensors.opt.safetensors"
+    common = dict(minutes=1, max_steps=1, config_overrides=TINY, lcgan_steps=0, progress=False)
+    trainer.train(str(data), str(out), log=lambda _: None, **common)
+    good = opt.read_bytes()
+    for damage, fragment in ((lambda: opt.write_bytes(good[:len(good) // 2]), "is unreadable"),  # a killed write
+                             (lambda: opt.write_bytes(b"garbage"), "is unreadable"),
+                             (lambda: save_optimizer(opt, {}, 99), "is from step 99")):
+        damage()
+        lines = []
+        state = trainer.train(str(data), str(out), log=lines.append, **common)
+        said = [line for line in lines if "afresh" in line]
+        assert len(said) == 1 and fragment in said[0], lines
+        assert state["step"] == checkpoint.read_metadata(out)["extra"]["train"]["step"]
+        assert load_optimizer(opt, state["step"], pytest.fail)  # and the run left a good one beside it
 
 
 def test_a_foreign_or_damaged_checkpoint_is_one_clear_error(tmp_path):

@@ -228,9 +228,14 @@ def test_torchrun_runs_the_livegen_command_and_rank_0_alone_reports(corpus, tmp_
     assert run.stderr.count(f"resuming from {out} at step 1") == 1 and "done: 2 steps" in run.stderr
 
 
-def test_bad_device_and_batch_are_one_line_errors(corpus, tmp_path):
+@pytest.mark.parametrize("model", ["charrnn", "commentary"])
+def test_bad_device_and_batch_are_one_line_errors(model, corpus, tmp_path):
+    from test_commentary import small_csv
+
+    data = corpus if model == "charrnn" else small_csv(tmp_path)
+
     def errors(*extra):
-        run = subprocess.run(livegen_cmd("train", "charrnn", "--data", str(corpus), "--out",
+        run = subprocess.run(livegen_cmd("train", model, "--data", str(data), "--out",
                                          str(tmp_path / "m.safetensors"), "--steps", "1", *extra),
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 2 and "Traceback" not in run.stderr
@@ -253,18 +258,88 @@ def test_world_size_without_torchrun_is_refused(monkeypatch):
             pass
 
 
-def test_the_commentary_model_trains_under_torchrun_with_rank_0_writing(tmp_path):
+def test_the_commentary_model_trains_under_torchrun_like_one_process(tmp_path):
     from test_commentary import TINY, small_csv
 
     from livegen.models import checkpoint
+    from livegen.train import commentary
 
-    data, out = small_csv(tmp_path), tmp_path / "c.safetensors"
-    kwargs = dict(batch=8, max_steps=3, threads=1, config_overrides=TINY, lcgan_steps=2, lcgan_samples=16,
-                  resume=False, progress=False)
+    data = small_csv(tmp_path)
+    kwargs = dict(batch=8, max_steps=3, threads=1, config_overrides=TINY, lcgan_steps=0, resume=False,
+                  progress=False)
     script = tmp_path / "run.py"
     script.write_text(RUNNER)
-    run = torchrun(str(script), json.dumps([["commentary", str(data), str(out), kwargs]]))
+    run = torchrun(str(script), json.dumps([["commentary", str(data), str(tmp_path / "t2.safetensors"), kwargs]]))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert run.stdout.count("captions:") == 1 and "2 processes on cpu" in run.stdout  # rank 0 alone logs
-    model, meta = checkpoint.load(out)
+    assert run.stdout.count("captions:") == 1 and "2 process(es) on cpu" in run.stdout  # rank 0 alone logs
+
+    quiet = dict(log=lambda _: None)
+    commentary.train(str(data), str(tmp_path / "t1.safetensors"), 10.0, **kwargs, **quiet)
+    commentary.train(str(data), str(tmp_path / "t1a.safetensors"), 10.0, **dict(kwargs, accum=2), **quiet)
+    assert_same_weights(tmp_path / "t1.safetensors", tmp_path / "t2.safetensors")
+    assert_same_weights(tmp_path / "t1.safetensors", tmp_path / "t1a.safetensors")
+    halves = dict(kwargs, max_steps=2, resume=True)
+    commentary.train(str(data), str(tmp_path / "h.safetensors"), 10.0, **halves, **quiet)
+    commentary.train(str(data), str(tmp_path / "h.safetensors"), 10.0, **dict(halves, max_steps=1), **quiet)
+    straight, resumed = weights(tmp_path / "t1.safetensors"), weights(tmp_path / "h.safetensors")
+    for k in straight:  # the classifier is refitted at the end of every run: the CVAE must continue exactly
+        if not k.startswith("classifier."):
+            assert torch.allclose(straight[k], resumed[k], rtol=1e-4, atol=2e-6), k
+
+    kwargs.update(lcgan_steps=2, lcgan_samples=16)
+    run = torchrun(str(script), json.dumps([["commentary", str(data), str(tmp_path / "l.safetensors"), kwargs]]))
+    assert run.returncode == 0, run.stdout + run.stderr
+    model, meta = checkpoint.load(tmp_path / "l.safetensors")
     assert model.kind == "cvae" and meta["extra"]["train"]["step"] == 3 and model.lcgan is not None
+
+
+def test_a_killed_torchrun_commentary_run_resumes(tmp_path):
+    from safetensors import safe_open
+    from test_commentary import TINY, small_csv
+
+    from livegen.models import checkpoint
+    from livegen.train import commentary
+
+    data, out = small_csv(tmp_path), tmp_path / "k.safetensors"
+    script = tmp_path / "run.py"
+    script.write_text(RUNNER)
+    kwargs = dict(batch=8, threads=1, config_overrides=dict(TINY, kl_anneal_steps=1000), lcgan_steps=2,
+                  lcgan_samples=16, progress=False, eval_every=0.0)
+    proc = torchrun(str(script), json.dumps([["commentary", str(data), str(out), kwargs]]), background=True)
+    deadline = time.monotonic() + 180
+    step = 0
+    try:
+        while step < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended or stalled before step 2"
+            time.sleep(0.2)
+            if out.exists():
+                step = checkpoint.read_metadata(out)["extra"]["train"]["step"]
+    finally:
+        for pid in [proc.pid, *children(proc.pid)]:  # the whole run at once, as a node failure would
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate()
+    step = checkpoint.read_metadata(out)["extra"]["train"]["step"]
+    with safe_open(str(out) + ".opt.safetensors", framework="pt") as f:
+        killed_between_writes = int(f.metadata()["step"]) != step
+    lines = []
+    state = commentary.train(str(data), str(out), 10.0, max_steps=1, log=lines.append, **kwargs)
+    assert any(f"resuming from {out} at step {step}" in line for line in lines), lines
+    assert any("afresh" in line for line in lines) == killed_between_writes, lines
+    assert state["step"] == step + 1
+    model, meta = checkpoint.load(out)  # the live engine's loader, as-is
+    assert meta["extra"]["train"]["step"] == step + 1 and model.lcgan is not None
+    assert not (tmp_path / "k.safetensors.tmp").exists()
+
+
+def test_rank_0_alone_reports_the_commentary_command(monkeypatch, capsys, tmp_path):
+    from livegen import cli
+    from livegen.train import commentary
+
+    got = {}
+    monkeypatch.setattr(commentary, "train", lambda *a, **k: got.update(k) or {"step": 3, "best_val": float("inf")})
+    for rank, reports in (("0", 1), ("1", 0)):
+        monkeypatch.setenv("RANK", rank)
+        assert cli.main(["train", "commentary", "--data", "d.csv", "--out", str(tmp_path / "c.safetensors"),
+                         "--accum", "2", "--device", "cpu", "--steps", "3"]) == 0
+        assert capsys.readouterr().err.count("done: 3 steps") == reports
+    assert got["accum"] == 2 and got["device"] == "cpu"

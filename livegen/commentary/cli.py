@@ -98,17 +98,17 @@ def _live(args, commentator) -> int:
 
 def cmd_train_commentary(args) -> int:
     from livegen.train.commentary import train
+    from livegen.train.distributed import rank
 
     if args.minutes <= 0:
         raise UserError("--minutes must be positive")
-    if getattr(args, "accum", 1) != 1:
-        raise UserError("--accum is for the music models; for the commentary model raise --batch instead")
-    state = train(args.data, args.out, args.minutes, batch=args.batch or 64, threads=args.threads,
-                  resume=not args.no_resume, seed=args.seed, log=_say, max_steps=args.steps,
-                  device=getattr(args, "device", "auto"))
-    best = state["best_val"]
-    _say(f"done: {state['step']} steps, best held-out perplexity "
-         f"{'(not yet: KL still annealing)' if best == float('inf') else f'{best:.1f}'} -> {args.out}")
+    state = train(args.data, args.out, args.minutes, batch=args.batch, threads=args.threads,
+                  resume=not args.no_resume, seed=args.seed, log=_say, max_steps=args.steps, device=args.device,
+                  accum=args.accum)
+    if rank() == 0:  # the others never validate: they know no perplexity to report
+        best = state["best_val"]
+        _say(f"done: {state['step']} steps, best held-out perplexity "
+             f"{'(not yet: KL still annealing)' if best == float('inf') else f'{best:.1f}'} -> {args.out}")
     return 0
 
 

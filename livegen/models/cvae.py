@@ -106,13 +106,22 @@ class CVAE(nn.Module):
         h, state = self.decoder(x, state)
         return self.out(h) @ self.embed.weight.T + self.out_bias, state
 
-    def forward(self, ids: torch.Tensor, attrs: torch.Tensor, word_dropout: float = 0.0, sample: bool = True):
-        """(reconstruction NLL summed per sentence (B,), KL per sentence (B,), tokens per sentence (B,))."""
+    def forward(self, ids: torch.Tensor, attrs: torch.Tensor, word_dropout: float = 0.0, sample: bool = True,
+                eps: torch.Tensor | None = None, uniform: torch.Tensor | None = None):
+        """(reconstruction NLL summed per sentence (B,), KL per sentence (B,), tokens per sentence (B,)).
+
+        ``eps`` (B, latent_dim) standard normal and ``uniform`` (B, ≥ T) in [0, 1): the draws for z and
+        word dropout, from the global RNG when None. A trainer passes them so that each sentence gets
+        the same draws however its batch is split over processes."""
         mu, logvar = self.posterior(ids, attrs)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
+        if sample:
+            z = mu + (torch.randn_like(mu) if eps is None else eps) * (0.5 * logvar).exp()
+        else:
+            z = mu
         inputs = torch.cat([torch.full_like(ids[:, :1], self.bos), ids[:, :-1]], dim=1)
         if word_dropout > 0:
-            drop = (torch.rand(inputs.shape) < word_dropout) & (inputs != self.pad)
+            u = torch.rand(inputs.shape, device=inputs.device) if uniform is None else uniform[:, :inputs.shape[1]]
+            drop = (u < word_dropout) & (inputs != self.pad)
             drop[:, 0] = False  # keep <bos>
             inputs = inputs.masked_fill(drop, self.unk)
         logits, _ = self.decode(inputs, z, attrs)

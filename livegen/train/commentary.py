@@ -21,6 +21,7 @@ from livegen.commentary import text
 from livegen.errors import UserError
 
 LCGAN_SECONDS = 60.0  # the classifier and LC-GAN phases after the CVAE (part of --minutes)
+Z_NOISE, WORD_DROPOUT = 0, 1  # the uses of a training step's BatchNoise
 
 
 def _split(data: str):
@@ -39,45 +40,33 @@ def _tensors(model, sentences: list[text.Sentence]):
 
 
 class Batches:
-    """Random batches of sentences of similar length (little padding), reproducible from a seed."""
+    """Batches of sentences of similar length (little padding): step k's global batch is ``batch``
+    neighbours in length order from a place drawn from (seed, k), so every process holds the same
+    global batch (each takes its rows) and a resumed run sees what an unbroken one would have."""
 
     def __init__(self, sentences: list[text.Sentence], batch: int, seed: int):
         self.sentences = sorted(sentences, key=lambda s: len(s.tokens))
-        self.batch, self.rng = batch, np.random.default_rng(seed)
+        if len(self.sentences) < batch:
+            raise UserError(f"--batch {batch} is more than the {len(self.sentences)} training sentences")
+        self.batch, self.seed = batch, seed
 
-    def next(self) -> list[text.Sentence]:
-        start = int(self.rng.integers(0, max(1, len(self.sentences) - self.batch)))
+    def at(self, step: int) -> list[text.Sentence]:
+        start = int(np.random.default_rng([self.seed, step]).integers(0, len(self.sentences) - self.batch + 1))
         return self.sentences[start:start + self.batch]
 
 
-def _save(out_path: Path, model, opt, state: dict, data: str) -> None:
-    from safetensors.torch import save_file
+def _opt_path(out_path: Path) -> Path:
+    return Path(str(out_path) + ".opt.safetensors")
 
+
+def _save(out_path: Path, model, state: dict, data: str, opt_tensors: dict | None = None) -> None:
+    """The optimizer (when given) first, stamped with the step (see ``resume.save_optimizer``)."""
     from livegen.models import checkpoint
+    from livegen.train.resume import save_optimizer
 
+    if opt_tensors is not None:
+        save_optimizer(_opt_path(out_path), opt_tensors, state["step"])
     checkpoint.save(out_path, model, {"train": state, "data": str(data)})
-    if opt is not None:
-        flat = {}
-        for i, st in enumerate(opt.state_dict()["state"].values()):
-            for k, v in st.items():
-                flat[f"{i}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(float(v))).contiguous()
-        save_file(flat, str(out_path) + ".opt.safetensors")
-
-
-def _load_optimizer(opt, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    if not path.exists():
-        return
-    saved = load_file(str(path))
-    sd = opt.state_dict()
-    for i, p in enumerate(sd["param_groups"][0]["params"]):
-        if f"{i}.exp_avg" in saved:
-            sd["state"][p] = {k.split(".", 1)[1]: saved[k] for k in saved if k.startswith(f"{i}.")}
-    try:
-        opt.load_state_dict(sd)
-    except (ValueError, RuntimeError):
-        pass  # a different model shape: start the optimizer afresh
 
 
 def write_held_out(rows: list[dict], path: Path) -> None:
@@ -92,33 +81,42 @@ def write_held_out(rows: list[dict], path: Path) -> None:
 def train(data: str, out: str, minutes: float, batch: int = 64, lr: float = 2e-3, seed: int = 0,
           threads: int | None = None, resume: bool = True, log=print, max_steps: int | None = None,
           config_overrides: dict | None = None, lcgan_steps: int = 1500, lcgan_samples: int = 4096,
-          progress: bool = True, device: str = "cpu") -> dict:
+          progress: bool = True, device: str = "auto", accum: int = 1, eval_every: float = 90.0) -> dict:
     """Train until ``minutes`` pass (or ``max_steps``); keeps the best held-out ELBO (once β = 1).
 
-    Under torchrun each process takes its share of every (global) batch of ``batch`` sentences
-    and DDP averages the gradients; rank 0 alone logs, validates, saves, and then trains the
-    attribute classifier and the LC-GAN (small, single-process phases)."""
+    ``batch`` is the global batch of one optimizer step: split over the processes torchrun started
+    and over ``accum`` micro-batches each, every sentence's z noise and word dropout drawn for its
+    place in the global batch, so the same ``batch`` trains the same model at any scale. Rank 0
+    alone logs, validates (every ``eval_every`` seconds and at the end) and saves, and then trains
+    the attribute classifier and the LC-GAN (small, single-process phases, on the CPU)."""
     from livegen.train import distributed
 
-    if device not in ("auto", "cpu"):
-        raise UserError("the commentary model is small and trains on the CPU: use --device cpu (or auto)")
-    with distributed.session("cpu", threads) as dist:
+    with distributed.session(device, threads) as dist:
         return _train(dist, data, out, minutes, batch, lr, seed, resume, log if dist.main else (lambda _: None),
-                      max_steps, config_overrides, lcgan_steps, lcgan_samples, progress and dist.main)
+                      max_steps, config_overrides, lcgan_steps, lcgan_samples, progress and dist.main, accum,
+                      eval_every)
 
 
 def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, lcgan_steps,
-           lcgan_samples, progress) -> dict:
+           lcgan_samples, progress, accum, eval_every) -> dict:
     from livegen.models import checkpoint
     from livegen.models.cvae import CVAE, CVAEConfig
+    from livegen.train.data import WindowOrder
+    from livegen.train.dcrnn import BatchNoise
+    from livegen.train.resume import load_optimizer, optimizer_tensors, restore_optimizer
 
+    if accum < 1 or batch < 1 or batch % (dist.world * accum):
+        raise UserError(f"--batch {batch} must be a multiple of processes x --accum ({dist.world} x {accum})")
+    micro = batch // (dist.world * accum)
     torch.manual_seed(seed)
-    rows, train_rows, held_rows = _split(data)
+    _, train_rows, held_rows = _split(data)
     train_sents = text.caption_sentences(train_rows)
     held_sents = text.caption_sentences(held_rows) or train_sents[:200]
     out_path = Path(out)
+    opt_path = _opt_path(out_path)
     state = {"step": 0, "best_val": math.inf, "seconds": 0.0}
-    if resume and out_path.exists():
+    resuming = resume and out_path.exists()
+    if resuming:
         model, meta = checkpoint.load(out_path)
         if model.kind != "cvae":
             raise UserError(f"{out_path} holds a {model.kind} model; give another --out for the commentary model")
@@ -135,16 +133,20 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
     log(f"captions: {len(train_rows)} clips / {len(train_sents)} sentences for training, "
         f"{len(held_rows)} clips / {len(held_sents)} sentences held out; {len(model.config.words)} words, "
         f"{len(model.config.attributes)} attributes")
+    log(f"{dist.world} process(es) on {dist.device.type}, {micro} sentences x {accum} micro-batch(es) each"
+        + (", bf16 autocast" if dist.mixed_precision else ""))
 
-    if dist.world > 1:
-        log(f"{dist.world} processes on {dist.device.type}, {batch // dist.world}+ sentences each per step")
+    model.to(dist.device)
     dist.broadcast_parameters(model)  # every process starts from rank 0's weights
     cvae_params = [p for n, p in model.named_parameters() if not n.startswith(("classifier.", "lcgan."))]
     opt = torch.optim.AdamW(cvae_params, lr=lr, weight_decay=0.01)
-    if resume:
-        _load_optimizer(opt, Path(str(out_path) + ".opt.safetensors"))
-    batches = Batches(train_sents, batch, seed + state["step"])
-    val = _tensors(model, held_sents[:1500])
+    saved = load_optimizer(opt_path, state["step"], log) if resuming else None
+    if saved:
+        restore_optimizer(opt, saved)
+    batches = Batches(train_sents, batch, seed)
+    local = WindowOrder.local(0, batch, dist.rank, dist.world)  # this process's rows of each global batch
+    val = [t.to(dist.device) for t in _tensors(model, held_sents[:1500])] if dist.main else None
+    c = model.config
     started = time.monotonic()
     deadline = started + max(0.0, minutes * 60 - LCGAN_SECONDS)
     from tqdm import tqdm
@@ -157,26 +159,34 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
         (time_up,) = dist.agree(max_steps is None and time.monotonic() >= deadline)  # rank 0's clock decides
         if time_up:
             break
-        sentences = batches.next()  # the same global batch on every process: each takes its share
-        ids, attrs = _tensors(model, sentences[dist.rank::dist.world])
-        nll, kl, n = model(ids, attrs, word_dropout=model.config.word_dropout)
+        sentences = batches.at(state["step"])  # the same global batch on every process: each takes its rows
         beta = model.kl_weight(state["step"])
-        # gradients are averaged over processes: scaled so the result is the global batch's mean
-        loss = (nll.sum() + beta * kl.sum()) * dist.world / len(sentences)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        nll_sum, kl_sum, tokens = 0.0, 0.0, 0
+        for m in range(accum):
+            rows = local[m * micro:(m + 1) * micro]
+            ids, attrs = (t.to(dist.device) for t in _tensors(model, sentences[rows.start:rows.stop]))
+            noise = BatchNoise(seed, state["step"], batch, rows, dist.device)
+            with dist.autocast():
+                nll, kl, n = model(ids, attrs, word_dropout=c.word_dropout, eps=noise.normal(Z_NOISE, c.latent_dim),
+                                   uniform=noise.uniform(WORD_DROPOUT, c.max_len))
+            # sums over the global batch's size: averaged over processes, the gradient is its mean
+            ((nll.float().sum() + beta * kl.float().sum()) * dist.world / batch).backward()
+            nll_sum += float(nll.detach().sum())
+            kl_sum += float(kl.detach().sum())
+            tokens += int(n.sum())
         dist.average_gradients(cvae_params)  # not DDP: the classifier's weights sit out this phase
         torch.nn.utils.clip_grad_norm_(cvae_params, 1.0)
         opt.step()
         state["step"] += 1
         steps_here += 1
         bar.n = min(int(time.monotonic() - started), bar.total)
-        bar.set_postfix_str(f"step {state['step']} nll/word {float(nll.detach().sum() / n.sum()):.2f} "
-                            f"kl {float(kl.detach().mean()):.1f} β {beta:.2f}")
+        bar.set_postfix_str(f"step {state['step']} nll/word {nll_sum / tokens:.2f} "
+                            f"kl {kl_sum / (micro * accum):.1f} β {beta:.2f}")
         finished = steps_here >= max_steps if max_steps is not None else time.monotonic() >= deadline
         if not dist.main:
             continue
-        if time.monotonic() - last_eval > 90 or finished:
+        if time.monotonic() - last_eval >= eval_every or finished:
             v = elbo(model, *val)
             model.train()
             state["seconds"] += time.monotonic() - last_eval
@@ -187,15 +197,16 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
             if not annealed or v["perplexity"] < state["best_val"]:
                 if annealed:
                     state["best_val"] = v["perplexity"]
-                _save(out_path, model, opt, state, data)
+                _save(out_path, model, state, data, optimizer_tensors(opt))
     bar.close()
     if not dist.main:
         return state
+    model.cpu()
+    kept = None  # the best CVAE's optimizer, saved again below with the step that checkpoint records
     if steps_here and out_path.exists():  # continue from the best CVAE, not the last step
-        from livegen.models import checkpoint as ck
-
-        best, _ = ck.load(out_path)
+        best, meta = checkpoint.load(out_path)
         model.load_state_dict(best.state_dict(), strict=False)
+        kept = load_optimizer(opt_path, meta["extra"]["train"]["step"], log)
     model.eval()
     acc = train_classifier(model, train_sents, held_sents, seed=seed)
     log(f"attribute classifier: held-out micro-F1 {acc:.2f}")
@@ -203,7 +214,7 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
         summary = train_lcgan(model, train_sents, steps=lcgan_steps, samples=lcgan_samples, seed=seed, log=log)
         state["lcgan"] = summary
     state["classifier_f1"] = acc
-    _save(out_path, model, None, state, data)
+    _save(out_path, model, state, data, kept)
     return state
 
 
@@ -219,7 +230,7 @@ def elbo(model, ids: torch.Tensor, attrs: torch.Tensor, batch: int = 256) -> dic
         x, a = ids[i:i + batch], attrs[i:i + batch]
         x = x[:, :int((x != model.pad).sum(1).max())]
         mu, logvar = model.posterior(x, a)
-        z = mu + torch.randn(mu.shape, generator=gen) * (0.5 * logvar).exp()
+        z = mu + torch.randn(mu.shape, generator=gen).to(mu.device) * (0.5 * logvar).exp()
         inputs = torch.cat([torch.full_like(x[:, :1], model.bos), x[:, :-1]], dim=1)
         for code, key in ((z, "nll"), (mu, "rec")):
             logits, _ = model.decode(inputs, code, a)
