@@ -386,7 +386,7 @@ def cmd_train(args) -> int:
     if args.threads is None:  # the cores, shared by the processes torchrun started on this machine
         args.threads = default_threads()
     if args.batch is None:
-        args.batch = 32 if args.model == "dcrnn" else 48
+        args.batch = {"dcrnn": 32, "commentary": 64}.get(args.model, 48)
     if args.model == "dcrnn":
         return _train_dcrnn(args)
     if args.model == "commentary":

@@ -164,12 +164,14 @@ def _optional_rows(r: dict) -> list[str]:
         t = panel["timing_error_ms"]
         rows.append(f"{'timing, panel open':<22} p50 {t['p50']:8.3f}  p99 {t['p99']:8.3f}  max {t['max']:8.3f} ms"
                     f"   (repainting at {panel['panel_hz']} Hz, window moved {panel['window_moves']} times)")
-    dcrnn = r.get("dcrnn")
-    if dcrnn:
-        rows.append(f"{'dcrnn':<22} " + ", ".join(f"{k} {v}" for k, v in dcrnn.items() if not isinstance(v, dict))[:400])
-        for k, v in dcrnn.items():
-            if isinstance(v, dict):
-                rows.append(f"{'  ' + k:<22} {v}"[:300])
+    for part in ("dcrnn", "clock"):
+        numbers = r.get(part)
+        if numbers:
+            rows.append(f"{part:<22} " + ", ".join(f"{k} {v}" for k, v in numbers.items()
+                                                   if not isinstance(v, dict))[:400])
+            for k, v in numbers.items():
+                if isinstance(v, dict):
+                    rows.append(f"{'  ' + k:<22} {v}"[:300])
     emg = r.get("emg")
     if emg:
         from livegen.sensors.emg.bench import report_rows

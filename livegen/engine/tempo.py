@@ -33,8 +33,8 @@ class BeatSource(ABC):
 
 class TempoFollow:
     UPDATE_BEATS = 0.25  # re-aim every 16th note
-    GAIN = 0.35  # share of the phase error closed per update
-    DEAD_BEATS = 0.01  # phase error left alone: the jitter of ticks arriving in audio periods
+    GAIN = 0.7  # share of the phase error closed per update
+    DEAD_BEATS = 0.004  # phase error left alone: the jitter of ticks arriving in audio periods
     MAX_BEND = 0.25  # at most this far off the source's tempo while catching up
     LEAD = 0.02  # s ahead of now a correction is made: past the engine's control delay
     QUIET_BEATS, QUIET_BPM = 0.004, 0.02  # below both, no change is sent (sessions stay small)

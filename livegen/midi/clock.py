@@ -201,6 +201,8 @@ def clock_bench(model, seconds: float = 20.0, log=print) -> dict:
         finally:
             rt_in.close_port()
             rt_in.delete()
+        log("bench: a DCRNN take following that clock (--clock-in): its beat against the band's")
+        settle.update(_follow_live(log))
 
     def pct(a):
         return {"p50": round(float(np.percentile(a, 50)), 4), "p99": round(float(np.percentile(a, 99)), 4),
@@ -246,6 +248,73 @@ def _follow_step(target: str, follower: TempoFollower, before: float = 90.0, aft
     tail = [b for t, b in estimates if t >= PPQN * (beats - 2) and b is not None]
     return {"follow_90_to_140_settle_beats": round(settled / PPQN, 2) if settled is not None else None,
             "follow_bpm_after": round(sum(tail) / len(tail), 2) if tail else None}
+
+
+def _follow_live(log, before: float = 90.0, after: float = 140.0, beats: int = 12) -> dict:
+    """A DCRNN take with ``TempoFollow`` on a JACK clock that jumps ``before`` -> ``after`` bpm:
+    from the tempo the engine was given and the ticks' send times, the beats until the take's
+    beat stays within 0.05 beat of the band's, until its tempo stays within 2 %, and the phase
+    error after (the ticks' transit through JACK included)."""
+    import numpy as np
+    import rtmidi
+
+    from livegen.cli import load_model
+    from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+    from livegen.engine.tempo import TempoFollow
+    from livegen.music.conditioning import Controls
+    from livegen.music.tempo import TempoMap
+
+    band = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="livegen-bench-band")
+    band.open_virtual_port("livegen-bench-band")
+    time.sleep(0.3)
+    clock_in = ClockIn("jack", "livegen-bench-band")
+    engine = Engine(load_model("dcrnn"), OutputChoice(), EngineSettings(seed=3, bpm=120.0), Controls(z=(0.0,) * 8))
+    changes: list[tuple[float, float]] = []
+    steer = engine.set_tempo
+
+    def recorded(bpm, t=None):
+        changes.append((steer(bpm, t), bpm))
+
+    engine.set_tempo = recorded
+    sent: list[float] = []  # monotonic send time of every tick
+    try:
+        engine.start()
+        follow = TempoFollow(engine, clock_in)
+        band.send_message([START])
+        deadline = time.monotonic() + 0.05
+        for tick in range(2 * beats * PPQN):
+            while deadline - time.monotonic() > 0.002:
+                time.sleep(0.001)
+            while time.monotonic() < deadline:
+                pass
+            band.send_message([TICK])
+            sent.append(time.monotonic())
+            if tick == PPQN:
+                follow.start()  # one beat in: the follower has a tempo to start from
+            deadline += 60.0 / (before if tick < beats * PPQN else after) / PPQN
+        follow.stop()
+    finally:
+        engine.stop()
+        clock_in.close()
+        band.close_port()
+        band.delete()
+    ours = TempoMap(120.0)
+    for t, bpm in changes:
+        ours.set(t, bpm)
+    rows = []  # (band beat, phase error in beats, our bpm) at each band beat after the change
+    for k in range(beats, 2 * beats):
+        t = sent[k * PPQN] - engine.start_time
+        error = ours.beat_at(t) - k
+        rows.append((k - beats, error - round(error / 4.0) * 4.0, ours.bpm_at(t)))
+    def settled(ok):
+        return next((b for b, _, _ in rows if all(ok(e, bpm) for b2, e, bpm in rows if b2 >= b)), None)
+
+    tail = np.abs([e for b, e, _ in rows if b >= beats // 2]) * 60.0 / after * 1000.0
+    return {"follow_live_phase_settle_beats": settled(lambda e, bpm: abs(e) < 0.05),
+            "follow_live_tempo_settle_beats": settled(lambda e, bpm: abs(bpm - after) < 0.02 * after),
+            "follow_live_tempo_changes": len(changes),
+            "follow_live_phase_error_ms": {"p50": round(float(np.percentile(tail, 50)), 2),
+                                           "max": round(float(tail.max()), 2)} if len(tail) else None}
 
 
 def _virtual_input(name: str, follower: TempoFollower):
