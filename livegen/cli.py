@@ -458,6 +458,13 @@ def cmd_bench(args) -> int:
 
         _say("bench: camera trackers")
         result["camera"] = camera_bench()
+        from pathlib import Path
+
+        if Path(args.hands_data).is_dir():
+            from livegen.sensors.camera import hand_detection
+
+            _say(f"bench: each tracker on the real photos in {args.hands_data}")
+            result["camera"]["detection"] = hand_detection(args.hands_data)
     if "dcrnn" in args.parts:
         from pathlib import Path
 
@@ -618,6 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="length of the sustained 200 Hz EMG run (the issue's check: 10)")
     s.add_argument("--emg-data", default="../shared/data/emg/myo-readings",
                    help="myo-readings folder for the EMG mapping's numbers (skipped when absent)")
+    s.add_argument("--hands-data", default="../shared/data/hands",
+                   help="real photos of a hand with MediaPipe labels: each tracker's detection rate (skipped when absent)")
     s.add_argument("--real-data", default="../shared/data/music/pop909",
                    help="POP909 folder for the DCRNN's real-vs-generated metrics (skipped when absent)")
     s.set_defaults(func=cmd_bench)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from livegen.vision.labels import on_hand  # noqa: F401  (the tests use it from here)
 
 SIZE = (320, 240)
 
@@ -64,12 +65,3 @@ def write_video(path: Path, background: np.ndarray, sprite, alpha, points, fps: 
     for point in points:
         out.write(background if point is None else compose(background, sprite, alpha, *point))
     out.release()
-
-
-def on_hand(x: float, y: float, boxes: list[dict], margin: float = 0.3) -> bool:
-    """Whether a position lies on one of the labelled hands (box grown by ``margin`` each side)."""
-    for b in boxes:
-        mx, my = margin * (b["x1"] - b["x0"]), margin * (b["y1"] - b["y0"])
-        if b["x0"] - mx <= x <= b["x1"] + mx and b["y0"] - my <= y <= b["y1"] + my:
-            return True
-    return False

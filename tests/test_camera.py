@@ -233,6 +233,15 @@ def test_skin_tracker_lands_on_the_hand_in_real_photos(hands):
     assert np.mean(list(rates.values())) >= 0.7, rates
 
 
+def test_the_bench_reports_every_trackers_detection_rate_on_real_photos(hands):
+    from livegen.sensors.camera import hand_detection
+
+    rates = hand_detection(str(hands), every=25)
+    assert rates["photos"] >= 30 and set(TRACKERS) <= set(rates)
+    assert rates["skin"]["on_hand"] >= 0.6 and rates["skin"]["detected"] >= rates["skin"]["on_hand"]
+    assert rates["color"]["detected"] < 0.2  # nobody in these photos wears the glove it looks for
+
+
 def test_skin_tracker_mostly_says_no_hand_in_real_rooms_without_one(hands):
     """Rooms with the performer's hands painted out: "no hand" is what lets the controls glide
     to neutral when the hand leaves, so the tracker must not always latch onto something."""

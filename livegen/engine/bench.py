@@ -182,4 +182,8 @@ def _optional_rows(r: dict) -> list[str]:
         for name, sizes in camera["fps"].items():
             text = ", ".join(f"{size} {fps if isinstance(fps, str) else f'{fps:.0f} fps'}" for size, fps in sizes.items())
             rows.append(f"{'camera ' + name:<22} {text}")
+        for name, rate in camera.get("detection", {}).items():
+            if isinstance(rate, dict):
+                rows.append(f"{'  on real hands ' + name:<22} found a hand in {rate['detected']:.0%} of "
+                            f"{camera['detection']['photos']} photos, on the hand in {rate['on_hand']:.0%}")
     return rows

@@ -227,3 +227,36 @@ def camera_bench(images: list[np.ndarray] | None = None, seconds: float = 1.0) -
     small = [cv.resize(f, (320, 240), interpolation=cv.INTER_AREA) for f in frames]
     result["latency"] = [_latency(small, name, max(0.5, seconds)) for name in ("color", "motion")]
     return result
+
+
+def hand_detection(folder: str, every: int = 1) -> dict:
+    """Each tracker on real photos of a hand (``../shared/data/hands``): the share of photos where
+    it reports a hand, and where that position lies on a labelled hand (MediaPipe's box grown by
+    30 %). Photos are independent, so ``motion`` (which needs a static camera) sees each as a
+    first frame and ``color`` looks for a glove nobody wears: their rates say so, honestly."""
+    import json
+    from pathlib import Path
+
+    from livegen import presets
+    from livegen.vision.labels import on_hand
+
+    root = Path(folder)
+    labels = json.loads((root / "mediapipe-labels.json").read_text())
+    names = sorted(n for n, boxes in labels.items() if boxes)[::every]
+    cv = cv2()
+    photos = [(name, cv.imread(str(root / "custom-gesture" / name))) for name in names]
+    photos = [(n, p) for n, p in photos if p is not None]
+    result: dict = {"photos": len(photos)}
+    for tracker_name in TRACKERS:
+        try:
+            tracker = make_tracker(tracker_name, presets.CameraPreset())
+        except UserError as exc:
+            result[tracker_name] = f"unavailable: {exc}"
+            continue
+        found = hits = 0
+        for name, photo in photos:
+            position = tracker.locate(photo)
+            found += position is not None
+            hits += position is not None and on_hand(*position, labels[name])
+        result[tracker_name] = {"detected": round(found / len(photos), 3), "on_hand": round(hits / len(photos), 3)}
+    return result
