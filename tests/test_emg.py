@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -20,14 +21,14 @@ from livegen import presets
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 from livegen.sensors.emg import open_device
-from livegen.sensors.emg.bench import PtyFeeder, csv_lines, dcrnn_features, separation, session_z
+from livegen.sensors.emg.bench import PtyFeeder, csv_lines, dcrnn_features, parse_process_us, separation, session_z
 from livegen.sensors.emg.cyton import Cyton, CytonFrames, counts_to_microvolts, encode_frame
-from livegen.sensors.emg.device import DeviceStats
+from livegen.sensors.emg.device import DeviceStats, EmgDevice
 from livegen.sensors.emg.processing import (Calibration, Gesture, Mapping, Processor, calibrate_from,
                                             load_profile, profile_path)
 from livegen.sensors.emg.replay import Replay, load_recording
 from livegen.sensors.emg.serial_csv import CsvLines
-from livegen.sensors.emg.source import EmgControls, merged_sinks
+from livegen.sensors.emg.source import DeviceNotices, EmgControls, merged_sinks
 
 MYO = ("emg", "myo-readings")
 
@@ -127,14 +128,16 @@ def test_cyton_asks_the_board_to_stream_and_to_stop():
     feeder.stop()
 
 
-def test_serial_reconnects_after_unplug_and_z_glides_to_neutral(tmp_path):
+def test_serial_reconnects_after_unplug_and_z_glides_to_neutral(tmp_path, capsys):
     rows, labels = fist_rows()
     gesture = rows[labels == 7][:4000]  # a held fist
     link = tmp_path / "ttyEMG"
     first = PtyFeeder(csv_lines(gesture), rate_hz=400)
     link.symlink_to(first.port)
-    settings_ = presets.EmgPreset(lost_hold=0.0, lost_glide=0.3, publish_step=0.0)
-    source = EmgControls.for_device(open_device(f"serial:{link},115200,csv"), settings_, Controls(z=(0.0,) * 8))
+    preset = tmp_path / "quick.toml"
+    preset.write_text("[emg]\nlost_hold = 0.0\nlost_glide = 0.3\npublish_step = 0.0\n")
+    spec = f"serial:{link},115200,csv"
+    source = EmgControls.from_spec(spec, Controls(z=(0.0,) * 8), str(preset))  # as perform --emg builds it
     published: list[Controls] = []
     source.start(lambda controls, t: published.append(controls), time.monotonic)
     second = None
@@ -159,6 +162,11 @@ def test_serial_reconnects_after_unplug_and_z_glides_to_neutral(tmp_path):
             second.stop()
     view = source.view()
     assert view.state == "stopped" and view.stats["reconnects"] == 1
+    said = capsys.readouterr().err.splitlines()  # the performer is told, one line each time
+    assert len(said) == 2, said
+    assert said[0].startswith(f"livegen: EMG {spec} lost: {link} stopped answering")
+    assert said[0].endswith("z glides to neutral while livegen reconnects")
+    assert said[1] == f"livegen: EMG {spec} reconnected: the muscles play z again"
 
 
 def test_a_missing_port_is_one_line_at_start():
@@ -171,6 +179,101 @@ def test_a_missing_port_is_one_line_at_start():
                 "cyton:/dev/x,gain=5", "replay:/nonexistent.csv", "serial:/dev/x,115200,json"):
         with pytest.raises(UserError):
             open_device(bad)
+
+
+def _quiet_radio(fails: Exception | None = None):
+    """A bleak scanner backend for a radio that hears no armband, or (``fails``) has none."""
+    from bleak.backends.scanner import BaseBleakScanner
+
+    class Radio(BaseBleakScanner):
+        scans = 0
+
+        def __init__(self, detection_callback, service_uuids, scanning_mode="active", **kwargs):
+            super().__init__(detection_callback, service_uuids)
+
+        async def start(self) -> None:
+            Radio.scans += 1
+            if fails is not None:
+                raise fails
+
+        async def stop(self) -> None:
+            pass
+
+    return Radio
+
+
+@pytest.mark.parametrize("bluetooth", ["no armband", "no adapter"])
+def test_a_performance_says_why_the_armband_does_not_play(monkeypatch, capsys, bluetooth):
+    from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason
+
+    from livegen.sensors.emg import myo_ble, source as emg_source
+
+    monkeypatch.setattr(myo_ble, "SCAN_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(myo_ble, "MAX_BACKOFF_S", 0.05)
+    no_radio = BleakBluetoothNotAvailableError("no radio", BleakBluetoothNotAvailableReason.NO_BLUETOOTH)
+    radio = _quiet_radio(no_radio if bluetooth == "no adapter" else None)
+    monkeypatch.setattr(emg_source, "open_device", lambda spec: myo_ble.MyoBle.from_spec("", scanner_backend=radio))
+    source = EmgControls.from_spec("myo", Controls())  # what perform --emg myo builds
+    source.start(lambda controls, t: None, time.monotonic)
+    try:
+        wait_for(lambda: radio.scans >= 3 or source.device.state == "lost")
+    finally:
+        source.stop()
+    said = capsys.readouterr().err.splitlines()
+    assert len(said) == 1, said  # once, however many tries
+    if bluetooth == "no adapter":
+        assert radio.scans == 1 and source.device.error
+        assert said[0].startswith("livegen: EMG myo is off, the music plays on with z at neutral: myo: Bluetooth "
+                                  "is not available (no_bluetooth)") and "bluetoothd" in said[0]
+    else:
+        assert said[0] == ("livegen: EMG myo is not connected: no Myo found (is it charged and awake? tap it, or plug "
+                           "it in and out); livegen keeps trying, z stays neutral meanwhile")
+
+
+class Scripted(EmgDevice):
+    """A device whose turns the test plays through the base class's own state and retry calls."""
+
+    name = "scripted"
+
+    @classmethod
+    def from_spec(cls, args: str) -> "Scripted":
+        return cls()
+
+    def _run(self) -> None:
+        pass
+
+
+def test_notices_say_each_turn_of_the_device_once():
+    device, said = Scripted(), []
+    DeviceNotices(device, "x", said.append)
+    device._retry_later("no Myo found (tap it)", 0.5)
+    device._retry_later("no Myo found (tap it)", 1.0)  # the same again: already said
+    device._set_state("connected", "streaming")
+    device._set_state("lost", "the armband went away")
+    device._set_state("reconnecting")
+    device._retry_later("no Myo found (tap it)", 0.5)  # while reconnecting: the lost line said it
+    device.stats.reconnects += 1
+    device._set_state("connected")
+    device._set_state("connected")  # no change, no line
+    device.error = "myo: firmware 0.9 is too old"
+    device._set_state("lost")
+    assert said == [
+        "EMG x is not connected: no Myo found (tap it); livegen keeps trying, z stays neutral meanwhile",
+        "EMG x connected: the muscles play z",
+        "EMG x lost: the armband went away; z glides to neutral while livegen reconnects",
+        "EMG x reconnected: the muscles play z again",
+        "EMG x is off, the music plays on with z at neutral: myo: firmware 0.9 is too old"]
+
+
+def test_notices_say_a_replay_ended(tmp_path):
+    rows, _ = fist_rows()
+    device = Replay.from_spec(f"{_recording(tmp_path, rows[:50])},speed=50")
+    said: list[str] = []
+    DeviceNotices(device, "replay:take.csv", said.append)
+    device.start(Collector())
+    wait_for(lambda: device.state == "ended")
+    device.stop()
+    assert said == ["EMG replay:take.csv: the recording ended; z glides to neutral"]
 
 
 # --- parsers under random bytes ------------------------------------------------------------------
@@ -195,6 +298,32 @@ def test_csv_parser_survives_any_bytes_and_resyncs_at_the_next_line(garbage, cut
         out.append(block)
     got = np.concatenate(out)
     np.testing.assert_array_equal(got[-len(rows):], rows)  # every line after the garbage, whole
+
+
+LINE_FORMATS = {  # what boards print, one sample per line
+    "comma": ",".join,
+    "comma and space": ", ".join,
+    "tab": "\t".join,
+    "space": " ".join,
+    "trailing comma, CRLF": lambda values: ",".join(values) + ",\r",
+    "plotter labels": lambda values: " ".join(f"emg{i + 1}:{v}" for i, v in enumerate(values)),
+    "spaced labels, tab": lambda values: "\t".join(f"ch_{i}.raw : {v}" for i, v in enumerate(values)),
+}
+GARBAGE_LINES = [b"hello", b"1,2,x", b"nan", b"1e999,2", b"1;2;3", b"1,2,3,4,5,6,7,8,9", b"emg1:", b"\x00\xff", b"5,6"]
+
+
+@pytest.mark.parametrize("channels", [1, 3, 8])
+@pytest.mark.parametrize("form", LINE_FORMATS)
+def test_csv_lines_round_trip_every_format(form, channels):
+    rows = np.random.default_rng(channels).integers(-128, 128, (20, channels)).astype(float)
+    rows[::3] += 0.25  # decimals too
+    text = "".join(LINE_FORMATS[form]([f"{v:g}" for v in row]) + "\n" for row in rows).encode()
+    stats = DeviceStats()
+    parser = CsvLines(stats)
+    got = [parser.feed(text), parser.feed(b"\n".join(GARBAGE_LINES) + b"\n"), parser.feed(text)]
+    np.testing.assert_array_equal(np.concatenate(got), np.vstack([rows, rows]))
+    assert parser.channels == channels
+    assert stats.parse_errors == len(GARBAGE_LINES)  # each line that is not a sample counted once
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -228,15 +357,65 @@ def test_recording_loader_says_what_is_wrong_or_loads(tmp_path_factory, text):
         assert rec.samples.ndim == 2 and 1 <= rec.samples.shape[1] <= 8 and rec.rate_hz > 0
 
 
+_number = st.one_of(st.integers(-300, 300).map(str), st.floats(-500, 500).map(lambda v: f"{v:.2f}"))
+_row = st.builds(lambda values, sep: sep.join(values), st.lists(_number, min_size=1, max_size=12),
+                 st.sampled_from([",", "\t", " ", ", "]))
+_stray = st.one_of(st.sampled_from(["", "  ", "e1,e2,e3", "hello", "1,2,x", "nan,1", "1e999", ",,"]),
+                   st.text(max_size=12))
+
+
+def _first_bad_line(text: str) -> int | None:
+    """What a careful reader says is wrong first: the number of the first line after an optional
+    header (a first line of no numbers) that is not finite numbers, or has another count of them
+    than the first sample."""
+    width, header = None, True
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            values = [float(v) for v in re.split(r"[,\t ]+", line) if v]
+        except ValueError:
+            values = []
+        if not values and header:
+            header = False
+            continue
+        header = False
+        if not values or not all(np.isfinite(values)) or (width is not None and len(values) != width):
+            return number
+        width = len(values)
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.one_of(_row, _row, _row, _stray), max_size=30), same=st.booleans())
+def test_recordings_of_uneven_rows_name_the_line(tmp_path_factory, lines, same):
+    if same:  # most files are well formed: give every numeric row one width
+        lines = [",".join(["1"] * 4) if re.fullmatch(r"[-0-9., \t]+", line) else line for line in lines]
+    text = "\n".join(lines)
+    path = tmp_path_factory.mktemp("rec") / "take.csv"
+    path.write_text(text)
+    bad = _first_bad_line(text)
+    try:
+        rec = load_recording(path)
+    except UserError as exc:
+        assert "\n" not in str(exc)
+        if bad is not None:
+            assert re.search(rf"\bline {bad}\b", str(exc)), (str(exc), bad)
+    else:
+        assert bad is None
+        assert rec.samples.ndim == 2 and 1 <= rec.samples.shape[1] <= 8 and rec.rate_hz > 0
+
+
 # --- processing and calibration on real data --------------------------------------------------------
 
-def test_blocks_of_any_size_give_the_same_levels():
+@pytest.mark.parametrize("channels, rectified", [(8, False), (2, True)])  # a Myo; a 2-channel MyoWare envelope
+def test_blocks_of_any_size_give_the_same_levels(channels, rectified):
     rows, _ = fist_rows()
-    rows = rows[:3000]
-    calibration = Calibration.default((-128.0, 127.0), 8, False)
-    whole = Processor(200.0, Mapping(), calibration).run(rows)
-    processor = Processor(200.0, Mapping(), calibration)
-    sizes = np.random.default_rng(1).integers(1, 40, 400)
+    rows = np.abs(rows[:3000, :channels]) if rectified else rows[:3000]
+    calibration = Calibration.default((-128.0, 127.0), 8, rectified)
+    whole = Processor(200.0, Mapping(), calibration, rectified).run(rows)
+    processor = Processor(200.0, Mapping(), calibration, rectified)
+    sizes = np.random.default_rng(1).integers(1, 40, 400)  # sample by sample up to SMALL_BLOCK, vectorised above
     edges = np.minimum(np.cumsum(np.concatenate([[0], sizes])), len(rows))
     pieces = [processor.run(rows[a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a]
     np.testing.assert_allclose(np.concatenate(pieces), whole[:edges[-1]], atol=1e-9)
@@ -267,6 +446,7 @@ def test_a_dims_without_a_channel_stay_neutral():
     processor = Processor(200.0, Mapping(z=[2, 0, 1]), Calibration([1.0] * 8, [5.0] * 8))
     levels = processor.run(np.full((50, 2), 40.0))[-1]  # a 2-channel board
     z = processor.z(levels)
+    assert z.shape == (8,)  # the dims the preset does not list are there, neutral
     assert z[1] == 0.0 and z[2] > -1 and z[0] > -1 and np.all(z[3:] == 0.0)
 
 
@@ -339,6 +519,14 @@ def test_merged_sinks_keep_each_sources_part():
 
 # --- the command line -------------------------------------------------------------------------------
 
+def test_bench_times_bytes_to_the_z_handed_to_the_engine():
+    rows, _ = fist_rows()
+    result = parse_process_us(rows, count=400)
+    assert set(result) == {"csv", "cyton", "myo"}  # a serial line, a Cyton frame, a BLE notification
+    for figures in result.values():  # timings are the bench's to report, not a test's to assert
+        assert figures["p50"] > 0 and figures["z_handed_per_sample"] > 0  # z reached the sink, not just the parser
+
+
 def test_emg_json_contract_over_a_pty():
     rows, _ = fist_rows()
     feeder = PtyFeeder(csv_lines(rows), rate_hz=200, garbage_every=100).start()
@@ -364,12 +552,16 @@ def test_emg_replay_ends_by_itself_and_prints_a_meter(tmp_path):
     assert "|" in run.stdout and "400 samples" in run.stdout
 
 
-def test_emg_bad_sources_are_one_line_errors():
-    for spec in ("serial:/dev/ttyNOPE,115200,csv", "wifi:1", "replay:/nonexistent.csv"):
+def test_emg_bad_sources_are_one_line_errors(tmp_path):
+    uneven = tmp_path / "uneven.csv"
+    uneven.write_text("1,2,3,4,5,6,7,8,0\n1,2,3\n")
+    for spec, says in (("serial:/dev/ttyNOPE,115200,csv", "ttyNOPE"), ("wifi:1", "unknown EMG source"),
+                       ("replay:/nonexistent.csv", "does not exist"), (f"replay:{uneven}", "line 2 has 3 numbers"),
+                       (f"replay:{tmp_path}", "is a folder")):
         run = subprocess.run(livegen_cmd("emg", "--source", spec, "--json", "--duration", "1"),
                              capture_output=True, text=True, timeout=60)
-        assert run.returncode == 2
-        assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr and says in run.stderr, run.stderr
 
 
 def test_calibrate_emg_without_a_terminal(tmp_path, profiles):
@@ -420,7 +612,8 @@ def test_perform_dcrnn_with_emg_records_the_z_it_played(tmp_path):
 def test_perform_with_a_missing_emg_port_fails_before_playing():
     run = subprocess.run(livegen_cmd("perform", "--model", "dcrnn", "--no-port", "--duration", "1",
                                      "--emg", "serial:/dev/ttyNOPE"), capture_output=True, text=True, timeout=60)
-    assert run.returncode == 2 and "ttyNOPE" in run.stderr and "Traceback" not in run.stderr
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "cannot open the serial port /dev/ttyNOPE" in run.stderr and "check the cable" in run.stderr
 
 
 def test_dcrnn_notes_differ_between_gestures():

@@ -1,7 +1,9 @@
 """``livegen bench --parts emg``: the EMG path's numbers, on the real recordings.
 
-- parse_process_us: one CSV line or one Cyton frame parsed, processed to levels and z (what the
-  reader thread does per sample), median and p99 over a real recording, on one core.
+- parse_process_us: the reader thread's whole work per sample, from the bytes read to the z value
+  handed to the engine's sink (decoding, processing, gesture recall, the publish step under the
+  source's lock), for a CSV line, a Cyton frame and a Myo BLE notification (two samples); median
+  and p99 over a real recording, on one core.
 - live: a device emulator writes a real recording as CSV lines over a pty at 200 Hz into
   ``livegen``'s serial device while a DCRNN engine plays what it sends: samples sent vs received
   (drops), the rate, arrival -> z handed to the engine (p50/p99), the engine's z -> MIDI.
@@ -21,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livegen.sensors.emg.device import DeviceStats
-from livegen.sensors.emg.processing import Calibration, Mapping, Processor, calibrate_from
+from livegen.sensors.emg.processing import Calibration, Gesture, Mapping, Processor, calibrate_from
 from livegen.sensors.emg.replay import load_recording
 
 GESTURES = {0: "rest", 1: "flexion", 2: "extension", 3: "radial", 4: "ulnar", 5: "pronation", 6: "supination",
@@ -41,25 +42,46 @@ def _pct(values, scale: float = 1.0) -> dict:
 # --- per-sample cost ------------------------------------------------------------------------------
 
 def parse_process_us(samples: np.ndarray, count: int = 6000) -> dict:
-    """µs per sample: CSV line -> parser -> processor -> z, and the same for Cyton frames."""
-    from livegen.sensors.emg.cyton import CytonFrames, encode_frame
-    from livegen.sensors.emg.serial_csv import CsvLines
+    """µs per sample, bytes -> z handed to the sink, through the devices' own decoding and an
+    ``EmgControls`` with the preset's defaults and two learned gestures (so recall runs too)."""
+    from livegen import presets
+    from livegen.music.conditioning import Controls
+    from livegen.sensors.emg import myo
+    from livegen.sensors.emg.cyton import Cyton, encode_frame
+    from livegen.sensors.emg.myo_ble import MyoBle
+    from livegen.sensors.emg.serial_csv import SerialCsv
+    from livegen.sensors.emg.source import EmgControls
 
-    rows = samples[:count]
-    lines = csv_lines(rows)
-    frames = [encode_frame(i, row * 1000) for i, row in enumerate(rows)]
+    rows = samples[:count - count % 2]
+    int8 = np.clip(rows, -128, 127)
+    csv, cyton, ble = SerialCsv("bench"), Cyton("bench"), MyoBle(mode=myo.EmgMode.RAW)
+
+    def notify(data: bytes) -> None:  # on the characteristic the armband uses next: nothing lost
+        ble._on_emg(ble._next_char or 0, data)
+
+    cases = {  # name: (device, what one read delivers, samples in it, the reader's work on it)
+        "csv": (csv, csv_lines(rows), 1, csv.receive),
+        "cyton": (cyton, [encode_frame(i, row * 1000) for i, row in enumerate(rows)], 1, cyton.receive),
+        "myo": (ble, [myo.encode_emg(int8[i:i + 2]) for i in range(0, len(rows), 2)], 2, notify),
+    }
     result = {}
-    for name, chunks, parser in (("csv", lines, CsvLines(DeviceStats())), ("cyton", frames, CytonFrames(DeviceStats()))):
-        processor = Processor(200.0, Mapping(), Calibration.default((-128.0, 127.0), 8, False))
-        parser.feed(chunks[0] + chunks[1])  # learn the width / lock on
+    for name, (device, chunks, per_chunk, receive) in cases.items():
+        settings = presets.EmgPreset()
+        calibration = Calibration.default(device.value_range, 8, device.rectified)
+        calibration.gestures = {"fist": Gesture([0.8] * 8, "B"), "wave": Gesture([0.6, 0.1] * 4, "C")}
+        processor = Processor(device.nominal_rate_hz, Mapping.from_preset(settings), calibration, device.rectified)
+        source = EmgControls(device, processor, Controls(z=(0.0,) * 8), settings, calibrated=True)
+        handed: list[tuple] = []
+        # what start() wires, without the threads: the device's sink is the source, the source's the engine
+        source._sink, source._clock = (lambda controls, t: handed.append(controls.z)), time.monotonic
+        device._sink = source._on_samples
+        receive(chunks[0] + chunks[1] if per_chunk == 1 else chunks[0])  # learn the width / lock on
         times = []
         for chunk in chunks[2:]:
             t0 = time.perf_counter()
-            block = parser.feed(chunk)
-            if len(block):
-                processor.z(processor.run(block)[-1])
-            times.append(time.perf_counter() - t0)
-        result[name] = _pct(times, 1e6)
+            receive(chunk)
+            times.append((time.perf_counter() - t0) / per_chunk)
+        result[name] = {**_pct(times, 1e6), "z_handed_per_sample": round(len(handed) / len(rows), 3)}
     return result
 
 
@@ -259,7 +281,7 @@ def emg_bench(data: str | None, model=None, live_seconds: float = 30.0, log=prin
         rows = np.random.default_rng(0).integers(-60, 60, (6000, 8)).astype(float)
     else:
         rows = load_recording(folder / "12345-1" / "7.txt").samples
-    log("bench emg: parse + process per sample")
+    log("bench emg: bytes -> z per sample (decode, process, gesture recall, publish)")
     result["parse_process_us"] = parse_process_us(rows)
     if model is not None:
         log(f"bench emg: {live_seconds:g} s of EMG at 200 Hz over a pty into a playing DCRNN")
@@ -276,7 +298,7 @@ def emg_bench(data: str | None, model=None, live_seconds: float = 30.0, log=prin
 def report_rows(r: dict) -> list[str]:
     rows = []
     for name, d in r["parse_process_us"].items():
-        rows.append(f"{'emg parse+process ' + name:<22} p50 {d['p50']:8.2f}  p99 {d['p99']:8.2f} us/sample   (target <= 50)")
+        rows.append(f"{'emg bytes -> z ' + name:<22} p50 {d['p50']:8.2f}  p99 {d['p99']:8.2f} us/sample   (target <= 50)")
     live = r.get("live")
     if live:
         a = live["arrival_to_engine_ms"]

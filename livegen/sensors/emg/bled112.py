@@ -252,8 +252,6 @@ class Bled112Myo(EmgDevice):
         self.nominal_rate_hz = mode.rate_hz
         self.battery: int | None = None
         self.firmware: myo.FirmwareVersion | None = None
-        self.detail = "starting"
-        self.on_state: Callable[[str], None] | None = None
         self._parser = BgapiParser()
         self._inbox: deque[Message] = deque()
         self._serial = None
@@ -277,12 +275,6 @@ class Bled112Myo(EmgDevice):
             raise UserError(f"--source bled112: myo={address} is not a Bluetooth address (AA:BB:CC:DD:EE:FF)")
         return cls(port, mode, address)
 
-    def _set_state(self, state: str) -> None:
-        if state != self.state:
-            self.state = state
-            if self.on_state is not None:
-                self.on_state(state)
-
     # -- the reader thread -------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -304,7 +296,7 @@ class Bled112Myo(EmgDevice):
                 self._set_state("lost")
                 return
             except TimeoutError as exc:  # an OSError too, but only this attempt failed
-                self.detail = f"{exc}; retrying in {backoff:.1f} s"
+                self._retry_later(str(exc), backoff)
             except (serial.SerialException, OSError) as exc:
                 self._drop_port()
                 if not ever_connected:
@@ -312,7 +304,7 @@ class Bled112Myo(EmgDevice):
                     self.error = f"bled112: cannot use {self.port}: {exc}{hint}"
                     self._set_state("lost")
                     return
-                self.detail = f"the dongle went away ({exc}); retrying"
+                self._retry_later(f"the dongle went away ({exc})", backoff)
             except _NotADongle:
                 if not ever_connected:
                     self.error = (f"bled112: nothing on {self.port} answers BGAPI; is it the BLED112's port? "
@@ -320,9 +312,9 @@ class Bled112Myo(EmgDevice):
                     self._set_state("lost")
                     return
                 self._drop_port()
-                self.detail = "the dongle stopped answering; reopening it"
+                self._retry_later("the dongle stopped answering", backoff)
             except Exception as exc:  # noqa: BLE001 - one failed attempt: try again after a pause
-                self.detail = f"{type(exc).__name__}: {exc}; retrying in {backoff:.1f} s"
+                self._retry_later(f"{type(exc).__name__}: {exc}", backoff)
             self._connection = None
             if self._stop.wait(backoff):
                 return
@@ -425,12 +417,10 @@ class Bled112Myo(EmgDevice):
             self._configure()
             if reconnecting:
                 self.stats.reconnects += 1
-            self._set_state("connected")
-            self.detail = f"streaming {self.mode.spec_name} EMG from {address_text(address)}"
+            self._set_state("connected", f"streaming {self.mode.spec_name} EMG from {address_text(address)}")
             self._stream()
         except _LinkLost as exc:
-            self._set_state("lost")
-            self.detail = f"{exc}; reconnecting"
+            self._set_state("lost", str(exc))
         except _Stopped:
             self._goodbye()
             raise

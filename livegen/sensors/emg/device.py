@@ -48,6 +48,9 @@ class EmgDevice(ABC):
         self.stats = DeviceStats()
         self.state = "connecting"
         self.error: str | None = None  # a fatal problem, one line, said to the user
+        self.detail = "starting"  # what it is doing now, or why it is not streaming, for a status line
+        self.on_state: Callable[[str], None] | None = None  # every state change (the performance's notices, tests)
+        self.on_retry: Callable[[str], None] | None = None  # a try to connect failed, another follows: why
         self._sink: SampleSink | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,7 +80,7 @@ class EmgDevice(ABC):
         if self._thread is not None:
             self._thread.join(3.0)
         self._close()
-        self.state = "stopped"
+        self._set_state("stopped")
 
     def emit(self, samples: np.ndarray) -> None:
         """Hand a decoded block (n, channels) to the sink, stamped with its arrival time."""
@@ -87,12 +90,28 @@ class EmgDevice(ABC):
         if self._sink is not None:
             self._sink(samples, time.monotonic())
 
+    def _set_state(self, state: str, detail: str | None = None) -> None:
+        """Change state (``detail``: why, set before ``on_state`` hears of it)."""
+        if detail is not None:
+            self.detail = detail
+        if state != self.state:
+            self.state = state
+            if self.on_state is not None:
+                self.on_state(state)
+
+    def _retry_later(self, reason: str, seconds: float) -> None:
+        """A try to (re)connect failed for ``reason`` (what went wrong and what to do); the next
+        one is ``seconds`` away."""
+        self.detail = f"{reason}; retrying in {seconds:.1f} s"
+        if self.on_retry is not None:
+            self.on_retry(reason)
+
     def _guarded_run(self) -> None:
         try:
             self._run()
         except Exception as exc:  # noqa: BLE001 - the reader's end must reach the user, not a traceback
             self.error = f"{self.name}: {type(exc).__name__}: {exc}"
-            self.state = "lost"
+            self._set_state("lost")
 
     @abstractmethod
     def _run(self) -> None: ...

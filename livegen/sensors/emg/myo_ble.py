@@ -13,7 +13,7 @@ import asyncio
 import importlib.util
 import re
 import time
-from typing import Any, Callable
+from typing import Any
 
 from livegen.errors import UserError
 from livegen.sensors.emg import myo
@@ -46,8 +46,6 @@ class MyoBle(EmgDevice):
         self.nominal_rate_hz = mode.rate_hz
         self.battery: int | None = None
         self.firmware: myo.FirmwareVersion | None = None
-        self.detail = "starting"  # what it is doing now, for a status line
-        self.on_state: Callable[[str], None] | None = None  # called on every state change (GUI, tests)
         self._client_backend = client_backend
         self._scanner_backend = scanner_backend
         self._next_char: int | None = None  # which EMG characteristic should notify next
@@ -74,12 +72,6 @@ class MyoBle(EmgDevice):
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    def _set_state(self, state: str) -> None:
-        if state != self.state:
-            self.state = state
-            if self.on_state is not None:
-                self.on_state(state)
-
     async def _main(self) -> None:
         from bleak.exc import BleakBluetoothNotAvailableError
 
@@ -102,16 +94,18 @@ class MyoBle(EmgDevice):
                                   "adapter on and start bluetoothd, or use --source bled112 with the USB dongle")
                     self._set_state("lost")
                     return
-                self.detail = f"Bluetooth is not available ({exc.reason.name.lower()}); retrying"
+                self._retry_later(f"Bluetooth is not available ({exc.reason.name.lower()})", backoff)
             except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
                 if not ever_connected:  # BlueZ's D-Bus socket is missing or closed to us
                     self.error = (f"myo: cannot reach the Bluetooth service ({exc}): start bluetoothd, "
                                   "or use --source bled112 with the USB dongle")
                     self._set_state("lost")
                     return
-                self.detail = f"Bluetooth service unreachable ({exc}); retrying"
+                self._retry_later(f"the Bluetooth service is unreachable ({exc})", backoff)
+            except TimeoutError as exc:  # no armband found, or it did not answer
+                self._retry_later(str(exc) or "the armband did not answer in time (out of range?)", backoff)
             except Exception as exc:  # noqa: BLE001 - any failure of one attempt means: try again later
-                self.detail = f"{type(exc).__name__}: {exc}; retrying in {backoff:.1f} s"
+                self._retry_later(f"{type(exc).__name__}: {exc}", backoff)
             if self._stop.is_set():
                 break
             await self._sleep_unless_stopped(backoff)
@@ -172,14 +166,12 @@ class MyoBle(EmgDevice):
             await self._unless_stopped(self._configure(client))
             if reconnecting:
                 self.stats.reconnects += 1
-            self._set_state("connected")
-            self.detail = f"streaming {self.mode.spec_name} EMG from {device.address}"
+            self._set_state("connected", f"streaming {self.mode.spec_name} EMG from {device.address}")
             while not link_down.is_set():
                 if await self._sleep_unless_stopped(0.2):
                     await self._goodbye(client)
                     return
-            self._set_state("lost")
-            self.detail = "the armband went away; reconnecting"
+            self._set_state("lost", "the armband went away (out of range, asleep or off)")
         finally:
             if client.is_connected:
                 try:

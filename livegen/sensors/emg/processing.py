@@ -1,11 +1,12 @@
 """Muscle samples -> levels 0..1 per channel -> z values -1..1 for the DCRNN.
 
-Per block of samples (vectorised over the block and the channels): a high-pass removes the
-electrodes' offset and movement drift, the signal is rectified and its envelope taken (moving
-RMS over ``window`` s, or an exponential average of |x| with that time constant), the
-calibration maps each channel's rest level to 0 and its strongest contraction to 1, a one-pole
-smoothing follows, and the preset's mapping puts channels on z dims (level 0 -> z -1, level 1 ->
-z +1). Devices that already send envelopes (``rectified``) skip the high-pass and rectification.
+Per block of samples (vectorised over a long block and the channels; the few samples a live read
+brings go one by one on floats, see ``SMALL_BLOCK``): a high-pass removes the electrodes' offset
+and movement drift, the signal is rectified and its envelope taken (moving RMS over ``window`` s,
+or an exponential average of |x| with that time constant), the calibration maps each channel's
+rest level to 0 and its strongest contraction to 1, a one-pole smoothing follows, and the
+preset's mapping puts channels on z dims (level 0 -> z -1, level 1 -> z +1). Devices that
+already send envelopes (``rectified``) skip the high-pass and rectification.
 
 Calibration is stored per user in ``~/.config/livegen/emg/USER.toml`` (``$LIVEGEN_EMG_PROFILES``
 moves the folder): rest and maximum envelopes per channel, and optionally named gestures
@@ -29,6 +30,10 @@ HIGHPASS_HZ = 10.0  # below the EMG band (20-450 Hz), above electrode drift and 
 DEFAULT_REST, DEFAULT_MAX = 0.03, 0.35  # uncalibrated: fractions of the half-range a Myo reads at rest / full
 Z_DIMS = 8
 CHANNELS = 8  # a Myo's, a Cyton's; boards with fewer channels are padded (their missing ones drive nothing)
+# Blocks up to this many samples (one serial line, a BLE notification's two) go sample by sample on
+# lists of floats: on 8 values each numpy call costs more than its arithmetic, and a sample must be
+# through in well under 50 µs. Longer blocks (a replay, a calibration) are vectorised.
+SMALL_BLOCK = 4
 
 
 def profile_dir() -> Path:
@@ -144,15 +149,14 @@ def load_profile(user: str) -> Calibration | None:
 # --- filters --------------------------------------------------------------------------------------
 
 class OnePole:
-    """y[n] = b0 x[n] + b1 x[n-1] - a1 y[n-1] per channel, state kept between blocks. A single
-    sample (the usual case: one serial line, one BLE sample) takes a numpy fast path; longer
-    blocks go through scipy's lfilter."""
+    """y[n] = b0 x[n] + b1 x[n-1] - a1 y[n-1] per channel, state kept between blocks: ``step``
+    takes one sample as floats, ``run`` a block through scipy's lfilter."""
 
     def __init__(self, b0: float, b1: float, a1: float, channels: int):
         self.b, self.a = np.array([b0, b1]), np.array([1.0, a1])
         self.b0, self.b1, self.a1 = b0, b1, a1
-        self.x1 = np.zeros(channels)
-        self.y1 = np.zeros(channels)
+        self.x1 = [0.0] * channels
+        self.y1 = [0.0] * channels
 
     @classmethod
     def lowpass(cls, seconds: float, rate_hz: float, channels: int) -> "OnePole":
@@ -166,48 +170,53 @@ class OnePole:
         g = (1.0 + k) / 2.0
         return cls(g, -g, -k, channels)
 
+    def step(self, x: list[float]) -> list[float]:
+        b0, b1, a1 = self.b0, self.b1, self.a1
+        y = [b0 * v + b1 * v1 - a1 * w1 for v, v1, w1 in zip(x, self.x1, self.y1)]
+        self.x1, self.y1 = x, y
+        return y
+
     def run(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 1:
-            y = self.b0 * x[0] + self.b1 * self.x1 - self.a1 * self.y1
-            self.x1, self.y1 = x[0], y
-            return y[None]
         from scipy.signal import lfilter
 
-        zi = (self.b1 * self.x1 - self.a1 * self.y1)[None]
+        zi = (self.b1 * np.array(self.x1) - self.a1 * np.array(self.y1))[None]
         y, _ = lfilter(self.b, self.a, x, axis=0, zi=zi)
-        self.x1, self.y1 = x[-1].copy(), y[-1].copy()
+        self.x1, self.y1 = x[-1].tolist(), y[-1].tolist()
         return y
 
 
 class MovingRms:
-    """RMS over the last ``size`` samples per channel (the first ``size`` samples ramp up). One
-    sample updates a running sum (re-summed exactly once per window, so rounding never drifts);
-    a block goes through cumulative sums."""
+    """RMS over the last ``size`` samples per channel (the first ``size`` samples ramp up). ``step``
+    (one sample, as floats) updates a running sum, re-summed exactly once per window so rounding
+    never drifts; ``run`` takes a block through cumulative sums."""
 
     def __init__(self, size: int, channels: int):
         self.size = max(1, size)
-        self.ring = np.zeros((self.size, channels))  # squares of the last ``size`` samples
+        self.ring = [[0.0] * channels for _ in range(self.size)]  # squares of the last ``size`` samples
         self.position = 0  # where the next square goes
-        self.total = np.zeros(channels)
+        self.total = [0.0] * channels
+
+    def step(self, x: list[float]) -> list[float]:
+        squares = [v * v for v in x]
+        old, self.ring[self.position] = self.ring[self.position], squares
+        self.position += 1
+        if self.position == self.size:
+            self.position = 0
+            self.total = [sum(column) for column in zip(*self.ring)]
+        else:
+            self.total = [t + s - o for t, s, o in zip(self.total, squares, old)]
+        size = self.size
+        return [math.sqrt(t / size) if t > 0.0 else 0.0 for t in self.total]
 
     def run(self, x: np.ndarray) -> np.ndarray:
         squares = x * x
-        if len(x) == 1:
-            self.total += squares[0] - self.ring[self.position]
-            self.ring[self.position] = squares[0]
-            self.position += 1
-            if self.position == self.size:
-                self.position = 0
-                self.total = self.ring.sum(axis=0)
-            return np.sqrt(np.maximum(self.total, 0.0) / self.size)[None]
-        history = np.roll(self.ring, -self.position, axis=0)[1:]  # the size-1 squares before this block, oldest first
+        history = np.roll(np.array(self.ring), -self.position, axis=0)[1:]  # the size-1 squares before, oldest first
         joined = np.vstack((history, squares))
         sums = np.cumsum(joined, axis=0)
         windows = sums[self.size - 1:].copy()
         windows[1:] -= sums[:len(x) - 1]
-        self.ring = joined[-self.size:].copy()
-        self.position = 0
-        self.total = self.ring.sum(axis=0)
+        ring = joined[-self.size:]
+        self.ring, self.position, self.total = ring.tolist(), 0, ring.sum(axis=0).tolist()
         return np.sqrt(np.maximum(windows, 0.0) / self.size)
 
 
@@ -244,10 +253,17 @@ class Processor:
         self.smooth = OnePole.lowpass(mapping.smoothing, rate_hz, channels) if mapping.smoothing > 0 else None
         self.set_calibration(calibration)
         self.levels = np.zeros(channels)  # the latest levels (0..1), for displays
-        # z dim -> channel index; dims mapped to a channel this device lacks (or 0) stay at 0
-        self._z_from = np.array([c - 1 if 1 <= c <= channels else -1 for c in mapping.z[:Z_DIMS]], dtype=int)
-        self._z_on = self._z_from >= 0
+        # z dim -> channel index; dims mapped to a channel this device lacks, to 0 or not listed stay at 0
+        listed = [c - 1 if 1 <= c <= channels else -1 for c in mapping.z[:Z_DIMS]]
+        self._z_from = np.array(listed + [-1] * (Z_DIMS - len(listed)), dtype=int)
         self._z_index = np.maximum(self._z_from, 0)
+        self._drive_z(channels)
+
+    def _drive_z(self, width: int) -> None:
+        """z = level * gain + offset: 2 l - 1 on the dims a channel of the device drives, 0 elsewhere
+        (levels are >= 0, so that is +0.0)."""
+        on = (self._z_from >= 0) & (self._z_from < width)
+        self._z_gain, self._z_offset = np.where(on, 2.0, 0.0), np.where(on, -1.0, 0.0)
 
     def set_calibration(self, calibration: Calibration) -> None:
         rest = _fit(calibration.rest, self.channels)
@@ -255,20 +271,19 @@ class Processor:
         self.calibration = calibration
         self._rest = rest
         self._scale = 1.0 / np.maximum(top - rest, 1e-9 + 1e-3 * np.abs(rest))
+        self._rest_scale = list(zip(rest.tolist(), self._scale.tolist()))  # for samples one by one
         self._centroids = None
         if calibration.gestures:
             self._gesture_names = ["rest", *calibration.gestures]
             self._centroids = np.array([np.zeros(self.channels)]
                                        + [_fit(g.centroid, self.channels) for g in calibration.gestures.values()])
+            self._half_norms = 0.5 * (self._centroids ** 2).sum(axis=1)
 
     def envelopes(self, block: np.ndarray) -> np.ndarray:
         """Rectified envelope of each sample (n, channels), in device units."""
-        x = np.asarray(block, dtype=np.float64)
-        if x.shape[1] != self.channels:
-            if x.shape[1] != self.width:
-                self.width = min(x.shape[1], self.channels)
-                self._z_on = (self._z_from >= 0) & (self._z_from < self.width)
-            x = _fit_columns(x, self.channels)
+        x = self._columns(block)
+        if len(x) <= SMALL_BLOCK:
+            return np.array([self._envelope(row) for row in x.tolist()]).reshape(len(x), self.channels)
         if self.highpass is not None:
             x = self.highpass.run(x)
         if self._rectify or self.rectified:
@@ -277,24 +292,52 @@ class Processor:
 
     def run(self, block: np.ndarray) -> np.ndarray:
         """Levels 0..1 (after smoothing) of each sample of the block, (n, channels)."""
-        self.last_envelopes = self.envelopes(block)  # kept for a calibration taken while playing
-        levels = np.clip((self.last_envelopes - self._rest) * self._scale, 0.0, 1.0)
-        if self.smooth is not None:
-            levels = self.smooth.run(levels)
+        if len(block) > SMALL_BLOCK:
+            self.last_envelopes = self.envelopes(block)  # kept for a calibration taken while playing
+            levels = (self.last_envelopes - self._rest) * self._scale
+            np.minimum(np.maximum(levels, 0.0, out=levels), 1.0, out=levels)
+            if self.smooth is not None:
+                levels = self.smooth.run(levels)
+        else:
+            envelopes, rows = [], []
+            for row in self._columns(block).tolist():
+                envelope = self._envelope(row)
+                level = [0.0 if (v := (e - rest) * scale) < 0.0 else 1.0 if v > 1.0 else v  # clipped to 0..1
+                         for e, (rest, scale) in zip(envelope, self._rest_scale)]
+                envelopes.append(envelope)
+                rows.append(level if self.smooth is None else self.smooth.step(level))
+            self.last_envelopes, levels = np.array(envelopes), np.array(rows)
         self.levels = levels[-1]
         return levels
 
+    def _columns(self, block: np.ndarray) -> np.ndarray:
+        """The block as float64 with this processor's channels (a narrower board padded)."""
+        x = np.asarray(block, dtype=np.float64)
+        if x.shape[1] != self.channels:
+            if x.shape[1] != self.width:
+                self.width = min(x.shape[1], self.channels)
+                self._drive_z(self.width)
+            x = _fit_columns(x, self.channels)
+        return x
+
+    def _envelope(self, row: list[float]) -> list[float]:
+        """One sample's envelope, on floats."""
+        if self.highpass is not None:
+            row = self.highpass.step(row)
+        if self._rectify or self.rectified:
+            row = [abs(v) for v in row]
+        return self.envelope.step(row)
+
     def z(self, levels: np.ndarray) -> np.ndarray:
         """z values -1..1 for levels (channels,) or (n, channels)."""
-        values = 2.0 * levels[..., self._z_index] - 1.0
-        values[..., ~self._z_on] = 0.0
-        return values
+        return levels[..., self._z_index] * self._z_gain + self._z_offset
 
     def gesture(self, levels: np.ndarray) -> str | None:
         """The nearest learned gesture ("rest" included) for one level vector; None without gestures."""
         if self._centroids is None:
             return None
-        return self._gesture_names[int(np.argmin(((self._centroids - levels) ** 2).sum(axis=1)))]
+        # argmin |c - l|^2 = argmin |c|^2 / 2 - c.l: one product instead of four array steps per sample
+        return self._gesture_names[int((self._half_norms - self._centroids @ levels).argmin())]
 
 
 def _fit(values, channels: int) -> np.ndarray:
@@ -306,7 +349,9 @@ def _fit(values, channels: int) -> np.ndarray:
 def _fit_columns(x: np.ndarray, channels: int) -> np.ndarray:
     if x.shape[1] > channels:
         return x[:, :channels]
-    return np.hstack([x, np.zeros((len(x), channels - x.shape[1]))])
+    wide = np.zeros((len(x), channels))
+    wide[:, :x.shape[1]] = x
+    return wide
 
 
 def calibrate_from(rest_envelopes: np.ndarray, max_envelopes: np.ndarray, device: str, mapping: Mapping,

@@ -11,6 +11,8 @@ delays them but never slows the stream down; ``loop`` starts over at the end.
 """
 from __future__ import annotations
 
+import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from livegen.sensors.emg.device import EmgDevice
 from livegen.sensors.emg.serial_port import parse_range, split_spec
 
 USAGE = "replay:recording.csv"
+SEPARATORS = re.compile(r"[,\t ]+")
 
 
 @dataclass
@@ -35,23 +38,19 @@ class Recording:
 
 def load_recording(path: str | Path, rate_hz: float | None = None) -> Recording:
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"EMG recording {path} is a folder: name one recording file in it, "
+                        f"like replay:{p / 'take.csv'}")
     if not p.is_file():
-        raise UserError(f"EMG recording {path} does not exist")
+        raise UserError(f"EMG recording {path} does not exist" if not p.exists() else
+                        f"EMG recording {path} is not a regular file: name a recorded .csv/.txt file")
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read the EMG recording {path}: {exc}") from None
-    lines = [line for line in text.splitlines() if line.strip()]
-    if lines and not _numeric(lines[0]):
-        lines = lines[1:]  # a header line
-    try:
-        data = np.array([[float(v) for v in line.replace("\t", ",").replace(" ", ",").split(",") if v]
-                         for line in lines], dtype=np.float64)
-    except ValueError:
-        bad = next(k for k, line in enumerate(lines) if not _numeric(line))
-        raise UserError(f"{path}: line {bad + 1} is not numbers ({lines[bad][:40]!r})") from None
-    if data.ndim != 2 or len(data) < 2 or not np.isfinite(data).all():
-        raise UserError(f"{path}: not an EMG recording (rows of 1-10 numbers, all rows the same length)")
+    data = np.array(_rows(text, path), dtype=np.float64)
+    if len(data) < 2:
+        raise UserError(f"{path}: not an EMG recording: it needs at least 2 lines of samples (rows of 1-10 numbers)")
     columns = data.shape[1]
     labels = None
     rate = 200.0
@@ -74,12 +73,43 @@ def load_recording(path: str | Path, rate_hz: float | None = None) -> Recording:
     return Recording(samples, rate_hz or rate, labels, rectified, value_range)
 
 
-def _numeric(line: str) -> bool:
+def _rows(text: str, path) -> list[list[float]]:
+    """Every sample line as numbers; the first line may be a header. A line that is not numbers,
+    or has another count of them than the first sample (a line cut off or run together), is a
+    ``UserError`` naming its line number (blank lines count, as in an editor)."""
+    rows: list[list[float]] = []
+    first = 0  # line number of the first sample
+    header = True  # the next non-blank line may be a header
+    for number, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        values = _values(line)
+        if not values:
+            if header:
+                header = False
+                continue
+            raise UserError(f"{path}: line {number} is not numbers ({line.strip()[:40]!r}): every line after a "
+                            "header is one sample, numbers separated by commas, tabs or spaces; fix or delete it")
+        if not all(math.isfinite(v) for v in values):
+            raise UserError(f"{path}: line {number} holds a value that is not a finite number "
+                            f"({line.strip()[:40]!r}): fix or delete that line")
+        header = False
+        if not rows:
+            first = number
+        elif len(values) != len(rows[0]):
+            raise UserError(f"{path}: line {number} has {len(values)} numbers but line {first} has {len(rows[0])}: "
+                            "every sample line needs the same columns (a line cut off or run together?); "
+                            "fix or delete that line")
+        rows.append(values)
+    return rows
+
+
+def _values(line: str) -> list[float] | None:
+    """The numbers on a line (None when one is not a number, [] when there are none)."""
     try:
-        [float(v) for v in line.replace("\t", ",").replace(" ", ",").split(",") if v]
+        return [float(v) for v in SEPARATORS.split(line.strip(" ,\t\r")) if v]
     except ValueError:
-        return False
-    return True
+        return None
 
 
 class Replay(EmgDevice):
@@ -125,7 +155,7 @@ class Replay(EmgDevice):
     def _run(self) -> None:
         samples = self.recording.samples
         period = 1.0 / (self.recording.rate_hz * self.speed)
-        self.state = "connected"
+        self._set_state("connected")
         start, index = time.monotonic(), 0  # index counts from start; position wraps when looping
         while not self._stop.is_set():
             due = min(int((time.monotonic() - start) / period) + 1, index + len(samples))
@@ -136,7 +166,7 @@ class Replay(EmgDevice):
                 self.position += take
                 if self.position == len(samples):
                     if not self.loop:
-                        self.state = "ended"
+                        self._set_state("ended", "the recording ended")
                         return
                     self.position = 0
             wait = start + index * period - time.monotonic()

@@ -72,7 +72,8 @@ class CsvLines:
             values = [float(token) for token in SEPARATORS.split(text.strip(b", \t")) if token]
         except ValueError:
             return None
-        if not 1 <= len(values) <= 8 or not all(math.isfinite(v) for v in values):
+        # one sum for nan/inf in any value (it also refuses values near 1e308, which are no EMG either)
+        if not 1 <= len(values) <= 8 or not math.isfinite(sum(values)):
             return None
         return values
 
@@ -82,7 +83,8 @@ class CsvLines:
         it); held lines of a width that loses count as errors."""
         width = len(values)
         if width == self.channels:
-            self._drop_candidates()
+            if self._candidate:
+                self._drop_candidates()
             return [values]
         if self.fixed:
             self.stats.parse_errors += 1

@@ -1,8 +1,9 @@
 """A device on a serial port (pyserial): open, read bytes into a parser, reopen when unplugged.
 
 The port is opened before the reader thread starts, so a wrong name is a one-line error at once.
-When reading fails (the cable pulled, the board reset), the state goes to "reconnecting" and the
-port is reopened with back-off for as long as the device runs; every success counts a reconnect.
+When reading fails (the cable pulled, the board reset), the state goes to "lost", then
+"reconnecting", and the port is reopened with back-off for as long as the device runs; every
+success counts a reconnect.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ class SerialDevice(EmgDevice):
 
     def _open(self) -> None:
         self._serial = self._connect()
-        self.state = "connected"
+        self._set_state("connected", f"reading {self.port}")
 
     def _run(self) -> None:
         import serial
@@ -94,26 +95,32 @@ class SerialDevice(EmgDevice):
                     return
                 try:
                     self._serial = self._connect()
-                except UserError:
+                except UserError as exc:
                     failures += 1
+                    self._retry_later(str(exc), BACKOFF[min(failures, len(BACKOFF) - 1)])
                     continue
                 failures = 0
                 self._reset()
                 self.stats.reconnects += 1
-                self.state = "connected"
+                self._set_state("connected", f"reading {self.port}")
                 continue
             try:
                 data = port.read(max(1, port.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError):
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # unplugged (or the port vanished under us): reopen with back-off
-                self.state = "reconnecting"
                 self._serial = None
                 self._quiet_close(port)
+                self._set_state("lost", f"{self.port} stopped answering ({exc})")
+                self._set_state("reconnecting")
                 continue
             if data:
-                samples = self._feed(data)
-                if len(samples):
-                    self.emit(samples)
+                self.receive(data)
+
+    def receive(self, data: bytes) -> None:
+        """Bytes read -> samples to the sink: the reader's whole work per read (the bench times it)."""
+        samples = self._feed(data)
+        if len(samples):
+            self.emit(samples)
 
     def _close(self) -> None:
         port, self._serial = self._serial, None

@@ -4,17 +4,22 @@ Samples are processed in the device's reader thread the moment they arrive (a fe
 and a changed z goes straight to the engine, stamped with the samples' arrival, so nothing sits
 in a queue. This source's own thread only watches: when the armband goes quiet (unplugged, out
 of range, reconnecting), z holds for ``lost_hold`` s and then glides to neutral over
-``lost_glide`` s; it follows the muscles again as soon as samples return. The music never stops.
+``lost_glide`` s; it follows the muscles again as soon as samples return. The music never stops,
+so in a performance (``from_spec``) every turn of the device is one line on stderr
+(``DeviceNotices``): the user hears the muscles stop steering and must read why.
 
 A GUI polls ``view()`` (levels, z, device state, counters), never blocking the reader.
 """
 from __future__ import annotations
 
 import dataclasses
+import operator
+import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -62,6 +67,43 @@ class RateMeter:
         return (self.samples - self.first_block) / self.seconds if self.seconds > 0 else None
 
 
+def _stderr(text: str) -> None:
+    print(f"livegen: {text}", file=sys.stderr, flush=True)
+
+
+class DeviceNotices:
+    """One line each time the device turns (called in its reader thread, through its ``on_state``
+    and ``on_retry`` hooks): it cannot connect yet (why and what to do, once per reason), it is
+    lost, it is back, it gave up for good (no Bluetooth: said once), a replay ended."""
+
+    def __init__(self, device, spec: str, say: Callable[[str], None] = _stderr):
+        self.device, self.spec, self.say = device, spec, say
+        self._reasons: set[str] = set()  # connection failures said since it last streamed
+        self._troubled = False  # a line said it is not streaming
+        device.on_state, device.on_retry = self.on_state, self.on_retry
+
+    def on_state(self, state: str) -> None:
+        device = self.device
+        if state == "connected":
+            if self._troubled:
+                self.say(f"EMG {self.spec} reconnected: the muscles play z again" if device.stats.reconnects
+                         else f"EMG {self.spec} connected: the muscles play z")
+            self._troubled, self._reasons = False, set()
+        elif state == "lost":
+            self._troubled = True
+            self.say(f"EMG {self.spec} is off, the music plays on with z at neutral: {device.error}" if device.error
+                     else f"EMG {self.spec} lost: {device.detail}; z glides to neutral while livegen reconnects")
+        elif state == "ended":
+            self.say(f"EMG {self.spec}: the recording ended; z glides to neutral")
+
+    def on_retry(self, reason: str) -> None:
+        if self.device.state != "connecting" or reason in self._reasons:
+            return  # after a loss the "lost" line said it all; a failure said once is enough
+        self._reasons.add(reason)
+        self._troubled = True
+        self.say(f"EMG {self.spec} is not connected: {reason}; livegen keeps trying, z stays neutral meanwhile")
+
+
 class EmgControls(ControlSource):
     name = "emg"
     watch_every = 0.02  # s between checks for a quiet armband (and glide steps)
@@ -72,18 +114,18 @@ class EmgControls(ControlSource):
         self.device, self.processor, self.settings = device, processor, settings
         self.calibrated = calibrated
         self.current = initial
-        self.neutral = np.zeros(8)
-        self.z_sent = np.array(initial.z[:8] if initial.z else self.neutral, dtype=np.float64)
-        self.z_sent = np.pad(self.z_sent, (0, 8 - len(self.z_sent)))
+        z = [float(v) for v in initial.z[:8]] if initial.z else []
+        self.z_sent = tuple(z + [0.0] * (8 - len(z)))  # floats, not an array: compared at every sample
         self.rate = RateMeter()
         self.latency: deque[float] = deque(maxlen=20000)  # s from a block's arrival to its z in the engine
         self.process_seconds: deque[float] = deque(maxlen=20000)  # per block
         self.publishes = 0
+        self.notices: DeviceNotices | None = None  # a performance's lines about the device
         self._tap: list[np.ndarray] | None = None  # envelopes kept while the panel calibrates
         self._lock = threading.Lock()  # the reader thread and the watchdog both publish
         self._last_arrival: float | None = None
         self._quiet_since: float | None = None
-        self._glide_from = self.z_sent.copy()
+        self._glide_from = self.z_sent
         self._gesture: str | None = None
         self._gesture_since = 0.0
         self._theme_recalled: str | None = None
@@ -93,9 +135,12 @@ class EmgControls(ControlSource):
         from livegen import presets
 
         settings = presets.load(preset).emg
-        device = open_device(args or settings.source)
+        spec = args or settings.source
+        device = open_device(spec)
         device.open()  # a wrong port is an error now, before the engine starts
-        return cls.for_device(device, settings, initial)
+        source = cls.for_device(device, settings, initial)
+        source.notices = DeviceNotices(device, spec)  # what it finds later must not stop the music
+        return source
 
     @classmethod
     def for_device(cls, device, settings, initial: Controls | None = None) -> "EmgControls":
@@ -110,7 +155,8 @@ class EmgControls(ControlSource):
         return self.current
 
     def start(self, sink, clock) -> None:
-        """Open the device (a wrong port or a missing adapter is a ``UserError`` here) and follow it."""
+        """Start the device and follow it (a wrong port was a ``UserError`` at ``open``; what the
+        device meets later, a missing adapter or a pulled cable, goes to ``notices``)."""
         self._sink, self._clock = sink, clock
         self.device.start(self._on_samples)
         super().start(sink, clock)
@@ -143,7 +189,7 @@ class EmgControls(ControlSource):
     def view(self) -> EmgView:
         with self._lock:
             return EmgView(self.device.state, tuple(float(v) for v in self.processor.levels),
-                           tuple(float(v) for v in self.z_sent), self._gesture, self.calibrated,
+                           self.z_sent, self._gesture, self.calibrated,
                            self.device.stats.as_dict(), self.device.error)
 
     # --- the reader thread ------------------------------------------------------------------------
@@ -157,7 +203,7 @@ class EmgControls(ControlSource):
                 self._tap.append(self.processor.last_envelopes.copy())
             self._last_arrival, self._quiet_since = arrival, None
             theme = self._recall(levels, arrival)
-            self._send(self.processor.z(levels), arrival, theme)
+            self._send(self.processor.z(levels).tolist(), arrival, theme)
         self.process_seconds.append(time.perf_counter() - started)
 
     def _recall(self, levels: np.ndarray, now: float) -> str | None:
@@ -173,12 +219,12 @@ class EmgControls(ControlSource):
         theme = self.processor.calibration.gestures[gesture].theme
         return theme if theme != self._theme_recalled else None
 
-    def _send(self, z: np.ndarray, arrival: float, theme: str | None = None) -> None:
-        moved = float(np.max(np.abs(z - self.z_sent)))
-        if theme is None and (moved == 0 or moved < self.settings.publish_step and not np.array_equal(z, self.neutral)):
+    def _send(self, z: list[float], arrival: float, theme: str | None = None) -> None:
+        moved = max(map(abs, map(operator.sub, z, self.z_sent)))
+        if theme is None and (moved == 0 or moved < self.settings.publish_step and any(z)):  # any(): not neutral
             return
-        self.z_sent = z
-        changes: dict = {"z": tuple(float(v) for v in z)}
+        self.z_sent = z = tuple(z)
+        changes: dict = {"z": z}
         if theme is not None:
             self._theme_recalled = changes["theme"] = theme
             changes["toward"], changes["mix"] = None, 0.0
@@ -199,12 +245,12 @@ class EmgControls(ControlSource):
                 if not quiet:
                     continue
                 if self._quiet_since is None:
-                    self._quiet_since, self._glide_from = now, self.z_sent.copy()
+                    self._quiet_since, self._glide_from = now, self.z_sent
                 into = now - self._quiet_since - self.settings.lost_hold
                 if into <= 0:
                     continue
                 left = max(0.0, 1.0 - into / self.settings.lost_glide) if self.settings.lost_glide > 0 else 0.0
-                self._send(self._glide_from * left, now)
+                self._send([v * left for v in self._glide_from], now)
 
 
 def merged_sinks(sink, initial: Controls):
