@@ -194,11 +194,10 @@ def cmd_perform(args) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     clock_out = _clock_port(args, preset, args.clock_out) if args.clock_out else None
-    beats = _beat_source(args, preset, bpm)
     takes, osc = _start_osc(args, source.initial())
-    if beats is not None:
-        osc.append(beats)  # closed with the rest at the end
+    beats = None
     try:
+        beats = _beat_source(args, preset, bpm)
         number = 1
         while True:
             record = _numbered(args.record, number)
@@ -218,6 +217,8 @@ def cmd_perform(args) -> int:
     finally:
         for part in osc:
             part.close()
+        if beats is not None:
+            beats.close()
     if failed:
         return 1
     if received:
@@ -262,14 +263,22 @@ def _play_take(engine, source, takes, args, record, received, beats=None) -> tup
     return bool(engine.failed), takes is not None and takes.stop_requested.is_set()
 
 
-def _clock_port(args, preset, wanted: str) -> tuple[str, str]:
-    """(api, exact port) for --clock-out, on the MIDI system in use (auto when that is the built-in synth)."""
+def _clock_api(args, preset, flag: str) -> str:
+    """The MIDI system MIDI clock travels on: the one in use (auto when that is the built-in synth)."""
     from livegen.midi import ports
 
     chosen = args.api or preset.output.api
     api = ports.resolve_api(chosen if chosen in ports.APIS else "auto")
     if api is None:
-        raise UserError("--clock-out needs a MIDI system (ALSA or a JACK server) to send the clock on")
+        raise UserError(f"{flag} needs a MIDI system (ALSA or a JACK server) for the MIDI clock")
+    return api
+
+
+def _clock_port(args, preset, wanted: str) -> tuple[str, str]:
+    """(api, exact port) for --clock-out."""
+    from livegen.midi import ports
+
+    api = _clock_api(args, preset, "--clock-out")
     return api, ports.match_port(wanted, ports.list_ports(api)["outputs"])
 
 
@@ -278,14 +287,9 @@ def _beat_source(args, preset, bpm: float):
     if args.clock_in and args.link:
         raise UserError("--clock-in and --link both set the tempo: choose one")
     if args.clock_in:
-        from livegen.midi import ports
         from livegen.midi.clock import ClockIn
 
-        chosen = args.api or preset.output.api
-        api = ports.resolve_api(chosen if chosen in ports.APIS else "auto")
-        if api is None:
-            raise UserError("--clock-in needs a MIDI system (ALSA or a JACK server) to hear the clock on")
-        return ClockIn(api, args.clock_in)
+        return ClockIn(_clock_api(args, preset, "--clock-in"), args.clock_in)
     if args.link:
         from livegen.midi.link import AbletonLink
 

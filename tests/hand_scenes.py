@@ -2,18 +2,18 @@
 moved along a known path over a real room (another photo of the set with its hands painted out)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
-from livegen.vision.labels import on_hand  # noqa: F401  (the tests use it from here)
+
+from livegen.vision.labels import read_labels
 
 SIZE = (320, 240)
 
 
 def labels(hands: Path) -> dict:
-    return json.loads((hands / "mediapipe-labels.json").read_text())
+    return read_labels(hands)
 
 
 def hand_sprite(hands: Path, width: float = 0.14) -> tuple[np.ndarray, np.ndarray]:

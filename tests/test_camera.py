@@ -16,6 +16,7 @@ from conftest import livegen_cmd, shared_data
 from livegen import presets
 from livegen.cli import main
 from livegen.errors import UserError
+from livegen.vision.labels import on_hand
 from livegen.music.conditioning import Controls
 from livegen.sensors import open_source
 from livegen.sensors.camera import CameraControls, bench_scene, camera_bench, camera_settings
@@ -227,7 +228,7 @@ def test_skin_tracker_lands_on_the_hand_in_real_photos(hands):
         on = 0
         for name in names:
             position = tracker.locate(cv2.imread(str(hands / "custom-gesture" / name)))
-            on += position is not None and scenes.on_hand(*position, labels[name])
+            on += position is not None and on_hand(*position, labels[name])
         rates[cls] = on / len(names)
     assert min(rates.values()) >= 0.6, rates
     assert np.mean(list(rates.values())) >= 0.7, rates

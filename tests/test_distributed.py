@@ -180,15 +180,14 @@ def test_a_resumed_run_continues_exactly_where_it_stopped(corpus, tmp_path):
     assert_same_weights(tmp_path / "straight.safetensors", tmp_path / "halves.safetensors")
 
 
-def test_a_killed_torchrun_run_resumes_from_its_last_checkpoint(corpus, tmp_path):
+def kill_after_step_2(model: str, data, out, kwargs: dict, tmp_path) -> int:
+    """A 2-process torchrun training ``model``, SIGKILLed whole once its checkpoint reaches step 2;
+    the step the checkpoint was left at."""
     from livegen.models import checkpoint
-    from livegen.train import charrnn
 
-    out = tmp_path / "k.safetensors"
     script = tmp_path / "run.py"
     script.write_text(RUNNER)
-    kwargs = dict(seq_len=64, batch=8, threads=1, config_overrides=TINY_CHARRNN, eval_every=0.0)
-    proc = torchrun(str(script), json.dumps([["charrnn", str(corpus), str(out), kwargs]]), background=True)
+    proc = torchrun(str(script), json.dumps([[model, str(data), str(out), kwargs]]), background=True)
     deadline = time.monotonic() + 180
     step = 0
     try:
@@ -204,7 +203,16 @@ def test_a_killed_torchrun_run_resumes_from_its_last_checkpoint(corpus, tmp_path
         for pid in [proc.pid, *children(proc.pid)]:  # the whole run at once, as a node failure would
             os.kill(pid, signal.SIGKILL)
         proc.communicate()
-    step = checkpoint.read_metadata(out)["extra"]["train"]["step"]
+    return checkpoint.read_metadata(out)["extra"]["train"]["step"]
+
+
+def test_a_killed_torchrun_run_resumes_from_its_last_checkpoint(corpus, tmp_path):
+    from livegen.models import checkpoint
+    from livegen.train import charrnn
+
+    out = tmp_path / "k.safetensors"
+    kwargs = dict(seq_len=64, batch=8, threads=1, config_overrides=TINY_CHARRNN, eval_every=0.0)
+    step = kill_after_step_2("charrnn", corpus, out, kwargs, tmp_path)
     lines = []
     state = charrnn.train(str(corpus), str(out), 10.0, max_steps=1, log=lines.append,
                           **dict(kwargs, eval_every=120.0))
@@ -301,24 +309,9 @@ def test_a_killed_torchrun_commentary_run_resumes(tmp_path):
     from livegen.train import commentary
 
     data, out = small_csv(tmp_path), tmp_path / "k.safetensors"
-    script = tmp_path / "run.py"
-    script.write_text(RUNNER)
     kwargs = dict(batch=8, threads=1, config_overrides=dict(TINY, kl_anneal_steps=1000), lcgan_steps=2,
                   lcgan_samples=16, progress=False, eval_every=0.0)
-    proc = torchrun(str(script), json.dumps([["commentary", str(data), str(out), kwargs]]), background=True)
-    deadline = time.monotonic() + 180
-    step = 0
-    try:
-        while step < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended or stalled before step 2"
-            time.sleep(0.2)
-            if out.exists():
-                step = checkpoint.read_metadata(out)["extra"]["train"]["step"]
-    finally:
-        for pid in [proc.pid, *children(proc.pid)]:  # the whole run at once, as a node failure would
-            os.kill(pid, signal.SIGKILL)
-        proc.communicate()
-    step = checkpoint.read_metadata(out)["extra"]["train"]["step"]
+    step = kill_after_step_2("commentary", data, out, kwargs, tmp_path)
     with safe_open(str(out) + ".opt.safetensors", framework="pt") as f:
         killed_between_writes = int(f.metadata()["step"]) != step
     lines = []

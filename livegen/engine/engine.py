@@ -342,7 +342,7 @@ class Engine:
             self.session.change(made, controls)
         before = gen.timeline.at(effective)
         gen.timeline.set(effective, controls)
-        if (before.bpm or self.settings.bpm) != (controls.bpm or self.settings.bpm):
+        if self.clock_out and (before.bpm or self.settings.bpm) != (controls.bpm or self.settings.bpm):
             self._send(("tempo", effective, controls.bpm or self.settings.bpm))  # the MIDI clock out follows
         if not gen.hears(before, controls):  # e.g. a tempo change for the Char-RNN, which keeps its own time
             if batch:

@@ -234,14 +234,13 @@ def hand_detection(folder: str, every: int = 1) -> dict:
     it reports a hand, and where that position lies on a labelled hand (MediaPipe's box grown by
     30 %). Photos are independent, so ``motion`` (which needs a static camera) sees each as a
     first frame and ``color`` looks for a glove nobody wears: their rates say so, honestly."""
-    import json
     from pathlib import Path
 
     from livegen import presets
-    from livegen.vision.labels import on_hand
+    from livegen.vision.labels import on_hand, read_labels
 
     root = Path(folder)
-    labels = json.loads((root / "mediapipe-labels.json").read_text())
+    labels = read_labels(root)
     names = sorted(n for n, boxes in labels.items() if boxes)[::every]
     cv = cv2()
     photos = [(name, cv.imread(str(root / "custom-gesture" / name))) for name in names]

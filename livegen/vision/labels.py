@@ -13,3 +13,11 @@ def on_hand(x: float, y: float, boxes: list[dict], margin: float = 0.3) -> bool:
         if b["x0"] - mx <= x <= b["x1"] + mx and b["y0"] - my <= y <= b["y1"] + my:
             return True
     return False
+
+
+def read_labels(folder) -> dict:
+    """``{"class/photo.jpg": [box, ...] | None}`` from ``mediapipe-labels.json`` in ``folder``."""
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(folder) / "mediapipe-labels.json").read_text())
