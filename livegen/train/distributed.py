@@ -210,5 +210,18 @@ def session(device: str = "auto", threads: int | None = None):
 
             if dist.is_initialized():
                 if finished:  # gloo aborts a process tearing down while its peer still talks to it
-                    dist.barrier()
+                    _wait_for_every_process(dist, rank_, world)
                 dist.destroy_process_group()
+
+
+def _wait_for_every_process(dist, rank_: int, world: int) -> None:
+    """The last meeting before leaving the group, held in the rendezvous store, not in gloo.
+
+    A gloo ``barrier()`` here returns before gloo's worker thread lets go of it, and that thread then
+    frees the tensors of earlier collectives; when the process is already shutting Python down, it
+    cannot take the GIL to do so and aborts ("terminate called without an active exception"). The
+    store's keys carry no tensors, so nothing is left for that thread to free.
+    """
+    store = dist.distributed_c10d._get_default_store()
+    store.set(f"livegen/finished/{rank_}", "1")
+    store.wait([f"livegen/finished/{r}" for r in range(world)])
