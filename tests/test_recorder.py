@@ -117,7 +117,7 @@ def test_a_wedged_clock_fails_the_take_instead_of_hanging_and_the_take_stays_val
     os.kill(engine._proc.pid, signal.SIGSTOP)  # the clock stops reading its pipe
     t0 = time.monotonic()
     while engine.failed is None and time.monotonic() - t0 < 30:
-        engine._send(("schedule", [(1e6, -1, [0x90, 60, 1])] * 2000))  # a backlog that fills the pipe
+        engine._send(("schedule", 0, [(1e6, -1, [0x90, 60, 1])] * 2000))  # a backlog that fills the pipe
     assert engine.failed and "stopped responding" in engine.failed
     engine.stop()
     assert time.monotonic() - t0 < 40 and not engine._proc.is_alive()

@@ -84,6 +84,10 @@ def theme_z(seed: int, name: str, z_dim: int) -> np.ndarray:
     return np.random.Generator(np.random.Philox(key=[seed, key])).standard_normal(z_dim)
 
 
+def heard_by_dcrnn(c: Controls) -> tuple:
+    return c.z, c.theme, c.toward, c.mix, c.bpm
+
+
 class DCRNNGenerator(LiveGenerator):
     def __init__(self, model, controls: Controls, seed: int = 0, bpm: float = 120.0, channel: int = 0,
                  max_note_seconds: float = 4.0, max_polyphony: int = 12, external: tuple[int, ...] = tuple(range(8))):
@@ -107,6 +111,10 @@ class DCRNNGenerator(LiveGenerator):
 
     def _time_of(self, state: Frame) -> float:
         return self.timeline.tempo.time_at_beat(state.index / self.config.steps_per_beat)
+
+    def hears(self, before: Controls, after: Controls) -> bool:
+        """z, its themes and the tempo; the camera's pitch and density are the Char-RNN's."""
+        return heard_by_dcrnn(before) != heard_by_dcrnn(after)
 
     def _theme(self, name: str) -> np.ndarray:
         if name not in self._themes:

@@ -6,6 +6,10 @@ the first token at or after that instant, the player drops the future those toke
 regeneration resumes from the saved state. Applying every change at arrival + a fixed delay
 (rather than "whenever the thread got to it") makes a take a pure function of the control
 stream and the seed, so scripted and replayed takes are reproducible note for note.
+
+Layers play several models at once on one clock (e.g. the Char-RNN's melody from the camera
+beside the DCRNN's rhythm from the armband): every layer reads the same control stream, hears
+only the controls its model uses, and rolls back on its own.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from livegen.engine.generator import Generator, LiveGenerator, Steering
-from livegen.engine.player import PlayerConfig, run_player
+from livegen.engine.player import LayerOutput, PlayerConfig, run_player
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 from livegen.music.tempo import MAX_BPM, MIN_BPM
@@ -50,6 +54,23 @@ class EngineSettings:
     max_polyphony: int = 12
     bpm: float = 120.0  # the DCRNN's grid (the Char-RNN keeps its own time)
     external_z: tuple[int, ...] = tuple(range(8))  # the DCRNN's z dims that the controls' "z" plays
+    volume: int | None = None  # channel volume (CC 7) of the main layer; None leaves the synth's
+
+
+@dataclass
+class Layer:
+    """A voice beside the main one: its own model, port, channel (0..15), program and volume."""
+
+    model: object
+    output: OutputChoice
+    channel: int = 0
+    program: int | None = None
+    volume: int | None = None
+    temperature: float | None = None  # None: the engine's
+
+    def describe(self) -> dict:
+        return {"model": self.model.kind, "channel": self.channel + 1, "program": self.program,
+                "volume": self.volume, "port": self.output.port, "temperature": self.temperature}
 
 
 def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveGenerator:
@@ -81,9 +102,11 @@ class EngineStats:
 class Engine:
     def __init__(self, model, output: OutputChoice, settings: EngineSettings | None = None,
                  controls: Controls | None = None, record: str | None = None, log=None,
-                 end: float | None = None, clock_out: tuple[str, str] | None = None):
+                 end: float | None = None, clock_out: tuple[str, str] | None = None, layers: list[Layer] = ()):
         self.model, self.output = model, output
         self.settings = settings or EngineSettings()
+        s = self.settings  # layer 0 is the main voice; ``layers`` play beside it on the same clock
+        self.layers = [Layer(model, output, s.channel, s.program, s.volume), *layers]
         self.initial = controls or Controls()
         self.record = record
         self.end = end  # performance time at which the take ends (--duration): nothing is played after it
@@ -118,9 +141,11 @@ class Engine:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self.start_time = time.monotonic() + START_MARGIN + 0.5  # the player process takes a moment to start
-        config = PlayerConfig(self.output.api, self.output.port, self.output.virtual, self.record,
-                              self.start_time, self.settings.channel, self.settings.program,
-                              soundfont=self.output.soundfont, clock_out=self.clock_out, bpm=self.settings.bpm)
+        outputs = tuple(LayerOutput(layer.output.api, layer.output.port, layer.output.virtual, layer.output.soundfont,
+                                    layer.channel, layer.program, layer.volume,
+                                    f"{i + 1} {layer.model.kind} ch{layer.channel + 1}")
+                        for i, layer in enumerate(self.layers))
+        config = PlayerConfig(outputs, self.record, self.start_time, clock_out=self.clock_out, bpm=self.settings.bpm)
         self._proc = ctx.Process(target=run_player, args=(child, config), name="livegen-clock", daemon=True)
         self._proc.start()
         child.close()
@@ -138,11 +163,18 @@ class Engine:
         self.start_time = max(self.start_time, time.monotonic() + START_MARGIN)
         if self.record:
             self._open_session()
-        self.generator = make_generator(self.model, self.initial, self.settings)
+        self.generators = [self._layer_generator(i, layer) for i, layer in enumerate(self.layers)]
         self._reader = threading.Thread(target=self._read_player, name="livegen-player-reader", daemon=True)
         self._reader.start()
         self._thread = threading.Thread(target=self._run, name="livegen-generator", daemon=True)
         self._thread.start()
+
+    def _layer_generator(self, index: int, layer: Layer) -> LiveGenerator:
+        """Layer ``index`` samples with seed + index: two layers of one model do not play in unison."""
+        s = self.settings
+        return make_generator(layer.model, self.initial, replace(
+            s, channel=layer.channel, seed=s.seed + index,
+            temperature=s.temperature if layer.temperature is None else layer.temperature))
 
     def _open_session(self) -> None:
         from livegen.sessions import SessionWriter, session_path
@@ -151,6 +183,8 @@ class Engine:
         header = {"midi": os.path.basename(self.record), "model": self.model.kind, "seed": s.seed,
                   "temperature": s.temperature, "bpm": s.bpm, "lookahead": s.lookahead, "channel": s.channel + 1,
                   "program": s.program, "steering": s.steering}
+        if len(self.layers) > 1:
+            header["layers"] = [layer.describe() for layer in self.layers[1:]]
         try:
             self.session = SessionWriter(session_path(self.record), header, self.initial)
         except OSError as exc:
@@ -197,7 +231,7 @@ class Engine:
         """Play on another port from now on; notes sounding on the old one are ended there.
         A port that cannot be opened leaves the engine playing into the recording only, with
         ``port_error`` set and logged."""
-        self.output = output
+        self.output = self.layers[0].output = output
         self._send(("switch", output.api, output.port, output.virtual, output.soundfont))
 
     def stop(self, timeout: float = 10.0) -> EngineStats:
@@ -302,37 +336,44 @@ class Engine:
             self._send(("stop", None))
 
     def _generate(self) -> None:
-        gen = self.generator
+        gens = self.generators
         lookahead = self.settings.lookahead
-        batch: list = []
+        batches: list[list] = [[] for _ in gens]  # per layer: made, not yet sent to the clock
         while not self._stop.is_set():
             if self._changes:
                 with self._send_lock:
                     changes, self._changes = self._changes, []
                 for arrival, made, effective, controls in changes:
-                    self._apply_change(gen, arrival, made, effective, controls, batch)
-                    batch = []
+                    self._apply_change(arrival, made, effective, controls, batches)
             now = self.now()
+            layer = min(range(len(gens)), key=lambda i: gens[i].time)  # the layer furthest behind goes next
+            gen = gens[layer]
             if gen.time < now + lookahead and (self.end is None or gen.time < self.end):
                 t0 = time.perf_counter()
+                batch = batches[layer]
                 batch += [m for m in gen.step() if self.end is None or m[0] < self.end]
                 self.stats.step_seconds.append(time.perf_counter() - t0)
                 self.stats.tokens += 1
                 if batch and (batch[-1][0] - now < 0.1 or len(batch) >= 8):
-                    self._send(("schedule", batch))
-                    batch = []
+                    self._send(("schedule", layer, batch))
+                    batches[layer] = []
                 continue
-            if batch:
-                self._send(("schedule", batch))
-                batch = []
-            gen.forget_before(now - 1.0)
+            self._flush(batches)
+            for g in gens:
+                g.forget_before(now - 1.0)
             if len(self.stats.step_seconds) > 100_000:
                 del self.stats.step_seconds[:50_000]
             self._wake.wait(min(0.01, max(0.0005, gen.time - now - lookahead)))
             self._wake.clear()
 
-    def _apply_change(self, gen: LiveGenerator, arrival: float, made: float, effective: float, controls: Controls,
-                      batch) -> None:
+    def _flush(self, batches: list[list]) -> None:
+        for layer, batch in enumerate(batches):
+            if batch:
+                self._send(("schedule", layer, batch))
+                batches[layer] = []
+
+    def _apply_change(self, arrival: float, made: float, effective: float, controls: Controls,
+                      batches: list[list]) -> None:
         now = self.now()
         if effective < now + 0.0005:  # arrived later than CONTROL_DELAY allows: apply as soon as possible
             self.stats.late_controls += 1
@@ -340,24 +381,25 @@ class Engine:
             made = effective - CONTROL_DELAY
         if self.session is not None and (self.end is None or made < self.end):  # as applied: a replay governs the same instant
             self.session.change(made, controls)
-        before = gen.timeline.at(effective)
-        gen.timeline.set(effective, controls)
+        before = self.generators[0].timeline.at(effective)
         if self.clock_out and (before.bpm or self.settings.bpm) != (controls.bpm or self.settings.bpm):
             self._send(("tempo", effective, controls.bpm or self.settings.bpm))  # the MIDI clock out follows
-        if not gen.hears(before, controls):  # e.g. a tempo change for the Char-RNN, which keeps its own time
-            if batch:
-                self._send(("schedule", batch))
-            return
-        first = gen.rollback(effective)
         self._change_id += 1
         timed = arrival >= self.start_time  # a change made before the first note has no latency to speak of
-        if first is None:  # nothing generated that late yet: the new controls simply apply
-            if batch:
-                self._send(("schedule", batch))
-            if timed:
-                self.stats.control_to_midi.append(max(time.monotonic(), self.start_time + effective) - arrival)
-            return
-        if timed:
-            self._pending_acks[self._change_id] = (arrival, self.start_time + effective)
-        kept = [e for e in batch if e[1] < first]
-        self._send(("replace", first, kept, self._change_id))
+        heard = awaiting_ack = False
+        for layer, gen in enumerate(self.generators):
+            hears = gen.hears(gen.timeline.at(effective), controls)  # e.g. the Char-RNN keeps its own tempo
+            gen.timeline.set(effective, controls)
+            batch, batches[layer] = batches[layer], []
+            first = gen.rollback(effective) if hears else None
+            heard |= hears
+            if first is None:  # not heard, or nothing generated that late yet: the new controls simply apply
+                if batch:
+                    self._send(("schedule", layer, batch))
+                continue
+            if timed and not awaiting_ack:
+                self._pending_acks[self._change_id] = (arrival, self.start_time + effective)
+                awaiting_ack = True
+            self._send(("replace", layer, first, [e for e in batch if e[1] < first], self._change_id))
+        if heard and timed and not awaiting_ack:
+            self.stats.control_to_midi.append(max(time.monotonic(), self.start_time + effective) - arrival)

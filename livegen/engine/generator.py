@@ -12,7 +12,7 @@ import bisect
 import math
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -94,6 +94,10 @@ def steer_pitch(logits: np.ndarray, note_bias: np.ndarray) -> np.ndarray:
     biased = on + note_bias
     out[NOTE_ON] = biased + (_logsumexp(on) - _logsumexp(biased))
     return out
+
+
+def heard_by_charrnn(c: Controls) -> tuple:
+    return c.pitch, c.density, c.histogram, c.conditioning
 
 
 @dataclass
@@ -211,7 +215,8 @@ class Generator(LiveGenerator):
         return state.time
 
     def hears(self, before: Controls, after: Controls) -> bool:
-        return replace(before, bpm=None) != replace(after, bpm=None)  # it keeps its own time
+        """Pitch, density and pitch classes; not the tempo (it keeps its own time) nor the DCRNN's z."""
+        return heard_by_charrnn(before) != heard_by_charrnn(after)
 
     def _prepared(self, controls: Controls):
         hit = self._cache.get(controls)

@@ -4,8 +4,10 @@ Model inference shares a GIL with everything else in the main process and shows 
 tails there, so the clock lives apart and imports neither torch nor numpy. It sleeps in
 ``poll()`` until just before a deadline, then spins the last ``SPIN`` seconds; timing error is
 measured right at the send point against the monotonic clock (shared by all processes).
-Each message carries the index of the token that produced it, so a rollback (``replace``)
-drops exactly the not-yet-sent future. If the engine dies (even ``kill -9``), the pipe closes
+Each message carries its layer and the index of the token that produced it, so a rollback
+(``replace``) drops exactly that layer's not-yet-sent future. Layers (a Char-RNN melody beside a
+DCRNN rhythm) share this one clock; each plays on its own port and channel and records to its
+own track. If the engine dies (even ``kill -9``), the pipe closes
 and the player ends every sounding note and closes the recording cleanly.
 """
 from __future__ import annotations
@@ -25,19 +27,38 @@ SPIN = 0.0012
 CLOCK_PRIORITY = 2
 REPORT_EVERY = 0.05  # s between reports of sent messages to the engine (displays drain them at <= 60 Hz)
 MAX_TIMING_SAMPLES = 200_000
+VOLUME_CC = 7
+
+
+@dataclass(frozen=True)
+class LayerOutput:
+    """Where one layer plays: a port, a channel, and the program and volume it starts with."""
+
+    api: str | None  # None: no MIDI system, play only into the recording
+    port: str | None  # exact port name (already matched), or the virtual port's name
+    virtual: bool = False
+    soundfont: str | None = None  # the built-in synth's (api "fluidsynth"); None: its default
+    channel: int = 0
+    program: int | None = None
+    volume: int | None = None  # channel volume (CC 7) 0..127; None leaves the synth's own
+    name: str = ""  # the layer's track name in the recording
+
+    @property
+    def port_key(self) -> tuple:
+        """Layers with the same key share one open port."""
+        return self.api, self.port, self.virtual, self.soundfont
+
+    def setup_messages(self) -> list[list[int]]:
+        out = [] if self.program is None else [[0xC0 | self.channel, self.program]]
+        return out + ([] if self.volume is None else [[0xB0 | self.channel, VOLUME_CC, self.volume]])
 
 
 @dataclass
 class PlayerConfig:
-    api: str | None  # None: no MIDI system, play only into the recording
-    port: str | None  # exact port name (already matched), or the virtual port's name
-    virtual: bool
+    layers: tuple[LayerOutput, ...]  # layer 0 is the main one: switch_output and "now" messages go there
     record: str | None
     start: float  # monotonic time of performance t = 0
-    channel: int = 0
-    program: int | None = None
     tempo_us: int = 500_000
-    soundfont: str | None = None  # the built-in synth's (api "fluidsynth"); None: its default
     clock_out: tuple[str, str] | None = None  # (api, port) to send 24-ppqn MIDI clock to
     bpm: float = 120.0  # the clock's tempo
 
@@ -52,23 +73,32 @@ def run_player(conn, config: PlayerConfig) -> None:
         realtime = False
     from livegen.errors import UserError
 
+    ports: dict[tuple, object] = {}
     try:
-        port = _open_port(config.api, config.port, config.virtual, config.soundfont)
+        for layer in config.layers:
+            if layer.port_key not in ports:
+                ports[layer.port_key] = _open_port(*layer.port_key)
         recorder = None
         if config.record:
             from livegen.midi.recorder import Recorder
 
-            recorder = Recorder(config.record, config.tempo_us)
+            names = [layer.name for layer in config.layers] if len(config.layers) > 1 else None
+            recorder = Recorder(config.record, config.tempo_us, track_names=names)
         clock = None
         if config.clock_out:
             from livegen.midi.clock import ClockOut
 
             clock = ClockOut(*config.clock_out, config.bpm, config.start)
     except (UserError, OSError) as exc:
+        for port in ports.values():
+            port.close()
         conn.send(("error", str(exc)))
         return
-    conn.send(("ready", {"port": port.name, "realtime": realtime, "clock_out": clock.name if clock else None}))
-    Player(conn, config, port, recorder, clock).loop()
+    opened = list(ports.values())
+    layer_port = [list(ports).index(layer.port_key) for layer in config.layers]
+    conn.send(("ready", {"port": opened[layer_port[0]].name, "ports": [opened[i].name for i in layer_port],
+                         "realtime": realtime, "clock_out": clock.name if clock else None}))
+    Player(conn, config, opened, layer_port, recorder, clock).loop()
 
 
 def _open_port(api: str | None, port: str | None, virtual: bool, soundfont: str | None = None):
@@ -103,12 +133,13 @@ class PortOpener(threading.Thread):
 
 
 class Player:
-    def __init__(self, conn, config: PlayerConfig, port, recorder, clock=None):
-        self.conn, self.config, self.port, self.recorder = conn, config, port, recorder
+    def __init__(self, conn, config: PlayerConfig, ports: list, layer_port: list[int], recorder, clock=None):
+        self.conn, self.config, self.recorder = conn, config, recorder
+        self.ports, self.layer_port = ports, layer_port  # layer i plays on ports[layer_port[i]]
         self.clock = clock  # ClockOut: MIDI clock ticks at their own deadlines, between the notes
-        self.queue: list[tuple[float, int, int, list[int]]] = []  # (time, seq, token index, message)
+        self.queue: list[tuple[float, int, int, int, list[int]]] = []  # (time, seq, layer, token index, message)
         self.seq = 0
-        self.sent_token = -1  # highest token index whose message was sent
+        self.sent_token = [-1] * len(layer_port)  # per layer: highest token index whose message was sent
         self.timing: list[float] = []
         self.sent = 0
         self.late_rollbacks = 0
@@ -120,8 +151,9 @@ class Player:
 
     def loop(self) -> None:
         start = self.config.start
-        if self.config.program is not None:
-            self._emit(0.0, [0xC0 | self.config.channel, self.config.program], -1)
+        for layer, output in enumerate(self.config.layers):
+            for msg in output.setup_messages():
+                self._emit(0.0, msg, -1, layer)
         while True:
             if self.opener is not None and not self.opener.is_alive():
                 self._switch_to_opened()
@@ -138,9 +170,9 @@ class Player:
                 if due - now <= SPIN:
                     while time.monotonic() < due:
                         pass
-                    t, _, token, msg = heapq.heappop(self.queue)
+                    t, _, layer, token, msg = heapq.heappop(self.queue)
                     sent_at = time.monotonic()
-                    self._emit(t, msg, token)
+                    self._emit(t, msg, token, layer)
                     if len(self.timing) < MAX_TIMING_SAMPLES:
                         self.timing.append(sent_at - (start + t))
                     continue
@@ -168,26 +200,24 @@ class Player:
     def _handle(self, command) -> bool:
         name = command[0]
         if name == "schedule":
-            self._schedule(command[1])
-        elif name == "replace":  # rollback: drop every message made by token >= first
-            first, events = command[1], command[2]
-            late = self.sent_token >= first
+            self._schedule(command[1], command[2])
+        elif name == "replace":  # rollback: drop every message the layer's token >= first made
+            layer, first, events = command[1], command[2], command[3]
+            late = self.sent_token[layer] >= first
             self.late_rollbacks += late
-            self.queue = [e for e in self.queue if e[2] < first]
+            self.queue = [e for e in self.queue if e[2] != layer or e[3] < first]
             heapq.heapify(self.queue)
-            self._schedule(events)
-            self.conn.send(("replaced", command[3], time.monotonic(), late))
-        elif name == "now":  # send immediately (program change, panic)
+            self._schedule(layer, events)
+            self.conn.send(("replaced", command[4], time.monotonic(), late))
+        elif name == "now":  # send immediately on the main layer (a program change from a preset)
             for msg in command[1]:
-                self._emit(time.monotonic() - self.config.start, msg, -1)
+                self._emit(time.monotonic() - self.config.start, msg, -1, 0)
         elif name == "tempo":  # (performance time, bpm): the MIDI clock out follows the music's tempo
             if self.clock is not None:
                 self.clock.set_tempo(command[1], command[2])
         elif name == "panic":
             self.queue.clear()
-            now = time.monotonic() - self.config.start
-            for msg in self.port.release_messages():
-                self._emit(now, msg, -1)
+            self._release_all(time.monotonic() - self.config.start)
             self.conn.send(("panicked",))
         elif name == "switch":  # another port, opened beside the clock; see _switch_to_opened
             if self.opener is not None:  # a newer choice wins over one still opening
@@ -200,21 +230,32 @@ class Player:
         return True
 
     def _switch_to_opened(self) -> None:
-        """End our notes on the old port, then play on the new one (or only record if it failed)."""
+        """End our notes on the main layer's old port, then play on the new one (or only record if
+        it failed); the layers that shared the old port move with it."""
         opener, self.opener = self.opener, None
-        now = time.monotonic() - self.config.start
-        for msg in self.port.release_messages():
-            self._emit(now, msg, -1)
-        self.port.close(panic=False)
+        main = self.layer_port[0]
+        self._release(main, time.monotonic() - self.config.start)
+        self.ports[main].close(panic=False)
         from livegen.midi.ports import NullOutput
 
-        self.port = opener.port or NullOutput()
-        self.conn.send(("switched", self.port.name, opener.error))
+        self.ports[main] = opener.port or NullOutput()
+        self.conn.send(("switched", self.ports[main].name, opener.error))
 
-    def _schedule(self, events) -> None:
+    def _release(self, index: int, now: float) -> None:
+        """End every note sounding on ports[index], each in the recording track of its layer."""
+        layers = [i for i, p in enumerate(self.layer_port) if p == index]
+        by_channel = {self.config.layers[i].channel: i for i in reversed(layers)}
+        for msg in self.ports[index].release_messages():
+            self._emit(now, msg, -1, by_channel.get(msg[0] & 0x0F, layers[0]))
+
+    def _release_all(self, now: float) -> None:
+        for index in range(len(self.ports)):
+            self._release(index, now)
+
+    def _schedule(self, layer: int, events) -> None:
         late_before = time.monotonic() - self.config.start
         for t, token, msg in events:
-            heapq.heappush(self.queue, (t, self.seq, token, msg))
+            heapq.heappush(self.queue, (t, self.seq, layer, token, msg))
             self.seq += 1
             self.late_arrivals += t < late_before  # the generator fell behind the clock
 
@@ -225,12 +266,12 @@ class Player:
         self.reported_timing = len(self.timing)
         self.last_report = now
 
-    def _emit(self, t: float, msg: list[int], token: int) -> None:
-        self.port.send(msg)
+    def _emit(self, t: float, msg: list[int], token: int, layer: int) -> None:
+        self.ports[self.layer_port[layer]].send(msg)
         if self.recorder is not None:
-            self.recorder.add(t, msg)
-        if token > self.sent_token:
-            self.sent_token = token
+            self.recorder.add(t, msg, layer)
+        if token > self.sent_token[layer]:
+            self.sent_token[layer] = token
         self.sent += 1
         if len(self.sent_log) < 10_000:
             self.sent_log.append((t, msg))
@@ -246,10 +287,9 @@ class Player:
             if self.opener.port is not None:
                 self.opener.port.close()
             self.opener = None
-        now = end if end is not None else max(0.0, time.monotonic() - self.config.start)
-        for msg in self.port.release_messages():
-            self._emit(now, msg, -1)
-        self.port.close(panic=False)
+        self._release_all(end if end is not None else max(0.0, time.monotonic() - self.config.start))
+        for port in self.ports:
+            port.close(panic=False)
         if self.clock is not None:
             self.clock.close()
         if self.recorder is not None:

@@ -5,6 +5,10 @@ and flushed about twice a second, so ``kill -9`` loses at most ~0.5 s. The track
 placeholder until a clean close. A take that was never closed is listed in a journal folder and
 repaired by the next run (``recover_unfinished``): truncated to its last whole event, hanging
 notes ended, End of Track added, length fixed.
+
+A take of several layers is written the same way, each layer's events after a MIDI-port prefix
+(meta FF 21) naming its layer, and becomes a multi-track (type 1) file, one track per layer, when
+it is closed or repaired (``split_layers``).
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ UNFINISHED_LENGTH = 0xFFFFFFFF
 STATE_DIR = Path(os.environ.get("LIVEGEN_STATE", Path.home() / ".local" / "state" / "livegen"))
 JOURNAL = STATE_DIR / "unfinished-takes"
 END_OF_TRACK = b"\xff\x2f\x00"
+PORT_PREFIX = b"\xff\x21\x01"  # + one byte: the layer whose events follow
 
 
 def _varlen(value: int) -> bytes:
@@ -44,9 +49,13 @@ class Recorder:
 
     FLUSH_EVERY = 0.5
 
-    def __init__(self, path: str | os.PathLike, tempo_us: int = DEFAULT_TEMPO_US):
+    def __init__(self, path: str | os.PathLike, tempo_us: int = DEFAULT_TEMPO_US,
+                 track_names: list[str] | None = None):
+        """``track_names``: one per layer for a multi-track take; None records one track."""
         self.path = Path(path)
         self.tempo_us = tempo_us
+        self.track_names = track_names
+        self._layer = None  # the layer whose port prefix was written last
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         head = _header(tempo_us)
         os.write(self._fd, head)
@@ -60,8 +69,11 @@ class Recorder:
         self._journal.parent.mkdir(parents=True, exist_ok=True)
         self._journal.write_text(json.dumps({"path": str(self.path.resolve()), "pid": os.getpid()}))
 
-    def add(self, seconds: float, message: list[int]) -> None:
+    def add(self, seconds: float, message: list[int], layer: int = 0) -> None:
         tick = max(self._last_tick, round(seconds * 1e6 / self.tempo_us * TICKS_PER_BEAT))
+        if self.track_names is not None and layer != self._layer:
+            self._pending += _varlen(tick - self._last_tick) + PORT_PREFIX + bytes([layer])
+            self._last_tick, self._layer = tick, layer
         self._pending += _varlen(tick - self._last_tick) + bytes(message)
         self._last_tick = tick
         self.count += 1
@@ -86,7 +98,51 @@ class Recorder:
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
+        if self.track_names is not None:
+            split_layers(self.path, self.track_names)
         self._journal.unlink(missing_ok=True)
+
+
+def split_layers(path: str | os.PathLike, names: list[str] | None = None) -> bool:
+    """Rewrite a one-track take whose events carry layer prefixes as a type-1 file: a tempo track,
+    then one track per layer (named from ``names``). Replaces the file atomically; False (and the
+    file untouched) when it holds no layer prefixes."""
+    import mido
+
+    path = Path(path)
+    single = mido.MidiFile(path)
+    if single.type != 0 or not any(m.type == "midi_port" for m in single.tracks[0]):
+        return False
+    head, layers, layer, tick = mido.MidiTrack(), {}, 0, 0
+    for msg in single.tracks[0]:
+        tick += msg.time
+        if msg.type == "midi_port":
+            layer = msg.port
+        elif msg.type == "end_of_track":
+            break
+        elif msg.is_meta:
+            head.append(msg.copy(time=tick))
+        else:
+            layers.setdefault(layer, []).append(msg.copy(time=tick))
+    out = mido.MidiFile(type=1, ticks_per_beat=single.ticks_per_beat)
+    out.tracks.append(_relative(head))
+    for layer in range(max(layers, default=-1) + 1):
+        name = names[layer] if names and layer < len(names) else f"layer {layer + 1}"
+        out.tracks.append(_relative([mido.MetaMessage("track_name", name=name, time=0), *layers.get(layer, [])]))
+    tmp = path.with_name(path.name + ".layers")
+    out.save(tmp)
+    os.replace(tmp, path)
+    return True
+
+
+def _relative(messages):
+    import mido
+
+    track, last = mido.MidiTrack(), 0
+    for msg in messages:
+        track.append(msg.copy(time=msg.time - last))
+        last = msg.time
+    return track
 
 
 def _journal_entry(path: Path) -> Path:
@@ -116,6 +172,12 @@ def repair(path: str | os.PathLike) -> dict:
     data = bytearray(path.read_bytes())
     if len(data) < 22 or data[:4] != b"MThd" or data[14:18] != b"MTrk":
         raise ValueError(f"{path} is not a livegen recording")
+    if data[8:10] == b"\x00\x01":  # a layered take is made type 1 only once it is whole
+        import mido
+
+        whole = mido.MidiFile(path)
+        notes = sum(m.type == "note_on" and m.velocity > 0 for track in whole.tracks for m in track)
+        return {"path": str(path), "notes": notes, "ended_notes": 0, "seconds": whole.length}
     tempo_us = DEFAULT_TEMPO_US
     pos, tick, end = 22, 0, 22
     sounding: set[tuple[int, int]] = set()
@@ -162,6 +224,7 @@ def repair(path: str | os.PathLike) -> dict:
     tmp = path.with_name(path.name + ".repair")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+    split_layers(path)
     return {"path": str(path), "notes": notes, "ended_notes": len(sounding),
             "seconds": tick * tempo_us / 1e6 / TICKS_PER_BEAT}
 
