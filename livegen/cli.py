@@ -162,8 +162,6 @@ def cmd_perform(args) -> int:
     if model.kind == "dcrnn" and max(preset.engine.external_z) >= model.config.z_dim:
         raise UserError(f"preset key engine.external_z names dim {max(preset.engine.external_z)}, but this DCRNN's z "
                         f"has dims 0..{model.config.z_dim - 1}")
-    if getattr(args, "emg", None) and model.kind != "dcrnn":
-        _say(f"warning: --emg plays the DCRNN's z; the {model.kind} does not hear it (use --model dcrnn)")
     _set_inference_threads()
     output = choose_output(args, preset)
     program = args.program if args.program is not None else preset.output.program
@@ -173,16 +171,20 @@ def cmd_perform(args) -> int:
     bpm = args.bpm if args.bpm is not None else preset.engine.bpm
     if not 20 <= bpm <= 300:
         raise UserError("--bpm must be in 20..300")
+    if args.volume is not None and not 0 <= args.volume <= 127:
+        raise UserError("--volume is 0..127 (MIDI channel volume)")
     settings = EngineSettings(
         lookahead=args.lookahead if args.lookahead is not None else preset.engine.lookahead,
         temperature=args.temperature if args.temperature is not None else preset.model.temperature,
         seed=args.seed, channel=channel - 1, program=None if program < 0 else program,
         steering=preset.engine.steering and not args.no_steering,
         max_note_seconds=preset.engine.max_note_seconds, max_polyphony=preset.engine.max_polyphony,
-        bpm=bpm, external_z=tuple(preset.engine.external_z))
+        bpm=bpm, external_z=tuple(preset.engine.external_z), volume=args.volume)
+    layers = build_layers(args, preset, output, settings, model)
     if replay:
         for what in source.mismatches(seed=settings.seed, model=model.kind, bpm=settings.bpm,
-                                      temperature=settings.temperature):
+                                      temperature=settings.temperature,
+                                      layers=[layer.describe() for layer in layers]):
             _say(f"warning: the take was recorded with {what}: the notes will differ")
     received: list[int] = []
 
@@ -198,13 +200,17 @@ def cmd_perform(args) -> int:
     beats = None
     try:
         beats = _beat_source(args, preset, bpm)
-        number = 1
+        number, song_position = 1, None  # a follow-up take's clock goes on with the song
         while True:
             record = _numbered(args.record, number)
             initial = takes.latest if takes is not None and number > 1 else source.initial()
             engine = Engine(model, output, settings, initial, record=record, log=_say, end=args.duration,
-                            clock_out=clock_out)
+                            clock_out=clock_out, layers=layers, song_position=song_position)
             failed, stopped_by_osc = _play_take(engine, source, takes, args, record, received, beats)
+            if clock_out:
+                from livegen.midi.clock import next_bar_position
+
+                song_position = next_bar_position(song_position or 0, engine.stats.clock_ticks)
             if failed or received or takes is None or not stopped_by_osc:
                 break
             _say("stopped; OSC /livegen/play starts the next take, Ctrl-C quits")
@@ -224,6 +230,44 @@ def cmd_perform(args) -> int:
     if received:
         return 130 if received[0] == signal.SIGINT else 0
     return 0
+
+
+def build_layers(args, preset, main_output, settings, main_model) -> list:
+    """``--layer`` voices (else the preset's ``[[layers]]``) beside the main one, each on its own
+    channel (and port, if it names one)."""
+    from livegen.engine.engine import Layer, OutputChoice
+    from livegen.engine.layers import free_channels, parse_layer
+    from livegen.midi import ports
+
+    specs = [parse_layer(text) for text in args.layer] if args.layer else [p.spec() for p in preset.layers]
+    used = [settings.channel + 1] + [spec.channel for spec in specs if spec.channel is not None]
+    spare = iter(free_channels(used))
+    layers, placed = [], {(main_output.port, settings.channel + 1): "the main layer"}
+    for number, spec in enumerate(specs, start=2):
+        output = main_output
+        if spec.port == "fluidsynth":
+            output = _builtin_synth(args, "fluidsynth", None)
+        elif spec.port is not None:
+            api = main_output.api if main_output.api in ports.APIS else _clock_api(args, preset, "--layer port=")
+            output = OutputChoice(api, ports.match_port(spec.port, ports.list_ports(api)["outputs"]))
+        channel = spec.channel if spec.channel is not None else next(spare, None)
+        if channel is None:
+            raise UserError("every MIDI channel is taken: give the layers channel=N")
+        where = (output.port, channel)
+        if where in placed:
+            raise UserError(f"layer {number} would play channel {channel} on {output.port or 'the recording'} "
+                            f"with {placed[where]}: give it another channel=")
+        placed[where] = f"layer {number}"
+        model = load_model(spec.model)
+        if model.kind == "dcrnn" and max(preset.engine.external_z) >= model.config.z_dim:
+            raise UserError(f"layer {number}: preset key engine.external_z names dim {max(preset.engine.external_z)}, "
+                            f"but this DCRNN's z has dims 0..{model.config.z_dim - 1}")
+        layers.append(Layer(model, output, channel - 1, spec.program, spec.volume, spec.temperature))
+        _say(f"layer {number}: {model.kind} on channel {channel}" + (f" of {output.port}" if output.port else ""))
+    if getattr(args, "emg", None) and all(m.kind != "dcrnn" for m in [main_model, *(x.model for x in layers)]):
+        _say(f"warning: --emg plays the DCRNN's z; the {main_model.kind} does not hear it "
+             "(use --model dcrnn or --layer dcrnn)")
+    return layers
 
 
 def _play_take(engine, source, takes, args, record, received, beats=None) -> tuple[bool, bool]:
@@ -551,6 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "$LIVEGEN_SOUNDFONT, else /usr/share/sounds/sf2/FluidR3_GM.sf2)")
     s.add_argument("--channel", type=int, help="MIDI channel 1..16")
     s.add_argument("--program", type=int, help="General MIDI program (instrument) 0..127")
+    s.add_argument("--volume", type=int, help="MIDI channel volume 0..127 (CC 7) sent at the start")
+    s.add_argument("--layer", action="append", metavar="SPEC",
+                   help="another model playing at once on the same clock, e.g. dcrnn,channel=2,program=33,volume=90 "
+                        "(keys: channel, program, volume, temperature, port); repeatable; a recording gets one "
+                        "track per layer")
     s.add_argument("--controls", help="script:FILE.jsonl, replay:TAKE.jsonl (a recorded session, "
                    "note for note with its --seed), or fixed (default)")
     s.add_argument("--emg", metavar="SPEC", help="an EMG armband plays the DCRNN's z beside the other controls: "

@@ -155,6 +155,30 @@ class EmgPreset:
 
 
 @dataclass
+class LayerPreset:
+    """A ``[[layers]]`` table: one more model playing beside the main one (as ``perform --layer``)."""
+
+    model: str = "dcrnn"  # charrnn | dcrnn | a checkpoint path
+    channel: int = 0  # 1..16; 0 = the next free one (never 10, the drums)
+    program: int = -1  # -1 leaves the synth's own
+    volume: int = -1  # channel volume 0..127; -1 leaves the synth's own
+    temperature: float = 0.0  # 0 = the model section's
+    port: str = ""  # "" = the main output
+
+    def __post_init__(self):
+        if not 0 <= self.channel <= 16 or not -1 <= self.program <= 127 or not -1 <= self.volume <= 127:
+            raise UserError("preset keys layers.channel must be 0..16, layers.program and layers.volume -1..127")
+        if self.temperature and not 0.05 <= self.temperature <= 5.0:
+            raise UserError("preset key layers.temperature must be 0 (the model's) or 0.05..5")
+
+    def spec(self):
+        from livegen.engine.layers import LayerSpec
+
+        return LayerSpec(self.model, self.channel or None, None if self.program < 0 else self.program,
+                         None if self.volume < 0 else self.volume, self.temperature or None, self.port or None)
+
+
+@dataclass
 class Preset:
     model: ModelPreset = field(default_factory=ModelPreset)
     output: OutputPreset = field(default_factory=OutputPreset)
@@ -163,6 +187,7 @@ class Preset:
     camera: CameraPreset = field(default_factory=CameraPreset)
     gui: GuiPreset = field(default_factory=GuiPreset)
     emg: EmgPreset = field(default_factory=EmgPreset)
+    layers: list = field(default_factory=list)  # LayerPreset tables, [[layers]] in TOML
 
 
 def _check(section: str, cls, values: dict):
@@ -193,6 +218,11 @@ def parse(text: str, origin: str = "preset") -> Preset:
     for name, values in data.items():
         if name not in sections:
             raise UserError(f"{origin}: unknown section [{name}] (known: {', '.join(sections)})")
+        if name == "layers":
+            if not isinstance(values, list):
+                raise UserError(f"{origin}: layers must be [[layers]] tables, one per layer")
+            kwargs[name] = [_check("layers", LayerPreset, table) for table in values]
+            continue
         cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset,
                "camera": CameraPreset, "gui": GuiPreset, "emg": EmgPreset}[name]
         kwargs[name] = _check(name, cls, values)
@@ -220,6 +250,8 @@ def find(name: str) -> Path:
 
 
 def load(name: str | None) -> Preset:
+    """A preset by name or path; None: the project's presets/default.toml, or, in an installed
+    livegen without the project folder, the built-in defaults it spells out (kept equal by a test)."""
     if name is None:
         path = REPO_PRESETS / "default.toml"
         return parse(path.read_text(), str(path)) if path.is_file() else Preset()
@@ -231,17 +263,21 @@ def dumps(preset: Preset) -> str:
     """TOML text of a preset (what `load` reads back)."""
     lines = []
     for section in dataclasses.fields(Preset):
-        lines.append(f"[{section.name}]")
-        for key, value in dataclasses.asdict(getattr(preset, section.name)).items():
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, str):
-                text = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            else:
-                text = repr(value)
-            lines.append(f"{key} = {text}")
-        lines.append("")
+        tables = getattr(preset, section.name)
+        for table in tables if section.name == "layers" else [tables]:
+            lines.append(f"[[{section.name}]]" if section.name == "layers" else f"[{section.name}]")
+            for key, value in dataclasses.asdict(table).items():
+                lines.append(f"{key} = {_toml_value(value)}")
+            lines.append("")
     return "\n".join(lines)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
 
 
 def save(preset: Preset, path: str | os.PathLike) -> None:

@@ -1,5 +1,6 @@
 """MIDI clock out of the clock process and an external clock's tempo in, on a real JACK server."""
 import random
+import signal
 import statistics
 import subprocess
 import threading
@@ -8,7 +9,8 @@ import time
 import pytest
 
 from conftest import livegen_cmd
-from livegen.midi.clock import PPQN, START, STOP, TICK, ClockIn, TempoFollower
+from livegen.midi.clock import (CONTINUE, PPQN, SONG_POSITION, START, STOP, TICK, ClockIn, TempoFollower,
+                                next_bar_position)
 
 
 class ClockReceiver:
@@ -95,6 +97,56 @@ def test_perform_sends_midi_clock_at_the_tempo_with_start_and_stop(jack_server, 
         follower.on_message(TICK, t)
     assert follower.bpm == pytest.approx(150, rel=0.02)  # measured on arrival, through JACK's periods
     assert len(receiver.notes()) >= 10 and receiver.hanging() == 0
+
+
+@pytest.mark.parametrize("position, ticks, bar", [(0, 0, 0), (0, 1, 16), (0, 96, 16), (0, 97, 32),
+                                                  (16, 200, 64), (16368, 96, None)])
+def test_the_next_take_goes_on_at_the_bar_after_the_last(position, ticks, bar):
+    assert next_bar_position(position, ticks) == bar
+
+
+def test_a_take_after_an_osc_stop_continues_the_song_at_the_next_bar(jack_server):
+    from pythonosc.udp_client import SimpleUDPClient
+    from test_osc import free_port
+
+    clock, port = ClockReceiver("clock-song"), free_port()
+    proc = subprocess.Popen(livegen_cmd("perform", "--no-port", "--clock-out", "clock-song", "--osc", str(port),
+                                        "--bpm", "150"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    client = SimpleUDPClient("127.0.0.1", port)
+
+    def statuses():
+        return [m[0] for _, m in clock.bytes()]
+
+    def wait_for(predicate, timeout=60):
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline and proc.poll() is None, "timed out"
+            time.sleep(0.02)
+
+    try:
+        wait_for(lambda: statuses().count(TICK) >= 3 * PPQN)
+        client.send_message("/livegen/stop", [])
+        wait_for(lambda: STOP in statuses())
+        client.send_message("/livegen/play", 1)
+        wait_for(lambda: CONTINUE in statuses() and statuses()[statuses().index(CONTINUE):].count(TICK) >= PPQN)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        time.sleep(0.3)
+        clock.close()
+    assert proc.returncode == 130, err
+    events = [m for _, m in clock.bytes()]
+    first_stop = [m[0] for m in events].index(STOP)
+    first_ticks = [m[0] for m in events[:first_stop]].count(TICK)
+    assert events[0] == [START] and events[first_stop + 3][0] == TICK
+    pointer, go_on = events[first_stop + 1], events[first_stop + 2]
+    assert pointer[0] == SONG_POSITION and go_on == [CONTINUE]
+    assert pointer[1] | pointer[2] << 7 == next_bar_position(0, first_ticks)  # the bar after the first take
+    assert [m[0] for m in events].count(START) == 1 and events[-1] == [STOP]
 
 
 def test_clock_in_follows_a_jack_clock_source(jack_server):

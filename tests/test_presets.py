@@ -39,3 +39,11 @@ def test_integers_are_accepted_where_floats_are_expected():
 def test_unknown_preset_name():
     with pytest.raises(UserError, match="not found"):
         presets.load("no-such-preset")
+
+
+def test_the_default_preset_file_spells_out_the_built_in_defaults():
+    """An installed livegen without the project's presets/ folder plays the built-in defaults."""
+    from livegen.presets import REPO_PRESETS
+
+    path = REPO_PRESETS / "default.toml"
+    assert presets.parse(path.read_text(), str(path)) == presets.Preset()

@@ -91,6 +91,7 @@ class EngineStats:
     control_to_midi: list[float] = field(default_factory=list)  # seconds
     timing_error: list[float] = field(default_factory=list)  # seconds, from the player
     clock_timing: list[float] = field(default_factory=list)  # seconds: MIDI clock ticks sent minus deadline
+    clock_ticks: int = 0  # MIDI clock ticks sent
     step_seconds: list[float] = field(default_factory=list)
     late_controls: int = 0
     late_rollbacks: int = 0
@@ -102,7 +103,8 @@ class EngineStats:
 class Engine:
     def __init__(self, model, output: OutputChoice, settings: EngineSettings | None = None,
                  controls: Controls | None = None, record: str | None = None, log=None,
-                 end: float | None = None, clock_out: tuple[str, str] | None = None, layers: list[Layer] = ()):
+                 end: float | None = None, clock_out: tuple[str, str] | None = None, layers: list[Layer] = (),
+                 song_position: int | None = None):
         self.model, self.output = model, output
         self.settings = settings or EngineSettings()
         s = self.settings  # layer 0 is the main voice; ``layers`` play beside it on the same clock
@@ -111,6 +113,7 @@ class Engine:
         self.record = record
         self.end = end  # performance time at which the take ends (--duration): nothing is played after it
         self.clock_out = clock_out  # (api, port): 24-ppqn MIDI clock at settings.bpm, from the clock process
+        self.song_position = song_position  # where the clock out goes on with the song (a follow-up take)
         self.log = log or (lambda text: print(f"livegen: {text}", file=sys.stderr))
         self.stats = EngineStats()
         self.start_time = 0.0
@@ -145,7 +148,8 @@ class Engine:
                                     layer.channel, layer.program, layer.volume,
                                     f"{i + 1} {layer.model.kind} ch{layer.channel + 1}")
                         for i, layer in enumerate(self.layers))
-        config = PlayerConfig(outputs, self.record, self.start_time, clock_out=self.clock_out, bpm=self.settings.bpm)
+        config = PlayerConfig(outputs, self.record, self.start_time, clock_out=self.clock_out, bpm=self.settings.bpm,
+                              song_position=self.song_position)
         self._proc = ctx.Process(target=run_player, args=(child, config), name="livegen-clock", daemon=True)
         self._proc.start()
         child.close()
@@ -260,6 +264,7 @@ class Engine:
                         pass
         self.stats.timing_error = self._final.get("timing", [])
         self.stats.clock_timing = self._final.get("clock_timing", [])
+        self.stats.clock_ticks = self._final.get("clock_ticks", 0)
         self.stats.sent = self._final.get("sent", 0)
         self.stats.late_rollbacks = self._final.get("late_rollbacks", 0)
         self.stats.late_arrivals = self._final.get("late_arrivals", 0)

@@ -61,6 +61,7 @@ class PlayerConfig:
     tempo_us: int = 500_000
     clock_out: tuple[str, str] | None = None  # (api, port) to send 24-ppqn MIDI clock to
     bpm: float = 120.0  # the clock's tempo
+    song_position: int | None = None  # the clock goes on with the song from here (16ths); None: Start
 
 
 def run_player(conn, config: PlayerConfig) -> None:
@@ -88,7 +89,7 @@ def run_player(conn, config: PlayerConfig) -> None:
         if config.clock_out:
             from livegen.midi.clock import ClockOut
 
-            clock = ClockOut(*config.clock_out, config.bpm, config.start)
+            clock = ClockOut(*config.clock_out, config.bpm, config.start, config.song_position)
     except (UserError, OSError) as exc:
         for port in ports.values():
             port.close()
@@ -297,6 +298,7 @@ class Player:
         try:
             self.conn.send(("stopped", {"timing": self.timing, "sent": self.sent,
                                         "clock_timing": self.clock.timing if self.clock else [],
+                                        "clock_ticks": self.clock.ticks if self.clock else 0,
                                         "late_rollbacks": self.late_rollbacks,
                                         "late_arrivals": self.late_arrivals}))
         except (OSError, BrokenPipeError):

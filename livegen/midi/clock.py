@@ -3,7 +3,10 @@
 ``ClockOut`` lives in the output-clock process (player.py): the player sends each tick at its
 absolute deadline with the same sleep-then-spin as notes, and the error is measured right at the
 send point. Start (0xFA) goes out with the first tick at performance time 0, stop (0xFC) when the
-take ends. Tick k falls on beat k/24 of the engine's tempo map, the one the DCRNN's grid follows,
+take ends. A take that follows another in one run (OSC /stop, then /play) goes on with the song
+instead: Song Position Pointer (0xF2) at the next bar after the last take's end, then Continue
+(0xFB), so a DAW that records to livegen's clock carries on where it stopped rather than
+rewinding. Tick k falls on beat k/24 of the engine's tempo map, the one the DCRNN's grid follows,
 so the clock stays on the music's beat through tempo changes.
 
 ``TempoFollower`` estimates an incoming clock's bpm: a least-squares line through the last beat
@@ -21,13 +24,24 @@ from livegen.errors import UserError
 from livegen.music.tempo import MAX_BPM, MIN_BPM, TempoMap
 
 PPQN = 24
-TICK, START, CONTINUE, STOP = 0xF8, 0xFA, 0xFB, 0xFC
+TICK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
+SIXTEENTHS_PER_BAR = 16  # Song Position counts MIDI beats (16th notes, 6 ticks); takes begin on a 4/4 bar
+MAX_SONG_POSITION = 0x3FFF
+
+
+def next_bar_position(position: int, ticks: int) -> int | None:
+    """Song Position of the bar after ``ticks`` more clock ticks from ``position``; None past the
+    pointer's range (the next take then starts the song again)."""
+    sixteenths = position + -(-ticks // 6)
+    bar = -(-sixteenths // SIXTEENTHS_PER_BAR) * SIXTEENTHS_PER_BAR
+    return bar if bar <= MAX_SONG_POSITION else None
 
 
 class ClockOut:
     """MIDI clock on its own output; ``due`` is the monotonic deadline of the next message."""
 
-    def __init__(self, api: str, port: str, bpm: float, start: float):
+    def __init__(self, api: str, port: str, bpm: float, start: float, song_position: int | None = None):
+        """``song_position`` (16ths): go on with the song from there (Continue) instead of Start."""
         from livegen.midi.ports import _backend
 
         if not MIN_BPM <= bpm <= MAX_BPM:
@@ -43,19 +57,29 @@ class ClockOut:
         self._count = 0  # ticks sent
         self.due = start
         self.started = False
+        self.song_position = song_position
         self.timing: list[float] = []  # send time minus deadline, s
 
     def send_due(self) -> None:
         """Send what is due now (start with the first tick) and move to the next deadline."""
         sent_at = time.monotonic()
         if not self.started:
-            self._raw.send_message([START])
+            if self.song_position is None:
+                self._raw.send_message([START])
+            else:
+                position = self.song_position
+                self._raw.send_message([SONG_POSITION, position & 0x7F, position >> 7])
+                self._raw.send_message([CONTINUE])
             self.started = True
         self._raw.send_message([TICK])
         if len(self.timing) < 200_000:
             self.timing.append(sent_at - self.due)
         self._count += 1
         self.due = self.start + self.tempo.time_at_beat(self._count / PPQN)
+
+    @property
+    def ticks(self) -> int:
+        return self._count
 
     def set_tempo(self, t: float, bpm: float) -> None:
         """``bpm`` from performance time ``t`` on (changes arrive ahead of their time)."""
