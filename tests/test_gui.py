@@ -379,3 +379,199 @@ def test_the_commentary_panel_writes_about_the_take_and_saves_beside_it(make_win
     assert window.commentary.sentence.text() in history.read_text()
     window.stop()
     wait_stopped(qtbot, window)
+
+
+def test_r_starts_a_recording_and_r_again_stops_it_leaving_a_valid_file(make_window, receiver, qtbot, tmp_path):
+    window = make_window(receiver.name)
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    take = window.transport.take.text()
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    wait_playing(qtbot, window)
+    first = window.takes.engine
+    assert window.recording == take and first.record == take
+    qtbot.waitUntil(lambda: window.transport.record.isChecked() and len(receiver.notes()) >= 10, timeout=START_MS)
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert window.recording is None and window.transport.take.text() != take  # the next take gets a new name
+    qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine is not first
+                    and window.takes.engine.now() > 0, timeout=START_MS)
+    assert window.takes.engine.record is None and window.takes.engine.running  # the music goes on, unrecorded
+    qtbot.waitUntil(lambda: not window.transport.record.isChecked(), timeout=5000)
+    recorded = note_pairs(mido.MidiFile(tmp_path / take))
+    assert len(recorded) >= 10 and sum(kind == "note_on" for kind, _ in recorded) == sum(
+        kind == "note_off" for kind, _ in recorded)  # a closed take: every note ended
+    window.stop()
+    wait_stopped(qtbot, window)
+
+
+def test_booth_mode_restarts_an_engine_that_died_and_plays_again(make_window, receiver, qtbot):
+    window = make_window(receiver.name, booth=True, idle_reset=0.0)
+    booth = BoothMode(window, window.base_preset.gui)
+    booth.begin()
+    wait_playing(qtbot, window)
+    first = window.takes.engine
+    qtbot.waitUntil(lambda: len(receiver.notes()) >= 4, timeout=START_MS)
+    first._proc.kill()  # the clock process dies, as under kill -9
+    qtbot.waitUntil(lambda: first.failed is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: window.banner.isVisible() and "engine stopped" in window.banner.text.text(),
+                    timeout=5000)
+    receiver.settle()
+    before = len(receiver.notes())
+    qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine is not first
+                    and window.takes.engine.running, timeout=START_MS)
+    qtbot.waitUntil(lambda: len(receiver.notes()) >= before + 10, timeout=START_MS)  # it plays again
+    assert not window.banner.isVisible() and window.locked
+    window.set_locked(False)
+    window.stop()
+    wait_stopped(qtbot, window)
+
+
+def play_a_take(qtbot, window, count: int):
+    """Play a take from the panel's Play button: (its engine, its first ``count`` messages sent)."""
+    qtbot.mouseClick(window.transport.play, LEFT)
+    wait_playing(qtbot, window)
+    engine = window.takes.engine
+    qtbot.waitUntil(lambda: len(window.played.sent_messages) >= count, timeout=START_MS)
+    messages = [(round(t, 6), list(message)) for t, message in list(window.played.sent_messages)[:count]]
+    qtbot.mouseClick(window.transport.stop, LEFT)
+    wait_stopped(qtbot, window)
+    return engine, messages
+
+
+def test_the_seed_and_steering_chosen_in_the_panel_start_the_engine_and_the_seed_repeats_the_take(
+        make_window, receiver, qtbot):
+    window = make_window(receiver.name)
+    window.model.seed.setValue(7)
+    assert window.model.steering.isChecked()
+    qtbot.mouseClick(window.model.steering, LEFT)
+    assert not window.model.steering.isChecked()
+    engine, first = play_a_take(qtbot, window, 40)
+    assert engine.settings.seed == 7 and engine.settings.steering is False
+    assert play_a_take(qtbot, window, 40)[1] == first  # same seed, same (still) hand: the same notes
+    window.model.seed.setValue(8)
+    engine, other = play_a_take(qtbot, window, 40)
+    assert engine.settings.seed == 8 and other != first
+
+
+def test_steering_off_is_saved_in_the_preset_and_loaded_back(make_window, qtbot, tmp_path):
+    window = make_window()
+    qtbot.mouseClick(window.model.steering, LEFT)
+    window.save_preset(str(tmp_path / "unsteered.toml"))
+    assert presets.load(str(tmp_path / "unsteered.toml")).engine.steering is False
+    other = make_window()
+    other.load_preset(str(tmp_path / "unsteered.toml"))
+    assert not other.model.steering.isChecked()
+
+
+def test_the_built_in_synth_plays_the_soundfont_chosen_in_the_panel(make_window, jack_server, qtbot, tmp_path,
+                                                                    monkeypatch):
+    from PyQt6.QtWidgets import QFileDialog
+
+    from livegen.midi.fluidsynth import DEFAULT_SOUNDFONT
+
+    window = make_window()
+    assert window.output.soundfont.isHidden()  # only the built-in synth has a SoundFont
+    window.output.api.setCurrentText("fluidsynth")
+    assert not window.output.soundfont.isHidden() and window.output.virtual.isHidden()
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args: (DEFAULT_SOUNDFONT, "SoundFonts (*.sf2)"))
+    qtbot.mouseClick(window.output.choose_soundfont, LEFT)
+    assert window.output.soundfont.text() == DEFAULT_SOUNDFONT
+    window.play()
+    wait_playing(qtbot, window)
+    qtbot.waitUntil(lambda: window.readout.sent > 5, timeout=START_MS)
+    assert window.takes.engine.output.soundfont == DEFAULT_SOUNDFONT and not window.banner.isVisible()
+    window.stop()
+    wait_stopped(qtbot, window)
+
+    not_a_soundfont = tmp_path / "notes.sf2"
+    not_a_soundfont.write_text("these are not samples")
+    window.output.soundfont.setText(str(not_a_soundfont))
+    qtbot.mouseClick(window.transport.play, LEFT)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=START_MS)
+    assert "is not a SoundFont" in window.banner.text.text() and "\n" not in window.banner.text.text()
+    wait_stopped(qtbot, window)
+    assert not window.transport.play.isChecked()
+
+
+def choose_script(window, monkeypatch, path) -> None:
+    """Pick "Control script…" in the gesture source list and ``path`` in its file dialog."""
+    from PyQt6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args: (str(path), "Control scripts (*.jsonl)"))
+    window.gesture.source.setCurrentIndex(window.gesture.source.findData("script"))
+
+
+def test_a_control_script_chosen_as_the_gesture_steers_each_take_from_its_start(make_window, receiver, qtbot,
+                                                                                tmp_path, monkeypatch):
+    import json
+
+    from livegen.music.conditioning import key_histogram
+
+    script = tmp_path / "gesture.jsonl"
+    script.write_text("\n".join(json.dumps(row) for row in (
+        {"t": 0.0, "pitch": 0.2, "density": 0.3}, {"t": 0.8, "pitch": 0.9, "key": "A minor"},
+        {"t": 1.6, "density": 0.7})) + "\n")
+    window = make_window(receiver.name)
+    choose_script(window, monkeypatch, script)
+    assert window.gesture.source.currentText() == "Script: gesture.jsonl" and not window.banner.isVisible()
+    take = window.transport.take.text()
+    qtbot.mouseClick(window.transport.record, LEFT)
+    wait_playing(qtbot, window)
+    qtbot.waitUntil(lambda: window.hub.controls.density == 0.7, timeout=10_000)
+    controls = window.hub.controls
+    assert controls.pitch == 0.9 and controls.histogram == tuple(key_histogram("A minor"))
+    qtbot.waitUntil(lambda: window.gesture.pad.pitch == 0.9, timeout=2000)  # the pad shows where it holds the hand
+    qtbot.mouseClick(window.transport.stop, LEFT)
+    wait_stopped(qtbot, window)
+    rows = [json.loads(line) for line in (tmp_path / take).with_suffix(".jsonl").read_text().splitlines()]
+    steered = {(key, row[key]): row["t"] for row in rows for key in ("pitch", "density") if key in row}
+    assert steered[("pitch", 0.2)] == 0.0  # the engine heard each line at its time in the take
+    assert steered[("pitch", 0.9)] == pytest.approx(0.8, abs=0.05)
+    assert steered[("density", 0.7)] == pytest.approx(1.6, abs=0.05)
+    window.gesture.source.setCurrentIndex(window.gesture.source.findData("pad"))
+    assert window.script_path is None and window.gesture.source.itemText(2) == window.gesture.SCRIPT
+
+
+def test_a_broken_control_script_is_one_line_on_the_panel_and_the_pad_stays(make_window, tmp_path, monkeypatch):
+    script = tmp_path / "typo.jsonl"
+    script.write_text('{"t": 0.0, "pitch": 0.5}\n{"t": 1.0, "pich": 0.7}\n')
+    window = make_window()
+    choose_script(window, monkeypatch, script)
+    assert window.banner.isVisible() and "line 2: unknown key 'pich'" in window.banner.text.text()
+    assert window.gesture.source.currentData() == "pad" and window.script_path is None
+
+
+def test_a_control_script_chosen_while_playing_steers_the_take_from_then(make_window, qtbot, tmp_path,
+                                                                         monkeypatch):
+    script = tmp_path / "late.jsonl"
+    script.write_text('{"t": 0.0, "pitch": 0.1}\n{"t": 1.0, "pitch": 0.6}\n')
+    window = make_window()
+    window.play()
+    wait_playing(qtbot, window)
+    chosen_at = window.takes.engine.now()
+    choose_script(window, monkeypatch, script)
+    qtbot.waitUntil(lambda: window.hub.controls.pitch == 0.1, timeout=5000)
+    qtbot.waitUntil(lambda: window.hub.controls.pitch == 0.6, timeout=5000)
+    assert window.takes.engine.now() - chosen_at >= 1.0  # the script's t = 0 is when it was chosen
+    window.stop()
+    wait_stopped(qtbot, window)
+
+
+def test_a_preset_with_a_layer_plays_both_models_and_records_a_track_each(make_window, receiver, qtbot, tmp_path):
+    window = make_window(receiver.name)
+    layered = window.preset()
+    layered.layers = [presets.LayerPreset(model="dcrnn", channel=2, program=33)]
+    window.apply_preset(layered, "band")
+    take = window.transport.take.text()
+    qtbot.mouseClick(window.transport.record, LEFT)
+    wait_playing(qtbot, window)
+    assert [layer.model.kind for layer in window.takes.engine.layers] == ["charrnn", "dcrnn"]
+    qtbot.waitUntil(lambda: {m.channel for m in receiver.notes()} == {0, 1} and len(receiver.notes()) >= 20,
+                    timeout=START_MS)
+    qtbot.mouseClick(window.transport.stop, LEFT)
+    wait_stopped(qtbot, window)
+    qtbot.wait(300)
+    recorded = mido.MidiFile(tmp_path / take)
+    assert recorded.type == 1 and [t.name for t in recorded.tracks] == ["livegen take", "1 charrnn ch1", "2 dcrnn ch2"]
+    assert sorted(note_pairs(m for t in recorded.tracks[1:] for m in t)) == sorted(note_pairs(receiver.notes()))
+    assert presets.parse(presets.dumps(window.preset())).layers == layered.layers  # saving keeps the layers

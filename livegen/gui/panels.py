@@ -2,10 +2,12 @@
 and writes it back (``fill``), so presets round-trip through the widgets and nothing else."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout, QGroupBox,
-                             QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSlider,
-                             QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGridLayout,
+                             QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
+                             QSizePolicy, QSlider, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
 from livegen import presets
 from livegen.gui.widgets import PITCH_CLASS_NAMES, Bars, CameraView, HistogramSliders, StatusLight, XYPad
@@ -23,7 +25,9 @@ def note_name(midi: float) -> str:
 
 
 class OutputPanel(QGroupBox):
-    """Where the notes go: API, port (or a virtual one), channel, instrument."""
+    """Where the notes go: API, port (or a virtual one), channel, instrument; for the built-in
+    synth, the SoundFont it plays (its row takes the virtual name's place, which it has no use for;
+    a preset has no key for it, so it stays as chosen when a preset loads)."""
 
     refresh_requested = pyqtSignal()
 
@@ -47,17 +51,31 @@ class OutputPanel(QGroupBox):
         self.program.setRange(-1, 127)
         self.program.setSpecialValueText("synth's own")
         self.program.setToolTip("General MIDI program 0..127 sent at the start of a take")
+        self.soundfont = QLineEdit()
+        self.soundfont.setPlaceholderText("General MIDI")
+        self.soundfont.setToolTip("the built-in synth's SoundFont (.sf2); empty: $LIVEGEN_SOUNDFONT, else "
+                                  "the system's General MIDI one. Applies from the next Play")
+        self.choose_soundfont = QPushButton("…")
+        self.choose_soundfont.setFixedWidth(40)
+        self.choose_soundfont.setToolTip("open a SoundFont (.sf2)")
+        self.choose_soundfont.clicked.connect(self._ask_soundfont)
         port_row = QHBoxLayout()
         port_row.addWidget(self.port, 1)
         port_row.addWidget(self.refresh)
-        form = QFormLayout(self)
-        form.addRow("API", self.api)
-        form.addRow("Port", port_row)
-        form.addRow("Virtual name", self.virtual)
-        form.addRow("Channel", self.channel)
-        form.addRow("Instrument", self.program)
+        self.soundfont_row = QHBoxLayout()
+        self.soundfont_row.addWidget(self.soundfont, 1)
+        self.soundfont_row.addWidget(self.choose_soundfont)
+        self.form = QFormLayout(self)
+        self.form.addRow("API", self.api)
+        self.form.addRow("Port", port_row)
+        self.form.addRow("Virtual name", self.virtual)
+        self.form.addRow("SoundFont", self.soundfont_row)
+        self.form.addRow("Channel", self.channel)
+        self.form.addRow("Instrument", self.program)
         self.port.currentIndexChanged.connect(self._virtual_enabled)
+        self.api.currentTextChanged.connect(self._show_api_rows)
         self.set_ports([])
+        self._show_api_rows()
 
     def set_ports(self, outputs: list[str]) -> None:
         """Offer ``outputs``; the chosen port stays chosen (and listed) even when it is gone."""
@@ -78,6 +96,20 @@ class OutputPanel(QGroupBox):
 
     def _virtual_enabled(self) -> None:
         self.virtual.setEnabled(self.port.currentData() == VIRTUAL)
+
+    def _show_api_rows(self) -> None:
+        builtin = self.api.currentText() == "fluidsynth"
+        self.form.setRowVisible(self.virtual, not builtin)
+        self.form.setRowVisible(self.soundfont_row, builtin)
+
+    def _ask_soundfont(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a SoundFont", "", "SoundFonts (*.sf2)")
+        if path:
+            self.soundfont.setText(path)
+
+    def soundfont_file(self) -> str | None:
+        """The SoundFont chosen for the built-in synth, or None for its default."""
+        return self.soundfont.text().strip() or None
 
     def show_preset(self, preset: presets.Preset) -> None:
         out = preset.output
@@ -100,7 +132,8 @@ class OutputPanel(QGroupBox):
 
 
 class ModelPanel(QGroupBox):
-    """Which model improvises, and how: temperature and lookahead (both apply from the next Play)."""
+    """Which model improvises, and how: temperature, lookahead, tempo, the seed and the engine's
+    steering (all apply from the next Play). The seed is the panel's own: a preset has no key for it."""
 
     checkpoint_chosen = pyqtSignal(str)
 
@@ -132,14 +165,24 @@ class ModelPanel(QGroupBox):
         self.tempo.setDecimals(0)
         self.tempo.setSuffix(" bpm")
         self.tempo.setToolTip("the DCRNN's 16th-note grid; applies from the next Play")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setToolTip("the same seed and the same gestures play the same notes; applies from the next Play")
+        self.steering = QCheckBox("Steering")
+        self.steering.setToolTip("the engine nudges the Char-RNN's notes toward the asked pitch, density and key; "
+                                 "off: the model's own conditioning only. Applies from the next Play")
         row = QHBoxLayout()
         row.addWidget(self.model, 1)
         row.addWidget(self.open)
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.steering)
         form = QFormLayout(self)
         form.addRow("Model", row)
         form.addRow("Temperature", self.temperature)
         form.addRow("Lookahead", self.lookahead)
         form.addRow("Tempo", self.tempo)
+        form.addRow("Seed", seed_row)
 
     def _ask_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a livegen checkpoint", "", "Checkpoints (*.safetensors)")
@@ -164,12 +207,14 @@ class ModelPanel(QGroupBox):
         self.temperature.setValue(preset.model.temperature)
         self.lookahead.setValue(preset.engine.lookahead)
         self.tempo.setValue(preset.engine.bpm)
+        self.steering.setChecked(preset.engine.steering)
 
     def fill(self, preset: presets.Preset) -> None:
         preset.model.model = self.model.currentData()
         preset.model.temperature = round(self.temperature.value(), 2)
         preset.engine.lookahead = round(self.lookahead.value(), 2)
         preset.engine.bpm = float(round(self.tempo.value()))
+        preset.engine.steering = self.steering.isChecked()
 
 
 class PresetPanel(QGroupBox):
@@ -182,15 +227,19 @@ class PresetPanel(QGroupBox):
         super().__init__("Preset")
         self.name = QLabel()
         self.name.setObjectName("big")
+        # one row, so the setup column keeps room at 720 px high; a long name is cut, not the buttons
+        self.name.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         load, save = QPushButton("Load…"), QPushButton("Save…")
         load.clicked.connect(lambda: self._ask(QFileDialog.getOpenFileName, self.load_requested))
         save.clicked.connect(lambda: self._ask(QFileDialog.getSaveFileName, self.save_requested))
-        buttons = QHBoxLayout()
-        buttons.addWidget(load)
-        buttons.addWidget(save)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.name)
-        layout.addLayout(buttons)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.name, 1)
+        layout.addWidget(load)
+        layout.addWidget(save)
+
+    def show_name(self, name: str) -> None:
+        self.name.setText(name)
+        self.name.setToolTip(name)  # in full, where the row cuts it
 
     def _ask(self, dialog, signal) -> None:
         presets.REPO_PRESETS.mkdir(exist_ok=True)
@@ -242,9 +291,12 @@ class TakesPanel(QGroupBox):
 
 
 class GesturePanel(QGroupBox):
-    """What steers pitch and density: the mouse on the XY pad or the camera, with its status."""
+    """What steers pitch and density: the mouse on the XY pad, the camera (with its status), or a
+    control script (.jsonl, as ``livegen perform --controls script:FILE``), which may steer the
+    key and z too; the pad shows where any of them holds the hand."""
 
-    SOURCES = (("Mouse (XY pad)", "pad"), ("Camera", "camera"))
+    SCRIPT = "Control script…"
+    SOURCES = (("Mouse (XY pad)", "pad"), ("Camera", "camera"), (SCRIPT, "script"))
     source_changed = pyqtSignal(str)
     moved = pyqtSignal(float, float)  # pitch, density from the pad or the sliders
 
@@ -253,6 +305,9 @@ class GesturePanel(QGroupBox):
         self.source = QComboBox()
         for text, data in self.SOURCES:
             self.source.addItem(text, data)
+        self.source.setMinimumContentsLength(12)  # a long script name is cut, not the row
+        self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.show_script(None)
         self.source.currentIndexChanged.connect(lambda: self.source_changed.emit(self.source.currentData()))
         self.camera_light = StatusLight("Camera")
         self.pad, self.camera = XYPad(), CameraView()
@@ -287,6 +342,18 @@ class GesturePanel(QGroupBox):
             slider.blockSignals(True)
             slider.setValue(round(value * 100))
             slider.blockSignals(False)
+
+    def ask_script(self) -> str:
+        """A control script chosen in a file dialog ("" when cancelled)."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a control script", "", "Control scripts (*.jsonl)")
+        return path
+
+    def show_script(self, path: str | None) -> None:
+        """Name the script steering in the source list (None: none is)."""
+        index = self.source.findData("script")
+        self.source.setItemText(index, f"Script: {Path(path).name}" if path else self.SCRIPT)
+        self.source.setItemData(index, path or "a .jsonl control script: timed pitch, density, key, z (see the README)",
+                                Qt.ItemDataRole.ToolTipRole)
 
     def show_camera(self, on: bool) -> None:
         self.view.setCurrentWidget(self.camera if on else self.pad)

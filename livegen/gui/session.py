@@ -31,6 +31,9 @@ class TakeRequest:
     settings: EngineSettings
     record: str | None = None
     replay: object | None = None  # a livegen.sessions.Take: its control stream steers, not the panel
+    soundfont: str | None = None  # the built-in synth's SoundFont (None: its default)
+    script: str | None = None  # a control script (.jsonl) that steers from the take's start
+    layers: tuple = ()  # the preset's [[layers]]: more models playing beside the main one
 
 
 class ControlHub:
@@ -72,6 +75,20 @@ class ControlHub:
                 self.muscles(t, z=controls.z)
         return sink
 
+    def script(self, offset: float = 0.0):
+        """A sink for a control script started ``offset`` s into the take: it steers what the
+        script's lines change, stamped on the take's clock, and leaves the rest to the hand, the
+        armband and the panel (a script's merged value would otherwise undo their moves)."""
+        last = [self.controls]
+
+        def sink(controls: Controls, t: float | None = None) -> None:
+            changes = {f.name: getattr(controls, f.name) for f in dataclasses.fields(controls)
+                       if getattr(controls, f.name) != getattr(last[0], f.name)}
+            last[0] = controls
+            if changes:
+                self._update(None if t is None else t + offset, **changes)
+        return sink
+
     def set_histogram(self, histogram: tuple[float, ...] | None) -> None:
         self._update(None, histogram=histogram)
 
@@ -96,6 +113,7 @@ class Takes:
         self.hub = hub
         self.engine: Engine | None = None
         self.replaying = None  # the control source of a take being replayed
+        self.script = None  # the control script steering the take
         self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._models: dict[str, object] = {}
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix="livegen-gui-takes")
@@ -114,6 +132,10 @@ class Takes:
 
     def stop(self) -> None:
         self._submit(self._stop_now)
+
+    def use_script(self, path: str | None) -> None:
+        """Steer the playing take from a control script, from its first line on (None: stop it)."""
+        self._submit(self._switch_script, path)
 
     def preload(self, model: str) -> None:
         """Load a model ahead of Play; a bad checkpoint is reported at once."""
@@ -153,29 +175,53 @@ class Takes:
 
     def _start_now(self, request: TakeRequest) -> None:
         from livegen import presets
-        from livegen.cli import choose_output
+        from livegen.cli import build_layers, choose_output
 
         model = self._model(request.model)
         wanted = SimpleNamespace(no_port=False, port=request.port or None, virtual=request.virtual or None,
-                                 api=request.api, soundfont=None)
+                                 api=request.api, soundfont=request.soundfont, layer=None, emg=None)
         output = choose_output(wanted, presets.Preset())
+        layers = build_layers(wanted, presets.Preset(layers=list(request.layers)), output, request.settings, model)
         if request.replay is not None:
             source = request.replay.source()
             engine = Engine(model, output, request.settings, source.initial(), record=request.record,
-                            end=request.replay.duration)
+                            end=request.replay.duration, layers=layers)
             engine.start()
             source.start(engine.set_controls, engine.now)
             self.engine, self.replaying = engine, source
             return
-        engine = Engine(model, output, request.settings, self.hub.controls, record=request.record)
+        engine = Engine(model, output, request.settings, self.hub.controls, record=request.record, layers=layers)
         engine.start()
         self.engine = engine
         self.hub.attach(engine)
         engine.set_controls(self.hub.controls)  # whatever moved while the clock process started
+        if request.script:
+            self._start_script(request.script, engine, 0.0)
+
+    def _switch_script(self, path: str | None) -> None:
+        self._stop_script()
+        engine = self.engine
+        if path and engine is not None and engine.running and self.replaying is None:
+            self._start_script(path, engine, max(0.0, engine.now()))
+
+    def _start_script(self, path: str, engine: Engine, offset: float) -> None:
+        from livegen.sensors.script import ScriptControls
+
+        source = ScriptControls(path, self.hub.controls)
+        sink = self.hub.script(offset)
+        sink(source.initial(), 0.0)  # its lines at t = 0
+        source.start(sink, lambda: engine.now() - offset)
+        self.script = source
+
+    def _stop_script(self) -> None:
+        if self.script is not None:
+            self.script.stop()
+            self.script = None
 
     def _stop_now(self) -> None:
         engine, self.engine = self.engine, None
         self.hub.attach(None)
+        self._stop_script()
         if self.replaying is not None:
             self.replaying.stop()
             self.replaying = None

@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
         self.ports = PortWatch()
         self.readout = EngineReadout()
         self.source = None  # a running control source other than the pad (the camera)
+        self.script_path: str | None = None  # the control script chosen as the gesture source
         self.armband = None  # a running EmgControls
         self.played = PlayedNotes(self.takes)  # what the commentary listens to
         self.commentator = None  # the CommentaryWorker, started with the first take
@@ -262,7 +263,7 @@ class MainWindow(QMainWindow):
         """Start a take (replacing the one playing); ``record`` names the file to record it to."""
         preset = self.preset()
         settings = EngineSettings(lookahead=preset.engine.lookahead, temperature=preset.model.temperature,
-                                  channel=preset.output.channel - 1,
+                                  seed=self.model.seed.value(), channel=preset.output.channel - 1,
                                   program=None if preset.output.program < 0 else preset.output.program,
                                   steering=preset.engine.steering, max_note_seconds=preset.engine.max_note_seconds,
                                   max_polyphony=preset.engine.max_polyphony, bpm=preset.engine.bpm)
@@ -270,7 +271,9 @@ class MainWindow(QMainWindow):
         if record:
             Path(record).parent.mkdir(parents=True, exist_ok=True)
         self.takes.play(TakeRequest(preset.model.model, preset.output.api, preset.output.port,
-                                    preset.output.virtual, settings, record=self.recording))
+                                    preset.output.virtual, settings, record=self.recording,
+                                    soundfont=self.output.soundfont_file(), script=self.script_path,
+                                    layers=tuple(preset.layers)))
         self._comment_to = self.recording  # the history goes beside the take (set when the worker is up)
         self._start_commentary()
         self.played.sent_messages.clear()
@@ -291,7 +294,8 @@ class MainWindow(QMainWindow):
                                   max_polyphony=preset.engine.max_polyphony, bpm=float(header.get("bpm", 120.0)))
         self._finish_recording()
         self.takes.play(TakeRequest(str(header.get("model", "charrnn")), preset.output.api, preset.output.port,
-                                    preset.output.virtual, settings, replay=take))
+                                    preset.output.virtual, settings, replay=take,
+                                    soundfont=self.output.soundfont_file()))
         self.roll.clear()
         self.banner.hide()
 
@@ -449,10 +453,14 @@ class MainWindow(QMainWindow):
         self.sensors.setCurrentIndex(1 if self.model.model.currentData() == "dcrnn" else 0)
 
     def use_source(self, kind: str) -> None:
-        """Steer from the pad or the camera; a camera that cannot open shows why."""
+        """Steer from the pad, the camera or a control script; one that cannot open shows why."""
         if self.source is not None:
             self.source.stop()
             self.source = None
+        if self.script_path is not None:
+            self.script_path = None
+            self.gesture.show_script(None)
+            self.takes.use_script(None)
         if kind == "camera":
             try:
                 self.source = self._open_camera()
@@ -461,7 +469,28 @@ class MainWindow(QMainWindow):
                 self.gesture.source.setCurrentIndex(0)
                 return
             self.source.start(self.hub.gesture, self.hub.clock)
+        elif kind == "script":
+            path = self.gesture.ask_script()
+            if not path:  # cancelled: the pad steers
+                self.gesture.source.setCurrentIndex(0)
+                return
+            self.use_script(path)
         self.gesture.show_camera(kind == "camera")
+
+    def use_script(self, path: str) -> None:
+        """Steer from a control script: the playing take from now (the script's t = 0 is now),
+        each take after it from its start; a script that is not valid shows why and the pad stays."""
+        from livegen.sensors.script import parse_script
+
+        try:
+            parse_script(path)
+        except UserError as exc:
+            self.banner.show_error(f"Control script: {exc}")
+            self.gesture.source.setCurrentIndex(0)
+            return
+        self.script_path = path
+        self.gesture.show_script(path)
+        self.takes.use_script(path)
 
     def _open_camera(self):
         from livegen.sensors.camera import CameraControls
@@ -493,7 +522,7 @@ class MainWindow(QMainWindow):
         self.hub.gesture(Controls(preset.controls.pitch, preset.controls.density))
         self.hub.set_histogram(self.harmony.histogram())
         self.gesture.show_position(preset.controls.pitch, preset.controls.density)
-        self.preset_panel.name.setText(name or "(unsaved)")
+        self.preset_panel.show_name(name or "(unsaved)")
         self.transport.take.setText(self._new_take_name())
 
     def load_preset(self, path: str) -> None:
@@ -510,7 +539,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.banner.show_error(f"Preset: cannot save {path}: {exc.strerror or exc}")
             return
-        self.preset_panel.name.setText(Path(path).stem)
+        self.preset_panel.show_name(Path(path).stem)
 
     # --- booth lock ---------------------------------------------------------------------------
 
