@@ -20,7 +20,7 @@ from livegen.errors import UserError
 from livegen.train import shards
 from livegen.train.data import WindowOrder, permute
 
-TINY_CHARRNN = dict(embed_dim=16, hidden=32, layers=1, dropout=0.0)  # no dropout: its masks differ per process
+TINY_CHARRNN = dict(embed_dim=16, hidden=32, layers=2, dropout=0.1)  # dropout masks follow the sample
 TINY_DCRNN = dict(z_dim=8, coarse_hidden=16, fine_hidden=16, strip_channels=4, critic_channels=8)
 
 # train() in processes torchrun started; jobs as JSON: [[module, data, out, keyword arguments], ...]

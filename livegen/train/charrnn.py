@@ -7,12 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from livegen.errors import UserError
 from livegen.music import conditioning, events
 from livegen.train.data import window_tokens
 
 
 VELOCITY_LEVELS = 8  # training quantises velocity to 8 of the 32 bins (see data.window_tokens)
+DROPOUT_NOISE = 1  # the stream a sample's dropout masks are drawn from (see _dropout_noise)
 
 
 def _torch_setup(threads: int):
@@ -141,7 +144,9 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
             c = torch.from_numpy(cond).to(dist.device, non_blocking=True)
             with dist.no_sync(net) if m < accum - 1 else contextlib.nullcontext():
                 with dist.autocast():
-                    logits, _ = net(x[:, :-1].clamp(min=0), c[:, :-1])
+                    noise = _dropout_noise(model.config, seed, local[m * micro:(m + 1) * micro], x.shape[1] - 1,
+                                           dist.device)
+                    logits, _ = net(x[:, :-1].clamp(min=0), c[:, :-1], dropout_noise=noise)
                     loss = loss_fn(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
                 (loss * (dist.world / targets)).backward()  # DDP averages over processes: a global mean
             loss_sum += loss.item()
@@ -159,6 +164,22 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
         bar.set_postfix_str(f"step {state['step']} loss {train_loss:.3f}")
     bar.close()
     return state
+
+
+def _dropout_noise(config, seed: int, positions, length: int, device):
+    """The uniforms a micro-batch's dropout masks come from, one generator per sample keyed by its
+    place in the whole run (seed, global position), so the masks follow the sample, not the process
+    or micro-batch that trains it; None without dropout."""
+    import torch
+
+    if not config.dropout:
+        return None
+    noise = torch.empty(config.layers, len(positions), length, config.hidden, device=device)
+    for i, position in enumerate(positions):
+        key = int(np.random.SeedSequence([seed, DROPOUT_NOISE, int(position)]).generate_state(1)[0])
+        g = torch.Generator(device=device).manual_seed(key)
+        noise[:, i] = torch.rand(config.layers, length, config.hidden, generator=g, device=device)
+    return noise
 
 
 def _validate(model, val, torch, dist) -> float:
