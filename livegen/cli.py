@@ -435,6 +435,8 @@ def cmd_train(args) -> int:
         args.threads = default_threads()
     if args.batch is None:
         args.batch = {"dcrnn": 32, "commentary": 64}.get(args.model, 48)
+    if args.no_attributes and args.model != "commentary":
+        raise UserError("--no-attributes is for `livegen train commentary` only")
     if args.model == "dcrnn":
         return _train_dcrnn(args)
     if args.model == "commentary":
@@ -478,6 +480,8 @@ def cmd_eval(args) -> int:
         from livegen.commentary.cli import cmd_eval_commentary
 
         return cmd_eval_commentary(args)
+    if args.baseline:
+        raise UserError("--baseline is for commentary checkpoints only")
     from livegen.train.charrnn import evaluate
 
     result = evaluate(args.checkpoint, args.data, threads=args.threads, limit_pieces=args.limit)
@@ -648,6 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes here)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-resume", action="store_true")
+    s.add_argument("--no-attributes", action="store_true",
+                   help="commentary: the same decoder with its attribute vector zeroed (and no LC-GAN), the "
+                   "baseline for `livegen eval --baseline`")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("prepare", help="parse music folders once, in parallel, into shards that training "
@@ -658,11 +665,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="parsing processes (default: the cores, at most 8)")
     s.set_defaults(func=cmd_prepare)
 
-    s = sub.add_parser("eval", help="held-out NLL (nats/event) of a checkpoint on a folder of music")
+    s = sub.add_parser("eval", help="held-out numbers of a checkpoint: a Char-RNN's NLL on a folder of "
+                       "music, or the commentary model's perplexity, KL and attribute agreement on captions",
+                       description="A Char-RNN, on a folder of music: held-out NLL in nats/event, with its "
+                       "conditioning off too and a random baseline. The commentary model, on a "
+                       "MusicCaps-style CSV (the <out>.held-out.csv its training wrote): --json keys perplexity, "
+                       "perplexity_reconstruction, kl (attributes as in training: aspects and the sentence's own "
+                       "words), aspect_attributes (the same from the aspect list alone), baseline (with "
+                       "--baseline), attribute_agreement, attribute_agreement_chance, "
+                       "attribute_agreement_by_category, classifier_on_real, shown, lcgan (with an LC-GAN), "
+                       "independent_judge, "
+                       "reward, distinct_1, distinct_2, mean_words, examples, ms_per_sentence, "
+                       "unknown_word_rate, tokens, sentences, captions, model, use_attributes, trained_steps.")
     s.add_argument("checkpoint")
-    s.add_argument("--data", required=True)
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--limit", type=int, help="evaluate only the first N pieces")
+    s.add_argument("--data", required=True, help="Char-RNN: a folder of music; commentary: a caption CSV")
+    s.add_argument("--json", action="store_true", help="one JSON object (the commentary keys: see the description)")
+    s.add_argument("--limit", type=int, help="evaluate only the first N pieces (commentary: captions)")
+    s.add_argument("--baseline", metavar="FILE", help="commentary: a checkpoint trained with --no-attributes on "
+                   "the same captions; its held-out perplexity is reported beside the model's")
     s.add_argument("--threads", type=int, default=2)
     s.set_defaults(func=cmd_eval)
 

@@ -307,3 +307,6 @@ def test_eval_reports_perplexity_kl_agreement_and_diversity(tmp_path):
     assert 1 < out["perplexity"] < 400 and out["kl"] > 0.5  # z is used: no posterior collapse
     assert out["attribute_agreement"] > out["attribute_agreement_chance"]
     assert 0 < out["distinct_1"] <= 1 and out["distinct_2"] > out["distinct_1"]
+    # added beside the public keys, never in their place: the honest perplexity and an independent judge
+    assert set(out["shown"]) == {"attribute_agreement", "distinct_1", "distinct_2", "sentences"}
+    assert out["aspect_attributes"]["perplexity"] > 1 and 0 < out["independent_judge"]["on_real"] <= 1

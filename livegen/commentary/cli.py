@@ -104,7 +104,7 @@ def cmd_train_commentary(args) -> int:
         raise UserError("--minutes must be positive")
     state = train(args.data, args.out, args.minutes, batch=args.batch, threads=args.threads,
                   resume=not args.no_resume, seed=args.seed, log=_say, max_steps=args.steps, device=args.device,
-                  accum=args.accum)
+                  accum=args.accum, config_overrides={"use_attributes": False} if args.no_attributes else None)
     if rank() == 0:  # the others never validate: they know no perplexity to report
         best = state["best_val"]
         _say(f"done: {state['step']} steps, best held-out perplexity "
@@ -115,13 +115,20 @@ def cmd_train_commentary(args) -> int:
 def cmd_eval_commentary(args) -> int:
     from livegen.train.commentary import evaluate
 
-    r = evaluate(args.checkpoint, args.data, threads=args.threads, limit=args.limit)
+    r = evaluate(args.checkpoint, args.data, threads=args.threads, limit=args.limit, baseline=args.baseline)
     if args.json:
         print(json.dumps(r))
         return 0
     print(f"held-out perplexity {r['perplexity']:.1f} (ELBO bound; "
           f"reconstruction {r['perplexity_reconstruction']:.1f}), "
-          f"KL {r['kl']:.2f} nats/sentence over {r['sentences']} sentences")
+          f"KL {r['kl']:.2f} nats/sentence over {r['sentences']} sentences"
+          + ("" if r["use_attributes"] else " (a no-attribute baseline: its attributes are zeroed)"))
+    aspects = r["aspect_attributes"]
+    print(f"attributes from the aspect list alone (not the sentence's own words): perplexity "
+          f"{aspects['perplexity']:.1f} (reconstruction {aspects['perplexity_reconstruction']:.1f})")
+    if "baseline" in r:
+        print(f"the same decoder without attributes ({r['baseline']['model']}): perplexity "
+              f"{r['baseline']['perplexity']:.1f} (reconstruction {r['baseline']['perplexity_reconstruction']:.1f})")
     print(f"attribute agreement {100 * r['attribute_agreement']:.1f} % "
           f"(chance {100 * r['attribute_agreement_chance']:.1f} %, "
           f"real captions {100 * r['classifier_on_real']:.1f} %); distinct-1 {r['distinct_1']:.3f}, "
@@ -134,5 +141,11 @@ def cmd_eval_commentary(args) -> int:
         lc = r["lcgan"]
         print(f"with the LC-GAN: agreement {100 * lc['attribute_agreement']:.1f} %, reward {lc['reward']:.3f} "
               f"(without {r['reward']:.3f}), distinct-1 {lc['distinct_1']:.3f}, distinct-2 {lc['distinct_2']:.3f}")
+    if "independent_judge" in r:
+        j = r["independent_judge"]
+        print(f"independent judge (fitted on {j['fitted_on_sentences']} of these sentences): agreement "
+              f"{100 * j['attribute_agreement']:.1f} % raw, {100 * j['shown']:.1f} % as shown"
+              + (f", {100 * j['lcgan']:.1f} % with the LC-GAN" if "lcgan" in j else "")
+              + f"; {100 * j['on_real']:.1f} % on the {j['real_sentences']} real sentences it did not see")
     return 0
 

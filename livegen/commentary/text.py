@@ -149,7 +149,8 @@ class Sentence:
     ytid: str
     text: str
     tokens: list[str]
-    attributes: set[str]  # the caption's aspect tags and this sentence's own words
+    attributes: set[str]  # the caption's aspect tags and this sentence's own words (what training uses)
+    aspects: frozenset[str]  # the caption's aspect tags alone: conditioning that does not contain the answer
 
 
 REQUIRED_COLUMNS = ("ytid", "aspect_list", "caption")
@@ -193,7 +194,9 @@ def aspect_text(raw: str) -> str:
 
 
 def caption_sentences(rows: list[dict]) -> list[Sentence]:
-    """Every usable sentence with its attributes (caption-level tags ∪ the sentence's own words)."""
+    """Every usable sentence with its attributes (caption-level tags ∪ the sentence's own words) and,
+    apart, the caption-level tags alone: evaluation conditions on those, as the live music's
+    attributes never come from the sentence about to be written."""
     out = []
     for row in rows:
         tags = match_attributes(aspect_text(row.get("aspect_list") or ""))
@@ -202,7 +205,7 @@ def caption_sentences(rows: list[dict]) -> list[Sentence]:
             words = [t for t in tokens if t[0].isalnum()]
             if len(words) < 4 or len(tokens) > MAX_SENTENCE_TOKENS:
                 continue
-            out.append(Sentence(row.get("ytid", ""), text, tokens, tags | match_attributes(text)))
+            out.append(Sentence(row.get("ytid", ""), text, tokens, tags | match_attributes(text), frozenset(tags)))
     return out
 
 

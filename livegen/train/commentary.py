@@ -10,6 +10,7 @@ import csv
 import math
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,10 @@ from livegen.errors import UserError
 
 LCGAN_SECONDS = 60.0  # the classifier and LC-GAN phases after the CVAE (part of --minutes)
 Z_NOISE, WORD_DROPOUT = 0, 1  # the uses of a training step's BatchNoise
+# a baseline compares when only the attributes differ: same words (perplexities over one vocabulary), same sizes
+BASELINE_MUST_MATCH = ("words", "embed_dim", "encoder_hidden", "decoder_hidden", "latent_dim", "max_len")
+JUDGE_STEPS = 1000  # optimizer steps for eval's independent judge, about what the model's classifier took
+JUDGE_SEED_OFFSET = 1  # the judge draws from the eval seed + this, not as the model's classifier did (seed 0)
 
 
 def _split(data: str):
@@ -121,6 +126,12 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
         if model.kind != "cvae":
             raise UserError(f"{out_path} holds a {model.kind} model; give another --out for the commentary model")
         state.update(meta["extra"].get("train", {}))
+        # a resumed run keeps the checkpoint's config: a setting asked for that it lacks would be lost
+        clashes = [f"{k}={getattr(model.config, k, None)!r}" for k, v in (config_overrides or {}).items()
+                   if getattr(model.config, k, None) != v]
+        if clashes:  # e.g. --no-attributes on a checkpoint trained with them
+            raise UserError(f"{out_path} was trained with {', '.join(clashes)}, not as asked now; "
+                            "give another --out, or --no-resume to train it afresh")
         log(f"resuming from {out_path} at step {state['step']}")
     else:
         blocked = {w for s in train_sents for w in s.tokens if word_filter.is_blocked_word(w)}
@@ -132,7 +143,8 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
         write_held_out(held_rows, out_path.with_name(out_path.stem + ".held-out.csv"))
     log(f"captions: {len(train_rows)} clips / {len(train_sents)} sentences for training, "
         f"{len(held_rows)} clips / {len(held_sents)} sentences held out; {len(model.config.words)} words, "
-        f"{len(model.config.attributes)} attributes")
+        f"{len(model.config.attributes)} attributes"
+        + ("" if model.config.use_attributes else " (zeroed: the no-attribute baseline)"))
     log(f"{dist.world} process(es) on {dist.device.type}, {micro} sentences x {accum} micro-batch(es) each"
         + (", bf16 autocast" if dist.mixed_precision else ""))
 
@@ -248,9 +260,18 @@ def elbo(model, ids: torch.Tensor, attrs: torch.Tensor, batch: int = 256) -> dic
 
 def train_classifier(model, train_sents, held_sents, epochs: int = 30, seed: int = 0) -> float:
     """Fit the bag-of-words attribute classifier on real sentences; held-out micro-F1 at 0.5."""
-    torch.manual_seed(seed)
     clf = model.classifier
-    ids, attrs = _tensors(model, train_sents)
+    fit_classifier(clf, *_tensors(model, train_sents), epochs=epochs, seed=seed)
+    hid, hattrs = _tensors(model, held_sents)
+    with torch.no_grad():
+        pred = (clf(hid) > 0).float()
+    tp = float((pred * hattrs).sum())
+    return 2 * tp / max(1.0, float(pred.sum() + hattrs.sum()))
+
+
+def fit_classifier(clf, ids: torch.Tensor, attrs: torch.Tensor, epochs: int = 30, seed: int = 0) -> None:
+    """Logistic regression on (word ids, multi-hot attributes), from the attributes' base rates."""
+    torch.manual_seed(seed)
     opt = torch.optim.Adam(clf.parameters(), lr=0.05, weight_decay=1e-6)
     pos = attrs.mean(0).clamp(1e-3, 0.999)
     with torch.no_grad():
@@ -263,11 +284,6 @@ def train_classifier(model, train_sents, held_sents, epochs: int = 30, seed: int
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    hid, hattrs = _tensors(model, held_sents)
-    with torch.no_grad():
-        pred = (clf(hid) > 0).float()
-    tp = float((pred * hattrs).sum())
-    return 2 * tp / max(1.0, float(pred.sum() + hattrs.sum()))
 
 
 def _decode_ids(model, sentences: list[list[str]]) -> torch.Tensor:
@@ -368,13 +384,22 @@ def category_swaps(model, attribute_sets: list[set[str]], per_category: int, see
     return cases
 
 
+def picks_target(classifier, model, ids: torch.Tensor, cases) -> list[bool]:
+    """Per case: does ``classifier``, reading that case's sentence, rank the target first among
+    its category's labels?"""
+    index = {a: i for i, a in enumerate(model.config.attributes)}
+    logits = classifier(ids)
+    return [labels[int(row[[index[lb] for lb in labels]].argmax())] == target
+            for row, (_, target, labels) in zip(logits, cases)]
+
+
 @torch.no_grad()
-def agreement(model, cases, steer: bool, seed: int = 0) -> dict:
-    """Generate one sentence per case; the classifier's pick among the category's labels == target?"""
+def agreement(model, cases, steer: bool, seed: int = 0, judge=None) -> dict:
+    """Generate one sentence per case; the classifier's pick among the category's labels == target?
+    With a ``judge`` (see ``independent_judge``), its verdict on the same sentences too."""
     from livegen.models.lcgan import reward
 
     gen = torch.Generator().manual_seed(seed)
-    index = {a: i for i, a in enumerate(model.config.attributes)}
     attrs = torch.stack([model.attribute_vector(s) for s, _, _ in cases])
     sents = []
     for i in range(0, len(cases), 256):
@@ -384,34 +409,32 @@ def agreement(model, cases, steer: bool, seed: int = 0) -> dict:
             z = model.lcgan.steer(z, a)
         sents += model.sample(a, z, generator=gen)
     ids = _decode_ids(model, sents)
-    logits = model.classifier(ids)
-    hits, chance = 0, 0.0
+    hits = picks_target(model.classifier, model, ids, cases)
     by_category: dict[str, list[int]] = {}
-    for row, (_, target, labels) in zip(logits, cases):
-        cols = [index[lb] for lb in labels]
-        hit = labels[int(row[cols].argmax())] == target
-        hits += hit
-        chance += 1 / len(labels)
-        by_category.setdefault(text.category(target), [0, 0, len(labels)])
-        by_category[text.category(target)][0] += hit
-        by_category[text.category(target)][1] += 1
+    for hit, (_, target, labels) in zip(hits, cases):
+        counts = by_category.setdefault(text.category(target), [0, 0, len(labels)])
+        counts[0] += hit
+        counts[1] += 1
     d1, d2 = distinct(sents)
-    return {"attribute_agreement": hits / len(cases), "attribute_agreement_chance": chance / len(cases),
-            "attribute_agreement_by_category": {c: {"agreement": h / n, "chance": 1 / k}
-                                                for c, (h, n, k) in by_category.items()},
-            "reward": float(reward(model.classifier, ids, attrs).mean()), "distinct_1": d1, "distinct_2": d2,
-            "mean_words": float(np.mean([len([w for w in s if w[0].isalnum()]) for s in sents])),
-            "sentences": len(sents), "examples": [text.detokenize(s) for s in sents[:3]]}
+    out = {"attribute_agreement": sum(hits) / len(cases),
+           "attribute_agreement_chance": sum(1 / len(labels) for _, _, labels in cases) / len(cases),
+           "attribute_agreement_by_category": {c: {"agreement": h / n, "chance": 1 / k}
+                                               for c, (h, n, k) in by_category.items()},
+           "reward": float(reward(model.classifier, ids, attrs).mean()), "distinct_1": d1, "distinct_2": d2,
+           "mean_words": float(np.mean([len([w for w in s if w[0].isalnum()]) for s in sents])),
+           "sentences": len(sents), "examples": [text.detokenize(s) for s in sents[:3]]}
+    if judge is not None:
+        out["judge_agreement"] = float(np.mean(picks_target(judge, model, ids, cases)))
+    return out
 
 
 @torch.no_grad()
-def shown_agreement(model, cases, seed: int = 0) -> dict:
+def shown_agreement(model, cases, seed: int = 0, judge=None) -> dict:
     """Agreement and diversity of the sentences ``livegen comment`` shows (filtered, reranked,
-    LC-GAN on when the model has one), on the same category-swap cases."""
+    LC-GAN on when the model has one), on the same category-swap cases; and the judge's verdict."""
     from livegen.commentary.commentator import Commentator
 
     c = Commentator(model, seed=seed)
-    index = {a: i for i, a in enumerate(model.config.attributes)}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # batch-8 steps: a second thread only adds waiting
     try:
@@ -419,11 +442,13 @@ def shown_agreement(model, cases, seed: int = 0) -> dict:
     finally:
         torch.set_num_threads(threads)
     tokens = [text.tokenize(s) for s in shown]
-    logits = model.classifier(model.encode_words(tokens))
-    hits = sum(labels[int(row[[index[lb] for lb in labels]].argmax())] == target
-               for row, (_, target, labels) in zip(logits, cases))
+    ids = model.encode_words(tokens)
     d1, d2 = distinct(tokens)
-    return {"attribute_agreement": hits / len(cases), "distinct_1": d1, "distinct_2": d2, "sentences": len(cases)}
+    out = {"attribute_agreement": float(np.mean(picks_target(model.classifier, model, ids, cases))),
+           "distinct_1": d1, "distinct_2": d2, "sentences": len(cases)}
+    if judge is not None:
+        out["judge_agreement"] = float(np.mean(picks_target(judge, model, ids, cases)))
+    return out
 
 
 def ms_per_sentence(model, attributes: list[str], repeats: int = 20) -> float:
@@ -444,10 +469,56 @@ def ms_per_sentence(model, attributes: list[str], repeats: int = 20) -> float:
         torch.set_num_threads(threads)
 
 
+def _judge_fits_on(ytid: str) -> bool:
+    """Half of the clips, by a hash of their own (not ``is_held_out``'s), so the split is stable."""
+    return zlib.crc32(f"judge:{ytid}".encode()) % 2 == 0
+
+
+def independent_judge(model, sents: list[text.Sentence], seed: int = 0):
+    """(judge, the sentences it did not see) or None when the captions do not make two halves.
+
+    The model's own classifier is the LC-GAN's reward and the reranker, so agreement that it judges
+    flatters both. The judge is the same kind of bag-of-words classifier, fitted afresh with its own
+    seed on half of the evaluated clips only (held-out captions: none the model or its classifier
+    trained on); its ceiling on real text is measured on the other half."""
+    from livegen.models.lcgan import AttributeClassifier
+
+    fit = [s for s in sents if _judge_fits_on(s.ytid)]
+    unseen = [s for s in sents if not _judge_fits_on(s.ytid)]
+    if not fit or not unseen:
+        return None
+    judge = AttributeClassifier(len(model.config.words), len(model.config.attributes), pad=model.pad)
+    ids, attrs = _tensors(model, fit)
+    epochs = max(30, math.ceil(JUDGE_STEPS / math.ceil(len(fit) / 512)))  # as many steps as on a large set
+    fit_classifier(judge, ids, attrs, epochs=epochs, seed=seed + JUDGE_SEED_OFFSET)
+    return judge.eval(), unseen
+
+
+def baseline_elbo(path: str, model, sents: list[text.Sentence]) -> dict:
+    """Held-out perplexity of a no-attribute checkpoint (``livegen train commentary --no-attributes``)
+    on the same sentences and words as ``model``'s."""
+    from livegen.commentary.commentator import load_model
+    from livegen.models import checkpoint
+
+    baseline = load_model(path)
+    if baseline.config.use_attributes:
+        raise UserError(f"--baseline {path} was trained with attributes; train the baseline with "
+                        "`livegen train commentary --no-attributes`")
+    differ = [k for k in BASELINE_MUST_MATCH if getattr(baseline.config, k) != getattr(model.config, k)]
+    if differ:
+        raise UserError(f"--baseline {path} is not the same decoder as the model (its {', '.join(differ)} "
+                        "differ): train it with the same sizes on the same caption CSV")
+    result = elbo(baseline, *_tensors(baseline, sents))
+    steps = checkpoint.read_metadata(path)["extra"].get("train", {}).get("step")
+    return {"model": str(path), "trained_steps": steps,
+            **{k: result[k] for k in ("perplexity", "perplexity_reconstruction", "kl")}}
+
+
 def evaluate(path: str, data: str, threads: int = 2, per_category: int = 60, seed: int = 0,
-             limit: int | None = None) -> dict:
+             limit: int | None = None, baseline: str | None = None) -> dict:
     """Perplexity, KL, attribute agreement (% vs chance), distinct-1/2 and speed on a caption CSV
-    (its first ``limit`` captions when given)."""
+    (its first ``limit`` captions when given); with ``baseline``, a no-attribute checkpoint's
+    perplexity on the same sentences."""
     from livegen.models import checkpoint
 
     torch.set_num_threads(threads)
@@ -457,20 +528,34 @@ def evaluate(path: str, data: str, threads: int = 2, per_category: int = 60, see
     if not sents:
         raise UserError(f"{data}: no usable sentences in its captions")
     ids, attrs = _tensors(model, sents)
-    result = elbo(model, ids, attrs)
+    result = elbo(model, ids, attrs)  # conditioned as in training: aspects ∪ the sentence's own words
     result["unknown_word_rate"] = float((ids == model.unk).sum()) / result["tokens"]
+    from_aspects = elbo(model, ids, torch.stack([model.attribute_vector(s.aspects) for s in sents]))
+    result["aspect_attributes"] = {k: from_aspects[k] for k in ("perplexity", "perplexity_reconstruction", "kl")}
+    if baseline is not None:
+        result["baseline"] = baseline_elbo(baseline, model, sents)
     cases = category_swaps(model, [s.attributes for s in sents], per_category, seed)
-    plain = agreement(model, cases, steer=False, seed=seed)
+    judged = independent_judge(model, sents, seed)
+    judge = judged[0] if judged else None
+    plain = agreement(model, cases, steer=False, seed=seed, judge=judge)
     result.update({k: plain[k] for k in ("attribute_agreement", "attribute_agreement_chance",
                                          "attribute_agreement_by_category", "distinct_1", "distinct_2", "reward",
                                          "mean_words", "examples")})
-    result["shown"] = shown_agreement(model, cases[::3], seed=seed)
+    shown = shown_agreement(model, cases[::3], seed=seed, judge=judge)
+    result["shown"] = {k: shown[k] for k in ("attribute_agreement", "distinct_1", "distinct_2", "sentences")}
     real_ids = _decode_ids(model, [s.tokens for s in sents])
-    result["classifier_on_real"] = _real_agreement(model, real_ids, sents)
-    if model.lcgan is not None:
-        steered = agreement(model, cases, steer=True, seed=seed)
+    result["classifier_on_real"] = _real_agreement(model.classifier, model, real_ids, sents)
+    steered = agreement(model, cases, steer=True, seed=seed, judge=judge) if model.lcgan is not None else None
+    if steered is not None:
         result["lcgan"] = {k: steered[k] for k in ("attribute_agreement", "distinct_1", "distinct_2", "reward",
                                                   "mean_words", "examples")}
+    if judged:
+        unseen = judged[1]
+        result["independent_judge"] = {
+            "attribute_agreement": plain["judge_agreement"], "shown": shown["judge_agreement"],
+            "on_real": _real_agreement(judge, model, _decode_ids(model, [s.tokens for s in unseen]), unseen),
+            "fitted_on_sentences": len(sents) - len(unseen), "real_sentences": len(unseen),
+            **({"lcgan": steered["judge_agreement"]} if steered is not None else {})}
     result["ms_per_sentence"] = ms_per_sentence(model, sorted(sents[0].attributes))
     result.update({"model": str(path), "use_attributes": model.config.use_attributes,
                    "trained_steps": meta["extra"].get("train", {}).get("step"), "captions": len(rows)})
@@ -478,14 +563,14 @@ def evaluate(path: str, data: str, threads: int = 2, per_category: int = 60, see
 
 
 @torch.no_grad()
-def _real_agreement(model, ids, sents) -> float:
+def _real_agreement(classifier, model, ids, sents) -> float:
     """The same pick-within-category test on real sentences that carry exactly one label of a
-    category: what the classifier achieves on human text (the ceiling for generated text)."""
+    category: what ``classifier`` achieves on human text (the ceiling for generated text)."""
     index = {a: i for i, a in enumerate(model.config.attributes)}
     by_cat: dict[str, list[str]] = {}
     for label in model.config.attributes:
         by_cat.setdefault(text.category(label), []).append(label)
-    logits = model.classifier(ids)
+    logits = classifier(ids)
     hits = total = 0
     for row, s in zip(logits, sents):
         for cat, labels in by_cat.items():
