@@ -40,6 +40,8 @@ def cmd_panic(args) -> int:
         raise UserError("no MIDI system here (no ALSA sequencer, no JACK server): nothing to silence")
     outputs = ports.list_ports(api)["outputs"]
     targets = [ports.match_port(args.port, outputs)] if args.port else outputs
+    if not targets:
+        print(f"no MIDI outputs on {api}: nothing to silence")
     for name in targets:
         port = ports.RtMidiOutput(api, name)
         port.panic(all_channels=True)

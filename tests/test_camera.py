@@ -388,3 +388,16 @@ def test_camera_bench_reports_fps_per_tracker_and_capture_to_control_latency():
     for row in result["latency"]:
         assert row["frames"] > 10
         assert row["latency_ms_p50"] > 0 and row["tracker_ms_p50"] > 0
+
+
+def test_an_unreadable_image_in_a_folder_counts_as_a_frame_without_a_hand(tmp_path, capsys):
+    import cv2 as cv
+
+    for name in ("a.png", "c.png"):
+        cv.imwrite(str(tmp_path / name), np.zeros((120, 160, 3), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    rc, out, err = run_cli(capsys, "track", "--source", str(tmp_path), "--tracker", "skin", "--json", "--frames")
+    assert rc == 0 and "skipped" in err
+    result = json.loads(out)
+    assert (result["frames"], result["unreadable"], len(result["positions"])) == (3, 1, 3)
+    assert result["positions"][1] is None

@@ -76,9 +76,11 @@ def test_corrupt_checkpoint(tmp_path):
     one_line_error(livegen("eval", str(bad), "--data", str(tmp_path)), "not a readable")
 
 
-def test_missing_checkpoint():
+def test_missing_checkpoint(tmp_path):
     one_line_error(livegen("perform", "--no-port", "--model", "/nonexistent.safetensors", "--duration", "2"),
                    "does not exist")
+    one_line_error(livegen("perform", "--no-port", "--model", str(tmp_path), "--duration", "2"),
+                   "is a folder: give the .safetensors file in it")
 
 
 @pytest.mark.parametrize("content,fragment", [
@@ -197,3 +199,13 @@ def test_the_dcrnn_plays_the_z_dims_the_preset_names(tmp_path):
     preset.write_text("[engine]\nexternal_z = [20]\n")
     one_line_error(livegen("perform", "--no-port", "--model", "dcrnn", "--preset", str(preset), "--duration", "1"),
                    "engine.external_z names dim 20")
+
+
+def test_panic_with_no_outputs_says_there_is_nothing_to_silence(monkeypatch, capsys):
+    from livegen import cli
+    from livegen.midi import ports
+
+    monkeypatch.setattr(ports, "resolve_api", lambda api: "jack")
+    monkeypatch.setattr(ports, "list_ports", lambda api: {"outputs": [], "inputs": []})
+    assert cli.main(["panic"]) == 0
+    assert capsys.readouterr().out == "no MIDI outputs on jack: nothing to silence\n"

@@ -156,7 +156,10 @@ def test_bad_prepare_arguments_are_one_line_errors(tmp_path):
 
     empty = tmp_path / "empty"
     empty.mkdir()
+    (tmp_path / "README.md").write_text("# not music")
     for args, fragment in ((("--data", str(tmp_path / "nope"), "--out", str(tmp_path / "s")), "does not exist"),
+                           (("--data", str(tmp_path / "README.md"), "--out", str(tmp_path / "s")),
+                            "README.md is not a music file"),
                            (("--data", str(empty), "--out", str(tmp_path / "s")), "no .mid"),
                            (("--data", str(empty), "--out", str(tmp_path / "s"), "--workers", "0"), "--workers")):
         result = run(*args)
@@ -179,3 +182,12 @@ def test_a_damaged_prepared_folder_is_a_clear_error(prepared, tmp_path):
     (damaged / "index.json").write_text(json.dumps({"format": shards.FORMAT}))
     with pytest.raises(UserError, match="not a complete prepared corpus"):
         shards.ShardPieces(damaged)
+
+
+def test_a_music_file_holding_no_tune_is_counted_as_skipped(tmp_path):
+    from livegen.train.shards import _parse
+
+    empty = tmp_path / "header-only.abc"
+    empty.write_text("X:1\nT:nothing yet\nK:C\n")
+    pieces, skipped, error = _parse(empty)
+    assert pieces == [] and error is None and skipped == {"no tune in the .abc file": 1}

@@ -51,6 +51,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"checkpoint {path} is a folder: give the .safetensors file in it")
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:

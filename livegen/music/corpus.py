@@ -95,6 +95,9 @@ def music_files(folder: str | os.PathLike) -> list[Path]:
     if not root.exists():
         raise UserError(f"data folder {folder} does not exist")
     if root.is_file():
+        if root.suffix.lower() not in MIDI_SUFFIXES | MUSIC21_SUFFIXES:
+            raise UserError(f"{folder} is not a music file ({', '.join(sorted(MIDI_SUFFIXES | MUSIC21_SUFFIXES))}): "
+                            "give one, or a folder of them")
         return [root]
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES | MUSIC21_SUFFIXES)
 

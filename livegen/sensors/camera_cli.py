@@ -20,7 +20,7 @@ def add_commands(sub) -> None:
                    "(default: the preset's camera.source)")
     s.add_argument("--tracker", choices=TRACKER_NAMES, help="default: the preset's camera.tracker")
     s.add_argument("--preset", help="preset name or .toml path for the [camera] settings")
-    s.add_argument("--json", action="store_true", help='print one object at the end: {"frames", "frames_with_hand", "fps"}')
+    s.add_argument("--json", action="store_true", help='print one object at the end: {"frames", "frames_with_hand", "fps", "unreadable"}')
     s.add_argument("--frames", action="store_true", help="with --json: also one position per frame")
     s.add_argument("--duration", type=float, help="stop after this many seconds")
     s.add_argument("--preview", action="store_true", help="show the frames with the hand marked (needs a GUI)")
@@ -118,7 +118,10 @@ class TrackRun:
     def summary(self, with_positions: bool) -> dict:
         found = sum(p is not None for p in self.positions.values())
         fps = round(len(self.positions) / self.spent, 1) if self.spent > 0 else None
-        result: dict = {"frames": len(self.positions), "frames_with_hand": found, "fps": fps}
+        # a folder's frames are its images, the unreadable ones too (they have no position)
+        frames = len(self.positions) if self.live else max(self.positions, default=-1) + 1
+        result: dict = {"frames": frames, "frames_with_hand": found, "fps": fps,
+                        "unreadable": frames - len(self.positions)}
         if with_positions:  # one entry per frame number; null where no hand (or an unreadable image)
             result["positions"] = [
                 {"frame": i, "x": round(p[0], 4), "y": round(p[1], 4)} if (p := self.positions.get(i)) else None

@@ -70,6 +70,8 @@ def _parse(path: Path):
     except Exception as exc:  # a broken file is counted with its reason, never fatal
         skipped[f"{type(exc).__name__}: unreadable {path.suffix} file"] += 1
         return [], skipped, f"{type(exc).__name__}: {exc}"[:300]
+    if not pieces:  # e.g. an ABC file whose tunes music21 reads as nothing
+        skipped[f"no tune in the {path.suffix} file"] += 1
     out = []
     for name, notes in pieces:
         if len(notes) < MIN_NOTES:
