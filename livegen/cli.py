@@ -527,6 +527,11 @@ def cmd_bench(args) -> int:
         _say("bench: DCRNN")
         real = Path(args.real_data)
         result["dcrnn"] = dcrnn_bench(load_model("dcrnn"), data=str(real) if real.is_dir() else None, log=_say)
+    if "layers" in args.parts:
+        from livegen.engine.bench import layered_run
+
+        _say("bench: live engine run with the DCRNN layered beside the Char-RNN")
+        result["layers"] = layered_run(model, load_model("dcrnn"), args.seconds, _say)
     if "clock" in args.parts:
         from livegen.midi.clock import clock_bench
 
@@ -692,8 +697,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--model", default="charrnn")
     s.add_argument("--seconds", type=float, default=20.0, help="length of the live timing run")
-    s.add_argument("--parts", default="engine,camera,dcrnn,gui,emg",
+    s.add_argument("--parts", default="engine,camera,dcrnn,gui,emg,layers",
                    help="comma-separated: engine (always), camera, dcrnn, gui (timing with the panel open), "
+                        "layers (the live run with the DCRNN beside the Char-RNN), "
                         "clock (MIDI clock out and tempo following on JACK; not in the default), "
                         "emg (parse/process cost, 200 Hz over a pty into the DCRNN, the mapping on real recordings)")
     s.add_argument("--emg-minutes", type=float, default=0.5,

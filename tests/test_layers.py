@@ -188,3 +188,13 @@ def test_a_preset_lists_layers_checks_their_keys_and_round_trips(tmp_path):
                                      "--record", str(take)), capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert list(tracks(take)) == ["livegen take", "1 charrnn ch1", "2 dcrnn ch2"]
+
+
+def test_the_bench_runs_the_engine_with_the_dcrnn_layered_beside_the_char_rnn():
+    from livegen.cli import load_model
+    from livegen.engine.bench import _optional_rows, layered_run
+
+    result = layered_run(load_model("charrnn"), load_model("dcrnn"), 3.0, log=lambda _: None)
+    assert result["changes"] >= 5 and result["messages"] > 0
+    assert result["timing_error_ms"]["p99"] is not None
+    assert any(row.startswith("layers (+ DCRNN)") for row in _optional_rows({"layers": result}))

@@ -9,6 +9,8 @@
 - fidelity: pitch and density swept over 7 levels each (20 s of music per level), Spearman rho
   between commanded and realised mean pitch / note rate; with the engine's steering (what
   performers get) and, for reference, the model's conditioning alone.
+- layers (``--parts layers``): the same live run with the DCRNN playing beside the Char-RNN on
+  channel 2, the changes alternating between the camera's pitch/density and the armband's z.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import time
 
 import numpy as np
 
-from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+from livegen.engine.engine import Engine, EngineSettings, Layer, OutputChoice
 from livegen.engine.generator import Generator, Steering
 from livegen.music.conditioning import Controls
 
@@ -90,12 +92,13 @@ def random_pitch_and_density(rng: np.random.Generator) -> Controls:
     return Controls(pitch=float(rng.uniform(0.1, 0.9)), density=float(rng.uniform(0.2, 0.9)))
 
 
-def live_run(model, seconds: float, log, initial: Controls = Controls(), change=random_pitch_and_density) -> dict:
+def live_run(model, seconds: float, log, initial: Controls = Controls(), change=random_pitch_and_density,
+             layers: list[Layer] = ()) -> dict:
     """A real engine run: clock process, recording, a control change (``change(rng)``) every 0.25 s."""
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(model, OutputChoice(), EngineSettings(seed=5), initial,
-                        record=os.path.join(tmp, "bench.mid"), log=log)
+                        record=os.path.join(tmp, "bench.mid"), log=log, layers=layers)
         engine.start()
         while engine.now() < 0:
             time.sleep(0.01)
@@ -111,6 +114,20 @@ def live_run(model, seconds: float, log, initial: Controls = Controls(), change=
             "late_rollbacks": stats.late_rollbacks, "late_controls": stats.late_controls,
             "late_arrivals": stats.late_arrivals,
             "lookahead_ms_without_rollback": EngineSettings().lookahead * 1000}
+
+
+def layered_run(model, dcrnn, seconds: float, log) -> dict:
+    """``live_run`` with the DCRNN beside the Char-RNN: camera and armband changes take turns."""
+    turn = [0]
+
+    def camera_or_armband(rng: np.random.Generator) -> Controls:
+        turn[0] += 1
+        hand = random_pitch_and_density(rng)
+        if turn[0] % 2:
+            return hand
+        return Controls(pitch=hand.pitch, density=hand.density, z=tuple(float(v) for v in rng.uniform(-1, 1, 8)))
+
+    return live_run(model, seconds, log, change=camera_or_armband, layers=[Layer(dcrnn, OutputChoice(), channel=1)])
 
 
 def run_bench(model, seconds: float = 20.0, log=print) -> dict:
@@ -164,6 +181,12 @@ def _optional_rows(r: dict) -> list[str]:
         t = panel["timing_error_ms"]
         rows.append(f"{'timing, panel open':<22} p50 {t['p50']:8.3f}  p99 {t['p99']:8.3f}  max {t['max']:8.3f} ms"
                     f"   (repainting at {panel['panel_hz']} Hz, window moved {panel['window_moves']} times)")
+    layered = r.get("layers")
+    if layered:
+        c, t = layered["control_to_midi_ms"], layered["timing_error_ms"]
+        rows.append(f"{'layers (+ DCRNN)':<22} control -> MIDI p50 {c['p50']:.3f} p99 {c['p99']:.3f} ms, timing "
+                    f"p50 {t['p50']:.3f} p99 {t['p99']:.3f} ms, {layered['messages']} messages, "
+                    f"{layered['late_arrivals']} late")
     for part in ("dcrnn", "clock"):
         numbers = r.get(part)
         if numbers:
