@@ -136,6 +136,40 @@ def test_the_samples_of_a_step_do_not_depend_on_the_number_of_processes(corpus):
 
 # --- equivalence and resume -----------------------------------------------------------------------
 
+def test_two_nodes_meeting_through_torchruns_rendezvous_train_the_same_model_as_one_process(corpus, tmp_path):
+    """Across machines as torchrun runs it (``--nnodes 2 --rdzv-backend c10d``), here two nodes on
+    this one, a process each: the same weights as one process with the same global batch."""
+    import socket
+
+    from livegen.train import charrnn
+
+    char = dict(seq_len=64, batch=8, max_steps=3, threads=1, config_overrides=TINY_CHARRNN, resume=False)
+    script = tmp_path / "run.py"
+    script.write_text(RUNNER)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    job = json.dumps([["charrnn", str(corpus), str(tmp_path / "nodes.safetensors"), char]])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "livegen",
+                               str(script), job], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    try:
+        outputs = [node.communicate(timeout=240) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+                node.communicate()
+    for node, (out, err) in zip(nodes, outputs):
+        assert node.returncode == 0, out + err
+    assert sum(out.count("corpus:") for out, _ in outputs) == 1  # the one global rank 0 logs
+    assert any("2 process(es) on cpu" in out for out, _ in outputs)
+    charrnn.train(str(corpus), str(tmp_path / "one.safetensors"), 10.0, **char, log=lambda _: None)
+    assert_same_weights(tmp_path / "one.safetensors", tmp_path / "nodes.safetensors")
+
+
 def test_two_processes_train_the_same_model_as_one_with_the_same_global_batch(corpus, tmp_path):
     from livegen.train import charrnn, dcrnn
 
