@@ -97,8 +97,8 @@ def run_player(conn, config: PlayerConfig) -> None:
         return
     opened = list(ports.values())
     layer_port = [list(ports).index(layer.port_key) for layer in config.layers]
-    conn.send(("ready", {"port": opened[layer_port[0]].name, "ports": [opened[i].name for i in layer_port],
-                         "realtime": realtime, "clock_out": clock.name if clock else None}))
+    conn.send(("ready", {"port": opened[layer_port[0]].name, "realtime": realtime,
+                         "clock_out": clock.name if clock else None}))
     Player(conn, config, opened, layer_port, recorder, clock).loop()
 
 
