@@ -62,7 +62,7 @@ def choose_output(args, preset):
     wanted_port = args.port if args.port is not None else preset.output.port
     virtual = args.virtual if args.virtual is not None else preset.output.virtual
     if (args.api or preset.output.api) == "fluidsynth":
-        return _builtin_synth(args, wanted_port, virtual)
+        return _builtin_synth(args.soundfont or preset.output.soundfont or None, wanted_port, virtual)
     api = ports.resolve_api(args.api or preset.output.api)
     if api is None:
         if wanted_port or virtual:
@@ -83,7 +83,7 @@ def choose_output(args, preset):
     return OutputChoice(api, "livegen", virtual=True)
 
 
-def _builtin_synth(args, wanted_port, virtual):
+def _builtin_synth(soundfont: str | None, wanted_port, virtual):
     """``--api fluidsynth``: the built-in synth, whose one port is "fluidsynth"; checked here so a
     missing library or SoundFont is a one-line error before anything starts."""
     from livegen.engine.engine import OutputChoice
@@ -96,7 +96,7 @@ def _builtin_synth(args, wanted_port, virtual):
         raise UserError(f"the built-in synth has one output, 'fluidsynth', not {wanted_port!r}: "
                         "leave --port out or use --api jack/alsa for other ports")
     fluidsynth._fluidsynth()
-    return OutputChoice("fluidsynth", "fluidsynth", soundfont=fluidsynth.soundfont_path(args.soundfont))
+    return OutputChoice("fluidsynth", "fluidsynth", soundfont=fluidsynth.soundfont_path(soundfont))
 
 
 def load_model(name: str):
@@ -178,7 +178,8 @@ def cmd_perform(args) -> int:
     settings = EngineSettings(
         lookahead=args.lookahead if args.lookahead is not None else preset.engine.lookahead,
         temperature=args.temperature if args.temperature is not None else preset.model.temperature,
-        seed=args.seed, channel=channel - 1, program=None if program < 0 else program,
+        seed=args.seed if args.seed is not None else preset.model.seed, channel=channel - 1,
+        program=None if program < 0 else program,
         steering=preset.engine.steering and not args.no_steering,
         max_note_seconds=preset.engine.max_note_seconds, max_polyphony=preset.engine.max_polyphony,
         bpm=bpm, external_z=tuple(preset.engine.external_z), volume=args.volume)
@@ -197,7 +198,8 @@ def cmd_perform(args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    clock_out = _clock_port(args, preset, args.clock_out) if args.clock_out else None
+    wanted_clock = args.clock_out or preset.output.clock_out
+    clock_out = _clock_port(args, preset, wanted_clock) if wanted_clock else None
     takes, osc = _start_osc(args, source.initial())
     beats = None
     try:
@@ -248,7 +250,7 @@ def build_layers(args, preset, main_output, settings, main_model) -> list:
     for number, spec in enumerate(specs, start=2):
         output = main_output
         if spec.port == "fluidsynth":
-            output = _builtin_synth(args, "fluidsynth", None)
+            output = _builtin_synth(args.soundfont or preset.output.soundfont or None, "fluidsynth", None)
         elif spec.port is not None:
             api = main_output.api if main_output.api in ports.APIS else _clock_api(args, preset, "--layer port=")
             output = OutputChoice(api, ports.match_port(spec.port, ports.list_ports(api)["outputs"]))
@@ -620,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key", help="key for the pitch-class histogram, e.g. 'C major'")
     s.add_argument("--duration", type=float, help="seconds, then stop cleanly (exit 0)")
     s.add_argument("--record", metavar="FILE.mid", help="record every message sent to a MIDI file")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, help="the same seed and controls play the same notes (default: preset, 0)")
     s.add_argument("--temperature", type=float)
     s.add_argument("--lookahead", type=float, help="seconds generated ahead of the clock")
     s.add_argument("--no-steering", action="store_true", help="model conditioning only, no engine steering")

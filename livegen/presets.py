@@ -21,10 +21,13 @@ REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
 class ModelPreset:
     model: str = "charrnn"  # "charrnn" (the shipped default) or a checkpoint path
     temperature: float = 1.0
+    seed: int = 0  # the same seed and gestures play the same notes (perform's --seed overrides)
 
     def __post_init__(self):
         if not 0.05 <= self.temperature <= 5.0:
             raise UserError("preset key model.temperature must be in 0.05..5")
+        if not 0 <= self.seed < 2**31:
+            raise UserError("preset key model.seed must be in 0..2147483647")
 
 
 @dataclass
@@ -34,6 +37,8 @@ class OutputPreset:
     virtual: str = ""  # name of a virtual output port to create instead
     channel: int = 1  # 1..16
     program: int = -1  # General MIDI program 0..127; -1 leaves the synth's own
+    soundfont: str = ""  # the built-in synth's SoundFont (.sf2); "" = its default (--soundfont overrides)
+    clock_out: str = ""  # MIDI clock output port; "" = none (--clock-out overrides)
 
 
 @dataclass
@@ -112,15 +117,34 @@ class GuiPreset:
     idle_reset: float = 120.0  # s without a touch before booth mode returns to reset_preset; 0 = never
     reset_preset: str = "default"  # the preset booth mode returns to
     histogram: list = field(default_factory=list)  # the panel's 12 pitch-class sliders; [] = controls.key
+    gesture_source: str = "pad"  # what steers pitch and density: pad | camera (the [camera] section) | script:PATH
+    dcrnn_theme: str = "A"  # the DCRNN's seeded theme under the played z dims
+    dcrnn_z: list = field(default_factory=list)  # the 8 z values drawn on the panel (-1..1); [] = none drawn
+    commentary: bool = True  # the commentary writes sentences (false: its model is not even loaded)
+    comment_every: int = 8  # bars between sentences; 0 = only on request
+    comment_lcgan: bool = True  # sample the commentary through the LC-GAN (false: the CVAE's plain prior)
 
     def __post_init__(self):
-        h = self.histogram
-        if h and not (len(h) == 12 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
-                                           for x in h)):
+        def numbers(values, size, lowest):
+            return len(values) == size and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and x >= lowest for x in values)
+
+        if self.histogram and not numbers(self.histogram, 12, 0):
             raise UserError("preset key gui.histogram must be [] or 12 numbers >= 0 (C..B)")
-        self.histogram = [float(x) for x in h]
+        self.histogram = [float(x) for x in self.histogram]
+        if self.dcrnn_z and not (numbers(self.dcrnn_z, 8, -1) and max(self.dcrnn_z) <= 1):
+            raise UserError("preset key gui.dcrnn_z must be [] or 8 numbers in -1..1")
+        self.dcrnn_z = [float(x) for x in self.dcrnn_z]
         if self.idle_reset < 0:
             raise UserError("preset key gui.idle_reset must be >= 0 seconds (0 = never)")
+        kind, _, path = self.gesture_source.partition(":")
+        if not (self.gesture_source in ("pad", "camera") or kind == "script" and path.strip()):
+            raise UserError(f"preset key gui.gesture_source {self.gesture_source!r} is not pad, camera or "
+                            "script:PATH")
+        if not 1 <= len(self.dcrnn_theme) <= 32:
+            raise UserError("preset key gui.dcrnn_theme must be a theme name of 1..32 characters, like \"A\"")
+        if not 0 <= self.comment_every <= 64:
+            raise UserError("preset key gui.comment_every must be 0..64 bars (0 = only on request)")
 
 
 @dataclass
@@ -140,6 +164,8 @@ class EmgPreset:
     gesture_hold: float = 0.3  # s a gesture must be held to recall its theme
 
     def __post_init__(self):
+        if not self.source.strip():
+            raise UserError("preset key emg.source must name an armband, like \"myo\"")
         z = self.z
         if not (isinstance(z, list) and 1 <= len(z) <= 8 and all(
                 isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 8 for c in z)):
@@ -170,6 +196,15 @@ class LayerPreset:
             raise UserError("preset keys layers.channel must be 0..16, layers.program and layers.volume -1..127")
         if self.temperature and not 0.05 <= self.temperature <= 5.0:
             raise UserError("preset key layers.temperature must be 0 (the model's) or 0.05..5")
+
+    @classmethod
+    def from_session(cls, entry: dict) -> "LayerPreset":
+        """A layer as a session's header recorded it, to replay on the panel's output."""
+        def given(key, unset):
+            return unset if entry.get(key) is None else entry[key]
+
+        return cls(str(entry["model"]), int(entry["channel"]), given("program", -1), given("volume", -1),
+                   float(given("temperature", 0.0)))
 
     def spec(self):
         from livegen.engine.layers import LayerSpec

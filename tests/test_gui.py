@@ -3,6 +3,7 @@ server: play, panic, record, a vanished port, presets, a bad checkpoint, booth m
 import os
 import subprocess
 import sys
+import time
 
 import mido
 import pytest
@@ -148,28 +149,67 @@ def test_a_vanished_port_shows_an_error_and_reconnect_plays_again(make_window, j
         back.close()
 
 
-def test_preset_save_then_load_round_trips_every_control(make_window, qtbot, tmp_path):
+def test_preset_save_then_load_round_trips_every_control(make_window, qtbot, tmp_path, monkeypatch):
+    script = tmp_path / "gesture.jsonl"
+    script.write_text('{"t": 0.0, "pitch": 0.3}\n')
     window = make_window()
     window.output.channel.setValue(5)
     window.output.program.setValue(10)
+    window.output.soundfont.setText("/fonts/Stage Piano.sf2")
+    window.output.set_ports(["Drum machine"])  # as the port list would offer it
+    window.output.clock_out.setCurrentIndex(window.output.clock_out.findData("Drum machine"))
     window.model.temperature.setValue(0.8)
     window.model.lookahead.setValue(0.5)
+    window.model.seed.setValue(42)
     window.harmony.key.setCurrentText("A minor")
     window.harmony.sliders.sliders[1].setValue(40)  # a custom touch: C# into A minor
     pad = window.gesture.pad
     qtbot.mouseClick(pad, LEFT, pos=QPoint(pad.width() // 4, pad.height() // 4))
+    choose_script(window, monkeypatch, script)
+    window.sensors.setCurrentWidget(window.muscles)
+    window.muscles.source.setEditText("bled112")
+    window.muscles.theme.setCurrentText("C")
+    bars = window.muscles.z
+    qtbot.waitUntil(lambda: bars.width() > 100 and bars.height() > 40)
+    qtbot.mousePress(bars, LEFT, pos=QPoint(int(5.5 * bars.width() / 8), 4))  # z5 near +1
+    window.commentary.every.setValue(4)
+    window.commentary.lcgan.setChecked(False)
+    window.commentary.setChecked(False)
     saved = window.preset()
     window.save_preset(str(tmp_path / "mine.toml"))
     assert window.preset_panel.name.text() == "mine"
     assert saved.controls.pitch == pytest.approx(0.75, abs=0.02)
     assert saved.controls.density == pytest.approx(0.25, abs=0.02)
     assert saved.gui.histogram[1] == 0.4 and saved.output.channel == 5
+    assert (saved.output.soundfont, saved.output.clock_out, saved.model.seed) == ("/fonts/Stage Piano.sf2",
+                                                                                 "Drum machine", 42)
+    assert saved.gui.gesture_source == f"script:{script}" and saved.emg.source == "bled112"
+    assert saved.gui.dcrnn_theme == "C" and saved.gui.dcrnn_z[5] > 0.8 and saved.gui.dcrnn_z.count(0.0) == 7
+    assert (saved.gui.commentary, saved.gui.comment_every, saved.gui.comment_lcgan) == (False, 4, False)
 
     other = make_window()
     other.load_preset(str(tmp_path / "mine.toml"))
     assert other.preset() == saved == presets.load(str(tmp_path / "mine.toml"))
     assert other.harmony.key.currentText().startswith("Custom") and other.harmony.sliders.sliders[1].value() == 40
     assert other.output.channel.value() == 5 and other.hub.controls.histogram[1] == 0.4
+    assert other.output.soundfont.text() == "/fonts/Stage Piano.sf2" and other.output.clock_port() == "Drum machine"
+    assert other.model.seed.value() == 42 and other.muscles.source.currentText() == "bled112"
+    assert other.gesture.source.currentText() == "Script: gesture.jsonl" and other.script_path == str(script)
+    assert other.muscles.theme.currentText() == "C" and other.hub.controls.theme == "C"
+    assert other.hub.controls.z == tuple(saved.gui.dcrnn_z)
+    assert not other.commentary.isChecked() and not other.commentary.now.isEnabled()
+    assert other.commentary.every.value() == 4 and not other.commentary.lcgan.isChecked()
+
+
+@pytest.mark.parametrize("source,error", [("camera", "Camera:"), ("script:no-such.jsonl", "Control script:")])
+def test_a_preset_whose_gesture_source_cannot_open_is_one_line_on_the_panel(make_window, tmp_path, source, error):
+    window = make_window()
+    (tmp_path / "stage.toml").write_text(f'[gui]\ngesture_source = "{source}"\n'
+                                         f'[camera]\nsource = "{tmp_path / "no-such-clip.avi"}"\n')
+    window.load_preset(str(tmp_path / "stage.toml"))
+    assert window.banner.isVisible() and window.banner.text.text().startswith(error)
+    assert "\n" not in window.banner.text.text() and window.preset_panel.name.text() == "stage"
+    assert window.gesture.source.currentData() == "pad" and window.source is None and window.script_path is None
 
 
 def test_a_corrupt_checkpoint_shows_an_error_and_the_panel_lives_on(make_window, qtbot, tmp_path):
@@ -381,6 +421,76 @@ def test_the_commentary_panel_writes_about_the_take_and_saves_beside_it(make_win
     wait_stopped(qtbot, window)
 
 
+def tick(qtbot, box) -> None:
+    """Click a check box on its box (a box stretched across a column is not hit in its middle)."""
+    qtbot.mouseClick(box, LEFT, pos=QPoint(10, box.height() // 2))
+
+
+def test_the_lcgan_box_chooses_how_the_commentary_samples_and_off_stops_it(make_window, receiver, qtbot):
+    window = make_window(receiver.name)
+    window.commentary.every.setValue(0)  # only on request
+    assert window.commentary.lcgan.isChecked()  # the default preset's choice
+    tick(qtbot, window.commentary.lcgan)
+    assert not window.commentary.lcgan.isChecked()
+    qtbot.mouseClick(window.transport.play, LEFT)
+    wait_playing(qtbot, window)
+    qtbot.waitUntil(lambda: window.readout.sent > 20, timeout=START_MS)
+
+    def comment_now():
+        """The Comment the real worker (shipped model) writes when "Comment now" is clicked."""
+        written = len(window.commentator.history) if window.commentator is not None else 0
+        qtbot.mouseClick(window.commentary.now, LEFT)
+        qtbot.waitUntil(lambda: window.commentator is not None and len(window.commentator.history) > written,
+                        timeout=60_000)
+        return window.commentator.history[-1]
+
+    assert comment_now().steered is False  # sampled from the prior
+    tick(qtbot, window.commentary.lcgan)
+    steered = comment_now()
+    assert steered.steered is True and steered.to_json()["lcgan"] is True
+    qtbot.waitUntil(lambda: window.commentary.sentence.text() == steered.text, timeout=5000)
+    window.commentary.setChecked(False)
+    assert not window.commentary.now.isEnabled() and window.commentary.sentence.text().startswith("Commentary off")
+    window._tick()
+    assert window.commentator.interval >= 86_400  # off: the worker writes nothing more
+    window.stop()
+    wait_stopped(qtbot, window)
+
+
+def test_the_clock_out_port_chosen_in_the_panel_gets_start_ticks_at_the_tempo_and_stop(make_window, receiver,
+                                                                                      qtbot):
+    import rtmidi
+
+    start, tick, stop = 0xFA, 0xF8, 0xFC
+    received = []  # (arrival time, status byte)
+    clock_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="test-lg-clock")
+    clock_in.ignore_types(sysex=True, timing=False, active_sense=True)  # keep the clock (mido's inputs drop it)
+    clock_in.set_callback(lambda event, _=None: received.append((time.monotonic(), event[0][0])))
+    clock_in.open_virtual_port("lg-clock")
+    try:
+        window = make_window(receiver.name)
+        window.model.tempo.setValue(150)
+        ports = window.output.clock_out
+
+        def listed():
+            return next((i for i in range(ports.count()) if "lg-clock" in (ports.itemData(i) or "")), None)
+
+        qtbot.waitUntil(lambda: listed() is not None, timeout=10_000)
+        ports.setCurrentIndex(listed())
+        qtbot.mouseClick(window.transport.play, LEFT)
+        wait_playing(qtbot, window)
+        qtbot.waitUntil(lambda: sum(status == tick for _, status in received) >= 4 * 24, timeout=10_000)
+        assert window.takes.engine.clock_out[0] == "jack" and received[0][1] == start
+        ticks = [t for t, status in received if status == tick][24:]  # from the second beat: settled
+        assert (ticks[-1] - ticks[0]) / ((len(ticks) - 1) / 24) == pytest.approx(60 / 150, rel=0.05)
+        qtbot.mouseClick(window.transport.stop, LEFT)
+        wait_stopped(qtbot, window)
+        qtbot.waitUntil(lambda: received[-1][1] == stop, timeout=5000)
+    finally:
+        clock_in.close_port()
+        clock_in.delete()
+
+
 def test_r_starts_a_recording_and_r_again_stops_it_leaving_a_valid_file(make_window, receiver, qtbot, tmp_path):
     window = make_window(receiver.name)
     with qtbot.waitActive(window):
@@ -575,3 +685,12 @@ def test_a_preset_with_a_layer_plays_both_models_and_records_a_track_each(make_w
     assert recorded.type == 1 and [t.name for t in recorded.tracks] == ["livegen take", "1 charrnn ch1", "2 dcrnn ch2"]
     assert sorted(note_pairs(m for t in recorded.tracks[1:] for m in t)) == sorted(note_pairs(receiver.notes()))
     assert presets.parse(presets.dumps(window.preset())).layers == layered.layers  # saving keeps the layers
+    receiver.messages.clear()
+    window.apply_preset(presets.Preset(output=window.preset().output), "plain")  # the take brings its own layers
+    window.list_takes()
+    qtbot.mouseClick(window.takes_panel.replay, LEFT)
+    wait_playing(qtbot, window)
+    wait_stopped(qtbot, window)
+    receiver.settle()
+    for channel, track in ((0, recorded.tracks[1]), (1, recorded.tracks[2])):
+        assert note_pairs(m for m in receiver.notes() if m.channel == channel) == note_pairs(track)

@@ -1,6 +1,10 @@
 """Presets are data: the shipped default matches the code, and mistakes name their key."""
+import subprocess
+
+import mido
 import pytest
 
+from conftest import livegen_cmd
 from livegen import presets
 from livegen.errors import UserError
 
@@ -14,6 +18,9 @@ def test_save_load_round_trip(tmp_path):
     p.output.port = 'My "Synth"'
     p.engine.lookahead = 0.5
     p.controls.key = "A minor"
+    p.model.seed, p.output.soundfont, p.output.clock_out = 7, "/fonts/GM.sf2", "TR-8S"
+    p.gui.gesture_source, p.gui.dcrnn_theme, p.gui.dcrnn_z = "script:/stage/sweep.jsonl", "B", [0.5] * 8
+    p.gui.commentary, p.gui.comment_every, p.gui.comment_lcgan = False, 0, False
     presets.save(p, tmp_path / "mine.toml")
     assert presets.load(str(tmp_path / "mine.toml")) == p
 
@@ -25,6 +32,14 @@ def test_save_load_round_trip(tmp_path):
     ("[output]\nchannel = 17\n", "output.channel must be 1..16"),
     ("[stage]\nlights = true\n", "unknown section [stage]"),
     ("[engine\n", "not valid TOML"),
+    ("[model]\nseed = -1\n", "model.seed must be in 0..2147483647"),
+    ("[gui]\ngesture_source = 'webcam'\n", "gui.gesture_source 'webcam' is not pad, camera or script:PATH"),
+    ("[gui]\ngesture_source = 'script:'\n", "gui.gesture_source 'script:' is not pad"),
+    ("[gui]\ndcrnn_z = [2, 0, 0, 0, 0, 0, 0, 0]\n", "gui.dcrnn_z must be [] or 8 numbers in -1..1"),
+    ("[gui]\ndcrnn_theme = ''\n", "gui.dcrnn_theme must be a theme name"),
+    ("[gui]\ncomment_every = 100\n", "gui.comment_every must be 0..64 bars"),
+    ("[gui]\ncomment_lcgan = 'yes'\n", "gui.comment_lcgan must be bool"),
+    ("[emg]\nsource = ' '\n", "emg.source must name an armband"),
 ])
 def test_mistakes_name_the_key(text, fragment):
     with pytest.raises(UserError) as err:
@@ -41,9 +56,28 @@ def test_unknown_preset_name():
         presets.load("no-such-preset")
 
 
-def test_the_default_preset_file_spells_out_the_built_in_defaults():
-    """An installed livegen without the project's presets/ folder plays the built-in defaults."""
-    from livegen.presets import REPO_PRESETS
+def test_perform_takes_the_seed_from_the_preset_and_the_flag_overrides_it(tmp_path):
+    """The keys the panel saves drive `perform` too."""
+    def take(preset_text, *flags):
+        out = tmp_path / f"take{len(list(tmp_path.glob('take*.mid')))}.mid"
+        run = subprocess.run(livegen_cmd("perform", "--no-port", "--preset", str(_write(tmp_path, preset_text)),
+                                         "--duration", "3", "--record", str(out), *flags),
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return [m.bytes() for m in mido.MidiFile(out) if not m.is_meta]
 
-    path = REPO_PRESETS / "default.toml"
-    assert presets.parse(path.read_text(), str(path)) == presets.Preset()
+    assert take("[model]\nseed = 4\n") == take("", "--seed", "4") != take("", "--seed", "5")
+    assert take("[model]\nseed = 4\n", "--seed", "5") == take("", "--seed", "5")
+
+
+def test_perform_sends_clock_to_the_presets_clock_out_port(jack_server, tmp_path):
+    preset = _write(tmp_path, '[output]\nclock_out = "no-such-clock-port"\n')
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--preset", str(preset), "--duration", "1"),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "no-such-clock-port" in run.stderr and "Traceback" not in run.stderr
+
+
+def _write(folder, text):
+    path = folder / "p.toml"
+    path.write_text(text)
+    return path

@@ -26,8 +26,8 @@ def note_name(midi: float) -> str:
 
 class OutputPanel(QGroupBox):
     """Where the notes go: API, port (or a virtual one), channel, instrument; for the built-in
-    synth, the SoundFont it plays (its row takes the virtual name's place, which it has no use for;
-    a preset has no key for it, so it stays as chosen when a preset loads)."""
+    synth, the SoundFont it plays (its row takes the virtual name's place, which it has no use for);
+    and the port a MIDI clock goes to, so a drum machine or DAW follows the take's tempo."""
 
     refresh_requested = pyqtSignal()
 
@@ -59,6 +59,11 @@ class OutputPanel(QGroupBox):
         self.choose_soundfont.setFixedWidth(40)
         self.choose_soundfont.setToolTip("open a SoundFont (.sf2)")
         self.choose_soundfont.clicked.connect(self._ask_soundfont)
+        self.clock_out = QComboBox()
+        self.clock_out.setMinimumContentsLength(14)
+        self.clock_out.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.clock_out.setToolTip("send MIDI clock (start, 24 ticks a beat at the tempo, stop) to this port; "
+                                  "applies from the next Play")
         port_row = QHBoxLayout()
         port_row.addWidget(self.port, 1)
         port_row.addWidget(self.refresh)
@@ -72,27 +77,41 @@ class OutputPanel(QGroupBox):
         self.form.addRow("SoundFont", self.soundfont_row)
         self.form.addRow("Channel", self.channel)
         self.form.addRow("Instrument", self.program)
+        self.form.addRow("Clock out", self.clock_out)
         self.port.currentIndexChanged.connect(self._virtual_enabled)
         self.api.currentTextChanged.connect(self._show_api_rows)
         self.set_ports([])
         self._show_api_rows()
 
     def set_ports(self, outputs: list[str]) -> None:
-        """Offer ``outputs``; the chosen port stays chosen (and listed) even when it is gone."""
-        chosen = self.port.currentData()
+        """Offer ``outputs`` for the notes and the clock; a chosen port stays chosen (and listed)
+        even when it is gone."""
         names = [p for p in outputs if "livegen" not in p.lower()]
-        if chosen and chosen != VIRTUAL and chosen not in names:
-            names.append(chosen)
-        wanted = [("Automatic", "")] + [(p, p) for p in names] + [("Virtual port", VIRTUAL)]
-        if [(self.port.itemText(i), self.port.itemData(i)) for i in range(self.port.count())] == wanted:
-            return
-        self.port.blockSignals(True)
-        self.port.clear()
-        for text, data in wanted:
-            self.port.addItem(text, data)
-        self.port.setCurrentIndex(max(0, self.port.findData(chosen or "")))
-        self.port.blockSignals(False)
+        self._offer(self.port, [("Automatic", "")], names, [("Virtual port", VIRTUAL)])
+        self._offer(self.clock_out, [("Off", "")], [p for p in names if p != "fluidsynth"], [])
         self._virtual_enabled()
+
+    @staticmethod
+    def _offer(combo: QComboBox, first: list, names: list[str], last: list) -> None:
+        chosen = combo.currentData()
+        if chosen and chosen != VIRTUAL and chosen not in names:
+            names = names + [chosen]
+        wanted = first + [(p, p) for p in names] + last
+        if [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())] == wanted:
+            return
+        combo.blockSignals(True)
+        combo.clear()
+        for text, data in wanted:
+            combo.addItem(text, data)
+        combo.setCurrentIndex(max(0, combo.findData(chosen or "")))
+        combo.blockSignals(False)
+
+    @staticmethod
+    def _choose(combo: QComboBox, data: str) -> None:
+        """Select ``data``, listing it first where the port list does not have it (yet)."""
+        if combo.findData(data) < 0:
+            combo.addItem(data, data)
+        combo.setCurrentIndex(combo.findData(data))
 
     def _virtual_enabled(self) -> None:
         self.virtual.setEnabled(self.port.currentData() == VIRTUAL)
@@ -111,14 +130,17 @@ class OutputPanel(QGroupBox):
         """The SoundFont chosen for the built-in synth, or None for its default."""
         return self.soundfont.text().strip() or None
 
+    def clock_port(self) -> str | None:
+        """The port chosen for the MIDI clock, or None for no clock."""
+        return self.clock_out.currentData() or None
+
     def show_preset(self, preset: presets.Preset) -> None:
         out = preset.output
         self.api.setCurrentText(out.api)
-        chosen = VIRTUAL if out.virtual else out.port
-        if self.port.findData(chosen) < 0:
-            self.port.addItem(chosen, chosen)
-        self.port.setCurrentIndex(self.port.findData(chosen))
+        self._choose(self.port, VIRTUAL if out.virtual else out.port)
+        self._choose(self.clock_out, out.clock_out)
         self.virtual.setText(out.virtual)
+        self.soundfont.setText(out.soundfont)
         self.channel.setValue(out.channel)
         self.program.setValue(out.program)
 
@@ -128,12 +150,14 @@ class OutputPanel(QGroupBox):
         virtual = self.port.currentData() == VIRTUAL
         out.port = "" if virtual else self.port.currentData()
         out.virtual = (self.virtual.text().strip() or "livegen") if virtual else ""
+        out.soundfont = self.soundfont_file() or ""
+        out.clock_out = self.clock_port() or ""
         out.channel, out.program = self.channel.value(), self.program.value()
 
 
 class ModelPanel(QGroupBox):
     """Which model improvises, and how: temperature, lookahead, tempo, the seed and the engine's
-    steering (all apply from the next Play). The seed is the panel's own: a preset has no key for it."""
+    steering (all apply from the next Play)."""
 
     checkpoint_chosen = pyqtSignal(str)
 
@@ -205,6 +229,7 @@ class ModelPanel(QGroupBox):
     def show_preset(self, preset: presets.Preset) -> None:
         self.select(preset.model.model)
         self.temperature.setValue(preset.model.temperature)
+        self.seed.setValue(preset.model.seed)
         self.lookahead.setValue(preset.engine.lookahead)
         self.tempo.setValue(preset.engine.bpm)
         self.steering.setChecked(preset.engine.steering)
@@ -212,6 +237,7 @@ class ModelPanel(QGroupBox):
     def fill(self, preset: presets.Preset) -> None:
         preset.model.model = self.model.currentData()
         preset.model.temperature = round(self.temperature.value(), 2)
+        preset.model.seed = self.seed.value()
         preset.engine.lookahead = round(self.lookahead.value(), 2)
         preset.engine.bpm = float(round(self.tempo.value()))
         preset.engine.steering = self.steering.isChecked()
@@ -355,6 +381,12 @@ class GesturePanel(QGroupBox):
         self.source.setItemData(index, path or "a .jsonl control script: timed pitch, density, key, z (see the README)",
                                 Qt.ItemDataRole.ToolTipRole)
 
+    def choose_source(self, kind: str) -> None:
+        """Select ``kind`` in the source list without asking for it again (a preset chose it)."""
+        self.source.blockSignals(True)
+        self.source.setCurrentIndex(self.source.findData(kind))
+        self.source.blockSignals(False)
+
     def show_camera(self, on: bool) -> None:
         self.view.setCurrentWidget(self.camera if on else self.pad)
         self.camera_light.set_state("reconnecting" if on else "off")
@@ -366,7 +398,7 @@ class MusclesPanel(QGroupBox):
     Without an armband the z bars are played with the mouse; with one they show what the muscles
     write. The theme is the seeded part of the DCRNN's noise that the 8 played dims sit on."""
 
-    SOURCES = ("off", "myo", "bled112", "serial:/dev/ttyUSB0,115200,csv", "cyton:/dev/ttyUSB0")
+    SOURCES = ("myo", "bled112", "serial:/dev/ttyUSB0,115200,csv", "cyton:/dev/ttyUSB0")
     THEMES = tuple("ABCDEFGH")
     connect_requested = pyqtSignal(str)  # a device spec, or "off"
     calibrate_requested = pyqtSignal(str)  # "rest" or "max"
@@ -430,6 +462,19 @@ class MusclesPanel(QGroupBox):
         self.source.setEnabled(state is None)
         self.connect.setText("Connect" if state is None else "Disconnect")
 
+    def show_preset(self, preset: presets.Preset) -> None:
+        """The armband's source and the theme; the z values go through the window's controls."""
+        self.source.setEditText(preset.emg.source)
+        if self.theme.findText(preset.gui.dcrnn_theme) < 0:
+            self.theme.addItem(preset.gui.dcrnn_theme)
+        self.theme.blockSignals(True)
+        self.theme.setCurrentText(preset.gui.dcrnn_theme)
+        self.theme.blockSignals(False)
+
+    def fill(self, preset: presets.Preset) -> None:
+        preset.emg.source = self.source.currentText().strip() or preset.emg.source
+        preset.gui.dcrnn_theme = self.theme.currentText()
+
     def calibrating(self, phase: str | None, seconds: float = 0.0) -> None:
         """Say what to do while a calibration phase records (None: it ended)."""
         self._capturing = phase
@@ -441,13 +486,18 @@ class MusclesPanel(QGroupBox):
 
 class CommentaryPanel(QGroupBox):
     """What the commentary model says about the music being played, with the attributes it was
-    given (so a viewer sees why it said it) and a button to ask for a sentence now."""
+    given (so a viewer sees why it said it) and a button to ask for a sentence now. The title's
+    check box turns it on and off; LC-GAN chooses how its sentences are sampled."""
 
+    WAITING = "Press play: a sentence about the music appears here every few bars."
     requested = pyqtSignal()
 
     def __init__(self):
         super().__init__("Commentary")
-        self.sentence = QLabel("Press play: a sentence about the music appears here every few bars.")
+        self.setCheckable(True)
+        self.setToolTip("untick to stop the commentary (off from the start, its model is never loaded)")
+        self.toggled.connect(self._switched)
+        self.sentence = QLabel(self.WAITING)
         self.sentence.setWordWrap(True)
         self.sentence.setObjectName("commentary")
         self.attributes = QLabel()
@@ -461,9 +511,13 @@ class CommentaryPanel(QGroupBox):
         self.every.setSpecialValueText("on request")
         self.every.setToolTip("a new sentence every N bars of the live music (0: only on request)")
         self.now.clicked.connect(self.requested)
+        self.lcgan = QCheckBox("LC-GAN")
+        self.lcgan.setToolTip("sample through the LC-GAN actor, which steers toward sentences about the music's "
+                              "attributes; off: plain samples from the model's prior")
         side = QVBoxLayout()
         side.addWidget(self.now)
         side.addWidget(self.every)
+        side.addWidget(self.lcgan)
         side.addStretch()
         text = QVBoxLayout()
         text.addWidget(self.sentence, 1)
@@ -475,6 +529,21 @@ class CommentaryPanel(QGroupBox):
     def show_sentence(self, sentence: str, attributes) -> None:
         self.sentence.setText(sentence)
         self.attributes.setText(" · ".join(attributes))
+
+    def _switched(self, on: bool) -> None:
+        """Off must read as off: an old sentence left on screen would look live."""
+        self.sentence.setText(self.WAITING if on else "Commentary off: tick the box above to turn it on.")
+        self.attributes.clear()
+
+    def show_preset(self, preset: presets.Preset) -> None:
+        self.setChecked(preset.gui.commentary)
+        self.every.setValue(preset.gui.comment_every)
+        self.lcgan.setChecked(preset.gui.comment_lcgan)
+
+    def fill(self, preset: presets.Preset) -> None:
+        preset.gui.commentary = self.isChecked()
+        preset.gui.comment_every = self.every.value()
+        preset.gui.comment_lcgan = self.lcgan.isChecked()
 
 
 class HarmonyPanel(QGroupBox):

@@ -34,6 +34,7 @@ class TakeRequest:
     soundfont: str | None = None  # the built-in synth's SoundFont (None: its default)
     script: str | None = None  # a control script (.jsonl) that steers from the take's start
     layers: tuple = ()  # the preset's [[layers]]: more models playing beside the main one
+    clock_out: str | None = None  # a port to send MIDI clock to (start, ticks at the tempo, stop)
 
 
 class ControlHub:
@@ -182,15 +183,17 @@ class Takes:
                                  api=request.api, soundfont=request.soundfont, layer=None, emg=None)
         output = choose_output(wanted, presets.Preset())
         layers = build_layers(wanted, presets.Preset(layers=list(request.layers)), output, request.settings, model)
+        clock_out = _clock_output(request.api, request.clock_out) if request.clock_out else None
         if request.replay is not None:
             source = request.replay.source()
             engine = Engine(model, output, request.settings, source.initial(), record=request.record,
-                            end=request.replay.duration, layers=layers)
+                            end=request.replay.duration, layers=layers, clock_out=clock_out)
             engine.start()
             source.start(engine.set_controls, engine.now)
             self.engine, self.replaying = engine, source
             return
-        engine = Engine(model, output, request.settings, self.hub.controls, record=request.record, layers=layers)
+        engine = Engine(model, output, request.settings, self.hub.controls, record=request.record, layers=layers,
+                        clock_out=clock_out)
         engine.start()
         self.engine = engine
         self.hub.attach(engine)
@@ -227,6 +230,17 @@ class Takes:
             self.replaying = None
         if engine is not None:
             engine.stop()
+
+
+def _clock_output(api: str, wanted: str) -> tuple[str, str]:
+    """(api, exact port) for the MIDI clock, as ``perform --clock-out``: on the MIDI system in use
+    (auto when the notes go to the built-in synth, which has no clock input)."""
+    from livegen.midi import ports
+
+    resolved = ports.resolve_api(api if api in ports.APIS else "auto")
+    if resolved is None:
+        raise UserError(f"MIDI clock out to {wanted!r} needs a MIDI system (ALSA or a JACK server)")
+    return resolved, ports.match_port(wanted, ports.list_ports(resolved)["outputs"])
 
 
 class PortWatch:

@@ -33,7 +33,7 @@ QPushButton {{
     background: {RAISED.name()}; border: 1px solid {GRID.name()}; border-radius: 6px; padding: 5px 12px;
 }}
 QPushButton:hover {{ border-color: {ACCENT.name()}; }}
-QPushButton:disabled, QComboBox:disabled, QSpinBox:disabled, QDoubleSpinBox:disabled {{ color: {MUTED.name()}; }}
+QPushButton:disabled, QComboBox:disabled, QSpinBox:disabled, QDoubleSpinBox:disabled, QCheckBox:disabled {{ color: {MUTED.name()}; }}
 QPushButton[transport="true"] {{
     font-size: {BASE_POINT_SIZE + 5}pt; font-weight: 700; padding: 8px 22px; min-width: 96px;
 }}

@@ -32,9 +32,8 @@ from livegen.music.conditioning import Controls
 
 PANEL_HZ = 30  # display refresh; the issue allows up to 60
 PORT_CHECK_MS = 1000  # re-list MIDI outputs to notice a vanished port
-NUMBERS_EVERY = 8
-COMMENT_EVERY_BARS = 8  # a sentence about the music every N bars (0: only on request)
-CAPTURE_SECONDS = 3.0  # of a relaxed arm, then of the strongest contraction, to calibrate the armband  # ticks between updates of the engine numbers (readable, not flickering)
+NUMBERS_EVERY = 8  # ticks between updates of the engine numbers (readable, not flickering)
+CAPTURE_SECONDS = 3.0  # of a relaxed arm, then of the strongest contraction, to calibrate the armband
 
 
 class TransportBar(QFrame):
@@ -145,7 +144,9 @@ class MainWindow(QMainWindow):
         self.armband = None  # a running EmgControls
         self.played = PlayedNotes(self.takes)  # what the commentary listens to
         self.commentator = None  # the CommentaryWorker, started with the first take
+        self.comment_writer = None  # its Commentator: the panel switches its LC-GAN on and off
         self._commentary_loading: threading.Thread | None = None
+        self._commentary_failed: str | None = None  # why the commentary model did not load
         self._comment_to: str | None | bool = False  # where the next take's history goes (False: no change)
         self._comment_requested = False
         self._comment_error: str | None = None
@@ -187,7 +188,6 @@ class MainWindow(QMainWindow):
         notes_layout.addWidget(self.roll, 1)
         self.columns["centre"].add(notes, 1)
         self.commentary = CommentaryPanel()
-        self.commentary.every.setValue(COMMENT_EVERY_BARS)
         self.columns["centre"].add(self.commentary)
         readouts = QWidget()
         row = QHBoxLayout(readouts)
@@ -242,6 +242,7 @@ class MainWindow(QMainWindow):
         self.muscles.z_moved.connect(lambda z: self.hub.muscles(z=z))
         self.muscles.theme_chosen.connect(lambda name: self.hub.muscles(theme=name, toward=None, mix=0.0))
         self.commentary.requested.connect(self._request_comment)
+        self.commentary.toggled.connect(self._commentary_switched)
         self.takes_panel.replay_requested.connect(self.replay)
         self.takes_panel.refresh.clicked.connect(lambda: self.list_takes())
         self.muscles.connect_requested.connect(self.use_armband)
@@ -273,7 +274,7 @@ class MainWindow(QMainWindow):
         self.takes.play(TakeRequest(preset.model.model, preset.output.api, preset.output.port,
                                     preset.output.virtual, settings, record=self.recording,
                                     soundfont=self.output.soundfont_file(), script=self.script_path,
-                                    layers=tuple(preset.layers)))
+                                    layers=tuple(preset.layers), clock_out=self.output.clock_port()))
         self._comment_to = self.recording  # the history goes beside the take (set when the worker is up)
         self._start_commentary()
         self.played.sent_messages.clear()
@@ -289,43 +290,67 @@ class MainWindow(QMainWindow):
         settings = EngineSettings(lookahead=float(header.get("lookahead", preset.engine.lookahead)),
                                   temperature=float(header.get("temperature", 1.0)), seed=take.seed,
                                   channel=int(header.get("channel", 1)) - 1, program=header.get("program"),
+                                  volume=header.get("volume"),
                                   steering=bool(header.get("steering", True)),
                                   max_note_seconds=preset.engine.max_note_seconds,
                                   max_polyphony=preset.engine.max_polyphony, bpm=float(header.get("bpm", 120.0)))
         self._finish_recording()
+        layers = tuple(presets.LayerPreset.from_session(entry) for entry in header.get("layers", []))
         self.takes.play(TakeRequest(str(header.get("model", "charrnn")), preset.output.api, preset.output.port,
                                     preset.output.virtual, settings, replay=take,
-                                    soundfont=self.output.soundfont_file()))
+                                    soundfont=self.output.soundfont_file(), layers=layers,
+                                    clock_out=self.output.clock_port()))
         self.roll.clear()
         self.banner.hide()
 
     def _start_commentary(self) -> None:
-        """Start the commentary worker with the first take; importing torch and the model happens
-        on a thread of its own, so the panel never waits for it."""
-        if self._commentary_loading is not None:
+        """Start the commentary worker with the first take it is on for; importing torch and the
+        model happens on a thread of its own, so the panel never waits for it."""
+        if self._commentary_loading is not None or not self.commentary.isChecked():
             return
+        interval, bpm = self._comment_interval(self.commentary.every.value()), self.base_preset.engine.bpm
+        lcgan = self.commentary.lcgan.isChecked()
 
         def load() -> None:
             import torch
 
+            from livegen.commentary.commentator import Commentator
             from livegen.commentary.worker import CommentaryWorker
 
             torch.set_num_threads(1)  # a sentence is a few small steps; more threads would only contend
-            self.commentator = CommentaryWorker(self.played, every_bars=COMMENT_EVERY_BARS,
-                                                bpm=self.base_preset.engine.bpm).start()
+            try:
+                self.comment_writer = Commentator(use_lcgan=lcgan)
+            except Exception as exc:  # whatever broke, the panel shows it and plays on
+                self._commentary_failed = f"the commentary model could not be loaded: {exc}"
+                return
+            worker = CommentaryWorker(self.played, self.comment_writer, bpm=bpm)
+            worker.set_interval(interval)
+            self.commentator = worker.start()
 
         self._commentary_loading = threading.Thread(target=load, name="livegen-gui-commentary", daemon=True)
         self._commentary_loading.start()
+
+    def _commentary_switched(self, on: bool) -> None:
+        """Switched on during a take: start at once (off: the worker idles, its model stays loaded)."""
+        if on and self.takes.engine is not None:
+            self._start_commentary()
 
     def _request_comment(self) -> None:
         self._start_commentary()
         self._comment_requested = True  # passed on once the worker is up
 
     def _show_commentary(self) -> None:
-        worker = self.commentator
+        """Pass the panel's choices to the worker and show what it wrote (or why it could not)."""
+        worker, writer = self.commentator, self.comment_writer
+        error = worker.error if worker is not None else self._commentary_failed
+        if error and error != self._comment_error:
+            self._comment_error = error
+            self.banner.show_error(f"Commentary: {error}")
         if worker is None:
             return
-        interval = self._comment_interval(self.commentary.every.value())
+        on = self.commentary.isChecked()
+        writer.use_lcgan = self.commentary.lcgan.isChecked() and writer.model.lcgan is not None
+        interval = self._comment_interval(self.commentary.every.value() if on else 0)
         if worker.interval != interval:
             worker.set_interval(interval)
         if self._comment_to is not False:
@@ -337,10 +362,8 @@ class MainWindow(QMainWindow):
             self._comment_requested = False
             worker.request()
         for comment in worker.drain():
-            self.commentary.show_sentence(comment.text, comment.attributes)
-        if worker.error and worker.error != self._comment_error:
-            self._comment_error = worker.error
-            self.banner.show_error(f"Commentary: {worker.error}")
+            if on:  # a sentence under way when it was switched off stays unshown
+                self.commentary.show_sentence(comment.text, comment.attributes)
 
     def _comment_interval(self, bars: int) -> float:
         """Seconds between sentences; 0 bars: only when asked (a day is "never" for a booth)."""
@@ -452,8 +475,9 @@ class MainWindow(QMainWindow):
         """The DCRNN is played through z: choosing it brings the muscles and noise to the front."""
         self.sensors.setCurrentIndex(1 if self.model.model.currentData() == "dcrnn" else 0)
 
-    def use_source(self, kind: str) -> None:
-        """Steer from the pad, the camera or a control script; one that cannot open shows why."""
+    def use_source(self, kind: str, script: str | None = None) -> None:
+        """Steer from the pad, the camera or a control script (``script``, else one asked for in a
+        file dialog); one that cannot open shows why and the pad steers."""
         if self.source is not None:
             self.source.stop()
             self.source = None
@@ -470,7 +494,7 @@ class MainWindow(QMainWindow):
                 return
             self.source.start(self.hub.gesture, self.hub.clock)
         elif kind == "script":
-            path = self.gesture.ask_script()
+            path = script or self.gesture.ask_script()
             if not path:  # cancelled: the pad steers
                 self.gesture.source.setCurrentIndex(0)
                 return
@@ -509,18 +533,29 @@ class MainWindow(QMainWindow):
     def preset(self) -> presets.Preset:
         """Everything on the panel, as a preset."""
         preset = copy.deepcopy(self.base_preset)
-        for panel in (self.output, self.model, self.harmony):
+        for panel in self._preset_panels():
             panel.fill(preset)
-        preset.controls.pitch = round(self.hub.controls.pitch, 3)
-        preset.controls.density = round(self.hub.controls.density, 3)
+        controls = self.hub.controls
+        preset.controls.pitch = round(controls.pitch, 3)
+        preset.controls.density = round(controls.density, 3)
+        gesture = self.gesture.source.currentData()
+        preset.gui.gesture_source = f"script:{self.script_path}" if self.script_path else gesture
+        preset.gui.dcrnn_z = [round(float(v), 3) for v in controls.z] if controls.z else []
         return preset
+
+    def _preset_panels(self) -> tuple:
+        return self.output, self.model, self.harmony, self.muscles, self.commentary
 
     def apply_preset(self, preset: presets.Preset, name: str = "") -> None:
         self.base_preset = copy.deepcopy(preset)
-        for panel in (self.output, self.model, self.harmony):
+        for panel in self._preset_panels():
             panel.show_preset(preset)
         self.hub.gesture(Controls(preset.controls.pitch, preset.controls.density))
         self.hub.set_histogram(self.harmony.histogram())
+        self.hub.muscles(z=tuple(preset.gui.dcrnn_z) or None, theme=preset.gui.dcrnn_theme, toward=None, mix=0.0)
+        kind, _, script = preset.gui.gesture_source.partition(":")
+        self.gesture.choose_source(kind)
+        self.use_source(kind, script or None)
         self.gesture.show_position(preset.controls.pitch, preset.controls.density)
         self.preset_panel.show_name(name or "(unsaved)")
         self.transport.take.setText(self._new_take_name())
