@@ -199,11 +199,11 @@ def cmd_perform(args) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     wanted_clock = args.clock_out or preset.output.clock_out
-    clock_out = _clock_port(args, preset, wanted_clock) if wanted_clock else None
+    clock_out = clock_port(args, preset, wanted_clock) if wanted_clock else None
     takes, osc = _start_osc(args, source.initial())
     beats = None
     try:
-        beats = _beat_source(args, preset, bpm)
+        beats = beat_source(args, preset, bpm)
         number, song_position = 1, None  # a follow-up take's clock goes on with the song
         while True:
             record = _numbered(args.record, number)
@@ -322,7 +322,7 @@ def _clock_api(args, preset, flag: str) -> str:
     return api
 
 
-def _clock_port(args, preset, wanted: str) -> tuple[str, str]:
+def clock_port(args, preset, wanted: str) -> tuple[str, str]:
     """(api, exact port) for --clock-out."""
     from livegen.midi import ports
 
@@ -330,15 +330,20 @@ def _clock_port(args, preset, wanted: str) -> tuple[str, str]:
     return api, ports.match_port(wanted, ports.list_ports(api)["outputs"])
 
 
-def _beat_source(args, preset, bpm: float):
-    """``--clock-in PORT`` or ``--link``: the outside tempo to follow, or None."""
+def beat_source(args, preset, bpm: float):
+    """``--clock-in PORT`` or ``--link`` (else the preset's ``engine.tempo_source``): the outside
+    tempo to follow, or None."""
     if args.clock_in and args.link:
         raise UserError("--clock-in and --link both set the tempo: choose one")
-    if args.clock_in:
+    clock_in, link = args.clock_in, args.link
+    if not clock_in and not link:
+        kind, _, port = preset.engine.tempo_source.partition(":")
+        clock_in, link = (port if kind == "clock" else None), kind == "link"
+    if clock_in:
         from livegen.midi.clock import ClockIn
 
-        return ClockIn(_clock_api(args, preset, "--clock-in"), args.clock_in)
-    if args.link:
+        return ClockIn(_clock_api(args, preset, "--clock-in"), clock_in)
+    if link:
         from livegen.midi.link import AbletonLink
 
         return AbletonLink(bpm)

@@ -49,6 +49,7 @@ class EnginePreset:
     max_polyphony: int = 12
     bpm: float = 120.0  # tempo of the DCRNN's 16th-note grid
     external_z: list = field(default_factory=lambda: list(range(8)))  # DCRNN z dims the controls' "z" plays
+    tempo_source: str = "internal"  # internal (bpm) | clock:PORT (MIDI clock in) | link; --clock-in, --link override
 
     def __post_init__(self):
         if not 0.02 <= self.lookahead <= 5.0:
@@ -60,6 +61,10 @@ class EnginePreset:
         z = self.external_z
         if not 1 <= len(z) <= 64 or not all(type(d) is int and d >= 0 for d in z) or len(set(z)) < len(z):
             raise UserError("preset key engine.external_z must list 1..64 distinct z dims (numbers >= 0)")
+        kind, _, port = self.tempo_source.partition(":")
+        if not (self.tempo_source in ("internal", "link") or kind == "clock" and port.strip()):
+            raise UserError(f"preset key engine.tempo_source {self.tempo_source!r} is not internal, clock:PORT "
+                            "or link")
 
 
 @dataclass
@@ -123,6 +128,9 @@ class GuiPreset:
     commentary: bool = True  # the commentary writes sentences (false: its model is not even loaded)
     comment_every: int = 8  # bars between sentences; 0 = only on request
     comment_lcgan: bool = True  # sample the commentary through the LC-GAN (false: the CVAE's plain prior)
+    osc_port: int = 0  # UDP port the panel takes OSC control on (as perform --osc); 0 = off
+    osc_host: str = "127.0.0.1"  # address OSC listens on; 0.0.0.0 opens it to the network
+    osc_out: str = ""  # HOST:PORT the live state goes to as OSC; "" = nowhere
 
     def __post_init__(self):
         def numbers(values, size, lowest):
@@ -145,6 +153,17 @@ class GuiPreset:
             raise UserError("preset key gui.dcrnn_theme must be a theme name of 1..32 characters, like \"A\"")
         if not 0 <= self.comment_every <= 64:
             raise UserError("preset key gui.comment_every must be 0..64 bars (0 = only on request)")
+        if not 0 <= self.osc_port <= 65535 or not self.osc_host.strip():
+            raise UserError("preset keys gui.osc_port must be 0 (off) or a UDP port 1..65535 and gui.osc_host "
+                            "an address")
+        if self.osc_out:
+            from livegen.control.osc import parse_target
+
+            try:
+                parse_target(self.osc_out)
+            except UserError:
+                raise UserError(f"preset key gui.osc_out {self.osc_out!r} is not HOST:PORT, "
+                                "e.g. 127.0.0.1:9001") from None
 
 
 @dataclass

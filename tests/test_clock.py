@@ -260,3 +260,11 @@ def test_a_wrong_clock_in_port_is_one_line(jack_server):
     assert run.returncode == 2
     [line] = run.stderr.strip().splitlines()
     assert "no MIDI clock source" in line and "'no-such-band'" in line
+
+
+def test_perform_follows_the_presets_tempo_source(jack_server, tmp_path):
+    preset = tmp_path / "band.toml"
+    preset.write_text('[engine]\ntempo_source = "clock:no-such-clock-source"\n')
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--preset", str(preset), "--duration", "1"),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "no-such-clock-source" in run.stderr and "Traceback" not in run.stderr

@@ -694,3 +694,171 @@ def test_a_preset_with_a_layer_plays_both_models_and_records_a_track_each(make_w
     receiver.settle()
     for channel, track in ((0, recorded.tracks[1]), (1, recorded.tracks[2])):
         assert note_pairs(m for m in receiver.notes() if m.channel == channel) == note_pairs(track)
+
+
+class ClockBand:
+    """Another program's MIDI clock: a JACK output sending Start, then 24 ticks a beat at ``bpm``
+    from a thread (as a drum machine or DAW would), until closed."""
+
+    def __init__(self, name: str, bpm: float):
+        import threading
+
+        import rtmidi
+
+        self.name = name
+        self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"test-{name}")
+        self._out.open_virtual_port(name)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, args=(60.0 / bpm / 24,), daemon=True)
+        self._thread.start()
+
+    def _send(self, every: float) -> None:
+        self._out.send_message([0xFA])  # Start
+        due = time.monotonic()
+        while not self._stop.is_set():
+            self._out.send_message([0xF8])
+            due += every
+            time.sleep(max(0.0, due - time.monotonic()))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+        self._out.close_port()
+        self._out.delete()
+
+
+def test_the_tempo_follows_a_midi_clock_chosen_in_the_panel_and_closing_leaves_its_port(make_window, jack_server,
+                                                                                         qtbot):
+    from livegen.midi import ports
+
+    band = ClockBand("lg-band", 140.0)
+    try:
+        window = make_window()
+        sources = window.model.tempo_source
+
+        def listed():
+            return next((sources.itemData(i) for i in range(sources.count())
+                         if "lg-band" in (sources.itemData(i) or "")), None)
+
+        qtbot.waitUntil(lambda: listed() is not None, timeout=10_000)
+        sources.setCurrentIndex(sources.findData(listed()))
+        assert window.preset().engine.tempo_source == listed() and listed().startswith("clock:")
+        qtbot.mouseClick(window.transport.play, LEFT)
+        wait_playing(qtbot, window)
+        engine = window.takes.engine
+        qtbot.waitUntil(lambda: abs((engine.controls.bpm or 0) - 140.0) < 2.0, timeout=15_000)
+        qtbot.waitUntil(lambda: "(MIDI clock)" in window.conditioning.tempo.text(), timeout=5000)
+        assert abs(float(window.conditioning.tempo.text().split()[0]) - 140.0) < 5.0
+        assert engine.settings.bpm == 120.0  # the panel's own tempo stays what the preset saves
+        follow = window.takes.follow
+        qtbot.mouseClick(window.transport.stop, LEFT)
+        wait_stopped(qtbot, window)
+        assert window.takes.follow is None and not follow._thread.is_alive()
+        assert any("livegen-clock-in" in p for p in ports.list_ports("jack")["outputs"])  # kept for the next take
+        window.close()
+        assert not any("livegen-clock-in" in p for p in ports.list_ports("jack")["outputs"])
+    finally:
+        band.close()
+
+
+def test_a_clock_port_that_cannot_open_is_one_line_and_the_take_plays_at_the_panels_tempo(make_window, jack_server,
+                                                                                         qtbot, tmp_path):
+    window = make_window()
+    (tmp_path / "band.toml").write_text('[engine]\ntempo_source = "clock:no-such-band"\n')
+    window.load_preset(str(tmp_path / "band.toml"))
+    assert window.model.tempo_source.currentText() == "Clock: no-such-band"  # chosen, though not there (yet)
+    window.play()
+    qtbot.waitUntil(window.banner.isVisible, timeout=START_MS)
+    text = window.banner.text.text()
+    assert text.startswith("Tempo:") and "no-such-band" in text and "playing at 120 bpm" in text and "\n" not in text
+    assert window.takes.engine is not None and window.takes.engine.running and window.takes.follow is None
+    window.stop()
+    wait_stopped(qtbot, window)
+
+
+def start_osc(qtbot, window, port: int, out: str = "") -> None:
+    """Tick the OSC panel on ``port`` and wait until it listens."""
+    window.osc_panel.port.setValue(port)
+    window.osc_panel.out.setText(out)
+    window.osc_panel.setChecked(True)
+    qtbot.waitUntil(lambda: window.osc.server is not None, timeout=5000)
+
+
+def test_osc_steers_the_panel_and_its_play_stop_buttons_and_sends_the_state_out(make_window, qtbot):
+    import threading
+
+    from pythonosc.udp_client import SimpleUDPClient
+    from test_osc import free_port, osc_listener
+
+    got, lock = [], threading.Lock()
+    listener = osc_listener(got, lock)
+    window = make_window()
+    port = free_port()
+    start_osc(qtbot, window, port, "127.0.0.1:{}".format(listener.server_address[1]))
+    assert window.osc.server.address == ("127.0.0.1", port)  # this machine only, unless opened
+    client = SimpleUDPClient("127.0.0.1", port)
+    try:
+        client.send_message("/livegen/play", 1)
+        wait_playing(qtbot, window)
+        assert window.transport.play.isChecked() and f"OSC 127.0.0.1:{port}" in window.transport.status.text()
+        engine = window.takes.engine
+        client.send_message("/livegen/pitch", 0.9)
+        client.send_message("/livegen/z/3", -0.5)
+        qtbot.waitUntil(lambda: window.gesture.pitch.value() == 90, timeout=5000)  # the panel shows it
+        assert engine.controls.pitch == pytest.approx(0.9) and window.hub.controls.pitch == pytest.approx(0.9)
+        qtbot.waitUntil(lambda: window.muscles.z.values[3] == -0.5, timeout=5000)
+        assert engine.controls.z[3] == -0.5 and engine.controls.density == 0.8  # the rest stays
+        client.send_message("/livegen/no-such-thing", 1)
+        qtbot.waitUntil(lambda: "not a livegen address" in window.osc_panel.last_ignored.text(), timeout=5000)
+        qtbot.waitUntil(lambda: any(a == "/livegen/note" for a, _ in list(got)), timeout=10_000)
+        assert ("/livegen/state/playing", (1,)) in got
+        client.send_message("/livegen/stop", [])
+        wait_stopped(qtbot, window)
+        qtbot.waitUntil(lambda: not window.transport.play.isChecked(), timeout=5000)
+        client.send_message("/livegen/play", [])
+        wait_playing(qtbot, window)
+        assert window.takes.engine is not engine and window.takes.engine.controls.pitch == pytest.approx(0.9)
+        window.stop()
+        wait_stopped(qtbot, window)
+    finally:
+        client._sock.close()
+        listener.shutdown()
+        listener.server_close()
+
+
+def test_a_busy_osc_port_is_one_line_and_unticks_the_box(make_window, qtbot):
+    import socket
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    try:
+        window = make_window()
+        window.osc_panel.port.setValue(taken.getsockname()[1])
+        window.osc_panel.setChecked(True)
+        qtbot.waitUntil(window.banner.isVisible, timeout=5000)
+        assert window.banner.text.text().startswith("OSC: cannot listen") and "\n" not in window.banner.text.text()
+        assert not window.osc_panel.isChecked() and window.osc.server is None
+    finally:
+        taken.close()
+
+
+def test_the_tempo_source_and_osc_are_saved_in_the_preset_and_loaded_back(make_window, qtbot, tmp_path):
+    from test_osc import free_port
+
+    port = free_port()
+    window = make_window()
+    window.model.tempo_source.setCurrentIndex(window.model.tempo_source.findData("link"))  # chosen, never played
+    window.osc_panel.network.setChecked(True)
+    start_osc(qtbot, window, port, "127.0.0.1:9001")
+    assert window.osc.server.address == ("0.0.0.0", port)
+    saved = window.preset()
+    assert (saved.engine.tempo_source, saved.gui.osc_port, saved.gui.osc_host, saved.gui.osc_out) == (
+        "link", port, "0.0.0.0", "127.0.0.1:9001")
+    window.save_preset(str(tmp_path / "remote.toml"))
+    window.osc_panel.setChecked(False)  # frees the port for the other panel
+    qtbot.waitUntil(lambda: window.osc.server is None, timeout=5000)
+    other = make_window()
+    other.load_preset(str(tmp_path / "remote.toml"))
+    assert other.preset() == saved and other.model.tempo_source.currentText() == "Link"
+    qtbot.waitUntil(lambda: other.osc.server is not None, timeout=5000)  # the preset turned OSC on
+    assert other.osc_panel.network.isChecked() and other.osc.server.address == ("0.0.0.0", port)

@@ -21,6 +21,7 @@ def test_save_load_round_trip(tmp_path):
     p.model.seed, p.output.soundfont, p.output.clock_out = 7, "/fonts/GM.sf2", "TR-8S"
     p.gui.gesture_source, p.gui.dcrnn_theme, p.gui.dcrnn_z = "script:/stage/sweep.jsonl", "B", [0.5] * 8
     p.gui.commentary, p.gui.comment_every, p.gui.comment_lcgan = False, 0, False
+    p.engine.tempo_source, p.gui.osc_port, p.gui.osc_host, p.gui.osc_out = "clock:TR-8S", 9000, "0.0.0.0", "mixer:9001"
     presets.save(p, tmp_path / "mine.toml")
     assert presets.load(str(tmp_path / "mine.toml")) == p
 
@@ -40,6 +41,10 @@ def test_save_load_round_trip(tmp_path):
     ("[gui]\ncomment_every = 100\n", "gui.comment_every must be 0..64 bars"),
     ("[gui]\ncomment_lcgan = 'yes'\n", "gui.comment_lcgan must be bool"),
     ("[emg]\nsource = ' '\n", "emg.source must name an armband"),
+    ("[engine]\ntempo_source = 'midi'\n", "engine.tempo_source 'midi' is not internal, clock:PORT or link"),
+    ("[engine]\ntempo_source = 'clock:'\n", "engine.tempo_source 'clock:' is not internal"),
+    ("[gui]\nosc_port = 70000\n", "gui.osc_port must be 0 (off) or a UDP port"),
+    ("[gui]\nosc_out = 'mixer'\n", "gui.osc_out 'mixer' is not HOST:PORT"),
 ])
 def test_mistakes_name_the_key(text, fragment):
     with pytest.raises(UserError) as err:

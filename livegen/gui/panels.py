@@ -24,6 +24,30 @@ def note_name(midi: float) -> str:
     return f"{PITCH_CLASS_NAMES[n % 12]}{n // 12 - 1}"
 
 
+def offer(combo: QComboBox, first: list, entries: list, last: list) -> None:
+    """List (text, data) ``entries`` between the fixed ``first`` and ``last`` ones; the chosen
+    entry stays chosen, and listed, when it is gone (a port unplugged for a moment)."""
+    chosen = combo.currentData()
+    if chosen and chosen not in [data for _, data in first + entries + last]:
+        entries = entries + [(combo.currentText(), chosen)]
+    wanted = first + entries + last
+    if [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())] == wanted:
+        return
+    combo.blockSignals(True)
+    combo.clear()
+    for text, data in wanted:
+        combo.addItem(text, data)
+    combo.setCurrentIndex(max(0, combo.findData(chosen or "")))
+    combo.blockSignals(False)
+
+
+def choose(combo: QComboBox, data: str, text: str | None = None) -> None:
+    """Select ``data``, listing it (as ``text``) where the port list does not have it (yet)."""
+    if combo.findData(data) < 0:
+        combo.addItem(text or data, data)
+    combo.setCurrentIndex(combo.findData(data))
+
+
 class OutputPanel(QGroupBox):
     """Where the notes go: API, port (or a virtual one), channel, instrument; for the built-in
     synth, the SoundFont it plays (its row takes the virtual name's place, which it has no use for);
@@ -87,31 +111,9 @@ class OutputPanel(QGroupBox):
         """Offer ``outputs`` for the notes and the clock; a chosen port stays chosen (and listed)
         even when it is gone."""
         names = [p for p in outputs if "livegen" not in p.lower()]
-        self._offer(self.port, [("Automatic", "")], names, [("Virtual port", VIRTUAL)])
-        self._offer(self.clock_out, [("Off", "")], [p for p in names if p != "fluidsynth"], [])
+        offer(self.port, [("Automatic", "")], [(p, p) for p in names], [("Virtual port", VIRTUAL)])
+        offer(self.clock_out, [("Off", "")], [(p, p) for p in names if p != "fluidsynth"], [])
         self._virtual_enabled()
-
-    @staticmethod
-    def _offer(combo: QComboBox, first: list, names: list[str], last: list) -> None:
-        chosen = combo.currentData()
-        if chosen and chosen != VIRTUAL and chosen not in names:
-            names = names + [chosen]
-        wanted = first + [(p, p) for p in names] + last
-        if [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())] == wanted:
-            return
-        combo.blockSignals(True)
-        combo.clear()
-        for text, data in wanted:
-            combo.addItem(text, data)
-        combo.setCurrentIndex(max(0, combo.findData(chosen or "")))
-        combo.blockSignals(False)
-
-    @staticmethod
-    def _choose(combo: QComboBox, data: str) -> None:
-        """Select ``data``, listing it first where the port list does not have it (yet)."""
-        if combo.findData(data) < 0:
-            combo.addItem(data, data)
-        combo.setCurrentIndex(combo.findData(data))
 
     def _virtual_enabled(self) -> None:
         self.virtual.setEnabled(self.port.currentData() == VIRTUAL)
@@ -137,8 +139,8 @@ class OutputPanel(QGroupBox):
     def show_preset(self, preset: presets.Preset) -> None:
         out = preset.output
         self.api.setCurrentText(out.api)
-        self._choose(self.port, VIRTUAL if out.virtual else out.port)
-        self._choose(self.clock_out, out.clock_out)
+        choose(self.port, VIRTUAL if out.virtual else out.port)
+        choose(self.clock_out, out.clock_out)
         self.virtual.setText(out.virtual)
         self.soundfont.setText(out.soundfont)
         self.channel.setValue(out.channel)
@@ -188,7 +190,14 @@ class ModelPanel(QGroupBox):
         self.tempo.setRange(20, 300)
         self.tempo.setDecimals(0)
         self.tempo.setSuffix(" bpm")
-        self.tempo.setToolTip("the DCRNN's 16th-note grid; applies from the next Play")
+        self.tempo.setToolTip("the DCRNN's 16th-note grid (and the clock out); with a clock in or Link, the "
+                              "tempo a take starts at. Applies from the next Play")
+        self.tempo.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)  # room for its source beside it
+        self.tempo_source = QComboBox()
+        self.tempo_source.setMinimumContentsLength(6)
+        self.tempo_source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.tempo_source.currentIndexChanged.connect(self._explain_tempo_source)
+        self.set_clock_sources([])
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setToolTip("the same seed and the same gestures play the same notes; applies from the next Play")
@@ -205,8 +214,25 @@ class ModelPanel(QGroupBox):
         form.addRow("Model", row)
         form.addRow("Temperature", self.temperature)
         form.addRow("Lookahead", self.lookahead)
-        form.addRow("Tempo", self.tempo)
+        tempo_row = QHBoxLayout()
+        tempo_row.addWidget(self.tempo, 1)
+        tempo_row.addWidget(self.tempo_source, 1)
+        form.addRow("Tempo", tempo_row)
         form.addRow("Seed", seed_row)
+
+    def set_clock_sources(self, inputs: list[str]) -> None:
+        """Offer the MIDI inputs (other programs' outputs) a clock may come from."""
+        offer(self.tempo_source, [("Internal", "internal")],
+              [(f"Clock: {p}", f"clock:{p}") for p in inputs if "livegen" not in p.lower()], [("Link", "link")])
+        self._explain_tempo_source()
+
+    def _explain_tempo_source(self) -> None:
+        """The choice in full where the box is too narrow for it (a long port name)."""
+        kind, _, port = (self.tempo_source.currentData() or "internal").partition(":")
+        why = {"internal": "the tempo beside it", "link": "the Ableton Link session on the local network "
+               "(multicast on every interface)", "clock": f"the MIDI clock that {port} sends"}[kind]
+        self.tempo_source.setToolTip(f"the beat follows {why}; choose this tempo, another program's MIDI clock "
+                                     "(its output port) or Ableton Link. Applies from the next Play")
 
     def _ask_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a livegen checkpoint", "", "Checkpoints (*.safetensors)")
@@ -232,6 +258,8 @@ class ModelPanel(QGroupBox):
         self.seed.setValue(preset.model.seed)
         self.lookahead.setValue(preset.engine.lookahead)
         self.tempo.setValue(preset.engine.bpm)
+        source = preset.engine.tempo_source
+        choose(self.tempo_source, source, f"Clock: {source.partition(':')[2]}")
         self.steering.setChecked(preset.engine.steering)
 
     def fill(self, preset: presets.Preset) -> None:
@@ -240,6 +268,7 @@ class ModelPanel(QGroupBox):
         preset.model.seed = self.seed.value()
         preset.engine.lookahead = round(self.lookahead.value(), 2)
         preset.engine.bpm = float(round(self.tempo.value()))
+        preset.engine.tempo_source = self.tempo_source.currentData()
         preset.engine.steering = self.steering.isChecked()
 
 
@@ -546,6 +575,83 @@ class CommentaryPanel(QGroupBox):
         preset.gui.comment_lcgan = self.lcgan.isChecked()
 
 
+class OscPanel(QGroupBox):
+    """OSC control of the panel, as ``perform --osc``: the title's box listens on a UDP port (this
+    machine only unless opened to the network), and the live state can go out to HOST:PORT.
+    Shows where it listens and the last message it ignored."""
+
+    DEFAULT_PORT = 9000
+    LOOPBACK = "127.0.0.1"
+    ADDRESSES = ("/livegen/pitch f · /density f · /z f×8 · /z/0..7 f · /play · /stop · /panic · /preset s "
+                 "(the README's OSC table)")
+    changed = pyqtSignal()
+
+    def __init__(self):
+        super().__init__("OSC")
+        self.setCheckable(True)
+        self.setChecked(False)
+        self.setToolTip("tick to take OSC control (TouchOSC, Max, Wekinator, TouchDesigner)")
+        self.port = QSpinBox()
+        self.port.setRange(1, 65535)
+        self.port.setValue(self.DEFAULT_PORT)
+        self.port.setToolTip("the UDP port OSC messages are sent to")
+        self.network = QCheckBox("Open to the network")
+        self.network.setToolTip("off: only programs on this machine (127.0.0.1); on: any machine that reaches it")
+        self._open_host = "0.0.0.0"  # what "open" listens on: a preset may name one address
+        self.out = QLineEdit()
+        self.out.setPlaceholderText("off (HOST:PORT)")
+        self.out.setToolTip("send the live state (controls, playing, time, notes) as OSC to HOST:PORT")
+        self.status = QLabel("off")
+        self.status.setObjectName("value")
+        self.status.setWordWrap(True)
+        self.last_ignored = QLabel()
+        self.last_ignored.setObjectName("muted")
+        self.last_ignored.setWordWrap(True)
+        addresses = QLabel(self.ADDRESSES)
+        addresses.setObjectName("muted")
+        addresses.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Port", self.port)
+        form.addRow("", self.network)
+        form.addRow("State out", self.out)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.status)
+        layout.addWidget(self.last_ignored)
+        layout.addWidget(addresses)
+        self.toggled.connect(self.changed)
+        self.network.toggled.connect(self.changed)
+        self.port.editingFinished.connect(self.changed)
+        self.out.editingFinished.connect(self.changed)
+
+    def settings(self) -> tuple[int, str, str]:
+        """(port, host, out) to run OSC with; port 0: off."""
+        host = self._open_host if self.network.isChecked() else self.LOOPBACK
+        return (self.port.value() if self.isChecked() else 0), host, self.out.text().strip()
+
+    def show_status(self, status: str, received: int, ignored: list[str]) -> None:
+        self.status.setText(status if status == "off" else f"{status} · {received} received")
+        self.last_ignored.setText(ignored[-1] if ignored else "")
+        self.last_ignored.setToolTip("\n".join(ignored))
+
+    def show_preset(self, preset: presets.Preset) -> None:
+        gui = preset.gui
+        self.blockSignals(True)  # the window starts OSC once, from the whole preset
+        self.network.blockSignals(True)
+        self.setChecked(gui.osc_port > 0)
+        if gui.osc_port:
+            self.port.setValue(gui.osc_port)
+        opened = gui.osc_host not in (self.LOOPBACK, "localhost")
+        self._open_host = gui.osc_host if opened else "0.0.0.0"
+        self.network.setChecked(opened)
+        self.out.setText(gui.osc_out)
+        self.network.blockSignals(False)
+        self.blockSignals(False)
+
+    def fill(self, preset: presets.Preset) -> None:
+        preset.gui.osc_port, preset.gui.osc_host, preset.gui.osc_out = self.settings()
+
+
 class HarmonyPanel(QGroupBox):
     """Key/scale presets and the 12 pitch-class sliders; moving a slider makes the key custom."""
 
@@ -615,9 +721,10 @@ class ConditioningPanel(QGroupBox):
 
     def __init__(self):
         super().__init__("Conditioning")
-        self.pitch, self.density, self.key = QLabel(), QLabel(), QLabel()
+        self.pitch, self.density, self.key, self.tempo = QLabel(), QLabel(), QLabel(), QLabel()
         form = QFormLayout(self)
-        for name, label in (("Register", self.pitch), ("Density", self.density), ("Scale", self.key)):
+        for name, label in (("Register", self.pitch), ("Density", self.density), ("Scale", self.key),
+                            ("Tempo", self.tempo)):
             label.setObjectName("value")
             form.addRow(name, label)
 
@@ -626,6 +733,12 @@ class ConditioningPanel(QGroupBox):
         self.density.setText(f"{control_density_to_rate(controls.density):.1f} notes/s  ({controls.density:.2f})")
         classes = [n for n, v in zip(PITCH_CLASS_NAMES, controls.histogram or ()) if v > 0]
         self.key.setText(" ".join(classes) if classes else "free")
+
+    def show_tempo(self, bpm: float, following: str | None = None, source: str = "") -> None:
+        """The tempo in force; ``following``: what it follows, or "waiting" until the outside beat
+        arrives; ``source`` names it in full in the tooltip."""
+        self.tempo.setText(f"{bpm:.1f} bpm" + (f"  ({following})" if following else ""))
+        self.tempo.setToolTip(source)
 
 
 class NumbersPanel(QGroupBox):

@@ -35,6 +35,7 @@ class TakeRequest:
     script: str | None = None  # a control script (.jsonl) that steers from the take's start
     layers: tuple = ()  # the preset's [[layers]]: more models playing beside the main one
     clock_out: str | None = None  # a port to send MIDI clock to (start, ticks at the tempo, stop)
+    tempo_source: str = "internal"  # the beat a take follows: internal | clock:PORT | link (as the preset says)
 
 
 class ControlHub:
@@ -90,6 +91,10 @@ class ControlHub:
                 self._update(None if t is None else t + offset, **changes)
         return sink
 
+    def remote(self, controls: Controls, t: float | None = None) -> None:
+        """Sink for OSC (thread-safe): the pitch, density and z it plays, never the key or theme."""
+        self._update(t, pitch=controls.pitch, density=controls.density, z=controls.z)
+
     def set_histogram(self, histogram: tuple[float, ...] | None) -> None:
         self._update(None, histogram=histogram)
 
@@ -108,13 +113,19 @@ class ControlHub:
 
 class Takes:
     """One Engine per take. Starts and stops run in order on one worker thread; failures land in
-    ``errors`` for the panel to show. Loaded models are kept, so a new take starts quickly."""
+    ``errors`` for the panel to show. Loaded models are kept, so a new take starts quickly; so is
+    the outside beat (a MIDI clock in, a Link session), which a ``TempoFollow`` follows during
+    each take, as ``perform --clock-in`` / ``--link`` do."""
 
     def __init__(self, hub: ControlHub):
         self.hub = hub
         self.engine: Engine | None = None
         self.replaying = None  # the control source of a take being replayed
         self.script = None  # the control script steering the take
+        self.beats = None  # the open BeatSource, kept from take to take while its choice stays
+        self.beats_for = "internal"  # the tempo source ``beats`` was opened for
+        self.follow = None  # the TempoFollow locking the playing take to ``beats``
+        self.listeners: list = []  # attached to every take's engine (OSC out's note feed)
         self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._models: dict[str, object] = {}
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix="livegen-gui-takes")
@@ -151,6 +162,7 @@ class Takes:
         """Stop the take and wait for it (the window is closing); idempotent."""
         if not self._closed:
             self._submit(self._stop_now)
+            self._submit(self._open_beats, "internal", 0.0)  # leaves the clock port or Link session
             self._closed = True  # a timer firing while the window closes must not start a take
             self._jobs.shutdown(wait=True)
 
@@ -176,14 +188,14 @@ class Takes:
 
     def _start_now(self, request: TakeRequest) -> None:
         from livegen import presets
-        from livegen.cli import build_layers, choose_output
+        from livegen.cli import build_layers, choose_output, clock_port
 
         model = self._model(request.model)
         wanted = SimpleNamespace(no_port=False, port=request.port or None, virtual=request.virtual or None,
                                  api=request.api, soundfont=request.soundfont, layer=None, emg=None)
         output = choose_output(wanted, presets.Preset())
         layers = build_layers(wanted, presets.Preset(layers=list(request.layers)), output, request.settings, model)
-        clock_out = _clock_output(request.api, request.clock_out) if request.clock_out else None
+        clock_out = clock_port(wanted, presets.Preset(), request.clock_out) if request.clock_out else None
         if request.replay is not None:
             source = request.replay.source()
             engine = Engine(model, output, request.settings, source.initial(), record=request.record,
@@ -194,12 +206,43 @@ class Takes:
             return
         engine = Engine(model, output, request.settings, self.hub.controls, record=request.record, layers=layers,
                         clock_out=clock_out)
+        engine.listeners += self.listeners
         engine.start()
         self.engine = engine
         self.hub.attach(engine)
         engine.set_controls(self.hub.controls)  # whatever moved while the clock process started
         if request.script:
             self._start_script(request.script, engine, 0.0)
+        self._follow_tempo(request, engine)
+
+    def _follow_tempo(self, request: TakeRequest, engine: Engine) -> None:
+        """Lock the take to the chosen outside beat; one that cannot open is reported and the take
+        plays on at the panel's tempo (the music must not stop for a missing clock)."""
+        from livegen.engine.tempo import TempoFollow
+
+        try:
+            self._open_beats(request.tempo_source, request.settings.bpm, request.api)
+        except UserError as exc:
+            self.errors.put(f"Tempo: {exc}; playing at {request.settings.bpm:g} bpm")
+            return
+        if self.beats is not None:
+            self.follow = TempoFollow(engine, self.beats).start()
+
+    def _open_beats(self, tempo_source: str, bpm: float, api: str = "auto") -> None:
+        """Open the BeatSource ``tempo_source`` names, with ``perform``'s own ``--clock-in`` and
+        ``--link`` code, closing the one open for another choice ("internal": none)."""
+        from livegen import presets
+        from livegen.cli import beat_source
+
+        if tempo_source == self.beats_for:
+            return
+        if self.beats is not None:
+            self.beats.close()
+        self.beats, self.beats_for = None, "internal"
+        kind, _, port = tempo_source.partition(":")
+        wanted = SimpleNamespace(clock_in=port if kind == "clock" else None, link=kind == "link", api=api)
+        self.beats = beat_source(wanted, presets.Preset(), bpm)
+        self.beats_for = tempo_source
 
     def _switch_script(self, path: str | None) -> None:
         self._stop_script()
@@ -225,6 +268,9 @@ class Takes:
         engine, self.engine = self.engine, None
         self.hub.attach(None)
         self._stop_script()
+        if self.follow is not None:
+            self.follow.stop()
+            self.follow = None
         if self.replaying is not None:
             self.replaying.stop()
             self.replaying = None
@@ -232,20 +278,10 @@ class Takes:
             engine.stop()
 
 
-def _clock_output(api: str, wanted: str) -> tuple[str, str]:
-    """(api, exact port) for the MIDI clock, as ``perform --clock-out``: on the MIDI system in use
-    (auto when the notes go to the built-in synth, which has no clock input)."""
-    from livegen.midi import ports
-
-    resolved = ports.resolve_api(api if api in ports.APIS else "auto")
-    if resolved is None:
-        raise UserError(f"MIDI clock out to {wanted!r} needs a MIDI system (ALSA or a JACK server)")
-    return resolved, ports.match_port(wanted, ports.list_ports(resolved)["outputs"])
-
-
 class PortWatch:
-    """Lists MIDI outputs on a worker thread; ``latest`` is the newest (api, outputs), or None when
-    the MIDI system asked for is not there (Play then says why). One listing client lives as long as the API choice: on JACK every
+    """Lists MIDI outputs (where notes and clock go) and inputs (where a clock comes from) on a
+    worker thread; ``latest`` is the newest (api, outputs, inputs), or None when the MIDI system
+    asked for is not there (Play then says why). The listing clients live as long as the API choice: on JACK every
     new client and port reorders the graph, and a 1 Hz churn of them makes receivers drop events."""
 
     def __init__(self):
@@ -253,14 +289,16 @@ class PortWatch:
         self._future: Future | None = None
         self._api: str | None = None  # the choice the lister was made for (auto | alsa | jack)
         self._lister = None  # rtmidi.MidiOut kept open for listing
+        self._input_lister = None  # rtmidi.MidiIn, on the MIDI system a clock comes in on
         self._resolved: str | None = None
-        self.latest: tuple[str | None, list[str]] | None = None
+        self.latest: tuple[str | None, list[str], list[str]] | None = None
         self.listed_at = 0.0  # monotonic time of ``latest``
+        self._closed = False
 
     def refresh(self, api: str, rescan: bool = False) -> None:
         """Ask for a new listing unless one is still being made; ``rescan`` looks for the MIDI
         system again (a JACK server started since)."""
-        if self._future is None or self._future.done():
+        if not self._closed and (self._future is None or self._future.done()):
             self._future = self._jobs.submit(self._list, api, rescan)
 
     def _list(self, api: str, rescan: bool) -> None:
@@ -268,7 +306,8 @@ class PortWatch:
             if rescan or api != self._api:
                 self._open_lister(api)
             outputs = self._lister.get_ports() if self._lister is not None else []
-            self.latest, self.listed_at = (self._resolved, outputs), time.monotonic()
+            inputs = self._input_lister.get_ports() if self._input_lister is not None else []
+            self.latest, self.listed_at = (self._resolved, outputs, inputs), time.monotonic()
         except (UserError, RuntimeError):  # rtmidi raises RuntimeError subclasses
             self._api, self.latest = None, None
 
@@ -277,20 +316,31 @@ class PortWatch:
 
         from livegen.midi import ports
 
-        if self._lister is not None:
-            self._lister.delete()
-        self._lister = None
+        self._close_listers()
+        rtapis = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK}
+        self._api = api
         if api == "fluidsynth":  # the built-in synth: one output, nothing to list
-            self._api, self._resolved, self._lister = api, api, SimpleNamespace(get_ports=lambda: ["fluidsynth"],
-                                                                                delete=lambda: None)
-            return
-        self._api, self._resolved = api, ports.resolve_api(api)
-        if self._resolved is not None:
-            rtapi = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK}[self._resolved]
-            self._lister = rtmidi.MidiOut(rtapi, name="livegen-panel")
+            self._resolved, self._lister = api, SimpleNamespace(get_ports=lambda: ["fluidsynth"], delete=lambda: None)
+        else:
+            self._resolved = ports.resolve_api(api)
+            if self._resolved is not None:
+                self._lister = rtmidi.MidiOut(rtapis[self._resolved], name="livegen-panel")
+        clock_api = self._resolved if self._resolved in ports.APIS else ports.resolve_api("auto")  # as --clock-in
+        if clock_api is not None:
+            self._input_lister = rtmidi.MidiIn(rtapis[clock_api], name="livegen-panel-in")
+
+    def _close_listers(self) -> None:
+        for lister in (self._lister, self._input_lister):
+            if lister is not None:
+                lister.delete()
+        self._lister = self._input_lister = None
 
     def shutdown(self) -> None:
-        self._jobs.shutdown(wait=True)
+        """Leave the MIDI system (a JACK server serves a limited number of clients); idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._jobs.submit(self._close_listers)
+            self._jobs.shutdown(wait=True)
 
 
 class PlayedNotes:
@@ -309,3 +359,96 @@ class PlayedNotes:
     def settings(self):
         engine = self.takes.engine
         return engine.settings if engine is not None else None
+
+
+class PanelPerformance:
+    """The ``Performance`` an OscServer steers on the panel, as ``EngineTakes`` is on the command
+    line: pitch, density and z go through the ControlHub, so the pad, sliders and z bars move with
+    them; /play, /stop, /panic and /preset are handed to ``press`` and ``apply``, which the window
+    makes thread-safe (queued to the Qt thread, where they press its own buttons)."""
+
+    def __init__(self, hub: ControlHub, press, apply):
+        self.hub, self._press, self._apply = hub, press, apply
+
+    def controls(self) -> Controls:
+        return self.hub.controls
+
+    def steer(self, controls: Controls) -> None:
+        self.hub.remote(controls)
+
+    def play(self) -> None:
+        self._press("play")
+
+    def stop(self) -> None:
+        self._press("stop")
+
+    def panic(self) -> None:
+        self._press("panic")
+
+    def preset(self, name: str) -> None:
+        """Read here, so an unknown preset is OSC's logged and ignored message; applied on the Qt thread."""
+        from livegen import presets
+
+        self._apply(presets.load(name))
+
+
+class OscLink:
+    """The panel's OSC, as ``perform --osc PORT --osc-host H --osc-out HOST:PORT``: an OscServer
+    and an OscState started and closed on a worker thread (closing joins their threads, an out
+    host's name may need a lookup), so the Qt thread never waits; ``status`` and ``errors`` say
+    how it went."""
+
+    def __init__(self, performance: PanelPerformance, takes: Takes, log):
+        self.performance, self.takes, self.log = performance, takes, log
+        self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.server = None
+        self.state = None
+        self.status = "off"
+        self._jobs = ThreadPoolExecutor(1, thread_name_prefix="livegen-gui-osc")
+        self._closed = False
+
+    def configure(self, port: int, host: str, out: str) -> None:
+        """Listen on ``host:port`` (0: OSC off) and send the state to ``out`` ("": nowhere)."""
+        if not self._closed:
+            self._jobs.submit(self._restart, port, host, out)
+
+    def shutdown(self) -> None:
+        """Close the server and the state sender and wait for it (the window is closing); idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._jobs.submit(self._close)
+            self._jobs.shutdown(wait=True)
+
+    def _restart(self, port: int, host: str, out: str) -> None:
+        from livegen.control.osc import OscServer, OscState, parse_target
+
+        self._close()
+        if not port:
+            return
+        try:
+            self.server = OscServer(self.performance, port, host, log=self.log).start()
+            listening = "{}:{}".format(*self.server.address)
+            if out:
+                takes = self.takes
+                self.state = OscState(self.performance, *parse_target(out),
+                                      playing=lambda: takes.engine is not None and takes.engine.running,
+                                      clock=self.performance.hub.clock).start()
+                self.takes.listeners.append(self.state.on_sent)  # the next takes' notes
+                engine = takes.engine
+                if engine is not None:
+                    engine.listeners.append(self.state.on_sent)  # and the playing one's
+            self.status = f"listening on {listening}" + (f", state to {out}" if out else "")
+        except UserError as exc:
+            self._close()
+            self.status = "off"
+            self.errors.put(f"OSC: {exc}")
+
+    def _close(self) -> None:
+        if self.state is not None:
+            self.takes.listeners.remove(self.state.on_sent)
+            self.state.close()
+            self.state = None
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        self.status = "off"

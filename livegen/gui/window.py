@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget, QVBoxLayout,
                              QWidget)
@@ -25,8 +25,9 @@ from livegen import presets
 from livegen.engine.engine import EngineSettings
 from livegen.errors import UserError
 from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
-                                MusclesPanel, NumbersPanel, OutputPanel, PresetPanel, TakesPanel)
-from livegen.gui.session import ControlHub, PlayedNotes, PortWatch, Takes, TakeRequest
+                                MusclesPanel, NumbersPanel, OscPanel, OutputPanel, PresetPanel, TakesPanel)
+from livegen.gui.session import (ControlHub, OscLink, PanelPerformance, PlayedNotes, PortWatch, Takes,
+                                 TakeRequest)
 from livegen.gui.widgets import PianoRoll
 from livegen.music.conditioning import Controls
 
@@ -131,6 +132,9 @@ class EngineReadout:
 
 
 class MainWindow(QMainWindow):
+    osc_pressed = pyqtSignal(str)  # "play", "stop" or "panic" from OSC's thread, handled on the Qt thread
+    osc_preset = pyqtSignal(object)  # a preset OSC's /preset read, applied on the Qt thread
+
     def __init__(self, preset: presets.Preset, preset_name: str = "default"):
         super().__init__()
         self.setWindowTitle("livegen")
@@ -143,6 +147,10 @@ class MainWindow(QMainWindow):
         self.script_path: str | None = None  # the control script chosen as the gesture source
         self.armband = None  # a running EmgControls
         self.played = PlayedNotes(self.takes)  # what the commentary listens to
+        self.osc_ignored: deque[str] = deque(maxlen=20)  # what OSC logged (bad messages), newest last
+        self.osc = OscLink(PanelPerformance(self.hub, self.osc_pressed.emit, self.osc_preset.emit), self.takes,
+                           self.osc_ignored.append)
+        self._osc_settings = (0, "", "")  # what OSC was last configured with
         self.commentator = None  # the CommentaryWorker, started with the first take
         self.comment_writer = None  # its Commentator: the panel switches its LC-GAN on and off
         self._commentary_loading: threading.Thread | None = None
@@ -176,6 +184,7 @@ class MainWindow(QMainWindow):
         self.roll, self.conditioning, self.numbers = PianoRoll(), ConditioningPanel(), NumbersPanel()
         self.columns = {"left": Column(320), "centre": Column(), "right": Column(350)}
         self.takes_panel = TakesPanel()
+        self.osc_panel = OscPanel()
         for panel in (self.preset_panel, self.output, self.model):
             self.columns["left"].add(panel)
         self.columns["left"].add_stretch()
@@ -205,6 +214,12 @@ class MainWindow(QMainWindow):
         self.sensors.addTab(hand, "Hand && keys")
         self.sensors.addTab(self.muscles, "Muscles")
         self.sensors.addTab(self.takes_panel, "Takes")
+        remote = QWidget()
+        remote_layout = QVBoxLayout(remote)
+        remote_layout.setContentsMargins(0, 0, 0, 0)
+        remote_layout.addWidget(self.osc_panel)
+        remote_layout.addStretch(1)
+        self.sensors.addTab(remote, "OSC")
         self.columns["right"].add(self.sensors, 1)
         body = QHBoxLayout()
         body.setContentsMargins(12, 4, 12, 12)
@@ -248,6 +263,9 @@ class MainWindow(QMainWindow):
         self.muscles.connect_requested.connect(self.use_armband)
         self.muscles.calibrate_requested.connect(self.calibrate_armband)
         self.model.model.currentIndexChanged.connect(self._show_model_sensors)
+        self.osc_panel.changed.connect(self.use_osc)
+        self.osc_pressed.connect(self._press_for_osc)
+        self.osc_preset.connect(self._apply_osc_preset)
 
     def showEvent(self, event):
         super().showEvent(event)
@@ -274,7 +292,8 @@ class MainWindow(QMainWindow):
         self.takes.play(TakeRequest(preset.model.model, preset.output.api, preset.output.port,
                                     preset.output.virtual, settings, record=self.recording,
                                     soundfont=self.output.soundfont_file(), script=self.script_path,
-                                    layers=tuple(preset.layers), clock_out=self.output.clock_port()))
+                                    layers=tuple(preset.layers), clock_out=self.output.clock_port(),
+                                    tempo_source=preset.engine.tempo_source))
         self._comment_to = self.recording  # the history goes beside the take (set when the worker is up)
         self._start_commentary()
         self.played.sent_messages.clear()
@@ -400,6 +419,38 @@ class MainWindow(QMainWindow):
 
     def reconnect(self) -> None:
         self.play(record=self._new_take_name() if self.recording else None)
+
+    # --- OSC -----------------------------------------------------------------------------------
+
+    def use_osc(self) -> None:
+        """Run OSC as the OSC panel says (restarted only when that changed, so a booth's preset
+        reset keeps the connection)."""
+        settings = self.osc_panel.settings()
+        if settings != self._osc_settings:
+            self._osc_settings = settings
+            self.osc_ignored.clear()
+            self.osc.configure(*settings)
+
+    def _press_for_osc(self, button: str) -> None:
+        """OSC presses the panel's own buttons (so a locked booth stays locked); /play starts a
+        take only when none plays, as ``perform --osc`` does, and never restarts one."""
+        if button == "play":
+            if self.takes.engine is None and not self.takes.busy:
+                self.transport.play.click()
+        else:
+            {"stop": self.transport.stop, "panic": self.transport.panic}[button].click()
+
+    def _apply_osc_preset(self, preset: presets.Preset) -> None:
+        """OSC /preset: the preset's pitch, density, key and program now; the rest of the panel stays."""
+        self.hub.gesture(Controls(preset.controls.pitch, preset.controls.density))
+        self.harmony.show_preset(preset)
+        self.hub.set_histogram(self.harmony.histogram())
+        program = preset.output.program
+        engine = self.takes.engine
+        if program >= 0:
+            self.output.program.setValue(program)
+            if engine is not None and engine.running:
+                engine.send_now([[0xC0 | engine.settings.channel, program]])
 
     def _finish_recording(self) -> None:
         if self.recording:
@@ -544,7 +595,7 @@ class MainWindow(QMainWindow):
         return preset
 
     def _preset_panels(self) -> tuple:
-        return self.output, self.model, self.harmony, self.muscles, self.commentary
+        return self.output, self.model, self.harmony, self.muscles, self.commentary, self.osc_panel
 
     def apply_preset(self, preset: presets.Preset, name: str = "") -> None:
         self.base_preset = copy.deepcopy(preset)
@@ -559,6 +610,7 @@ class MainWindow(QMainWindow):
         self.gesture.show_position(preset.controls.pitch, preset.controls.density)
         self.preset_panel.show_name(name or "(unsaved)")
         self.transport.take.setText(self._new_take_name())
+        self.use_osc()
 
     def load_preset(self, path: str) -> None:
         try:
@@ -581,7 +633,7 @@ class MainWindow(QMainWindow):
     def set_locked(self, locked: bool, unlock_key: str = "") -> None:
         """Lock everything but the gesture and Panic (a booth's visitors play, they do not configure)."""
         self.locked = locked
-        for widget in (self.columns["left"], self.harmony, self.gesture.source, self.transport.play,
+        for widget in (self.columns["left"], self.harmony, self.gesture.source, self.osc_panel, self.transport.play,
                        self.transport.stop, self.transport.record):
             widget.setEnabled(not locked)
         self.transport.lock.setText(f"🔒 locked ({unlock_key} unlocks)" if locked else "")
@@ -613,14 +665,33 @@ class MainWindow(QMainWindow):
         if self.source is not None:
             self._show_camera()
         self.conditioning.show_controls(controls)
+        self._show_tempo(engine)
         self._show_commentary()
         self.muscles.z.show_values(controls.z or ())
         if self.armband is not None:
             self._show_armband()
         if self._ticks % NUMBERS_EVERY == 0:
             self.numbers.show_numbers(self.readout.numbers(engine))
+            server = self.osc.server
+            self.osc_panel.show_status(self.osc.status, server.received if server else 0, list(self.osc_ignored))
+
+    def _show_tempo(self, engine) -> None:
+        """The playing take's tempo (the followed one, with what it follows), else the one a take starts at."""
+        if engine is None or not engine.running:
+            self.conditioning.show_tempo(self.model.tempo.value())
+            return
+        follow = self.takes.follow
+        bpm = engine.controls.bpm or engine.settings.bpm
+        if follow is None:
+            self.conditioning.show_tempo(bpm)
+        else:
+            outside = "Link" if self.takes.beats_for == "link" else "MIDI clock"
+            self.conditioning.show_tempo(bpm, outside if follow.locked else "waiting", follow.source.name)
 
     def _show_errors(self) -> None:
+        while not self.osc.errors.empty():
+            self.banner.show_error(self.osc.errors.get())
+            self.osc_panel.setChecked(False)
         while not self.takes.errors.empty():
             message = self.takes.errors.get()
             if self._loading and self._loading in message:
@@ -644,6 +715,8 @@ class MainWindow(QMainWindow):
             status = "stopped" if engine is None else "stopped: the engine failed"
             if self.last_take:
                 status += f" · saved {self.last_take}"
+        if self.osc.server is not None:
+            status += " · OSC {}:{}".format(*self.osc.server.address)
         self.transport.status.setText(status)
         seconds = max(0.0, engine.now()) if playing else 0.0
         self.transport.elapsed.setText(f"{int(seconds) // 60}:{int(seconds) % 60:02d}")
@@ -667,8 +740,9 @@ class MainWindow(QMainWindow):
         self.ports.refresh(self.output.api.currentText())
         if self.ports.latest is None:
             return
-        api, outputs = self.ports.latest
+        api, outputs, inputs = self.ports.latest
         self.output.set_ports(outputs)
+        self.model.set_clock_sources(inputs)
         engine = self.takes.engine
         if (engine is not None and engine.running and engine.output.port and not engine.output.virtual
                 and engine.output.api == api and self.ports.listed_at > engine.start_time
@@ -688,6 +762,7 @@ class MainWindow(QMainWindow):
             self.armband.stop()
         if self.commentator is not None:
             self.commentator.stop()
+        self.osc.shutdown()  # first: OSC must not start a take while the last one stops
         self.takes.shutdown()
         self.ports.shutdown()
         super().closeEvent(event)
