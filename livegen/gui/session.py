@@ -446,6 +446,9 @@ class OscLink:
     def _close(self) -> None:
         if self.state is not None:
             self.takes.listeners.remove(self.state.on_sent)
+            engine = self.takes.engine
+            if engine is not None and self.state.on_sent in engine.listeners:  # the playing take's too
+                engine.listeners.remove(self.state.on_sent)
             self.state.close()
             self.state = None
         if self.server is not None:
