@@ -211,10 +211,12 @@ class LayerPreset:
     port: str = ""  # "" = the main output
 
     def __post_init__(self):
-        if not 0 <= self.channel <= 16 or not -1 <= self.program <= 127 or not -1 <= self.volume <= 127:
-            raise UserError("preset keys layers.channel must be 0..16, layers.program and layers.volume -1..127")
-        if self.temperature and not 0.05 <= self.temperature <= 5.0:
-            raise UserError("preset key layers.temperature must be 0 (the model's) or 0.05..5")
+        from livegen.engine.layers import check_layer
+
+        if self.channel < 0 or self.program < -1 or self.volume < -1 or self.temperature < 0:
+            raise UserError("preset keys layers.channel, program, volume, temperature: 0 (channel, temperature) "
+                            "or -1 (program, volume) leave them to livegen; lower is not a value")
+        check_layer(self.spec(), "preset key layers.")
 
     @classmethod
     def from_session(cls, entry: dict) -> "LayerPreset":

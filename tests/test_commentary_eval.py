@@ -1,6 +1,5 @@
 """Honest commentary evaluation: attributes that do not contain the answer, the no-attribute
 baseline trained and reported from the command line, and an agreement judge of its own."""
-import csv
 import json
 import subprocess
 
@@ -8,6 +7,7 @@ import pytest
 
 from conftest import livegen_cmd, shared_data
 from livegen.commentary import text
+from livegen.train.commentary import write_held_out
 from test_commentary import TINY, small_csv
 
 
@@ -18,10 +18,7 @@ def run(*args, timeout=300):
 def held_out_csv(tmp_path, count=40):
     rows = [r for r in text.read_captions(shared_data("text", "musiccaps.csv")) if text.is_held_out(r["ytid"])][:count]
     path = tmp_path / "held.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_held_out(rows, path)  # as training writes its held-out captions
     return path
 
 

@@ -198,3 +198,14 @@ def test_the_bench_runs_the_engine_with_the_dcrnn_layered_beside_the_char_rnn():
     assert result["changes"] >= 5 and result["messages"] > 0
     assert result["timing_error_ms"]["p99"] is not None
     assert any(row.startswith("layers (+ DCRNN)") for row in _optional_rows({"layers": result}))
+
+
+@pytest.mark.parametrize("table, names", [("channel = 17", "layers.channel must be 1..16"),
+                                          ("volume = 128", "layers.volume must be 0..127"),
+                                          ("temperature = 9.0", "layers.temperature must be 0.05..5.0"),
+                                          ("program = -2", "layers.channel, program, volume")])
+def test_a_presets_layer_out_of_range_names_its_key(table, names):
+    from livegen import presets
+
+    with pytest.raises(UserError, match=names):
+        presets.parse(f"[[layers]]\n{table}\n")

@@ -35,14 +35,20 @@ def parse_layer(text: str) -> LayerSpec:
         key, sep, value = pair.partition("=")
         if not sep or key not in LAYER_KEYS:
             raise UserError(f"--layer {text!r}: {pair!r} is not KEY=VALUE with KEY one of {', '.join(LAYER_KEYS)}")
-        kind, low, high = LAYER_KEYS[key]
         try:
-            values[key] = kind(value)
+            values[key] = LAYER_KEYS[key][0](value)
         except ValueError:
             raise UserError(f"--layer {text!r}: {key} must be a number, not {value!r}") from None
-        if low is not None and not low <= values[key] <= high:
-            raise UserError(f"--layer {text!r}: {key} must be {low}..{high}")
-    return LayerSpec(model, **values)
+    return check_layer(LayerSpec(model, **values), f"--layer {text!r}: ")
+
+
+def check_layer(spec: LayerSpec, where: str) -> LayerSpec:
+    """``spec`` if every value it sets is in its key's range; else an error naming the key after ``where``."""
+    for key, (_, low, high) in LAYER_KEYS.items():
+        value = getattr(spec, key)
+        if low is not None and value is not None and not low <= value <= high:
+            raise UserError(f"{where}{key} must be {low}..{high}")
+    return spec
 
 
 def free_channels(used: list[int]) -> list[int]:
