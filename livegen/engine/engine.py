@@ -13,6 +13,7 @@ only the controls its model uses, and rolls back on its own.
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import select
@@ -25,13 +26,17 @@ from dataclasses import dataclass, field, replace
 from livegen.engine.generator import Generator, LiveGenerator, Steering
 from livegen.engine.player import LayerOutput, PlayerConfig, run_player
 from livegen.errors import UserError
+from livegen.midi.ports import ALL_NOTES_OFF, ALL_SOUND_OFF
 from livegen.music.conditioning import Controls
 from livegen.music.tempo import MAX_BPM, MIN_BPM
 
 GENERATOR_PRIORITY = 1  # SCHED_FIFO, below the clock's (see player.CLOCK_PRIORITY)
 SEND_TIMEOUT = 2.0  # s the clock may leave its pipe full before the take is failed
+RESYNC_MARGIN = 0.05  # s after a new clock is ready before the music it is handed begins
+CLOCK_START_TIMEOUT = 20.0  # s a clock process may take to open its ports
+MAX_CLOCK_RESTARTS = 3  # per take: a clock that keeps dying fails the take
 CONTROL_DELAY = 0.005  # s from a control's arrival to the instant it governs the music
-START_MARGIN = 0.25  # s between start() and performance time 0: room to generate the first notes
+START_MARGIN = 0.25  # s between the clock being ready and performance time 0: room for the first notes
 
 
 @dataclass
@@ -96,6 +101,11 @@ class EngineStats:
     late_controls: int = 0
     late_rollbacks: int = 0
     late_arrivals: int = 0  # messages that reached the clock after their deadline
+    late_dropped: int = 0  # note-ons the clock left out rather than play them late
+    retriggers: int = 0  # note-ons on a sounding key the clock's guard ended first
+    stray_offs: int = 0  # note-offs for keys not sounding, dropped by the guard
+    expired: int = 0  # notes the guard ended at max_note_seconds
+    clock_restarts: int = 0  # clock processes that died and were replaced
     sent: int = 0
     tokens: int = 0
 
@@ -127,6 +137,8 @@ class Engine:
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
         self._pending_acks: dict[int, tuple[float, float]] = {}
+        self._scheduled_ons: deque[tuple[float, int, int, int]] = deque(maxlen=8192)  # (t, layer, channel, note)
+        self._resync = threading.Event()  # a new clock needs the future generated again
         self._change_id = 0
         self._finished = threading.Event()
         self._final: dict = {}
@@ -141,37 +153,50 @@ class Engine:
 
     def start(self) -> None:
         sys.setswitchinterval(0.0005)  # hand the GIL over quickly: control threads must not wait 5 ms
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self.start_time = time.monotonic() + START_MARGIN + 0.5  # the player process takes a moment to start
-        outputs = tuple(LayerOutput(layer.output.api, layer.output.port, layer.output.virtual, layer.output.soundfont,
-                                    layer.channel, layer.program, layer.volume,
-                                    f"{i + 1} {layer.model.kind} ch{layer.channel + 1}")
-                        for i, layer in enumerate(self.layers))
-        config = PlayerConfig(outputs, self.record, self.start_time, clock_out=self.clock_out, bpm=self.settings.bpm,
-                              song_position=self.song_position)
-        self._proc = ctx.Process(target=run_player, args=(child, config), name="livegen-clock", daemon=True)
-        self._proc.start()
-        child.close()
-        if not self._conn.poll(20):
-            self._proc.kill()
-            raise UserError("the output clock process did not start within 20 s")
-        try:
-            kind, info = self._conn.recv()
-        except EOFError:
-            raise UserError("the output clock process died while starting") from None
-        if kind == "error":
-            self._proc.join(2)
-            raise UserError(info)
-        self.player_info = info
-        self.start_time = max(self.start_time, time.monotonic() + START_MARGIN)
+        self.generators = [self._layer_generator(i, layer) for i, layer in enumerate(self.layers)]
+        # everything loaded so far (the model, its libraries) lives as long as the process: keep it
+        # out of the collector, whose full passes over it stalled every thread here for ~0.2 s
+        gc.collect()
+        gc.freeze()
+        self._conn, self._proc, self.player_info = self._start_clock(self._player_config())
+        # performance time 0 is fixed only now that the clock is ready, and the clock is told it:
+        # however long its process took to start, both keep one timeline
+        self.start_time = time.monotonic() + START_MARGIN
         if self.record:
             self._open_session()
-        self.generators = [self._layer_generator(i, layer) for i, layer in enumerate(self.layers)]
+        self._send(("start", self.start_time))
         self._reader = threading.Thread(target=self._read_player, name="livegen-player-reader", daemon=True)
         self._reader.start()
         self._thread = threading.Thread(target=self._run, name="livegen-generator", daemon=True)
         self._thread.start()
+
+    def _player_config(self, resume: tuple[int, int | None] | None = None) -> PlayerConfig:
+        s = self.settings
+        outputs = tuple(LayerOutput(layer.output.api, layer.output.port, layer.output.virtual, layer.output.soundfont,
+                                    layer.channel, layer.program, layer.volume,
+                                    f"{i + 1} {layer.model.kind} ch{layer.channel + 1}", s.max_note_seconds)
+                        for i, layer in enumerate(self.layers))
+        return PlayerConfig(outputs, self.record, clock_out=self.clock_out, bpm=s.bpm,
+                            song_position=self.song_position, resume=resume)
+
+    def _start_clock(self, config: PlayerConfig):
+        """Start a clock process and wait until its ports are open: (pipe, process, what it opened)."""
+        ctx = multiprocessing.get_context("spawn")
+        conn, child = ctx.Pipe()
+        proc = ctx.Process(target=run_player, args=(child, config), name="livegen-clock", daemon=True)
+        proc.start()
+        child.close()
+        if not conn.poll(CLOCK_START_TIMEOUT):
+            proc.kill()
+            raise UserError(f"the output clock process did not start within {CLOCK_START_TIMEOUT:g} s")
+        try:
+            kind, info = conn.recv()
+        except (EOFError, OSError):
+            raise UserError("the output clock process died while starting") from None
+        if kind == "error":
+            proc.join(2)
+            raise UserError(info)
+        return conn, proc, info
 
     def _layer_generator(self, index: int, layer: Layer) -> LiveGenerator:
         """Layer ``index`` samples with seed + index: two layers of one model do not play in unison."""
@@ -268,6 +293,8 @@ class Engine:
         self.stats.sent = self._final.get("sent", 0)
         self.stats.late_rollbacks = self._final.get("late_rollbacks", 0)
         self.stats.late_arrivals = self._final.get("late_arrivals", 0)
+        for key in ("late_dropped", "retriggers", "stray_offs", "expired"):
+            setattr(self.stats, key, self._final.get(key, getattr(self.stats, key)))
         return self.stats
 
     @property
@@ -282,6 +309,8 @@ class Engine:
         with self._send_lock:
             if self._clock_stuck:
                 return
+            if command[0] in ("schedule", "replace"):
+                self._note_scheduled(command[1], command[2] if command[0] == "schedule" else command[3])
             try:
                 _, writable, _ = select.select([], [self._conn.fileno()], [], SEND_TIMEOUT)
                 if not writable:
@@ -293,21 +322,27 @@ class Engine:
             except (OSError, ValueError, AttributeError):
                 pass
 
+    def _note_scheduled(self, layer: int, events) -> None:
+        """Remember the note-ons handed to the clock: if it dies, these may be sounding."""
+        for t, _, msg in events:
+            if msg[0] & 0xF0 == 0x90 and msg[2] > 0:
+                self._scheduled_ons.append((t, layer, msg[0] & 0x0F, msg[1]))
+
     def _read_player(self) -> None:
         while True:
             try:
                 reply = self._conn.recv()
             except (EOFError, OSError):
-                if not self._stop.is_set():
-                    self._fail("the output clock process died; notes were ended and the take kept")
+                if not self._stop.is_set() and self._recover_clock():
+                    continue
                 self._finished.set()
                 return
             kind = reply[0]
             if kind == "replaced":
                 _, change_id, acked, late = reply
                 if change_id in self._pending_acks:
-                    arrival, effective_mono = self._pending_acks.pop(change_id)
-                    self.stats.control_to_midi.append(max(acked, effective_mono) - arrival)
+                    made, effective_mono = self._pending_acks.pop(change_id)
+                    self.stats.control_to_midi.append(max(acked, effective_mono) - made)
             elif kind == "switched":
                 self.player_info["port"], self.port_error = reply[1], reply[2]
                 if reply[2]:
@@ -315,12 +350,107 @@ class Engine:
             elif kind == "sent":
                 self.sent_messages.extend(reply[1])
                 self.recent_timing.extend(reply[2])
+                if reply[3] and not self.stats.late_dropped:
+                    self.log("the music fell behind the clock (is the machine overloaded?): notes that would "
+                             "have been late are left out, not played late")
+                self.stats.late_dropped = reply[3]
                 for listener in self.listeners:
                     listener(reply[1])
             elif kind == "stopped":
                 self._final = reply[1]
                 self._finished.set()
                 return
+
+    def _recover_clock(self) -> bool:
+        """The clock process died (killed, crashed): end on the ports every note it may have left
+        sounding, repair the recording, and start a new clock that plays on from here. False when
+        the take cannot go on (the failure is then logged)."""
+        at = self.now()
+        with self._send_lock:  # the generator's messages go nowhere until the new clock is there
+            self._clock_stuck = True
+        self._proc.join(1.0)
+        if self._proc.is_alive():  # its pipe broke but it hangs on: it cannot be trusted with the port
+            self._proc.kill()
+            self._proc.join(2.0)
+        code = self._proc.exitcode
+        died = "still running" if code is None else f"killed by signal {-code}" if code < 0 else f"exit {code}"
+        ended = self._end_orphaned_notes(at)
+        resume, repaired = None, ""
+        if self.record:
+            from livegen.midi import recorder
+
+            try:
+                found = recorder.repair(self.record, split=False)
+                resume, repaired = (found["tick"], found["layer"]), "the take was repaired"
+            except (OSError, ValueError) as exc:
+                repaired = f"the take could not be repaired ({exc}); `livegen recover` may"
+        what = f"the output clock process died at {max(at, 0.0):.1f} s ({died})"
+        if ended is not None:
+            what += f"; {ended} notes it may have left sounding were ended on the port"
+        self.stats.clock_restarts += 1
+        if self.stats.clock_restarts > MAX_CLOCK_RESTARTS or self._stop.is_set():
+            if self.record:
+                from livegen.midi import recorder
+
+                try:
+                    recorder.split_layers(self.record)
+                    recorder.forget_unfinished(self.record)
+                except (OSError, ValueError):
+                    pass
+            self._fail(f"{what}, {repaired}; it died {self.stats.clock_restarts} times, so the take stops")
+            return False
+        try:
+            conn, proc, info = self._start_clock(self._player_config(resume=resume))
+        except UserError as exc:
+            self._fail(f"{what}, {repaired}; a new clock could not start ({exc})")
+            return False
+        self.log(f"{what}, {repaired}; a new clock plays on")
+        with self._send_lock:
+            old, self._conn, self._proc = self._conn, conn, proc
+            old.close()
+            self._clock_stuck = False
+            conn.send(("start", self.start_time))
+            self._resync.set()  # the generator hands the new clock the future from here
+            self._wake.set()
+        if self._stop.is_set():  # stopped while the new clock was starting
+            self._send(("stop", None))
+        return True
+
+    def _end_orphaned_notes(self, at: float) -> int | None:
+        """Note-offs and all-notes-off, from this process, on every port a dead clock was playing
+        (a virtual port or the built-in synth died with it): for each note-on handed to the clock
+        that may still sound. Returns how many notes were ended (None: no port to reach)."""
+        from livegen.engine.player import open_port
+
+        since = at - self.settings.max_note_seconds - 0.5
+        with self._send_lock:
+            keys = {(layer, ch, note) for t, layer, ch, note in self._scheduled_ons if since <= t}
+        ended = 0
+        by_port: dict[tuple, list[int]] = {}
+        for i, layer in enumerate(self.layers):
+            o = layer.output
+            if o.api in (None, "fluidsynth") or o.port is None or o.virtual:
+                continue
+            by_port.setdefault((o.api, o.port), []).append(i)
+        if not by_port:
+            return None
+        for (api, name), indices in by_port.items():
+            try:
+                port = open_port(api, name, False)
+            except (UserError, OSError) as exc:
+                self.log(f"could not reach {name} to end its notes: {exc}")
+                continue
+            try:
+                for i in indices:
+                    channel = self.layers[i].channel
+                    for _, ch, note in sorted(k for k in keys if k[0] == i):
+                        port.send([0x80 | ch, note, 0])
+                        ended += 1
+                    port.send([0xB0 | channel, ALL_NOTES_OFF, 0])
+                    port.send([0xB0 | channel, ALL_SOUND_OFF, 0])
+            finally:
+                port.close(panic=False)
+        return ended
 
     def _fail(self, message: str) -> None:
         if self.failed is None:
@@ -345,6 +475,12 @@ class Engine:
         lookahead = self.settings.lookahead
         batches: list[list] = [[] for _ in gens]  # per layer: made, not yet sent to the clock
         while not self._stop.is_set():
+            if self._resync.is_set():  # a new clock: what the dead one held is gone, make it again
+                self._resync.clear()
+                resume_at = self.now() + RESYNC_MARGIN
+                for gen in gens:
+                    gen.rollback(resume_at)
+                batches = [[] for _ in gens]
             if self._changes:
                 with self._send_lock:
                     changes, self._changes = self._changes, []
@@ -391,6 +527,7 @@ class Engine:
             self._send(("tempo", effective, controls.bpm or self.settings.bpm))  # the MIDI clock out follows
         self._change_id += 1
         timed = arrival >= self.start_time  # a change made before the first note has no latency to speak of
+        made_mono = max(arrival, self.start_time + made)  # a script hands its changes over ahead of their time
         heard = awaiting_ack = False
         for layer, gen in enumerate(self.generators):
             hears = gen.hears(gen.timeline.at(effective), controls)  # e.g. the Char-RNN keeps its own tempo
@@ -403,8 +540,8 @@ class Engine:
                     self._send(("schedule", layer, batch))
                 continue
             if timed and not awaiting_ack:
-                self._pending_acks[self._change_id] = (arrival, self.start_time + effective)
+                self._pending_acks[self._change_id] = (made_mono, self.start_time + effective)
                 awaiting_ack = True
             self._send(("replace", layer, first, [e for e in batch if e[1] < first], self._change_id))
         if heard and timed and not awaiting_ack:
-            self.stats.control_to_midi.append(max(time.monotonic(), self.start_time + effective) - arrival)
+            self.stats.control_to_midi.append(max(time.monotonic(), self.start_time + effective) - made_mono)

@@ -9,9 +9,16 @@ Each message carries its layer and the index of the token that produced it, so a
 DCRNN rhythm) share this one clock; each plays on its own port and channel and records to its
 own track. If the engine dies (even ``kill -9``), the pipe closes
 and the player ends every sounding note and closes the recording cleanly.
+
+The clock opens its ports, says it is ready, and only then learns the instant of performance time
+0 (``start``): however long the process took to start on a busy machine, the engine and the clock
+agree on one timeline. Every message passes the ``NoteGuard`` on its way out. A note-on that
+reaches its deadline more than ``LATE_NOTE_LIMIT`` late (the generator fell behind) is dropped,
+not played late, and counted; its note-off is then dropped by the guard.
 """
 from __future__ import annotations
 
+import gc
 import heapq
 import os
 import signal
@@ -20,7 +27,10 @@ import threading
 import time
 from dataclasses import dataclass
 
+from livegen.engine.note_guard import NoteGuard
+
 SPIN = 0.0012
+LATE_NOTE_LIMIT = 0.020  # s: a note-on later than this is dropped (counted), never played late
 # SCHED_FIFO priority: above every normal process, below JACK's own real-time threads (5 and up).
 # Above them, a spinning send (rtmidi's JACK output waits with sched_yield for ring-buffer room)
 # starved the very thread that drains the buffer, and the clock locked up.
@@ -42,6 +52,7 @@ class LayerOutput:
     program: int | None = None
     volume: int | None = None  # channel volume (CC 7) 0..127; None leaves the synth's own
     name: str = ""  # the layer's track name in the recording
+    max_note_seconds: float = 4.0  # the guard ends a note sounding longer
 
     @property
     def port_key(self) -> tuple:
@@ -57,11 +68,11 @@ class LayerOutput:
 class PlayerConfig:
     layers: tuple[LayerOutput, ...]  # layer 0 is the main one: switch_output and "now" messages go there
     record: str | None
-    start: float  # monotonic time of performance t = 0
     tempo_us: int = 500_000
     clock_out: tuple[str, str] | None = None  # (api, port) to send 24-ppqn MIDI clock to
     bpm: float = 120.0  # the clock's tempo
     song_position: int | None = None  # the clock goes on with the song from here (16ths); None: Start
+    resume: tuple[int, int | None] | None = None  # (tick, layer): go on with a repaired recording
 
 
 def run_player(conn, config: PlayerConfig) -> None:
@@ -78,31 +89,42 @@ def run_player(conn, config: PlayerConfig) -> None:
     try:
         for layer in config.layers:
             if layer.port_key not in ports:
-                ports[layer.port_key] = _open_port(*layer.port_key)
+                ports[layer.port_key] = open_port(*layer.port_key)
         recorder = None
         if config.record:
             from livegen.midi.recorder import Recorder
 
             names = [layer.name for layer in config.layers] if len(config.layers) > 1 else None
-            recorder = Recorder(config.record, config.tempo_us, track_names=names)
+            recorder = Recorder(config.record, config.tempo_us, track_names=names, resume=config.resume)
         clock = None
         if config.clock_out:
             from livegen.midi.clock import ClockOut
 
-            clock = ClockOut(*config.clock_out, config.bpm, config.start, config.song_position)
-    except (UserError, OSError) as exc:
+            clock = ClockOut(*config.clock_out, config.bpm, config.song_position)
+    except (UserError, OSError, ValueError) as exc:
         for port in ports.values():
             port.close()
         conn.send(("error", str(exc)))
         return
     opened = list(ports.values())
     layer_port = [list(ports).index(layer.port_key) for layer in config.layers]
+    gc.collect()  # what is loaded now lives as long as the clock: keep the collector's passes short
+    gc.freeze()
     conn.send(("ready", {"port": opened[layer_port[0]].name, "realtime": realtime,
                          "clock_out": clock.name if clock else None}))
-    Player(conn, config, opened, layer_port, recorder, clock).loop()
+    try:
+        command = conn.recv()  # ("start", monotonic time of performance t = 0), or "stop"
+    except (EOFError, OSError):
+        command = ("stop", None)
+    player = Player(conn, config, command[1] if command[0] == "start" else time.monotonic(),
+                    opened, layer_port, recorder, clock)
+    if command[0] != "start":
+        player.finish()
+        return
+    player.loop()
 
 
-def _open_port(api: str | None, port: str | None, virtual: bool, soundfont: str | None = None):
+def open_port(api: str | None, port: str | None, virtual: bool, soundfont: str | None = None):
     from livegen.midi.ports import NullOutput, RtMidiOutput
 
     if api == "fluidsynth":
@@ -128,16 +150,21 @@ class PortOpener(threading.Thread):
         from livegen.errors import UserError
 
         try:
-            self.port = _open_port(*self.args)
+            self.port = open_port(*self.args)
         except (UserError, OSError) as exc:
             self.error = str(exc)
 
 
 class Player:
-    def __init__(self, conn, config: PlayerConfig, ports: list, layer_port: list[int], recorder, clock=None):
+    def __init__(self, conn, config: PlayerConfig, start: float, ports: list, layer_port: list[int], recorder,
+                 clock=None):
         self.conn, self.config, self.recorder = conn, config, recorder
+        self.start = start  # monotonic time of performance t = 0
         self.ports, self.layer_port = ports, layer_port  # layer i plays on ports[layer_port[i]]
         self.clock = clock  # ClockOut: MIDI clock ticks at their own deadlines, between the notes
+        if clock is not None:
+            clock.begin(start, time.monotonic() - start)
+        self.guard = NoteGuard([layer.max_note_seconds for layer in config.layers])
         self.queue: list[tuple[float, int, int, int, list[int]]] = []  # (time, seq, layer, token index, message)
         self.seq = 0
         self.sent_token = [-1] * len(layer_port)  # per layer: highest token index whose message was sent
@@ -145,43 +172,59 @@ class Player:
         self.sent = 0
         self.late_rollbacks = 0
         self.late_arrivals = 0
+        self.late_dropped = 0  # note-ons dropped for reaching their deadline too late
         self.sent_log: list[tuple[float, list[int]]] = []  # reported to the engine for displays
         self.last_report = 0.0
         self.reported_timing = 0
         self.opener: PortOpener | None = None  # a switch in progress
 
+    def now(self) -> float:
+        return time.monotonic() - self.start
+
     def loop(self) -> None:
-        start = self.config.start
+        start = self.start
+        setup_at = max(0.0, self.now())  # 0, or where a restarted clock picks the take up
         for layer, output in enumerate(self.config.layers):
             for msg in output.setup_messages():
-                self._emit(0.0, msg, -1, layer)
+                self._emit(setup_at, msg, -1, layer)
         while True:
             if self.opener is not None and not self.opener.is_alive():
                 self._switch_to_opened()
             now = time.monotonic()
             clock = self.clock
-            if clock is not None and clock.due - now <= SPIN and (
-                    not self.queue or clock.due <= start + self.queue[0][0]):
+            expiry = self.guard.next_expiry()
+            note_due = start + self.queue[0][0] if self.queue else None
+            if clock is not None and clock.due - now <= SPIN and (note_due is None or clock.due <= note_due):
                 while time.monotonic() < clock.due:
                     pass
                 clock.send_due()
                 continue
-            if self.queue:
-                due = start + self.queue[0][0]
-                if due - now <= SPIN:
-                    while time.monotonic() < due:
+            if expiry is not None and start + expiry - now <= SPIN and (note_due is None or expiry < note_due - start):
+                while time.monotonic() < start + expiry:
+                    pass
+                for due, port, layer, msg in self.guard.expire(expiry):
+                    self._send(due, port, layer, msg)
+                continue
+            if note_due is not None:
+                if note_due - now <= SPIN:
+                    while time.monotonic() < note_due:
                         pass
                     t, _, layer, token, msg = heapq.heappop(self.queue)
                     sent_at = time.monotonic()
+                    if msg[0] & 0xF0 == 0x90 and msg[2] > 0 and sent_at - note_due > LATE_NOTE_LIMIT:
+                        self.late_dropped += 1
+                        continue
                     self._emit(t, msg, token, layer)
                     if len(self.timing) < MAX_TIMING_SAMPLES:
-                        self.timing.append(sent_at - (start + t))
+                        self.timing.append(sent_at - note_due)
                     continue
-                wait = due - now - SPIN
+                wait = note_due - now - SPIN
             else:
                 wait = 0.05
             if clock is not None:
                 wait = min(wait, clock.due - now - SPIN)
+            if expiry is not None:
+                wait = min(wait, start + expiry - now - SPIN)
             if self.recorder is not None and self.recorder.flush_due() and wait > 0.003:
                 self.recorder.flush()
                 continue
@@ -189,11 +232,11 @@ class Player:
                 self._report(now)
                 continue
             try:
-                if not self.conn.poll(min(wait, 0.05)):
+                if not self.conn.poll(max(0.0, min(wait, 0.05))):
                     continue
                 command = self.conn.recv()
             except (EOFError, OSError):  # the engine is gone: end cleanly
-                self._finish()
+                self.finish()
                 return
             if not self._handle(command):
                 return
@@ -208,17 +251,20 @@ class Player:
             self.late_rollbacks += late
             self.queue = [e for e in self.queue if e[2] != layer or e[3] < first]
             heapq.heapify(self.queue)
+            now = self.now()
+            for port, msg in self.guard.discard(layer, first):  # notes the discarded music started
+                self._send(now, port, layer, msg)
             self._schedule(layer, events)
             self.conn.send(("replaced", command[4], time.monotonic(), late))
         elif name == "now":  # send immediately on the main layer (a program change from a preset)
             for msg in command[1]:
-                self._emit(time.monotonic() - self.config.start, msg, -1, 0)
+                self._emit(self.now(), msg, -1, 0)
         elif name == "tempo":  # (performance time, bpm): the MIDI clock out follows the music's tempo
             if self.clock is not None:
                 self.clock.set_tempo(command[1], command[2])
         elif name == "panic":
             self.queue.clear()
-            self._release_all(time.monotonic() - self.config.start)
+            self._release_all(self.now())
             self.conn.send(("panicked",))
         elif name == "switch":  # another port, opened beside the clock; see _switch_to_opened
             if self.opener is not None:  # a newer choice wins over one still opening
@@ -226,7 +272,7 @@ class Player:
                 self._switch_to_opened()
             self.opener = PortOpener(command[1:])
         elif name == "stop":
-            self._finish(command[1])
+            self.finish(command[1])
             return False
         return True
 
@@ -235,7 +281,7 @@ class Player:
         it failed); the layers that shared the old port move with it."""
         opener, self.opener = self.opener, None
         main = self.layer_port[0]
-        self._release(main, time.monotonic() - self.config.start)
+        self._release(main, self.now())
         self.ports[main].close(panic=False)
         from livegen.midi.ports import NullOutput
 
@@ -254,7 +300,7 @@ class Player:
             self._release(index, now)
 
     def _schedule(self, layer: int, events) -> None:
-        late_before = time.monotonic() - self.config.start
+        late_before = self.now()
         for t, token, msg in events:
             heapq.heappush(self.queue, (t, self.seq, layer, token, msg))
             self.seq += 1
@@ -262,22 +308,28 @@ class Player:
 
     def _report(self, now: float) -> None:
         """What was sent since the last report, with its timing errors (for the panel's live view)."""
-        self.conn.send(("sent", self.sent_log, self.timing[self.reported_timing:]))
+        self.conn.send(("sent", self.sent_log, self.timing[self.reported_timing:], self.late_dropped))
         self.sent_log = []
         self.reported_timing = len(self.timing)
         self.last_report = now
 
     def _emit(self, t: float, msg: list[int], token: int, layer: int) -> None:
-        self.ports[self.layer_port[layer]].send(msg)
-        if self.recorder is not None:
-            self.recorder.add(t, msg, layer)
+        """Send a layer's message through the guard: the one way a message leaves the clock."""
+        port = self.layer_port[layer]
+        for out in self.guard.admit(t, port, layer, token, msg):
+            self._send(t, port, layer, out)
         if token > self.sent_token[layer]:
             self.sent_token[layer] = token
+
+    def _send(self, t: float, port: int, layer: int, msg: list[int]) -> None:
+        self.ports[port].send(msg)
+        if self.recorder is not None:
+            self.recorder.add(t, msg, layer)
         self.sent += 1
         if len(self.sent_log) < 10_000:
             self.sent_log.append((t, msg))
 
-    def _finish(self, end: float | None = None) -> None:
+    def finish(self, end: float | None = None) -> None:
         """Drop the future, end every sounding note (also in the recording), close everything.
 
         ``end``: the take's planned end (``--duration``); the note-offs are recorded there, so a
@@ -288,7 +340,10 @@ class Player:
             if self.opener.port is not None:
                 self.opener.port.close()
             self.opener = None
-        self._release_all(end if end is not None else max(0.0, time.monotonic() - self.config.start))
+        at = end if end is not None else max(0.0, self.now())
+        for due, port, layer, msg in self.guard.expire(at):  # notes that reached their limit before the end
+            self._send(due, port, layer, msg)
+        self._release_all(at)
         for port in self.ports:
             port.close(panic=False)
         if self.clock is not None:
@@ -300,6 +355,10 @@ class Player:
                                         "clock_timing": self.clock.timing if self.clock else [],
                                         "clock_ticks": self.clock.ticks if self.clock else 0,
                                         "late_rollbacks": self.late_rollbacks,
-                                        "late_arrivals": self.late_arrivals}))
+                                        "late_arrivals": self.late_arrivals,
+                                        "late_dropped": self.late_dropped,
+                                        "retriggers": self.guard.retriggers,
+                                        "stray_offs": self.guard.stray_offs,
+                                        "expired": self.guard.expired}))
         except (OSError, BrokenPipeError):
             pass

@@ -15,6 +15,7 @@ after it happens.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -40,8 +41,9 @@ def next_bar_position(position: int, ticks: int) -> int | None:
 class ClockOut:
     """MIDI clock on its own output; ``due`` is the monotonic deadline of the next message."""
 
-    def __init__(self, api: str, port: str, bpm: float, start: float, song_position: int | None = None):
-        """``song_position`` (16ths): go on with the song from there (Continue) instead of Start."""
+    def __init__(self, api: str, port: str, bpm: float, song_position: int | None = None):
+        """``song_position`` (16ths): go on with the song from there (Continue) instead of Start.
+        Nothing is sent before ``begin``."""
         from livegen.midi.ports import _backend
 
         if not MIN_BPM <= bpm <= MAX_BPM:
@@ -52,13 +54,23 @@ class ClockOut:
             raise UserError(f"cannot open the MIDI clock output {port!r} on {api}: {exc}") from None
         self.name = self._port.name
         self._raw = self._port._rt
-        self.start = start  # monotonic time of performance t = 0
+        self.start = 0.0  # monotonic time of performance t = 0
         self.tempo = TempoMap(bpm)
         self._count = 0  # ticks sent
-        self.due = start
+        self.due = float("inf")
         self.started = False
         self.song_position = song_position
         self.timing: list[float] = []  # send time minus deadline, s
+
+    def begin(self, start: float, now: float) -> None:
+        """Tick from performance time 0 at monotonic ``start``; a clock started mid-take (``now`` > 0,
+        after the last one died) goes on from the next 16th with Song Position and Continue."""
+        self.start = start
+        if now > 0:
+            sixteenths = math.ceil(self.tempo.beat_at(now) * 4)
+            self._count = sixteenths * PPQN // 4
+            self.song_position = (self.song_position or 0) + sixteenths
+        self.due = start + self.tempo.time_at_beat(self._count / PPQN)
 
     def send_due(self) -> None:
         """Send what is due now (start with the first tick) and move to the next deadline."""

@@ -50,19 +50,33 @@ class Recorder:
     FLUSH_EVERY = 0.5
 
     def __init__(self, path: str | os.PathLike, tempo_us: int = DEFAULT_TEMPO_US,
-                 track_names: list[str] | None = None):
-        """``track_names``: one per layer for a multi-track take; None records one track."""
+                 track_names: list[str] | None = None, resume: tuple[int, int | None] | None = None):
+        """``track_names``: one per layer for a multi-track take; None records one track.
+        ``resume``: (tick, layer) where ``repair(path, split=False)`` left the take: go on with it
+        (a new clock after the last one died) instead of starting the file anew."""
         self.path = Path(path)
         self.tempo_us = tempo_us
         self.track_names = track_names
         self._layer = None  # the layer whose port prefix was written last
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        head = _header(tempo_us)
-        os.write(self._fd, head)
         self._track_start = 22  # MThd(14) + "MTrk" + length
-        self._track_bytes = len(head) - self._track_start
         self._pending = bytearray()
         self._last_tick = 0
+        if resume is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            head = _header(tempo_us)
+            os.write(self._fd, head)
+            self._track_bytes = len(head) - self._track_start
+        else:
+            self._fd = os.open(self.path, os.O_RDWR)
+            size = os.fstat(self._fd).st_size
+            if size < 26 or os.pread(self._fd, 4, size - 4) != b"\x00" + END_OF_TRACK:
+                os.close(self._fd)
+                raise ValueError(f"{self.path} does not end as a repaired take")
+            os.ftruncate(self._fd, size - 4)
+            os.pwrite(self._fd, struct.pack(">I", UNFINISHED_LENGTH), self._track_start - 4)
+            os.lseek(self._fd, 0, os.SEEK_END)
+            self._track_bytes = size - 4 - self._track_start
+            self._last_tick, self._layer = resume
         self._last_flush = time.monotonic()
         self.count = 0
         self._journal = _journal_entry(self.path)
@@ -166,8 +180,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def repair(path: str | os.PathLike) -> dict:
-    """Make an unfinished take a valid .mid; returns what was found. Safe on finished files."""
+def repair(path: str | os.PathLike, split: bool = True) -> dict:
+    """Make an unfinished take a valid .mid; returns what was found (with ``tick`` and ``layer``,
+    where a ``Recorder`` may resume it). Safe on finished files. ``split=False`` keeps a layered
+    take in one track, so that it can be resumed."""
     path = Path(path)
     data = bytearray(path.read_bytes())
     if len(data) < 22 or data[:4] != b"MThd" or data[14:18] != b"MTrk":
@@ -182,6 +198,7 @@ def repair(path: str | os.PathLike) -> dict:
     pos, tick, end = 22, 0, 22
     sounding: set[tuple[int, int]] = set()
     notes = 0
+    layer = None  # the layer whose port prefix came last
     while pos < len(data):
         start = pos
         delta, pos = _read_varlen(data, pos)
@@ -199,6 +216,8 @@ def repair(path: str | os.PathLike) -> dict:
                 break
             if data[pos + 1] == 0x51 and length == 3:
                 tempo_us = int.from_bytes(data[body:body + 3], "big")
+            if data[pos + 1] == 0x21 and length == 1:
+                layer = data[body]
             pos = body + length
         elif 0x80 <= status <= 0xEF:
             size = 2 if status & 0xF0 in (0xC0, 0xD0) else 3
@@ -224,9 +243,10 @@ def repair(path: str | os.PathLike) -> dict:
     tmp = path.with_name(path.name + ".repair")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-    split_layers(path)
+    if split:
+        split_layers(path)
     return {"path": str(path), "notes": notes, "ended_notes": len(sounding),
-            "seconds": tick * tempo_us / 1e6 / TICKS_PER_BEAT}
+            "seconds": tick * tempo_us / 1e6 / TICKS_PER_BEAT, "tick": tick, "layer": layer}
 
 
 def _read_varlen(data: bytearray, pos: int):
