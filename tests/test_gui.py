@@ -514,18 +514,31 @@ def test_r_starts_a_recording_and_r_again_stops_it_leaving_a_valid_file(make_win
     wait_stopped(qtbot, window)
 
 
-def test_booth_mode_restarts_an_engine_that_died_and_plays_again(make_window, receiver, qtbot):
+def test_booth_mode_plays_on_through_a_dead_clock_and_restarts_an_engine_that_failed(make_window, receiver, qtbot):
+    import os
+    import signal
+
+    from livegen.engine.engine import MAX_CLOCK_RESTARTS
+
     window = make_window(receiver.name, booth=True, idle_reset=0.0)
     booth = BoothMode(window, window.base_preset.gui)
     booth.begin()
     wait_playing(qtbot, window)
     first = window.takes.engine
     qtbot.waitUntil(lambda: len(receiver.notes()) >= 4, timeout=START_MS)
-    first._proc.kill()  # the clock process dies, as under kill -9
+    os.kill(first._proc.pid, signal.SIGKILL)  # the clock process dies, as under kill -9
+    qtbot.waitUntil(lambda: first.stats.clock_restarts == 1, timeout=10_000)
+    before = len(receiver.notes())
+    qtbot.waitUntil(lambda: len(receiver.notes()) >= before + 10, timeout=START_MS)  # a new clock plays on
+    assert window.takes.engine is first and first.running
+    for kill in range(MAX_CLOCK_RESTARTS):  # a clock that keeps dying fails the take
+        qtbot.waitUntil(lambda: first.stats.clock_restarts == kill + 1 and first._proc.is_alive(), timeout=10_000)
+        os.kill(first._proc.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: first.failed is not None, timeout=10_000)
     qtbot.waitUntil(lambda: window.banner.isVisible() and "engine stopped" in window.banner.text.text(),
                     timeout=5000)
     receiver.settle()
+    assert receiver.hanging() == 0
     before = len(receiver.notes())
     qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine is not first
                     and window.takes.engine.running, timeout=START_MS)

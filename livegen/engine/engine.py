@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, replace
 from livegen.engine.generator import Generator, LiveGenerator, Steering
 from livegen.engine.player import LayerOutput, PlayerConfig, run_player
 from livegen.errors import UserError
-from livegen.midi.ports import ALL_NOTES_OFF, ALL_SOUND_OFF
 from livegen.music.conditioning import Controls
 from livegen.music.tempo import MAX_BPM, MIN_BPM
 
@@ -34,7 +33,10 @@ GENERATOR_PRIORITY = 1  # SCHED_FIFO, below the clock's (see player.CLOCK_PRIORI
 SEND_TIMEOUT = 2.0  # s the clock may leave its pipe full before the take is failed
 RESYNC_MARGIN = 0.05  # s after a new clock is ready before the music it is handed begins
 CLOCK_START_TIMEOUT = 20.0  # s a clock process may take to open its ports
-MAX_CLOCK_RESTARTS = 3  # per take: a clock that keeps dying fails the take
+MAX_CLOCK_RESTARTS = 3
+# s between the note-offs sent after a clock died: a burst from a just-connected JACK client
+# reached the receiver garbled (every message a copy of the first), a paced one whole
+ORPHAN_PACE = 0.004  # per take: a clock that keeps dying fails the take
 CONTROL_DELAY = 0.005  # s from a control's arrival to the instant it governs the music
 START_MARGIN = 0.25  # s between the clock being ready and performance time 0: room for the first notes
 
@@ -375,20 +377,20 @@ class Engine:
         code = self._proc.exitcode
         died = "still running" if code is None else f"killed by signal {-code}" if code < 0 else f"exit {code}"
         ended = self._end_orphaned_notes(at)
-        resume, repaired = None, ""
+        resume, repaired = None, []
         if self.record:
             from livegen.midi import recorder
 
             try:
                 found = recorder.repair(self.record, split=False)
-                resume, repaired = (found["tick"], found["layer"]), "the take was repaired"
+                resume, repaired = (found["tick"], found["layer"]), ["the take was repaired"]
             except (OSError, ValueError) as exc:
-                repaired = f"the take could not be repaired ({exc}); `livegen recover` may"
+                repaired = [f"the take could not be repaired ({exc}); `livegen recover` may"]
         what = f"the output clock process died at {max(at, 0.0):.1f} s ({died})"
         if ended is not None:
             what += f"; {ended} notes it may have left sounding were ended on the port"
-        self.stats.clock_restarts += 1
-        if self.stats.clock_restarts > MAX_CLOCK_RESTARTS or self._stop.is_set():
+        what = "; ".join([what, *repaired])
+        if self.stats.clock_restarts >= MAX_CLOCK_RESTARTS or self._stop.is_set():
             if self.record:
                 from livegen.midi import recorder
 
@@ -397,14 +399,15 @@ class Engine:
                     recorder.forget_unfinished(self.record)
                 except (OSError, ValueError):
                     pass
-            self._fail(f"{what}, {repaired}; it died {self.stats.clock_restarts} times, so the take stops")
+            why = "the take was ending" if self._stop.is_set() else f"it died {self.stats.clock_restarts + 1} times"
+            self._fail(f"{what}; {why}, so the take stops")
             return False
         try:
             conn, proc, info = self._start_clock(self._player_config(resume=resume))
         except UserError as exc:
-            self._fail(f"{what}, {repaired}; a new clock could not start ({exc})")
+            self._fail(f"{what}; a new clock could not start ({exc})")
             return False
-        self.log(f"{what}, {repaired}; a new clock plays on")
+        self.log(f"{what}; a new clock plays on")
         with self._send_lock:
             old, self._conn, self._proc = self._conn, conn, proc
             old.close()
@@ -412,14 +415,16 @@ class Engine:
             conn.send(("start", self.start_time))
             self._resync.set()  # the generator hands the new clock the future from here
             self._wake.set()
+            self.stats.clock_restarts += 1
         if self._stop.is_set():  # stopped while the new clock was starting
             self._send(("stop", None))
         return True
 
     def _end_orphaned_notes(self, at: float) -> int | None:
-        """Note-offs and all-notes-off, from this process, on every port a dead clock was playing
-        (a virtual port or the built-in synth died with it): for each note-on handed to the clock
-        that may still sound. Returns how many notes were ended (None: no port to reach)."""
+        """Note-offs, from this process, on every port a dead clock was playing (a virtual port or
+        the built-in synth died with it), for each note-on handed to the clock that may still
+        sound: the clock ends every note within max_note_seconds, so those are all there can be.
+        Returns how many were sent (None: no port to reach)."""
         from livegen.engine.player import open_port
 
         since = at - self.settings.max_note_seconds - 0.5
@@ -440,16 +445,14 @@ class Engine:
             except (UserError, OSError) as exc:
                 self.log(f"could not reach {name} to end its notes: {exc}")
                 continue
+            messages = [[0x80 | ch, note, 0] for i in indices for _, ch, note in sorted(k for k in keys if k[0] == i)]
             try:
-                for i in indices:
-                    channel = self.layers[i].channel
-                    for _, ch, note in sorted(k for k in keys if k[0] == i):
-                        port.send([0x80 | ch, note, 0])
-                        ended += 1
-                    port.send([0xB0 | channel, ALL_NOTES_OFF, 0])
-                    port.send([0xB0 | channel, ALL_SOUND_OFF, 0])
+                for msg in messages:
+                    port.send(msg)
+                    time.sleep(ORPHAN_PACE)
             finally:
                 port.close(panic=False)
+            ended += len(messages)
         return ended
 
     def _fail(self, message: str) -> None:
