@@ -239,8 +239,8 @@ class Scripted(EmgDevice):
     def from_spec(cls, args: str) -> "Scripted":
         return cls()
 
-    def _run(self) -> None:
-        pass
+    def _step(self) -> bool:
+        return True
 
 
 def test_notices_say_each_turn_of_the_device_once():

@@ -9,6 +9,7 @@ API for a panel (everything but ``start``/``stop`` returns at once and may be ca
         panel.show(comment.text, comment.attributes)  # comment.line() = text + "[attributes]"
     worker.history                                    # every Comment so far (a copy)
     worker.error                                      # None, or the last failure as one line
+    worker.faults.count                               # failures it lived through (each kind said once)
     worker.stop()                                     # joins the thread (at most one sentence, <0.2 s)
 
 The source is either an Engine (its ``sent_messages`` ring buffer: the notes actually played, and
@@ -18,7 +19,9 @@ as soon as it is written (default for an engine that records ``take.mid``: ``tak
 beside it), so a crash loses nothing already shown.
 
 Generation runs in this worker's own thread: the engine's generator and clock, and the GUI's
-event loop, never wait for it; the worker only copies the engine's ring buffer.
+event loop, never wait for it; the worker only copies the engine's ring buffer. A sentence that
+fails (a bad window, a failing model) is said once per kind of failure and counted in ``faults``;
+the next one comes at its time.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from typing import Callable
 
 from livegen.commentary.attributes import WINDOW_SECONDS, notes_from_messages
 from livegen.commentary.commentator import Comment, Commentator
+from livegen.faults import Faults, run_steps
 
 BEATS_PER_BAR = 4
 
@@ -59,6 +63,8 @@ class CommentaryWorker:
         self.history_path = Path(history_path) if history_path else (history_path_for(record) if record else None)
         self.log = log or (lambda _text: None)
         self.error: str | None = None
+        self.faults = Faults("the commentary", "the next sentence comes at its time; if none ever does, switch "
+                             "the commentary off and report this line", self._report)
         self._history: list[Comment] = []
         self._new: queue.SimpleQueue[Comment] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -132,29 +138,31 @@ class CommentaryWorker:
             programs = [program]
         return notes, programs, drums, now
 
+    def _report(self, text: str) -> None:
+        self.error = text
+        self.log(f"livegen: {text}")
+
     def _run(self) -> None:
         try:
             if self._commentator is None:
                 self._commentator = Commentator(**self._commentator_args)
         except Exception as exc:
-            self.error = f"the commentary model could not be loaded: {exc}"
-            self.log(f"livegen: {self.error}")
+            self._report(f"the commentary model could not be loaded: {exc}")
             return
         self._due = time.monotonic() + self.interval
-        while not self._stop.is_set():
-            self._wake.wait(max(0.0, self._due - time.monotonic()))
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            if not self._requested and time.monotonic() < self._due:
-                continue
+        run_steps(self._step, self._stop, self.faults)
+
+    def _step(self) -> bool:
+        """Wait until a sentence is due or asked for, then write it; True when stopped."""
+        self._wake.wait(max(0.0, self._due - time.monotonic()))
+        self._wake.clear()
+        if self._stop.is_set():
+            return True
+        if self._requested or time.monotonic() >= self._due:
             self._requested = False
             self._due = time.monotonic() + self.interval
-            try:
-                self._write_one()
-            except Exception as exc:  # a bad window or a failing model must not end the commentary
-                self.error = f"commentary failed: {type(exc).__name__}: {exc}"
-                self.log(f"livegen: {self.error}")
+            self._write_one()
+        return False
 
     def _write_one(self) -> None:
         notes, programs, drums, now = self._snapshot()
@@ -170,5 +178,4 @@ class CommentaryWorker:
                 with open(self.history_path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(comment.to_json()) + "\n")
             except OSError as exc:
-                self.error = f"cannot write the commentary history {self.history_path}: {exc.strerror or exc}"
-                self.log(f"livegen: {self.error}")
+                self._report(f"cannot write the commentary history {self.history_path}: {exc.strerror or exc}")

@@ -2,7 +2,9 @@
 
 Starting a take (loading a model, spawning the clock process) and listing ports (rtmidi opens a
 client per listing) take tens to hundreds of ms, so both run on worker threads; the Qt thread
-only submits work and reads results on its timer. Nothing here ever waits on Qt.
+only submits work and reads results on its timer. Nothing here ever waits on Qt. Every job is
+``guarded``: whatever it raises is said once per kind on the worker's ``errors`` (the window's
+banner) and counted in its ``faults``, and the worker takes the next job.
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from livegen.engine.engine import Engine, EngineSettings
+from livegen.engine.mixer import ControlMixer
 from livegen.errors import UserError
+from livegen.faults import Faults, guarded
 from livegen.music.conditioning import Controls
 
 
@@ -45,13 +49,19 @@ class ControlHub:
 
     def __init__(self, controls: Controls | None = None):
         self._lock = threading.Lock()
-        self.controls = controls or Controls()
         self._engine: Engine | None = None
         self._t0 = time.monotonic()
+        self.mixer = ControlMixer(controls or Controls(), self.clock)
+
+    @property
+    def controls(self) -> Controls:
+        """The merged controls in force now (a script's changes still ahead are not in them)."""
+        return self.mixer.current()
 
     def attach(self, engine: Engine | None) -> None:
         with self._lock:
             self._engine = engine
+        self.mixer.reset(self.mixer.current())  # what a script held for later belonged to the last take
 
     def gesture(self, controls: Controls, t: float | None = None) -> None:
         """Sink for the hand (pad, camera; thread-safe): takes pitch and density only, so the
@@ -104,11 +114,8 @@ class ControlHub:
         return engine.now() if engine is not None else time.monotonic() - self._t0
 
     def _update(self, t: float | None, **changes) -> None:
-        with self._lock:
-            self.controls = dataclasses.replace(self.controls, **changes)
-            controls, engine = self.controls, self._engine
-        if engine is not None and engine.running:
-            engine.set_controls(controls, t)
+        engine = self._engine
+        self.mixer.change(engine.set_controls if engine is not None and engine.running else None, t, **changes)
 
 
 class Takes:
@@ -127,6 +134,8 @@ class Takes:
         self.follow = None  # the TempoFollow locking the playing take to ``beats``
         self.listeners: list = []  # attached to every take's engine (OSC out's note feed)
         self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.faults = Faults("the panel's take worker", "press Play again; if it repeats, restart the panel and "
+                             "report this line", self.errors.put)
         self._models: dict[str, object] = {}
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix="livegen-gui-takes")
         self._pending: list[Future] = []
@@ -169,15 +178,14 @@ class Takes:
     def _submit(self, job, *args) -> None:
         if self._closed:
             return
-        self._pending.append(self._jobs.submit(self._reporting, job, *args))
+        self._pending.append(self._jobs.submit(guarded(self._reporting, self.faults), job, *args))
 
     def _reporting(self, job, *args) -> None:
+        """A ``UserError`` is the user's to fix: said every time, not counted as a fault."""
         try:
             job(*args)
         except UserError as exc:
             self.errors.put(str(exc))
-        except Exception as exc:  # the panel must show it and live on, whatever it was
-            self.errors.put(f"{type(exc).__name__}: {exc}")
 
     def _model(self, name: str):
         if name not in self._models:
@@ -285,6 +293,9 @@ class PortWatch:
     new client and port reorders the graph, and a 1 Hz churn of them makes receivers drop events."""
 
     def __init__(self):
+        self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.faults = Faults("the panel's MIDI port listing", "the port lists may be out of date; if it repeats, "
+                             "restart the panel and report this line", self.errors.put)
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix="livegen-gui-ports")
         self._future: Future | None = None
         self._api: str | None = None  # the choice the lister was made for (auto | alsa | jack)
@@ -299,7 +310,7 @@ class PortWatch:
         """Ask for a new listing unless one is still being made; ``rescan`` looks for the MIDI
         system again (a JACK server started since)."""
         if not self._closed and (self._future is None or self._future.done()):
-            self._future = self._jobs.submit(self._list, api, rescan)
+            self._future = self._jobs.submit(guarded(self._list, self.faults), api, rescan)
 
     def _list(self, api: str, rescan: bool) -> None:
         try:
@@ -339,7 +350,7 @@ class PortWatch:
         """Leave the MIDI system (a JACK server serves a limited number of clients); idempotent."""
         if not self._closed:
             self._closed = True
-            self._jobs.submit(self._close_listers)
+            self._jobs.submit(guarded(self._close_listers, self.faults))
             self._jobs.shutdown(wait=True)
 
 
@@ -401,6 +412,8 @@ class OscLink:
     def __init__(self, performance: PanelPerformance, takes: Takes, log):
         self.performance, self.takes, self.log = performance, takes, log
         self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.faults = Faults("the panel's OSC worker", "OSC may be off: switch it off and on again; if it repeats, "
+                             "report this line", lambda text: self.errors.put(f"OSC: {text}"))
         self.server = None
         self.state = None
         self.status = "off"
@@ -410,13 +423,13 @@ class OscLink:
     def configure(self, port: int, host: str, out: str) -> None:
         """Listen on ``host:port`` (0: OSC off) and send the state to ``out`` ("": nowhere)."""
         if not self._closed:
-            self._jobs.submit(self._restart, port, host, out)
+            self._jobs.submit(guarded(self._restart, self.faults), port, host, out)
 
     def shutdown(self) -> None:
         """Close the server and the state sender and wait for it (the window is closing); idempotent."""
         if not self._closed:
             self._closed = True
-            self._jobs.submit(self._close)
+            self._jobs.submit(guarded(self._close, self.faults))
             self._jobs.shutdown(wait=True)
 
     def _restart(self, port: int, host: str, out: str) -> None:

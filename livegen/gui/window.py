@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButt
 from livegen import presets
 from livegen.engine.engine import EngineSettings
 from livegen.errors import UserError
+from livegen.faults import Faults, guarded
 from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
                                 MusclesPanel, NumbersPanel, OscPanel, OutputPanel, PresetPanel, TakesPanel)
 from livegen.gui.session import (ControlHub, OscLink, PanelPerformance, PlayedNotes, PortWatch, Takes,
@@ -155,6 +156,8 @@ class MainWindow(QMainWindow):
         self.comment_writer = None  # its Commentator: the panel switches its LC-GAN on and off
         self._commentary_loading: threading.Thread | None = None
         self._commentary_failed: str | None = None  # why the commentary model did not load
+        self.commentary_faults = Faults("loading the commentary", "the music plays on without it; if it repeats, "
+                                        "report this line", self._commentary_cannot_load)
         self._comment_to: str | None | bool = False  # where the next take's history goes (False: no change)
         self._comment_requested = False
         self._comment_error: str | None = None
@@ -346,8 +349,12 @@ class MainWindow(QMainWindow):
             worker.set_interval(interval)
             self.commentator = worker.start()
 
-        self._commentary_loading = threading.Thread(target=load, name="livegen-gui-commentary", daemon=True)
+        self._commentary_loading = threading.Thread(target=guarded(load, self.commentary_faults),
+                                                    name="livegen-gui-commentary", daemon=True)
         self._commentary_loading.start()
+
+    def _commentary_cannot_load(self, text: str) -> None:
+        self._commentary_failed = text
 
     def _commentary_switched(self, on: bool) -> None:
         """Switched on during a take: start at once (off: the worker idles, its model stays loaded)."""
@@ -689,6 +696,8 @@ class MainWindow(QMainWindow):
             self.conditioning.show_tempo(bpm, outside if follow.locked else "waiting", follow.source.name)
 
     def _show_errors(self) -> None:
+        while not self.ports.errors.empty():
+            self.banner.show_error(f"MIDI ports: {self.ports.errors.get()}")
         while not self.osc.errors.empty():
             self.banner.show_error(self.osc.errors.get())
             self.osc_panel.setChecked(False)

@@ -1,8 +1,10 @@
 """Control sources: where a gesture becomes control values for the engine.
 
 A source runs in its own thread and publishes the latest value through ``publish``; it never
-blocks the engine. Subclasses write ``_run``. Values outside 0..1 are clamped with one warning
-per field (``clamp_controls``), the one place raw values are turned into ``Controls``.
+blocks the engine. Subclasses write ``_step``, one turn of that thread's work: an exception in a
+turn is said once and counted (``faults``), and the next turn follows, so a bug met on one odd
+frame never silences the source for the rest of the show. Values outside 0..1 are clamped with
+one warning per field (``clamp_controls``), the one place raw values are turned into ``Controls``.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Callable
 
+from livegen.faults import Faults, run_steps, say_on_stderr
 from livegen.music.conditioning import Controls, key_histogram
 
 Sink = Callable[[Controls, "float | None"], object]
@@ -19,13 +22,15 @@ Sink = Callable[[Controls, "float | None"], object]
 class ControlSource(ABC):
     name = "source"
 
-    def __init__(self):
+    def __init__(self, say: Callable[[str], None] = say_on_stderr):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._sink: Sink | None = None
         self._clock: Callable[[], float] | None = None
         self._warned: set[str] = set()
         self.current = Controls()
+        self.faults = Faults(f"the {self.name} controls", "they hold their last values until it works again; "
+                             "if this repeats, restart the source and report this line", say)
 
     def initial(self) -> Controls:
         """Controls at performance time 0, before the thread starts."""
@@ -53,8 +58,14 @@ class ControlSource(ABC):
         """Build from the text after ``KIND:`` in ``--controls KIND:ARGS``; ``initial`` holds the
         preset's and flags' controls, ``preset`` names the preset in use (None: the default)."""
 
-    @abstractmethod
-    def _run(self) -> None: ...
+    def _run(self) -> None:
+        """The source's thread: ``_step`` until stopped or it has nothing more to do."""
+        run_steps(self._step, self._stop, self.faults)
+
+    def _step(self) -> bool:
+        """One turn of the source's work (a frame, a check of the armband); True when there is
+        nothing more to do."""
+        return True
 
     def warn_once(self, key: str, text: str) -> None:
         if key not in self._warned:
@@ -95,6 +106,3 @@ class FixedControls(ControlSource):
     @classmethod
     def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "FixedControls":
         return cls(initial)
-
-    def _run(self) -> None:
-        pass

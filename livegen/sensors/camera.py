@@ -70,7 +70,7 @@ class CameraControls(ControlSource):
 
     def __init__(self, source: FrameSource, tracker: Tracker, mapper: HandMapper, initial: Controls,
                  pace: bool = False, log=say):
-        super().__init__()
+        super().__init__(log)
         self.source, self.tracker, self.mapper = source, tracker, mapper
         self.pace, self.log = pace, log
         self.current = initial
@@ -78,7 +78,9 @@ class CameraControls(ControlSource):
         self.latency: deque[float] = deque(maxlen=2000)  # s from capture to the value handed to the engine
         self.tracker_seconds: deque[float] = deque(maxlen=2000)
         self._latest: tuple[np.ndarray | None, tuple[float, float] | None] = (None, None)
-        self._grabber: FrameGrabber | None = None
+        self._grabber: FrameGrabber | None = None  # started by the first step
+        self._last_frame = 0.0  # when the newest frame was captured (the grabber's start before the first)
+        self._ended_said = False
 
     def latest_frame(self) -> tuple[np.ndarray | None, tuple[float, float] | None]:
         """The newest frame (BGR) and the hand position found in it, for displays; read-only."""
@@ -97,33 +99,35 @@ class CameraControls(ControlSource):
         mapper = HandMapper(MappingSettings.from_preset(settings), neutral=(initial.pitch, initial.density))
         return cls(source, tracker, mapper, initial, pace=not source.live)
 
-    def _run(self) -> None:
-        grabber = self._grabber = FrameGrabber(self.source, drop_stale=True, pace=self.pace,
-                                               reconnect_every=self.reconnect_every, log=self.log).start()
-        try:
-            self._follow(grabber)
-        finally:
-            grabber.stop()
+    def _step(self) -> bool:
+        """Track the newest frame, or glide to neutral when none came for ``stall`` s."""
+        grabber = self._grabber
+        if grabber is None:
+            grabber = self._grabber = FrameGrabber(self.source, drop_stale=True, pace=self.pace,
+                                                   reconnect_every=self.reconnect_every, log=self.log).start()
+            self._last_frame = time.monotonic()
+        frame = grabber.next(timeout=0.05)
+        if frame is not None:
+            self._last_frame = frame.t
+            position = self._locate(frame.image)
+            self._latest = (frame.image, position)
+            self._send(self.mapper.update(position, frame.t), frame.t)
+            self.latency.append(time.monotonic() - frame.t)
+            return False
+        now = time.monotonic()
+        if grabber.state == ENDED:
+            if not self._ended_said:
+                self._ended_said = True
+                self.log(f"{self.source.name} ended: controls glide to neutral")
+            self._stop.wait(0.05)
+        if now - self._last_frame > self.stall:
+            self._send(self.mapper.update(None, now), now)
+        return False
 
-    def _follow(self, grabber: FrameGrabber) -> None:
-        last_frame, ended_said = time.monotonic(), False
-        while not self._stop.is_set():
-            frame = grabber.next(timeout=0.05)
-            if frame is not None:
-                last_frame = frame.t
-                position = self._locate(frame.image)
-                self._latest = (frame.image, position)
-                self._send(self.mapper.update(position, frame.t), frame.t)
-                self.latency.append(time.monotonic() - frame.t)
-                continue
-            now = time.monotonic()
-            if grabber.state == ENDED:
-                if not ended_said:
-                    ended_said = True
-                    self.log(f"{self.source.name} ended: controls glide to neutral")
-                self._stop.wait(0.05)
-            if now - last_frame > self.stall:
-                self._send(self.mapper.update(None, now), now)
+    def stop(self) -> None:
+        super().stop()
+        if self._grabber is not None:
+            self._grabber.stop()
 
     def _locate(self, image: np.ndarray):
         """The tracker's position; a tracker failure on one odd frame counts as no hand."""

@@ -69,7 +69,7 @@ def parse_process_us(samples: np.ndarray, count: int = 6000) -> dict:
         settings = presets.EmgPreset()
         calibration = Calibration.default(device.value_range, 8, device.rectified)
         calibration.gestures = {"fist": Gesture([0.8] * 8, "B"), "wave": Gesture([0.6, 0.1] * 4, "C")}
-        processor = Processor(device.nominal_rate_hz, Mapping.from_preset(settings), calibration, device.rectified)
+        processor = Processor.for_device(device, Mapping.from_preset(settings), calibration)
         source = EmgControls(device, processor, Controls(z=(0.0,) * 8), settings, calibrated=True)
         handed: list[tuple] = []
         # what start() wires, without the threads: the device's sink is the source, the source's the engine
@@ -147,7 +147,8 @@ def live_run(model, rows: np.ndarray, seconds: float, log=print) -> dict:
     feeder = PtyFeeder(csv_lines(rows), count=int(seconds * 200))
     device = SerialCsv(feeder.port, 115200)
     settings = presets.EmgPreset()
-    processor = Processor(200.0, Mapping.from_preset(settings), Calibration.default(device.value_range, 8, False))
+    processor = Processor.for_device(device, Mapping.from_preset(settings),
+                                     Calibration.default(device.value_range, 8, False))
     source = EmgControls(device, processor, Controls(z=(0.0,) * 8), settings, calibrated=False)  # no user's profile
     engine = Engine(model, OutputChoice(), EngineSettings(seed=5), source.initial(), log=log)
     engine.start()
@@ -179,7 +180,8 @@ def session_z(folder: Path, mapping: Mapping | None = None) -> dict[int, tuple[n
     recordings = {int(p.stem): load_recording(p) for p in sorted(folder.glob("*.txt")) if p.stem.isdigit()}
 
     def envelopes(rec):
-        return Processor(rec.rate_hz, mapping, Calibration.default(rec.value_range, 8, False)).envelopes(rec.samples)
+        return Processor(rec.rate_hz, mapping, Calibration.default(rec.value_range, 8, False),
+                         limits=rec.value_range).envelopes(rec.samples)
 
     rest = envelopes(recordings[0])
     fist = recordings[7]
@@ -187,7 +189,7 @@ def session_z(folder: Path, mapping: Mapping | None = None) -> dict[int, tuple[n
     calibration, _ = calibrate_from(rest, strongest, f"replay:{folder}", mapping)
     out = {}
     for label, rec in recordings.items():
-        processor = Processor(rec.rate_hz, mapping, calibration)
+        processor = Processor(rec.rate_hz, mapping, calibration, limits=rec.value_range)
         out[label] = (processor.z(processor.run(rec.samples)), rec.labels)
     return out
 

@@ -258,6 +258,12 @@ class Bled112Myo(EmgDevice):
         self._connection: int | None = None
         self._next_char: int | None = None
         self._last_data = 0.0
+        self._backoff = FIRST_BACKOFF_S  # s before the next attempt
+        self._ever_connected = False
+
+    @property
+    def sample_limits(self) -> tuple[float, float]:
+        return self.mode.sample_limits
 
     @classmethod
     def from_spec(cls, args: str) -> "Bled112Myo":
@@ -277,48 +283,49 @@ class Bled112Myo(EmgDevice):
 
     # -- the reader thread -------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _step(self) -> bool:
+        """One attempt: open the dongle, connect to the armband and stream until the link drops;
+        then the back-off before the next."""
         import serial
 
-        backoff, ever_connected = FIRST_BACKOFF_S, False
-        while not self._stop.is_set():
-            self._set_state("reconnecting" if ever_connected else "connecting")
-            try:
-                if self._serial is None:
-                    self._open()
-                self._session(ever_connected)
-                ever_connected = True
-                backoff = FIRST_BACKOFF_S
-            except _Stopped:
-                return
-            except UserError as exc:  # the armband itself cannot do this (too old a firmware)
-                self.error = str(exc)
+        self._set_state("reconnecting" if self._ever_connected else "connecting")
+        try:
+            if self._serial is None:
+                self._open()
+            self._session(self._ever_connected)
+            self._ever_connected = True
+            self._backoff = FIRST_BACKOFF_S
+        except _Stopped:
+            return True
+        except UserError as exc:  # the armband itself cannot do this (too old a firmware)
+            self.error = str(exc)
+            self._set_state("lost")
+            return True
+        except TimeoutError as exc:  # an OSError too, but only this attempt failed
+            self._retry_later(str(exc), self._backoff)
+        except (serial.SerialException, OSError) as exc:
+            self._drop_port()
+            if not self._ever_connected:
+                hint = " (add yourself to the dialout group)" if isinstance(exc, PermissionError) else ""
+                self.error = f"bled112: cannot use {self.port}: {exc}{hint}"
                 self._set_state("lost")
-                return
-            except TimeoutError as exc:  # an OSError too, but only this attempt failed
-                self._retry_later(str(exc), backoff)
-            except (serial.SerialException, OSError) as exc:
-                self._drop_port()
-                if not ever_connected:
-                    hint = " (add yourself to the dialout group)" if isinstance(exc, PermissionError) else ""
-                    self.error = f"bled112: cannot use {self.port}: {exc}{hint}"
-                    self._set_state("lost")
-                    return
-                self._retry_later(f"the dongle went away ({exc})", backoff)
-            except _NotADongle:
-                if not ever_connected:
-                    self.error = (f"bled112: nothing on {self.port} answers BGAPI; is it the BLED112's port? "
-                                  "(leave the port out to find the dongle by its USB id)")
-                    self._set_state("lost")
-                    return
-                self._drop_port()
-                self._retry_later("the dongle stopped answering", backoff)
-            except Exception as exc:  # noqa: BLE001 - one failed attempt: try again after a pause
-                self._retry_later(f"{type(exc).__name__}: {exc}", backoff)
-            self._connection = None
-            if self._stop.wait(backoff):
-                return
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+                return True
+            self._retry_later(f"the dongle went away ({exc})", self._backoff)
+        except _NotADongle:
+            if not self._ever_connected:
+                self.error = (f"bled112: nothing on {self.port} answers BGAPI; is it the BLED112's port? "
+                              "(leave the port out to find the dongle by its USB id)")
+                self._set_state("lost")
+                return True
+            self._drop_port()
+            self._retry_later("the dongle stopped answering", self._backoff)
+        except Exception as exc:  # noqa: BLE001 - one failed attempt: try again after a pause
+            self._retry_later(f"{type(exc).__name__}: {exc}", self._backoff)
+        self._connection = None
+        if self._stop.wait(self._backoff):
+            return True
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+        return False
 
     def _open(self) -> None:
         import serial

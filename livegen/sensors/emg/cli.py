@@ -109,7 +109,7 @@ def meter_line(source) -> str:
 
 
 def summary(source, spec: str) -> dict:
-    stats = source.device.stats.as_dict()
+    stats = source.counts()
     rate = source.rate.rate_hz
     process = np.asarray(source.process_seconds) * 1e6
     return {"source": spec, **stats, "rate_hz": None if rate is None else round(rate, 2),
@@ -173,8 +173,8 @@ def cmd_calibrate(args) -> int:
     spec = args.source or settings.source
     device = open_device(spec)
     mapping = Mapping.from_preset(settings)
-    processor = Processor(device.nominal_rate_hz, mapping,
-                          Calibration.default(device.value_range, device.channels, device.rectified), device.rectified)
+    processor = Processor.for_device(device, mapping,
+                                     Calibration.default(device.value_range, device.channels, device.rectified))
     recorder = EnvelopeRecorder(processor)
     interactive = sys.stdin.isatty() and not args.no_wait
     phases = [("rest", "relax your arm completely", args.rest_seconds),

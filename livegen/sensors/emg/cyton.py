@@ -94,6 +94,11 @@ class Cyton(SerialDevice):
             self.value_range = value_range
         self.parser = CytonFrames(self.stats)
 
+    @property
+    def sample_limits(self) -> tuple[float, float]:
+        """The 24-bit counts' span in microvolts (+-187 mV at gain 24)."""
+        return -2 ** 23 * self.scale, (2 ** 23 - 1) * self.scale
+
     @classmethod
     def from_spec(cls, args: str) -> "Cyton":
         positional, options = split_spec(args, "cyton", USAGE)

@@ -3,7 +3,9 @@
 Every device (a Myo over BLE or the BLED112 dongle, a serial CSV board, an OpenBCI Cyton, a
 replayed recording) is an ``EmgDevice``: it reads in its own thread (BLE: its own asyncio loop
 thread), decodes frames into blocks of samples and hands them to one callback. It never blocks
-the engine; ``stats`` counts what a booth operator needs to trust the stream.
+the engine; ``stats`` counts what a booth operator needs to trust the stream. Whatever goes
+wrong in the reader (or in the processing a block is handed to) is said once and counted in
+``faults``, and reading goes on.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
+
+from livegen.faults import Faults, run_steps, say_on_stderr
 
 # samples: (n, channels) float64 raw device units; t: time.monotonic() of arrival of the block
 SampleSink = Callable[[np.ndarray, float], None]
@@ -35,8 +39,8 @@ class DeviceStats:
 
 class EmgDevice(ABC):
     """Subclasses set ``channels``, ``value_range`` (raw units that map to full scale) and
-    ``nominal_rate_hz``, and write ``_run`` (read until ``self._stop`` is set, calling
-    ``self.emit``); ``start``/``stop`` are the same for every device."""
+    ``nominal_rate_hz``, and write ``_step`` (one turn of reading, calling ``self.emit``);
+    ``start``/``stop`` are the same for every device."""
 
     name = "emg"
     channels = 8
@@ -51,10 +55,20 @@ class EmgDevice(ABC):
         self.detail = "starting"  # what it is doing now, or why it is not streaming, for a status line
         self.on_state: Callable[[str], None] | None = None  # every state change (the performance's notices, tests)
         self.on_retry: Callable[[str], None] | None = None  # a try to connect failed, another follows: why
+        self.on_notice: Callable[[str], None] | None = None  # a problem it lives with; None: stderr
+        self.faults = Faults(f"the EMG {self.name} reader", "the samples it was on are skipped; if this repeats, "
+                             "reconnect the device and report this line", self._say)
+        self._noticed: set[str] = set()
         self._sink: SampleSink | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._opened = False
+
+    @property
+    def sample_limits(self) -> tuple[float, float]:
+        """The values a real sample can take; processing clamps anything beyond as garbage. A
+        text stream's are the range it declares, a binary format's what it can encode."""
+        return self.value_range
 
     @classmethod
     @abstractmethod
@@ -72,7 +86,7 @@ class EmgDevice(ABC):
     def start(self, sink: SampleSink) -> None:
         self.open()
         self._sink = sink
-        self._thread = threading.Thread(target=self._guarded_run, name=f"livegen-emg-{self.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"livegen-emg-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -83,12 +97,28 @@ class EmgDevice(ABC):
         self._set_state("stopped")
 
     def emit(self, samples: np.ndarray) -> None:
-        """Hand a decoded block (n, channels) to the sink, stamped with its arrival time."""
+        """Hand a decoded block (n, channels) to the sink, stamped with its arrival time; a block
+        the sink fails on is recorded in ``faults`` and left behind."""
         if len(samples) == 0:
             return
         self.stats.samples += len(samples)
         if self._sink is not None:
-            self._sink(samples, time.monotonic())
+            try:
+                self._sink(samples, time.monotonic())
+            except Exception as exc:  # noqa: BLE001 - the next block must still be read
+                self.faults.record(exc)
+
+    def notice_once(self, key: str, text: str) -> None:
+        """Say ``text`` (a problem the device lives with, and what to do) the first time ``key`` comes up."""
+        if key not in self._noticed:
+            self._noticed.add(key)
+            self._say(text)
+
+    def _say(self, text: str) -> None:
+        if self.on_notice is not None:
+            self.on_notice(text)
+        else:
+            say_on_stderr(f"EMG {self.name}: {text}")
 
     def _set_state(self, state: str, detail: str | None = None) -> None:
         """Change state (``detail``: why, set before ``on_state`` hears of it)."""
@@ -106,15 +136,14 @@ class EmgDevice(ABC):
         if self.on_retry is not None:
             self.on_retry(reason)
 
-    def _guarded_run(self) -> None:
-        try:
-            self._run()
-        except Exception as exc:  # noqa: BLE001 - the reader's end must reach the user, not a traceback
-            self.error = f"{self.name}: {type(exc).__name__}: {exc}"
-            self._set_state("lost")
+    def _run(self) -> None:
+        """The reader thread: ``_step`` until stopped or the device has nothing more to read."""
+        run_steps(self._step, self._stop, self.faults)
 
     @abstractmethod
-    def _run(self) -> None: ...
+    def _step(self) -> bool:
+        """One turn of reading (a read of the port, a connection attempt); True when the device
+        has nothing more to read (a replay's end, a fatal ``error``)."""
 
     def _open(self) -> None:
         """Open the port/file before the reader starts, so a wrong name is a ``UserError`` at once."""

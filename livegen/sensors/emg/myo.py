@@ -77,6 +77,11 @@ class EmgMode(enum.IntEnum):
         # the 50 Hz envelope is unsigned; calibration finds each user's real maximum
         return (0.0, 1024.0) if self is EmgMode.FILTERED else (-128.0, 127.0)
 
+    @property
+    def sample_limits(self) -> tuple[float, float]:
+        """What a notification can encode: uint16 envelopes, int8 samples."""
+        return (0.0, 65535.0) if self is EmgMode.FILTERED else (-128.0, 127.0)
+
 
 class Command(enum.IntEnum):
     SET_MODE = 0x01

@@ -49,6 +49,13 @@ class MyoBle(EmgDevice):
         self._client_backend = client_backend
         self._scanner_backend = scanner_backend
         self._next_char: int | None = None  # which EMG characteristic should notify next
+        self._loop: asyncio.AbstractEventLoop | None = None  # the reader thread's
+        self._backoff = FIRST_BACKOFF_S  # s before the next attempt
+        self._ever_connected = False
+
+    @property
+    def sample_limits(self) -> tuple[float, float]:
+        return self.mode.sample_limits
 
     @classmethod
     def from_spec(cls, args: str, **backends: Any) -> "MyoBle":
@@ -65,51 +72,55 @@ class MyoBle(EmgDevice):
     # -- the reader thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        """The reader's steps, each an attempt on this thread's own asyncio loop."""
+        self._loop = asyncio.new_event_loop()
         try:
-            loop.run_until_complete(self._main())
+            super()._run()
         finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
 
-    async def _main(self) -> None:
+    def _step(self) -> bool:
+        return self._loop.run_until_complete(self._attempt())
+
+    async def _attempt(self) -> bool:
+        """Find, connect and stream until the link drops, then the back-off before the next
+        attempt; True when there is no point in another."""
         from bleak.exc import BleakBluetoothNotAvailableError
 
-        backoff, ever_connected = FIRST_BACKOFF_S, False
-        while not self._stop.is_set():
-            self._set_state("reconnecting" if ever_connected else "connecting")
-            try:
-                await self._session(ever_connected)
-                ever_connected = True
-                backoff = FIRST_BACKOFF_S
-            except _Stopped:
-                return
-            except UserError as exc:  # the armband itself cannot do this (too old a firmware)
-                self.error = str(exc)
+        self._set_state("reconnecting" if self._ever_connected else "connecting")
+        try:
+            await self._session(self._ever_connected)
+            self._ever_connected = True
+            self._backoff = FIRST_BACKOFF_S
+        except _Stopped:
+            return True
+        except UserError as exc:  # the armband itself cannot do this (too old a firmware)
+            self.error = str(exc)
+            self._set_state("lost")
+            return True
+        except BleakBluetoothNotAvailableError as exc:
+            if not self._ever_connected:
+                self.error = (f"myo: Bluetooth is not available ({exc.reason.name.lower()}): switch the "
+                              "adapter on and start bluetoothd, or use --source bled112 with the USB dongle")
                 self._set_state("lost")
-                return
-            except BleakBluetoothNotAvailableError as exc:
-                if not ever_connected:
-                    self.error = (f"myo: Bluetooth is not available ({exc.reason.name.lower()}): switch the "
-                                  "adapter on and start bluetoothd, or use --source bled112 with the USB dongle")
-                    self._set_state("lost")
-                    return
-                self._retry_later(f"Bluetooth is not available ({exc.reason.name.lower()})", backoff)
-            except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
-                if not ever_connected:  # BlueZ's D-Bus socket is missing or closed to us
-                    self.error = (f"myo: cannot reach the Bluetooth service ({exc}): start bluetoothd, "
-                                  "or use --source bled112 with the USB dongle")
-                    self._set_state("lost")
-                    return
-                self._retry_later(f"the Bluetooth service is unreachable ({exc})", backoff)
-            except TimeoutError as exc:  # no armband found, or it did not answer
-                self._retry_later(str(exc) or "the armband did not answer in time (out of range?)", backoff)
-            except Exception as exc:  # noqa: BLE001 - any failure of one attempt means: try again later
-                self._retry_later(f"{type(exc).__name__}: {exc}", backoff)
-            if self._stop.is_set():
-                break
-            await self._sleep_unless_stopped(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+                return True
+            self._retry_later(f"Bluetooth is not available ({exc.reason.name.lower()})", self._backoff)
+        except (FileNotFoundError, ConnectionRefusedError, PermissionError) as exc:
+            if not self._ever_connected:  # BlueZ's D-Bus socket is missing or closed to us
+                self.error = (f"myo: cannot reach the Bluetooth service ({exc}): start bluetoothd, "
+                              "or use --source bled112 with the USB dongle")
+                self._set_state("lost")
+                return True
+            self._retry_later(f"the Bluetooth service is unreachable ({exc})", self._backoff)
+        except TimeoutError as exc:  # no armband found, or it did not answer
+            self._retry_later(str(exc) or "the armband did not answer in time (out of range?)", self._backoff)
+        except Exception as exc:  # noqa: BLE001 - any failure of one attempt means: try again later
+            self._retry_later(f"{type(exc).__name__}: {exc}", self._backoff)
+        if self._stop.is_set() or await self._sleep_unless_stopped(self._backoff):
+            return True
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+        return False
 
     async def _sleep_unless_stopped(self, seconds: float) -> bool:
         """Sleep, waking every 50 ms to notice ``stop()``; True when stopped."""

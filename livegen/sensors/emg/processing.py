@@ -8,6 +8,12 @@ rest level to 0 and its strongest contraction to 1, a one-pole smoothing follows
 preset's mapping puts channels on z dims (level 0 -> z -1, level 1 -> z +1). Devices that
 already send envelopes (``rectified``) skip the high-pass and rectification.
 
+Garbage never reaches the filters: a sample beyond the device's limits (a glitch, a number
+mangled on a serial line) is clamped to them and a NaN holds the channel's sample before, so one
+absurd value moves a level no more than the strongest real one would; a filter state that went
+non-finite all the same (limits too wide for float64) starts over. Levels and z are always
+finite and in range.
+
 Calibration is stored per user in ``~/.config/livegen/emg/USER.toml`` (``$LIVEGEN_EMG_PROFILES``
 moves the folder): rest and maximum envelopes per channel, and optionally named gestures
 (nearest centroid on the levels) each recalling a DCRNN theme when held.
@@ -34,6 +40,7 @@ CHANNELS = 8  # a Myo's, a Cyton's; boards with fewer channels are padded (their
 # lists of floats: on 8 values each numpy call costs more than its arithmetic, and a sample must be
 # through in well under 50 µs. Longer blocks (a replay, a calibration) are vectorised.
 SMALL_BLOCK = 4
+INT8_LIMITS = (-128.0, 127.0)  # a Myo's raw samples, the default device's
 
 
 def profile_dir() -> Path:
@@ -170,6 +177,13 @@ class OnePole:
         g = (1.0 + k) / 2.0
         return cls(g, -g, -k, channels)
 
+    def finite(self) -> bool:
+        return all(map(math.isfinite, self.x1 + self.y1))
+
+    def reset(self) -> None:
+        self.x1 = [0.0] * len(self.x1)
+        self.y1 = [0.0] * len(self.y1)
+
     def step(self, x: list[float]) -> list[float]:
         b0, b1, a1 = self.b0, self.b1, self.a1
         y = [b0 * v + b1 * v1 - a1 * w1 for v, v1, w1 in zip(x, self.x1, self.y1)]
@@ -192,9 +206,16 @@ class MovingRms:
 
     def __init__(self, size: int, channels: int):
         self.size = max(1, size)
-        self.ring = [[0.0] * channels for _ in range(self.size)]  # squares of the last ``size`` samples
+        self.channels = channels
+        self.reset()
+
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.ring).all() and np.isfinite(self.total).all())
+
+    def reset(self) -> None:
+        self.ring = [[0.0] * self.channels for _ in range(self.size)]  # squares of the last ``size`` samples
         self.position = 0  # where the next square goes
-        self.total = [0.0] * channels
+        self.total = [0.0] * self.channels
 
     def step(self, x: list[float]) -> list[float]:
         squares = [v * v for v in x]
@@ -237,12 +258,16 @@ class Mapping:
 
 
 class Processor:
-    """Blocks of raw samples -> envelopes -> levels 0..1 -> z; keeps its filter state."""
+    """Blocks of raw samples -> envelopes -> levels 0..1 -> z; keeps its filter state.
+    ``limits``: the values a real sample of the device can take (``EmgDevice.sample_limits``)."""
 
-    def __init__(self, rate_hz: float, mapping: Mapping, calibration: Calibration, rectified: bool = False):
+    def __init__(self, rate_hz: float, mapping: Mapping, calibration: Calibration, rectified: bool = False,
+                 limits: tuple[float, float] = INT8_LIMITS):
         channels = self.channels = CHANNELS
-        self.rate_hz, self.mapping, self.rectified = rate_hz, mapping, rectified
+        self.rate_hz, self.mapping, self.rectified, self.limits = rate_hz, mapping, rectified, limits
         self.width = channels  # channels the device really has (learned from the blocks)
+        self.clamped = 0  # values beyond the limits or NaN, replaced before the filters
+        self._previous = np.clip(np.zeros(channels), *limits)  # the last sample, for a NaN to hold
         self.highpass = None if rectified else OnePole.highpass(HIGHPASS_HZ, rate_hz, channels)
         if mapping.envelope == "rms":
             self.envelope = MovingRms(round(mapping.window * rate_hz), channels)
@@ -258,6 +283,11 @@ class Processor:
         self._z_from = np.array(listed + [-1] * (Z_DIMS - len(listed)), dtype=int)
         self._z_index = np.maximum(self._z_from, 0)
         self._drive_z(channels)
+
+    @classmethod
+    def for_device(cls, device, mapping: Mapping, calibration: Calibration) -> "Processor":
+        """A processor at the device's rate, for its kind of signal and its limits."""
+        return cls(device.nominal_rate_hz, mapping, calibration, device.rectified, device.sample_limits)
 
     def _drive_z(self, width: int) -> None:
         """z = level * gain + offset: 2 l - 1 on the dims a channel of the device drives, 0 elsewhere
@@ -284,11 +314,16 @@ class Processor:
         x = self._columns(block)
         if len(x) <= SMALL_BLOCK:
             return np.array([self._envelope(row) for row in x.tolist()]).reshape(len(x), self.channels)
-        if self.highpass is not None:
-            x = self.highpass.run(x)
-        if self._rectify or self.rectified:
-            x = np.abs(x)
-        return self.envelope.run(x)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught just below
+            if self.highpass is not None:
+                x = self.highpass.run(x)
+            if self._rectify or self.rectified:
+                x = np.abs(x)
+            envelopes = self.envelope.run(x)
+        if not np.isfinite(envelopes).all():
+            self._restart_broken_filters()
+            envelopes[~np.isfinite(envelopes)] = 0.0
+        return envelopes
 
     def run(self, block: np.ndarray) -> np.ndarray:
         """Levels 0..1 (after smoothing) of each sample of the block, (n, channels)."""
@@ -311,14 +346,32 @@ class Processor:
         return levels
 
     def _columns(self, block: np.ndarray) -> np.ndarray:
-        """The block as float64 with this processor's channels (a narrower board padded)."""
+        """The block as float64 with this processor's channels (a narrower board padded), every
+        value one a real sample can take: beyond the limits clamped, NaN holding the sample before."""
         x = np.asarray(block, dtype=np.float64)
+        low, high = self.limits
+        if not (x.min(initial=low) >= low and x.max(initial=high) <= high):  # NaN fails both
+            valid = (x >= low) & (x <= high)
+            self.clamped += int(valid.size - np.count_nonzero(valid))
+            x = np.clip(x, low, high)
         if x.shape[1] != self.channels:
             if x.shape[1] != self.width:
                 self.width = min(x.shape[1], self.channels)
                 self._drive_z(self.width)
             x = _fit_columns(x, self.channels)
+        missing = np.isnan(x)
+        if missing.any():
+            x = _hold(x, missing, self._previous)
+        if len(x):
+            self._previous = x[-1].copy()  # x may be the caller's block, which may change
         return x
+
+    def _restart_broken_filters(self) -> None:
+        """A non-finite value got into a filter (limits too wide for float64): each filter whose
+        state is no longer finite starts over, so it cannot stay stuck."""
+        for part in (self.highpass, self.envelope, self.smooth):
+            if part is not None and not part.finite():
+                part.reset()
 
     def _envelope(self, row: list[float]) -> list[float]:
         """One sample's envelope, on floats."""
@@ -326,7 +379,11 @@ class Processor:
             row = self.highpass.step(row)
         if self._rectify or self.rectified:
             row = [abs(v) for v in row]
-        return self.envelope.step(row)
+        envelope = self.envelope.step(row)
+        if math.isfinite(sum(envelope)):  # envelopes are >= 0: one sum sees a NaN or an inf
+            return envelope
+        self._restart_broken_filters()
+        return [v if math.isfinite(v) else 0.0 for v in envelope]
 
     def z(self, levels: np.ndarray) -> np.ndarray:
         """z values -1..1 for levels (channels,) or (n, channels)."""
@@ -344,6 +401,15 @@ def _fit(values, channels: int) -> np.ndarray:
     """A per-channel list for ``channels`` channels (a profile taken on another device: padded/cut)."""
     a = np.asarray(values, dtype=np.float64)[:channels]
     return np.concatenate([a, np.full(channels - len(a), a[-1] if len(a) else 0.0)])
+
+
+def _hold(x: np.ndarray, missing: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """``x`` with each missing value replaced by its channel's last value before it (from
+    ``previous``, the block before's last sample, at the top)."""
+    rows = np.where(missing, -1, np.arange(len(x))[:, None])
+    np.maximum.accumulate(rows, axis=0, out=rows)
+    filled = x[np.maximum(rows, 0), np.arange(x.shape[1])]
+    return np.where(rows >= 0, filled, previous)
 
 
 def _fit_columns(x: np.ndarray, channels: int) -> np.ndarray:

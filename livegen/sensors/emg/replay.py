@@ -123,6 +123,8 @@ class Replay(EmgDevice):
         self.value_range = recording.value_range
         self.rectified = recording.rectified
         self.position = 0  # index of the next sample to release
+        self._start: float | None = None  # monotonic time of the first release
+        self._released = 0  # samples released since then (counting on when it loops)
 
     @classmethod
     def from_spec(cls, args: str) -> "Replay":
@@ -152,23 +154,25 @@ class Replay(EmgDevice):
             recording.rectified = signal == "envelope"
         return cls(recording, speed, loop, positional[0])
 
-    def _run(self) -> None:
+    def _step(self) -> bool:
+        """Release the samples due by now, then wait for the next one."""
         samples = self.recording.samples
         period = 1.0 / (self.recording.rate_hz * self.speed)
-        self._set_state("connected")
-        start, index = time.monotonic(), 0  # index counts from start; position wraps when looping
-        while not self._stop.is_set():
-            due = min(int((time.monotonic() - start) / period) + 1, index + len(samples))
-            while index < due:
-                take = min(due - index, len(samples) - self.position)
-                self.emit(samples[self.position:self.position + take])
-                index += take
-                self.position += take
-                if self.position == len(samples):
-                    if not self.loop:
-                        self._set_state("ended", "the recording ended")
-                        return
-                    self.position = 0
-            wait = start + index * period - time.monotonic()
-            if wait > 0:
-                self._stop.wait(wait)
+        if self._start is None:
+            self._set_state("connected")
+            self._start = time.monotonic()
+        due = min(int((time.monotonic() - self._start) / period) + 1, self._released + len(samples))
+        while self._released < due:
+            take = min(due - self._released, len(samples) - self.position)
+            self.emit(samples[self.position:self.position + take])
+            self._released += take
+            self.position += take
+            if self.position == len(samples):
+                if not self.loop:
+                    self._set_state("ended", "the recording ended")
+                    return True
+                self.position = 0
+        wait = self._start + self._released * period - time.monotonic()
+        if wait > 0:
+            self._stop.wait(wait)
+        return False

@@ -3,21 +3,23 @@
 What a MyoWare on an Arduino, or a Myo bridge sketch, prints: one sample per line, 1-8 numbers
 separated by commas, tabs or spaces, each optionally labelled (``emg1:12 emg2:-3``, the Arduino
 plotter's format). The number of channels is what two consecutive lines agree on (or
-``channels=N``), so a line cut in half when the port opened is not taken for a sample. A line that is not that (garbage, a boot message, a line cut in half) is
-counted in ``parse_errors`` and skipped, never fatal. ``range`` declares the raw values' span
-(default -128..127, a Myo's int8; an Arduino's analogRead is 0..1023); ``signal=envelope`` says
-the board already sends a rectified envelope (a MyoWare's SIG pin); ``rate`` the board's sample
-rate (200 Hz by default), which the envelope and smoothing windows are timed by.
+``channels=N``), so a line cut in half when the port opened is not taken for a sample. A line
+that is not that (garbage, a boot message, a line cut in half, a number no board reads, nan or
+inf) is counted in ``parse_errors`` and skipped, never fatal; the first one is said once.
+``range`` declares the raw values' span (default -128..127, a Myo's int8; an Arduino's
+analogRead is 0..1023): processing clamps values beyond it. ``signal=envelope`` says the board
+already sends a rectified envelope (a MyoWare's SIG pin); ``rate`` the board's sample rate
+(200 Hz by default), which the envelope and smoothing windows are timed by.
 """
 from __future__ import annotations
 
-import math
 import re
+from typing import Callable
 
 import numpy as np
 
 from livegen.errors import UserError
-from livegen.sensors.emg.serial_port import SerialDevice, parse_baud, parse_range, split_spec
+from livegen.sensors.emg.serial_port import LARGEST, SerialDevice, parse_baud, parse_range, split_spec
 
 USAGE = "serial:/dev/ttyUSB0,115200,csv"
 LABEL = re.compile(rb"[A-Za-z_][A-Za-z0-9_.\-]*\s*:\s*")
@@ -27,15 +29,18 @@ RELEARN = 50  # consecutive well-formed lines of another width: the board was re
 
 
 class CsvLines:
-    """Bytes -> samples (n, channels) for lines of numbers; counts what it cannot read."""
+    """Bytes -> samples (n, channels) for lines of numbers; counts what it cannot read and
+    hands each such line to ``on_skip`` (once the width is known: a line cut when the port
+    opened is no news)."""
 
-    def __init__(self, stats, channels: int | None = None):
+    def __init__(self, stats, channels: int | None = None, on_skip: Callable[[bytes], None] | None = None):
         self.stats = stats
+        self.on_skip = on_skip
         self.channels = channels  # None until lines agree
         self.fixed = channels is not None
         self._partial = b""
         self._skip_line = False  # after an overlong line: drop up to the next newline
-        self._candidate: list[list[float]] = []  # consecutive lines of one other width (learning/relearning)
+        self._candidate: list[tuple[list[float], bytes]] = []  # consecutive lines of one other width
 
     def reset(self) -> None:
         self._partial = b""
@@ -52,11 +57,11 @@ class CsvLines:
             values = self._numbers(line)
             if values is None:
                 if line.strip():
-                    self.stats.parse_errors += 1
+                    self._skip(line)
                 continue
-            rows += self._accept(values)
+            rows += self._accept(values, line)
         if len(self._partial) > MAX_LINE:
-            self.stats.parse_errors += 1
+            self._skip(self._partial)
             self._partial = b""
             self._skip_line = True  # resume after the next newline
         return np.array(rows, dtype=np.float64).reshape(len(rows), self.channels or 0)
@@ -72,12 +77,16 @@ class CsvLines:
             values = [float(token) for token in SEPARATORS.split(text.strip(b", \t")) if token]
         except ValueError:
             return None
-        # one sum for nan/inf in any value (it also refuses values near 1e308, which are no EMG either)
-        if not 1 <= len(values) <= 8 or not math.isfinite(sum(values)):
+        if not 1 <= len(values) <= 8 or not all(-LARGEST < v < LARGEST for v in values):  # nan fails too
             return None
         return values
 
-    def _accept(self, values: list[float]) -> list[list[float]]:
+    def _skip(self, line: bytes) -> None:
+        self.stats.parse_errors += 1
+        if self.on_skip is not None and self.channels is not None:
+            self.on_skip(line)
+
+    def _accept(self, values: list[float], line: bytes) -> list[list[float]]:
         """The rows this line releases: itself when it has the known width. Otherwise lines of a
         new width are held until enough agree (2 while the width is unknown, RELEARN to change
         it); held lines of a width that loses count as errors."""
@@ -87,18 +96,19 @@ class CsvLines:
                 self._drop_candidates()
             return [values]
         if self.fixed:
-            self.stats.parse_errors += 1
+            self._skip(line)
             return []
-        if self._candidate and len(self._candidate[0]) != width:
+        if self._candidate and len(self._candidate[0][0]) != width:
             self._drop_candidates()
-        self._candidate.append(values)
+        self._candidate.append((values, line))
         if len(self._candidate) >= (2 if self.channels is None else RELEARN):
-            rows, self.channels, self._candidate = self._candidate, width, []
+            rows, self.channels, self._candidate = [row for row, _ in self._candidate], width, []
             return rows
         return []
 
     def _drop_candidates(self) -> None:
-        self.stats.parse_errors += len(self._candidate)
+        for _, line in self._candidate:
+            self._skip(line)
         self._candidate = []
 
 
@@ -111,7 +121,7 @@ class SerialCsv(SerialDevice):
         self.nominal_rate_hz = rate_hz
         self.value_range = value_range
         self.rectified = rectified
-        self.parser = CsvLines(self.stats, channels)
+        self.parser = CsvLines(self.stats, channels, self._skipped)
         self.channels = channels or 8
 
     @classmethod
@@ -152,3 +162,8 @@ class SerialCsv(SerialDevice):
 
     def _reset(self) -> None:
         self.parser.reset()
+
+    def _skipped(self, line: bytes) -> None:
+        self.notice_once("garbage", f"skipped a line that is not {self.parser.channels} numbers ({line[:40]!r}); "
+                         "later ones are only counted (parse_errors). If most lines are skipped, check the baud "
+                         "rate and what the board prints")

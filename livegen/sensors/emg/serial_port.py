@@ -15,6 +15,7 @@ from livegen.errors import UserError
 from livegen.sensors.emg.device import EmgDevice
 
 BACKOFF = (0.2, 0.5, 1.0, 2.0)  # s between tries to reopen a lost port; then every 2 s
+LARGEST = 1e9  # no EMG device reads a value this large (a 24-bit ADC counts to 8.4e6): beyond is noise
 
 
 def split_spec(args: str, kind: str, usage: str, flags: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str]]:
@@ -42,8 +43,9 @@ def parse_range(text: str, kind: str) -> tuple[float, float]:
         low, high = float(lo), float(hi)
     except ValueError:
         low = high = float("nan")
-    if not sep or not low < high:
-        raise UserError(f"{kind}: range={text} should be LOW..HIGH with LOW < HIGH, like range=0..1023")
+    if not sep or not -LARGEST < low < high < LARGEST:
+        raise UserError(f"{kind}: range={text} should be LOW..HIGH with LOW < HIGH, numbers under "
+                        f"{LARGEST:.0e} in size, like range=0..1023")
     return low, high
 
 
@@ -63,6 +65,7 @@ class SerialDevice(EmgDevice):
         super().__init__()
         self.port, self.baud = port, baud
         self._serial = None
+        self._failures = 0  # tries to reopen the lost port in a row
 
     def _connect(self):
         import serial
@@ -84,37 +87,37 @@ class SerialDevice(EmgDevice):
         self._serial = self._connect()
         self._set_state("connected", f"reading {self.port}")
 
-    def _run(self) -> None:
+    def _step(self) -> bool:
+        """Read what the port has, or (it was lost) try to reopen it after the back-off."""
         import serial
 
-        failures = 0
-        while not self._stop.is_set():
-            port = self._serial
-            if port is None:
-                if self._stop.wait(BACKOFF[min(failures, len(BACKOFF) - 1)]):
-                    return
-                try:
-                    self._serial = self._connect()
-                except UserError as exc:
-                    failures += 1
-                    self._retry_later(str(exc), BACKOFF[min(failures, len(BACKOFF) - 1)])
-                    continue
-                failures = 0
-                self._reset()
-                self.stats.reconnects += 1
-                self._set_state("connected", f"reading {self.port}")
-                continue
+        port = self._serial
+        if port is None:
+            if self._stop.wait(BACKOFF[min(self._failures, len(BACKOFF) - 1)]):
+                return True
             try:
-                data = port.read(max(1, port.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # unplugged (or the port vanished under us): reopen with back-off
-                self._serial = None
-                self._quiet_close(port)
-                self._set_state("lost", f"{self.port} stopped answering ({exc})")
-                self._set_state("reconnecting")
-                continue
-            if data:
-                self.receive(data)
+                self._serial = self._connect()
+            except UserError as exc:
+                self._failures += 1
+                self._retry_later(str(exc), BACKOFF[min(self._failures, len(BACKOFF) - 1)])
+                return False
+            self._failures = 0
+            self._reset()
+            self.stats.reconnects += 1
+            self._set_state("connected", f"reading {self.port}")
+            return False
+        try:
+            data = port.read(max(1, port.in_waiting))
+        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            # unplugged (or the port vanished under us): reopen with back-off
+            self._serial = None
+            self._quiet_close(port)
+            self._set_state("lost", f"{self.port} stopped answering ({exc})")
+            self._set_state("reconnecting")
+            return False
+        if data:
+            self.receive(data)
+        return False
 
     def receive(self, data: bytes) -> None:
         """Bytes read -> samples to the sink: the reader's whole work per read (the bench times it)."""

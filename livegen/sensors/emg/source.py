@@ -40,7 +40,7 @@ class EmgView:
     z: tuple[float, ...]  # what was last sent to the engine
     gesture: str | None  # the gesture held (learned in calibration), if any
     calibrated: bool
-    stats: dict  # samples, parse_errors, dropped, resyncs, reconnects
+    stats: dict  # samples, parse_errors, dropped, resyncs, reconnects, clamped, faults
     error: str | None
 
 
@@ -74,13 +74,17 @@ def _stderr(text: str) -> None:
 class DeviceNotices:
     """One line each time the device turns (called in its reader thread, through its ``on_state``
     and ``on_retry`` hooks): it cannot connect yet (why and what to do, once per reason), it is
-    lost, it is back, it gave up for good (no Bluetooth: said once), a replay ended."""
+    lost, it is back, it gave up for good (no Bluetooth: said once), a replay ended; and what
+    it lives with (``on_notice``: garbage skipped, a fault survived)."""
 
     def __init__(self, device, spec: str, say: Callable[[str], None] = _stderr):
         self.device, self.spec, self.say = device, spec, say
         self._reasons: set[str] = set()  # connection failures said since it last streamed
         self._troubled = False  # a line said it is not streaming
-        device.on_state, device.on_retry = self.on_state, self.on_retry
+        device.on_state, device.on_retry, device.on_notice = self.on_state, self.on_retry, self.on_notice
+
+    def on_notice(self, text: str) -> None:
+        self.say(f"EMG {self.spec}: {text}")
 
     def on_state(self, state: str) -> None:
         device = self.device
@@ -148,7 +152,7 @@ class EmgControls(ControlSource):
         calibrated = calibration is not None
         if calibration is None:
             calibration = Calibration.default(device.value_range, device.channels, device.rectified)
-        processor = Processor(device.nominal_rate_hz, Mapping.from_preset(settings), calibration, device.rectified)
+        processor = Processor.for_device(device, Mapping.from_preset(settings), calibration)
         return cls(device, processor, initial or Controls(), settings, calibrated)
 
     def initial(self) -> Controls:
@@ -189,8 +193,12 @@ class EmgControls(ControlSource):
     def view(self) -> EmgView:
         with self._lock:
             return EmgView(self.device.state, tuple(float(v) for v in self.processor.levels),
-                           self.z_sent, self._gesture, self.calibrated,
-                           self.device.stats.as_dict(), self.device.error)
+                           self.z_sent, self._gesture, self.calibrated, self.counts(), self.device.error)
+
+    def counts(self) -> dict:
+        """The device's counters, with the values processing clamped and the faults both threads survived."""
+        return {**self.device.stats.as_dict(), "clamped": self.processor.clamped,
+                "faults": self.device.faults.count + self.faults.count}
 
     # --- the reader thread ------------------------------------------------------------------------
 
@@ -199,6 +207,11 @@ class EmgControls(ControlSource):
         with self._lock:
             self.rate.add(len(block), arrival)
             levels = self.processor.run(block)[-1]
+            if self.processor.clamped:
+                low, high = self.processor.limits
+                self.device.notice_once("clamped", f"samples beyond the device's range {low:g}..{high:g} were "
+                                        "clamped (counted in clamped): noise on the line, or a serial board that "
+                                        "needs its range, like range=0..1023")
             if self._tap is not None:
                 self._tap.append(self.processor.last_envelopes.copy())
             self._last_arrival, self._quiet_since = arrival, None
@@ -236,21 +249,24 @@ class EmgControls(ControlSource):
 
     # --- the watchdog thread ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.watch_every):
-            now = time.monotonic()
-            with self._lock:
-                quiet = self.device.state in ("lost", "reconnecting", "ended") or (
-                    self._last_arrival is None or now - self._last_arrival > self.stall)
-                if not quiet:
-                    continue
-                if self._quiet_since is None:
-                    self._quiet_since, self._glide_from = now, self.z_sent
-                into = now - self._quiet_since - self.settings.lost_hold
-                if into <= 0:
-                    continue
-                left = max(0.0, 1.0 - into / self.settings.lost_glide) if self.settings.lost_glide > 0 else 0.0
-                self._send([v * left for v in self._glide_from], now)
+    def _step(self) -> bool:
+        """Every ``watch_every`` s: is the armband quiet? Then hold z, and later glide it to neutral."""
+        if self._stop.wait(self.watch_every):
+            return True
+        now = time.monotonic()
+        with self._lock:
+            quiet = self.device.state in ("lost", "reconnecting", "ended") or (
+                self._last_arrival is None or now - self._last_arrival > self.stall)
+            if not quiet:
+                return False
+            if self._quiet_since is None:
+                self._quiet_since, self._glide_from = now, self.z_sent
+            into = now - self._quiet_since - self.settings.lost_hold
+            if into <= 0:
+                return False
+            left = max(0.0, 1.0 - into / self.settings.lost_glide) if self.settings.lost_glide > 0 else 0.0
+            self._send([v * left for v in self._glide_from], now)
+        return False
 
 
 def merged_sinks(sink, initial: Controls):
