@@ -1,13 +1,44 @@
-"""The ``livegen`` command. Bad input ends in one line on stderr and a non-zero exit, never a traceback."""
+"""The ``livegen`` command. Bad input ends in one line on stderr and a non-zero exit, never a traceback,
+and so does Ctrl-C, at any moment."""
 from __future__ import annotations
 
-import argparse
+import os
+import sys
+
+
+def _exit_interrupted() -> None:
+    print("livegen: interrupted", file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+def _interrupted_before_main(kind, value, traceback) -> None:
+    """Ctrl-C while this module loads, before ``main`` catches it: one line and exit status 130, as
+    ``main`` says it; anything else goes to the hook there was."""
+    if issubclass(kind, KeyboardInterrupt):
+        _exit_interrupted()
+    _excepthook_before_livegen(kind, value, traceback)
+
+
+_excepthook_before_livegen = sys.excepthook
+sys.excepthook = _interrupted_before_main
+
+import argparse  # after the hook: Ctrl-C while these load is quiet too
 import json
 import signal
-import sys
 import time
 
 from livegen.errors import UserError
+
+
+def _on_ctrl_c(signum, frame) -> None:
+    """Ctrl-C raises KeyboardInterrupt, as Python's own handler does, except in the middle of an
+    import: there it ends livegen at once, because an exception raised into a library's
+    initialisation can abort the process (torch's C++) or surface as another error."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            _exit_interrupted()
+        frame = frame.f_back
+    raise KeyboardInterrupt
 
 
 def _say(text: str) -> None:
@@ -539,6 +570,13 @@ def cmd_bench(args) -> int:
 
         _say("bench: live engine run with the DCRNN layered beside the Char-RNN")
         result["layers"] = layered_run(model, load_model("dcrnn"), args.seconds, _say)
+    if args.load is not None:
+        from livegen.engine.bench import load_run
+
+        if not 0 <= args.load <= 64:
+            raise UserError("--load is 0..64 busy processes")
+        _say(f"bench: the live run and a scripted DCRNN take with {args.load} busy processes beside them")
+        result["load"] = load_run(model, load_model("dcrnn"), args.load, args.seconds, _say)
     if "clock" in args.parts:
         from livegen.midi.clock import clock_bench
 
@@ -709,6 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "layers (the live run with the DCRNN beside the Char-RNN), "
                         "clock (MIDI clock out and tempo following on JACK; not in the default), "
                         "emg (parse/process cost, 200 Hz over a pty into the DCRNN, the mapping on real recordings)")
+    s.add_argument("--load", type=int, default=None, metavar="N",
+                   help="also run the live timing run and a scripted DCRNN take with N busy processes beside "
+                        "them (a stage laptop): timing, late notes, re-triggers, unended notes, same as quiet")
     s.add_argument("--emg-minutes", type=float, default=0.5,
                    help="length of the sustained 200 Hz EMG run (the issue's check: 10)")
     s.add_argument("--emg-data", default="../shared/data/emg/myo-readings",
@@ -742,8 +783,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    ctrl_c_before = signal.signal(signal.SIGINT, _on_ctrl_c)
     try:
+        sys.excepthook = _excepthook_before_livegen  # main catches Ctrl-C itself; the panel's Qt keeps its hook
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except UserError as exc:
         from livegen.train.distributed import rank
@@ -751,6 +794,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"error: {exc}" if rank() == 0 else f"error (process {rank()}): {exc}")
         return 2
     except KeyboardInterrupt:
+        ctrl_c_before = signal.SIG_DFL  # a second Ctrl-C while leaving ends it at once, silently
         _say("interrupted")
         return 130
     except BrokenPipeError:
@@ -758,6 +802,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         _say(f"error: {exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}")
         return 1
+    finally:
+        if ctrl_c_before is not None:  # None: a handler not set from Python, which cannot be put back
+            signal.signal(signal.SIGINT, ctrl_c_before)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Presets are data: TOML files under ``presets/``, checked strictly.
 
 An unknown section or key, or a value of the wrong type, is an error naming the key, so a typo
-never silently falls back to a default on stage. Command-line flags override a preset.
+never silently falls back to a default on stage. Command-line flags override a preset. A preset is
+UTF-8 text of at most 256 KiB, nested at most 8 deep, and every number in it is finite.
 """
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livegen.checks import check_finite, check_nesting, too_deep
 from livegen.errors import UserError
 from livegen.vision import TRACKER_NAMES
 
 REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
+MAX_BYTES = 256 * 1024  # the shipped presets are under 4 KiB
+MAX_NAME = 64
+NAME_PUNCTUATION = " _-.+"
 
 
 @dataclass
@@ -267,8 +272,12 @@ def _check(section: str, cls, values: dict):
 def parse(text: str, origin: str = "preset") -> Preset:
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        raise too_deep(origin) from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of thousands of digits
         raise UserError(f"{origin}: not valid TOML ({exc})") from None
+    check_nesting(data, origin)
+    check_finite(data, origin)
     sections = {f.name: f.type for f in dataclasses.fields(Preset)}
     kwargs = {}
     for name, values in data.items():
@@ -292,17 +301,49 @@ def parse(text: str, origin: str = "preset") -> Preset:
     return preset
 
 
+def check_name(name: str) -> str:
+    """``name`` when it is a preset's name (what a remote controller may send): never a path, and
+    short enough for any file system; UserError otherwise."""
+    if not (1 <= len(name) <= MAX_NAME and all(c.isalnum() or c in NAME_PUNCTUATION for c in name)
+            and not name.startswith(".")):
+        raise UserError(f"{name!r:.80} is not a preset name (1..{MAX_NAME} letters, digits, spaces and "
+                        f"{' '.join(NAME_PUNCTUATION.strip())}, no path), like \"default\"")
+    return name
+
+
 def find(name: str) -> Path:
     """A preset by path, or by name in ./presets, the project's presets/ or ~/.config/livegen/presets."""
     direct = Path(name)
-    if direct.suffix == ".toml" and direct.is_file():
-        return direct
-    for folder in (Path("presets"), REPO_PRESETS, Path.home() / ".config" / "livegen" / "presets"):
-        candidate = folder / f"{name}.toml"
-        if candidate.is_file():
-            return candidate
-    raise UserError(f"preset {name!r} not found (looked for {name}.toml in ./presets, {REPO_PRESETS} "
-                    "and ~/.config/livegen/presets)")
+    folders = (Path("presets"), REPO_PRESETS, Path.home() / ".config" / "livegen" / "presets")
+    try:
+        if direct.suffix == ".toml" and direct.exists():
+            if not direct.is_file():
+                raise UserError(f"preset {name} is not a file")
+            return direct
+        found = next((c for c in (folder / f"{name}.toml" for folder in folders) if c.is_file()), None)
+    except (OSError, ValueError) as exc:  # a name too long for the file system, or with a NUL
+        reason = getattr(exc, "strerror", None) or exc
+        raise UserError(f"preset {name!r:.80} cannot be looked up ({reason})") from None
+    if found is None:
+        raise UserError(f"preset {name!r} not found (looked for {name}.toml in ./presets, {REPO_PRESETS} "
+                        "and ~/.config/livegen/presets)")
+    return found
+
+
+def _read(path: Path) -> Preset:
+    """The preset in a file; one that is too big, not UTF-8 or unreadable is one clear line."""
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"preset {path} cannot be read: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise UserError(f"preset {path} is over {MAX_BYTES // 1024} KiB: not a preset")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"preset {path} is not UTF-8 text: not a preset") from None
+    return parse(text, f"preset {path}")
 
 
 def load(name: str | None) -> Preset:
@@ -310,9 +351,8 @@ def load(name: str | None) -> Preset:
     livegen without the project folder, the built-in defaults it spells out (kept equal by a test)."""
     if name is None:
         path = REPO_PRESETS / "default.toml"
-        return parse(path.read_text(), str(path)) if path.is_file() else Preset()
-    path = find(name)
-    return parse(path.read_text(), str(path))
+        return _read(path) if path.is_file() else Preset()
+    return _read(find(name))
 
 
 def dumps(preset: Preset) -> str:

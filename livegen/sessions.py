@@ -25,6 +25,12 @@ from livegen.sensors.script import CONTROL_FIELDS, ScriptControls, read_script
 
 VERSION = 1
 THEME_KEYS = ("theme", "toward", "mix")
+NUMBER = (int, float)
+HEADER_TYPES = {"model": str, "seed": int, "temperature": NUMBER, "bpm": NUMBER, "lookahead": NUMBER, "channel": int,
+                "program": (int, type(None)), "volume": (int, type(None)), "steering": bool, "started": str,
+                "midi": str, "layers": list}
+LAYER_TYPES = {"model": str, "channel": int, "program": (int, type(None)), "volume": (int, type(None)),
+               "temperature": (*NUMBER, type(None)), "port": (str, type(None))}
 
 
 def session_path(midi_path: str | Path) -> Path:
@@ -150,6 +156,7 @@ def read_take(path: str | Path) -> Take:
     header, rows = read_script(str(controls))
     if header.get("livegen") != "session":
         raise UserError(f"{controls} is a control script, not a recorded session (no livegen header line)")
+    _check_header(header, f"session {controls}")
     midi = controls.with_suffix(".mid")
     midi = midi if midi.is_file() else None
     ends = [r["t"] for r in rows if r.get("end")]
@@ -158,6 +165,22 @@ def read_take(path: str | Path) -> Take:
     else:
         duration = max(rows[-1]["t"], _midi_seconds(midi) if midi else 0.0)
     return Take(controls, midi, float(duration), str(header.get("started", "")), bool(ends), header)
+
+
+def _check_header(header: dict, where: str) -> None:
+    """The header's values have the types the sessions view and a replay convert them to, so an
+    edited or foreign header is one clear line there, not a failure later."""
+    def typed(values: dict, types: dict, prefix: str) -> None:
+        for key, kind in types.items():
+            if key in values and not isinstance(values[key], kind):
+                raise UserError(f"{where}: header key {prefix}{key} cannot be {type(values[key]).__name__} "
+                                f"{values[key]!r:.40}")
+
+    typed(header, HEADER_TYPES, "")
+    for i, layer in enumerate(header.get("layers", [])):
+        if not isinstance(layer, dict) or not {"model", "channel"} <= set(layer):
+            raise UserError(f"{where}: header key layers[{i}] must be an object with a model and a channel")
+        typed(layer, LAYER_TYPES, f"layers[{i}].")
 
 
 def _midi_seconds(path: Path) -> float:

@@ -11,25 +11,28 @@ Out (to ``--osc-out HOST:PORT``): ``/livegen/state/pitch f``, ``/density f``, ``
 ``/time f`` (seconds into the take) at up to 20 Hz when they change, and ``/livegen/note i i i``
 (channel 1..16, note, velocity; 0 = off) for every note played.
 
-A message that is not one of these, or carries the wrong arguments, is logged once per address and
-ignored; values out of range are clamped with one warning. OSC never waits on the engine: the
-receiving thread only merges a value and calls the engine's thread-safe ``set_controls``.
+A message that is not one of these, carries the wrong arguments or fails in any way is counted,
+logged once per address (and kind of failure) and ignored, and the listener goes on; values out of
+range are clamped with one warning. OSC never waits on the engine: the receiving thread only merges
+a value and calls the engine's thread-safe ``set_controls``.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import socket
 import threading
 from collections import deque
 from typing import Callable, Protocol
 
+from livegen.checks import is_number
+from livegen.engine.mixer import ControlMixer
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 
 PREFIX = "/livegen"
 Z_DIMS = 8
 STATE_EVERY = 0.05  # s between state messages out (20 Hz)
+MAX_WARNINGS = 32  # lines said about ignored messages; a sender spraying new addresses is only counted after
 
 
 class Performance(Protocol):
@@ -43,8 +46,10 @@ class Performance(Protocol):
     def preset(self, name: str) -> None: ...  # raises UserError for an unknown preset
 
 
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` fit for one log line: printable and at most ``limit`` characters."""
+    text = text if text.isprintable() else ascii(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def parse_target(text: str) -> tuple[str, int]:
@@ -104,7 +109,7 @@ class OscServer:
     # --- receiving -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        from pythonosc.osc_packet import OscPacket, ParseError
+        from pythonosc.osc_packet import OscPacket
 
         while not self._stop.is_set():
             try:
@@ -115,7 +120,7 @@ class OscServer:
                 return
             try:
                 messages = [timed.message for timed in OscPacket(data).messages]  # bundles: now, not at their time tag
-            except (ParseError, ValueError, IndexError, TypeError, UnicodeError):
+            except Exception:  # python-osc raises many kinds on garbage
                 self._ignore("(not OSC)", f"a packet from {sender[0]} that is not OSC")
                 continue
             for message in messages:
@@ -124,18 +129,27 @@ class OscServer:
     def _handle(self, address: str, params: list) -> None:
         handler = self._handlers.get(address)
         if handler is None:
-            self._ignore(address, f"{address}: not a livegen address (see the README's OSC table)")
+            self._ignore(address, f"{_shown(address)}: not a livegen address (see the README's OSC table)")
             return
         try:
             handler(address, params)
             self.received += 1
         except UserError as exc:
-            self._ignore(address, f"{address} {tuple(params)}: {exc}")
+            self._ignore(address, f"{address} {_shown(repr(tuple(params)))}: {_shown(str(exc), 200)}")
+        except Exception as exc:  # whatever one message does, the listener goes on
+            kind = type(exc).__name__
+            self._ignore(f"{address}:{kind}", f"{address} {_shown(repr(tuple(params)))}: it failed ({kind}: "
+                                              f"{_shown(str(exc), 120)}); check what the sender sends against "
+                                              "the README's OSC table")
 
     def _ignore(self, key: str, text: str) -> None:
         self.ignored += 1
-        if key not in self._warned:
-            self._warned.add(key)
+        if key in self._warned or len(self._warned) > MAX_WARNINGS:
+            return
+        self._warned.add(key)
+        if len(self._warned) > MAX_WARNINGS:
+            self.log("osc: ignored more messages than are worth saying; from now on they are only counted")
+        else:
             self.log(f"osc: ignored {text} (said once per address)")
 
     def _clamp(self, address: str, value: float, lo: float, hi: float) -> float:
@@ -146,7 +160,7 @@ class OscServer:
         return min(max(float(value), lo), hi)
 
     def _one_number(self, address: str, params: list, lo: float, hi: float) -> float:
-        if len(params) != 1 or not _number(params[0]):
+        if len(params) != 1 or not is_number(params[0]):
             raise UserError(f"expects one number {lo:g}..{hi:g}")
         return self._clamp(address, params[0], lo, hi)
 
@@ -168,13 +182,13 @@ class OscServer:
         return handler
 
     def _z_all(self, address: str, params: list) -> None:
-        if len(params) != Z_DIMS or not all(_number(p) for p in params):
+        if len(params) != Z_DIMS or not all(is_number(p) for p in params):
             raise UserError(f"expects {Z_DIMS} numbers -1..1")
         self._steer(z=tuple(self._clamp(address, p, -1.0, 1.0) for p in params))
 
     def _command(self, name: str):
         def handler(address: str, params: list) -> None:
-            if params and not (len(params) == 1 and _number(params[0])):
+            if params and not (len(params) == 1 and is_number(params[0])):
                 raise UserError("takes no arguments (or one number, as a button sends)")
             if params and params[0] == 0:  # a button's release (TouchOSC sends 1 then 0)
                 return
@@ -182,9 +196,11 @@ class OscServer:
         return handler
 
     def _preset(self, address: str, params: list) -> None:
+        from livegen.presets import check_name
+
         if len(params) != 1 or not isinstance(params[0], str):
-            raise UserError("expects one string, a preset name or .toml path")
-        self.performance.preset(params[0])
+            raise UserError("expects one string, a preset's name")
+        self.performance.preset(check_name(params[0]))
 
 
 class OscState:
@@ -255,7 +271,7 @@ class EngineTakes:
 
     def __init__(self, initial: Controls, log: Callable[[str], None] = print):
         self.engine = None
-        self.latest = initial
+        self.mixer = ControlMixer(initial, self.clock)
         self.log = log
         self.play_requested = threading.Event()
         self.stop_requested = threading.Event()
@@ -268,6 +284,12 @@ class EngineTakes:
             self.engine = engine
             self.play_requested.clear()
             self.stop_requested.clear()
+        self.mixer.reset(engine.initial)  # what a script held for later belonged to the last take
+
+    @property
+    def latest(self) -> Controls:
+        """The controls in force now: where OSC merges, and where the next take starts."""
+        return self.mixer.current()
 
     def playing(self) -> bool:
         engine = self.engine
@@ -281,12 +303,11 @@ class EngineTakes:
         return self.latest
 
     def steer(self, controls: Controls, t: float | None = None) -> None:
-        """OSC's and every control source's sink: the latest value is kept for OSC to merge over."""
-        with self._lock:
-            self.latest = controls
-            engine = self.engine
-        if engine is not None and engine.running:
-            engine.set_controls(controls, t)
+        """OSC's and every control source's sink, through one mixer: OSC merges over the latest
+        value in force, never over a script's change still ahead."""
+        engine = self.engine
+        sink = engine.set_controls if engine is not None and engine.running else None
+        self.mixer.change(sink, t, **{f.name: getattr(controls, f.name) for f in dataclasses.fields(controls)})
 
     def play(self) -> None:
         if not self.playing():

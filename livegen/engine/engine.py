@@ -141,6 +141,8 @@ class Engine:
         self._pending_acks: dict[int, tuple[float, float]] = {}
         self._scheduled_ons: deque[tuple[float, int, int, int]] = deque(maxlen=8192)  # (t, layer, channel, note)
         self._resync = threading.Event()  # a new clock needs the future generated again
+        self._made: dict[float, float] = {}  # effective time -> the time the change was made at
+        self._session_until = float("-inf")  # effective time up to which the session is written
         self._change_id = 0
         self._finished = threading.Event()
         self._final: dict = {}
@@ -274,6 +276,7 @@ class Engine:
         ended = self.end is not None and self.now() >= self.end
         self._send(("stop", self.end if ended else None))
         if self.session is not None:
+            self._write_session(self.end if ended else self.now())
             self.session.close(self.end if ended else max(0.0, self.now()))
         self._finished.wait(2.0 if self._clock_stuck else timeout)
         if hasattr(self, "_proc"):
@@ -503,12 +506,27 @@ class Engine:
                     batches[layer] = []
                 continue
             self._flush(batches)
+            if self.session is not None:
+                self._write_session(now)
             for g in gens:
                 g.forget_before(now - 1.0)
             if len(self.stats.step_seconds) > 100_000:
                 del self.stats.step_seconds[:50_000]
             self._wake.wait(min(0.01, max(0.0005, gen.time - now - lookahead)))
             self._wake.clear()
+
+    def _write_session(self, until: float) -> None:
+        """Write the controls that governed the music up to ``until`` (in time order, as played:
+        a change made now never lands after one a script handed over for later)."""
+        timeline = self.generators[0].timeline
+        for effective, controls in zip(timeline.times, timeline.values):
+            if self._session_until < effective <= until:
+                made = self._made.pop(effective, effective - CONTROL_DELAY)
+                if self.end is None or made < self.end:
+                    self.session.change(made, controls)
+                self._session_until = effective
+        if len(self._made) > 1000:  # changes overridden before they governed
+            self._made = {t: m for t, m in self._made.items() if t > self._session_until}
 
     def _flush(self, batches: list[list]) -> None:
         for layer, batch in enumerate(batches):
@@ -523,8 +541,7 @@ class Engine:
             self.stats.late_controls += 1
             effective = now + 0.001
             made = effective - CONTROL_DELAY
-        if self.session is not None and (self.end is None or made < self.end):  # as applied: a replay governs the same instant
-            self.session.change(made, controls)
+        self._made[effective] = made  # the session writes it once it governs (see _write_session)
         before = self.generators[0].timeline.at(effective)
         if self.clock_out and (before.bpm or self.settings.bpm) != (controls.bpm or self.settings.bpm):
             self._send(("tempo", effective, controls.bpm or self.settings.bpm))  # the MIDI clock out follows

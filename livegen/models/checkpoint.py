@@ -1,7 +1,8 @@
 """Checkpoints: safetensors weights with a JSON header carrying config, vocabulary and conditioning.
 
 Loading needs nothing else, and anything that is not ours (a random file, a truncated file, a
-model with another vocabulary) is refused with one clear line.
+header of the wrong shape, weights that are NaN, a model with another vocabulary) is refused with
+one clear line.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from livegen.checks import check_finite, parse_json
 from livegen.errors import UserError
 from livegen.music import conditioning, events
 
@@ -19,6 +21,9 @@ DEFAULT_CHARRNN = PACKAGE_DIR / "charrnn-pop909.safetensors"
 DEFAULT_DCRNN = PACKAGE_DIR / "dcrnn-pop909.safetensors"
 DEFAULT_COMMENTARY = PACKAGE_DIR / "commentary-musiccaps.safetensors"
 TEXT_KINDS = {"cvae"}  # models of words: they carry their own vocabulary (in the config), no MIDI events
+MAX_HEADER = 16 * 1024 * 1024  # characters of the livegen header; the shipped ones are under 32 KiB
+HEADER_TYPES = {"format": str, "kind": str, "config": dict, "vocabulary": (list, dict),
+                "conditioning": (dict, type(None)), "extra": dict}
 
 
 def _registry():
@@ -62,38 +67,54 @@ def read_metadata(path: str | os.PathLike) -> dict:
         raise UserError(f"{path} is not a readable safetensors file (corrupt or truncated?)") from None
     if raw is None:
         raise UserError(f"{path} is a safetensors file but not a livegen checkpoint")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError:
-        raise UserError(f"{path}: the livegen header is corrupt") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{path}: unknown checkpoint format {meta.get('format')!r} (expected {FORMAT})")
-    if meta.get("kind") in TEXT_KINDS:
+    not_ours = f"{path} is not a livegen checkpoint: its livegen header"
+    meta = parse_json(raw, not_ours, MAX_HEADER)
+    if not isinstance(meta, dict):
+        raise UserError(f"{not_ours} is a JSON {type(meta).__name__}, not an object")
+    for key, kind in HEADER_TYPES.items():
+        if key not in meta:
+            raise UserError(f"{not_ours} has no {key}")
+        if not isinstance(meta[key], kind):
+            raise UserError(f"{not_ours} has a {key} of the wrong type ({type(meta[key]).__name__})")
+    check_finite(meta["config"], not_ours, "config")  # extra may hold infinity: a best loss not yet set
+    if meta["format"] != FORMAT:
+        raise UserError(f"{path}: unknown checkpoint format {meta['format']!r:.80} (expected {FORMAT})")
+    if meta["kind"] in TEXT_KINDS:
         from livegen.commentary.text import TOKENISER
 
-        if (meta.get("vocabulary") or {}).get("tokeniser") != TOKENISER:
+        vocabulary = meta["vocabulary"]
+        if not isinstance(vocabulary, dict) or vocabulary.get("tokeniser") != TOKENISER:
             raise UserError(f"{path}: the model's tokeniser differs from this livegen's ({TOKENISER}); retrain it")
         return meta
-    if meta.get("vocabulary") != events.vocabulary():
+    if meta["vocabulary"] != events.vocabulary():
         raise UserError(f"{path}: the model's event vocabulary differs from this livegen's; retrain it")
-    if meta.get("conditioning") != conditioning.spec():
+    if meta["conditioning"] != conditioning.spec():
         raise UserError(f"{path}: the model's conditioning layout differs from this livegen's; retrain it")
     return meta
 
 
 def load(path: str | os.PathLike):
     """(model in eval mode, metadata) from a checkpoint written by ``save``."""
+    import torch
     from safetensors.torch import load_file
 
     meta = read_metadata(path)
     registry = _registry()
-    if meta.get("kind") not in registry:
-        raise UserError(f"{path}: unknown model kind {meta.get('kind')!r}")
+    if meta["kind"] not in registry:
+        raise UserError(f"{path}: unknown model kind {meta['kind']!r:.80}")
     model_cls, config_cls = registry[meta["kind"]]
+    try:
+        weights = load_file(str(path))
+    except Exception:
+        raise UserError(f"{path} is not a readable safetensors file (corrupt or truncated?)") from None
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{path}: weight {name!r:.80} holds NaN or infinite values (a diverged or damaged "
+                            "model): use another checkpoint")
     try:
         config = config_cls(**meta["config"])
         model = model_cls(config)
-        model.load_state_dict(load_file(str(path)))
+        model.load_state_dict(weights)
     except Exception as exc:
         raise UserError(f"{path}: weights do not match the stored config ({type(exc).__name__})") from None
     model.eval()

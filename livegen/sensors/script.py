@@ -19,6 +19,9 @@ followed MIDI clock or Ableton Link session is recorded this way, so its take re
 Values hold until a later line changes them. ``"histogram": null`` / ``"z": null`` clear a
 histogram or z set before.
 
+A line is at most 64 KiB, nests lists and objects at most 8 deep and holds only finite numbers
+(no NaN or Infinity): anything else is refused with the file and line.
+
 Live sessions are recorded in the same format (``--record take.mid`` writes ``take.jsonl``, see
 livegen/sessions.py) with two additions a script may use too: a first line with a ``"livegen"`` key,
 a header naming what else shaped the take, and a last line saying when the take ended (a replay
@@ -29,12 +32,10 @@ stops there):
 """
 from __future__ import annotations
 
-import json
-import math
-import time
 from dataclasses import replace
 from pathlib import Path
 
+from livegen.checks import check_finite, is_number, parse_json
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, key_histogram
 from livegen.music.tempo import MAX_BPM, MIN_BPM
@@ -42,10 +43,8 @@ from livegen.sensors.base import ControlSource, clamp_controls
 
 FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix", "bpm", "end"}
 CONTROL_FIELDS = FIELDS - {"t", "end"}
-
-
-def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+LEAD = 1.0  # s ahead of its time that a change is handed to the engine
+MAX_LINE = 64 * 1024  # characters; a script's or session's lines are under 1 KiB
 
 
 def parse_script(path: str) -> list[dict]:
@@ -68,10 +67,8 @@ def read_script(path: str) -> tuple[dict, list[dict]]:
         if not line.strip():
             continue
         where = f"control script {path} line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: not JSON ({exc.msg})") from None
+        row = parse_json(line, where, MAX_LINE)
+        check_finite(row, where)
         if not isinstance(row, dict):
             raise UserError(f"{where}: expected an object like {{\"t\": 0.0, \"pitch\": 0.5}}")
         if "livegen" in row and not rows and not header:
@@ -80,27 +77,27 @@ def read_script(path: str) -> tuple[dict, list[dict]]:
         unknown = set(row) - FIELDS
         if unknown:
             raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(FIELDS))})")
-        if "t" not in row or not _number(row["t"]) or row["t"] < 0:
+        if "t" not in row or not is_number(row["t"]) or row["t"] < 0:
             raise UserError(f"{where}: needs \"t\", seconds from the start (a number >= 0)")
         if rows and row["t"] < rows[-1]["t"]:
             raise UserError(f"{where}: t {row['t']} is earlier than the line before ({rows[-1]['t']})")
         for key in ("pitch", "density"):
-            if key in row and not _number(row[key]):
+            if key in row and not is_number(row[key]):
                 raise UserError(f"{where}: {key} must be a number in 0..1")
         if "end" in row and row["end"] is not True:
             raise UserError(f"{where}: end must be true (the take ended at t)")
         for key, size in (("histogram", 12), ("z", None)):
             if key in row and row[key] is not None:
                 v = row[key]
-                if not isinstance(v, list) or not all(_number(x) for x in v) or (size and len(v) != size) or not v:
+                if not isinstance(v, list) or not all(is_number(x) for x in v) or (size and len(v) != size) or not v:
                     raise UserError(f"{where}: {key} must be a list of {size or 'some'} numbers")
         for key in ("theme", "toward"):
             if key in row and not (isinstance(row[key], str) and 0 < len(row[key]) <= 32) and not (
                     key == "toward" and row[key] is None):
                 raise UserError(f"{where}: {key} must be a theme name of 1..32 characters, like \"A\"")
-        if "mix" in row and not _number(row["mix"]):
+        if "mix" in row and not is_number(row["mix"]):
             raise UserError(f"{where}: mix must be a number in 0..1")
-        if "bpm" in row and row["bpm"] is not None and not _number(row["bpm"]):
+        if "bpm" in row and row["bpm"] is not None and not is_number(row["bpm"]):
             raise UserError(f"{where}: bpm must be a number in {MIN_BPM:g}..{MAX_BPM:g}")
         if "key" in row:
             try:
@@ -114,7 +111,11 @@ def read_script(path: str) -> tuple[dict, list[dict]]:
 
 
 class ScriptControls(ControlSource):
-    """Replays a script on the performance clock, each change stamped with its script time."""
+    """Replays a script on the performance clock, each change stamped with its script time.
+
+    A script knows its future, so each change is handed to the engine ``LEAD`` seconds before its
+    time: the engine applies it at its time whatever the load, and a scripted take with a seed is
+    the same take on a busy machine as on a quiet one."""
 
     name = "script"
 
@@ -129,6 +130,7 @@ class ScriptControls(ControlSource):
         for row in start:
             self.current = self._merge(row, self.current)
         self._pending = [r for r in self.rows[len(start):] if CONTROL_FIELDS & set(r)]
+        self._next = 0  # the first row not handed to the engine yet
 
     def _merge(self, row: dict, previous: Controls) -> Controls:
         """``clamp_controls`` plus the theme keys, which only scripts (and later the GUI) set."""
@@ -154,18 +156,26 @@ class ScriptControls(ControlSource):
             raise UserError("--controls script: needs a file, e.g. --controls script:gesture.jsonl")
         return cls(args, initial)
 
-    def _run(self) -> None:
-        controls = self.current
-        for row in self._pending:
-            while not self._stop.is_set():
-                wait = row["t"] - self._clock()
-                if wait <= 0:
-                    break
-                self._stop.wait(min(wait, 0.05) if wait > 0.002 else 0)
-                if wait <= 0.002:
-                    while self._clock() < row["t"]:
-                        time.sleep(0)
-            if self._stop.is_set():
-                return
-            controls = self._merge(row, controls)
-            self.publish(controls, row["t"])
+    def start(self, sink, clock) -> None:
+        """Hand over, before the thread starts, every change due within ``LEAD`` of now."""
+        self._sink, self._clock = sink, clock
+        self._merged = self.current  # the controls the rows are merged over
+        self._hand_over(clock() + LEAD)
+        super().start(sink, clock)
+
+    def _hand_over(self, until: float) -> None:
+        while self._next < len(self._pending) and self._pending[self._next]["t"] <= until:
+            row = self._pending[self._next]
+            self._merged = self._merge(row, self._merged)
+            self._next += 1
+            self.publish(self._merged, row["t"])
+
+    def _step(self) -> bool:
+        if self._next >= len(self._pending):
+            return True
+        wait = self._pending[self._next]["t"] - LEAD - self._clock()
+        if wait > 0:
+            self._stop.wait(min(wait, 0.05))
+        else:
+            self._hand_over(self._clock() + LEAD)
+        return False
