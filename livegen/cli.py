@@ -452,6 +452,12 @@ def _summary(stats, record) -> None:
         text += f"; MIDI clock error p50 {k['p50']:.3f} ms, p99 {k['p99']:.3f} ms"
     if c["p99"] is not None:
         text += f"; control->MIDI p99 {c['p99']:.1f} ms over {len(stats.control_to_midi)} changes"
+    guarded = [f"{n} {what}" for n, what in ((stats.late_dropped, "late notes left out"),
+                                             (stats.retriggers, "re-struck keys ended first"),
+                                             (stats.expired, "notes ended at the length limit"),
+                                             (stats.clock_restarts, "clock restarts")) if n]
+    if guarded:
+        text += "; " + ", ".join(guarded)
     if record:
         text += f"; recorded {record}"
     _say(text)

@@ -33,10 +33,10 @@ GENERATOR_PRIORITY = 1  # SCHED_FIFO, below the clock's (see player.CLOCK_PRIORI
 SEND_TIMEOUT = 2.0  # s the clock may leave its pipe full before the take is failed
 RESYNC_MARGIN = 0.05  # s after a new clock is ready before the music it is handed begins
 CLOCK_START_TIMEOUT = 20.0  # s a clock process may take to open its ports
-MAX_CLOCK_RESTARTS = 3
+MAX_CLOCK_RESTARTS = 3  # per take: a clock that keeps dying fails the take
 # s between the note-offs sent after a clock died: a burst from a just-connected JACK client
 # reached the receiver garbled (every message a copy of the first), a paced one whole
-ORPHAN_PACE = 0.004  # per take: a clock that keeps dying fails the take
+ORPHAN_PACE = 0.004
 CONTROL_DELAY = 0.005  # s from a control's arrival to the instant it governs the music
 START_MARGIN = 0.25  # s between the clock being ready and performance time 0: room for the first notes
 
