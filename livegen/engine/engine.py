@@ -519,8 +519,10 @@ class Engine:
         """Write the controls that governed the music up to ``until`` (in time order, as played:
         a change made now never lands after one a script handed over for later)."""
         timeline = self.generators[0].timeline
-        for effective, controls in zip(timeline.times, timeline.values):
-            if self._session_until < effective <= until:
+        times = timeline.times
+        for i, (effective, controls) in enumerate(zip(times, timeline.values)):
+            last_at_its_time = i + 1 == len(times) or times[i + 1] != effective  # the one that governs
+            if self._session_until < effective <= until and last_at_its_time:
                 made = self._made.pop(effective, effective - CONTROL_DELAY)
                 if self.end is None or made < self.end:
                     self.session.change(made, controls)
