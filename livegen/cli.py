@@ -542,7 +542,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from livegen.engine.bench import run_bench
+    from livegen.bench.engine import run_bench
 
     model = load_model(args.model)
     if model.kind != "charrnn":
@@ -566,34 +566,34 @@ def cmd_bench(args) -> int:
     if "dcrnn" in args.parts:
         from pathlib import Path
 
-        from livegen.engine.dcrnn_live import dcrnn_bench
+        from livegen.bench.dcrnn import dcrnn_bench
 
         _say("bench: DCRNN")
         real = Path(args.real_data)
         result["dcrnn"] = dcrnn_bench(load_model("dcrnn"), data=str(real) if real.is_dir() else None, log=_say)
     if "layers" in args.parts:
-        from livegen.engine.bench import layered_run
+        from livegen.bench.engine import layered_run
 
         _say("bench: live engine run with the DCRNN layered beside the Char-RNN")
         result["layers"] = layered_run(model, load_model("dcrnn"), args.seconds, _say)
     if args.load is not None:
-        from livegen.engine.bench import load_run
+        from livegen.bench.load import load_run
 
         if not 0 <= args.load <= 64:
             raise UserError("--load is 0..64 busy processes")
         _say(f"bench: the live run and a scripted DCRNN take with {args.load} busy processes beside them")
         result["load"] = load_run(model, load_model("dcrnn"), args.load, args.seconds, _say)
     if "clock" in args.parts:
-        from livegen.midi.clock import clock_bench
+        from livegen.bench.clock import clock_bench
 
         result["clock"] = clock_bench(load_model(args.model), log=_say)
     if "gui" in args.parts:
-        from livegen.gui.app import gui_timing_bench
+        from livegen.bench.gui import gui_timing_bench
 
         _say("bench: timing with the control panel open, repainting, moved and resized")
         result["timing_error_ms_panel_open"] = gui_timing_bench(10.0)
     if "emg" in args.parts:
-        from livegen.sensors.emg.bench import emg_bench
+        from livegen.bench.emg import emg_bench
 
         if args.emg_minutes <= 0:
             raise UserError("--emg-minutes must be positive")
@@ -602,7 +602,7 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        from livegen.engine.bench import format_report
+        from livegen.bench.report import format_report
 
         print(format_report(result))
     return 0

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from conftest import livegen_cmd, shared_data
-from livegen.engine.dcrnn_live import DCRNNGenerator, RollDecoder, take_notes, theme_z
+from livegen.bench.dcrnn import take_notes
+from livegen.engine.dcrnn_live import DCRNNGenerator, RollDecoder, theme_z
 from livegen.errors import UserError
 from livegen.models.dcrnn import DCRNN, DCRNNConfig
 from livegen.music.conditioning import Controls

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from conftest import livegen_cmd, shared_data
 from livegen import presets
+from livegen.bench.emg import PtyFeeder, csv_lines, dcrnn_features, parse_process_us, separation, session_z
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 from livegen.sensors.emg import open_device
-from livegen.sensors.emg.bench import PtyFeeder, csv_lines, dcrnn_features, parse_process_us, separation, session_z
 from livegen.sensors.emg.cyton import Cyton, CytonFrames, counts_to_microvolts, encode_frame
 from livegen.sensors.emg.device import DeviceStats, EmgDevice
 from livegen.sensors.emg.processing import (Calibration, Gesture, Mapping, Processor, calibrate_from,

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from livegen import presets
+from livegen.bench.emg import PtyFeeder, csv_lines
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 from livegen.sensors.emg import myo, open_device
-from livegen.sensors.emg.bench import PtyFeeder, csv_lines
 from livegen.sensors.emg.cyton import Cyton, CytonFrames, encode_frame
 from livegen.sensors.emg.device import DeviceStats
 from livegen.sensors.emg.processing import INT8_LIMITS, Calibration, Mapping, MovingRms, OnePole, Processor

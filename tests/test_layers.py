@@ -192,7 +192,8 @@ def test_a_preset_lists_layers_checks_their_keys_and_round_trips(tmp_path):
 
 def test_the_bench_runs_the_engine_with_the_dcrnn_layered_beside_the_char_rnn():
     from livegen.cli import load_model
-    from livegen.engine.bench import _optional_rows, layered_run
+    from livegen.bench.engine import layered_run
+    from livegen.bench.report import _optional_rows
 
     result = layered_run(load_model("charrnn"), load_model("dcrnn"), 3.0, log=lambda _: None)
     assert result["changes"] >= 5 and result["messages"] > 0

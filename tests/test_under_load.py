@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from conftest import livegen_cmd
-from livegen.engine.bench import busy_processes, note_integrity, scripted_dcrnn_take, take_notes
+from livegen.bench.load import busy_processes, note_integrity, scripted_dcrnn_take, take_notes
 
 SECONDS = 8.0
 

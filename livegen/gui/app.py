@@ -1,4 +1,4 @@
-"""Starting the panel: the normal window, booth mode, the ``--screenshot`` run and the timing bench."""
+"""Starting the panel: the normal window, booth mode and the ``--screenshot`` run."""
 from __future__ import annotations
 
 import json
@@ -157,42 +157,3 @@ def take_screenshot(app: QApplication, window: MainWindow, path: str) -> int:
         raise UserError(f"cannot write the screenshot {path}")
     print(f"livegen: saved {path}", file=sys.stderr)
     return status
-
-
-def gui_timing_bench(seconds: float = 10.0, preset_name: str | None = None) -> dict:
-    """The engine's timing error (p50/p99/max, ms) while the panel is open and busy: repainting at
-    its own rate, plus the window moved and resized every 50 ms. For ``livegen bench``."""
-    app = application(headless_ok=True)
-    window = MainWindow(presets.load(preset_name))
-    window.resize(*SCREENSHOT_SIZE)
-    window.show()
-    window.play()
-    if not wait_until(app, lambda: window.takes.engine is not None or not window.takes.busy, STARTUP_LIMIT) \
-            or window.takes.engine is None:
-        window.close()
-        raise UserError(f"the panel's take did not start: {window.banner.text.text()}")
-    engine = window.takes.engine
-    moves = 0
-
-    def shake():
-        nonlocal moves
-        moves += 1
-        window.move(40 + moves % 60, 30 + moves % 40)
-        window.resize(SCREENSHOT_SIZE[0] + moves % 80, SCREENSHOT_SIZE[1] + moves % 50)
-        window.repaint()
-
-    shaker = QTimer(interval=50, timeout=shake)
-    shaker.start()
-    wait_until(app, lambda: engine.now() >= seconds or not engine.running, seconds + 30)
-    shaker.stop()
-    window.stop()
-    wait_until(app, lambda: not window.takes.busy, 30)
-    stats = engine.stats
-    window.close()
-    errors = np.asarray(stats.timing_error, dtype=np.float64) * 1e3
-    if not len(errors):
-        raise UserError("the panel's take sent no notes")
-    return {"timing_error_ms": {"p50": round(float(np.percentile(errors, 50)), 4),
-                                "p99": round(float(np.percentile(errors, 99)), 4),
-                                "max": round(float(errors.max()), 4)},
-            "messages": stats.sent, "window_moves": moves, "seconds": seconds, "panel_hz": 30}

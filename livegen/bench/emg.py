@@ -246,7 +246,7 @@ def _accuracy(zs) -> float:
 
 def dcrnn_features(model, data: Path, seconds: float = 12.0, seeds=(1, 2)) -> dict:
     """The DCRNN played with each gesture's mean z (the first session): note rate, pitch, length."""
-    from livegen.engine.dcrnn_live import take_notes
+    from livegen.bench.dcrnn import take_notes
     from livegen.music.conditioning import Controls
 
     folder = sorted(p for p in data.iterdir() if p.is_dir())[0]
