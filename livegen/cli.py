@@ -177,6 +177,7 @@ def cmd_perform(args) -> int:
     from livegen import presets
     from livegen.engine.engine import Engine, EngineSettings
     from livegen.midi.recorder import recover_unfinished
+    from livegen.music.conditioning import in_range, range_text
 
     preset = presets.load(args.preset)
     if args.duration is not None and not 0 < args.duration < float("inf"):
@@ -202,8 +203,8 @@ def cmd_perform(args) -> int:
     if not 1 <= channel <= 16 or not -1 <= program <= 127:
         raise UserError("--channel is 1..16 and --program 0..127")
     bpm = args.bpm if args.bpm is not None else preset.engine.bpm
-    if not 20 <= bpm <= 300:
-        raise UserError("--bpm must be in 20..300")
+    if not in_range("bpm", bpm):
+        raise UserError(f"--bpm must be in {range_text('bpm')}")
     if args.volume is not None and not 0 <= args.volume <= 127:
         raise UserError("--volume is 0..127 (MIDI channel volume)")
     settings = EngineSettings(

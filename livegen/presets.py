@@ -14,6 +14,7 @@ from pathlib import Path
 
 from livegen.checks import check_finite, check_nesting, too_deep
 from livegen.errors import UserError
+from livegen.music.conditioning import in_range, range_text
 from livegen.vision import TRACKER_NAMES
 
 REPO_PRESETS = Path(__file__).resolve().parent.parent / "presets"
@@ -59,8 +60,8 @@ class EnginePreset:
     def __post_init__(self):
         if not 0.02 <= self.lookahead <= 5.0:
             raise UserError("preset key engine.lookahead must be 0.02..5 s")
-        if not 20.0 <= self.bpm <= 300.0:
-            raise UserError("preset key engine.bpm must be in 20..300")
+        if not in_range("bpm", self.bpm):
+            raise UserError(f"preset key engine.bpm must be in {range_text('bpm')}")
         if not self.max_note_seconds > 0 or not 1 <= self.max_polyphony <= 128:
             raise UserError("preset keys engine.max_note_seconds must be > 0 and engine.max_polyphony 1..128")
         z = self.external_z
@@ -294,8 +295,6 @@ def parse(text: str, origin: str = "preset") -> Preset:
     preset = Preset(**kwargs)
     if not 1 <= preset.output.channel <= 16:
         raise UserError(f"{origin}: output.channel must be 1..16")
-    if not 20 <= preset.engine.bpm <= 300:
-        raise UserError(f"{origin}: engine.bpm must be 20..300")
     if not -1 <= preset.output.program <= 127:
         raise UserError(f"{origin}: output.program must be -1..127")
     return preset

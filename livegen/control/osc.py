@@ -27,7 +27,7 @@ from typing import Callable, Protocol
 from livegen.checks import is_number
 from livegen.engine.mixer import ControlMixer
 from livegen.errors import UserError
-from livegen.music.conditioning import Controls
+from livegen.music.conditioning import Controls, clamp_control, range_text
 
 PREFIX = "/livegen"
 Z_DIMS = 8
@@ -152,30 +152,30 @@ class OscServer:
         else:
             self.log(f"osc: ignored {text} (said once per address)")
 
-    def _clamp(self, address: str, value: float, lo: float, hi: float) -> float:
-        if not lo <= value <= hi:
-            if address + ":range" not in self._warned:
-                self._warned.add(address + ":range")
-                self.log(f"osc: {address} {value:g} is outside {lo:g}..{hi:g}; clamped (said once per address)")
-        return min(max(float(value), lo), hi)
+    def _clamp(self, address: str, value: float, key: str) -> float:
+        inside = clamp_control(key, value)
+        if inside != value and address + ":range" not in self._warned:
+            self._warned.add(address + ":range")
+            self.log(f"osc: {address} {value:g} is outside {range_text(key)}; clamped (said once per address)")
+        return inside
 
-    def _one_number(self, address: str, params: list, lo: float, hi: float) -> float:
+    def _one_number(self, address: str, params: list, key: str) -> float:
         if len(params) != 1 or not is_number(params[0]):
-            raise UserError(f"expects one number {lo:g}..{hi:g}")
-        return self._clamp(address, params[0], lo, hi)
+            raise UserError(f"expects one number {range_text(key)}")
+        return self._clamp(address, params[0], key)
 
     def _steer(self, **changes) -> None:
         self.performance.steer(dataclasses.replace(self.performance.controls(), **changes))
 
     def _pitch(self, address: str, params: list) -> None:
-        self._steer(pitch=self._one_number(address, params, 0.0, 1.0))
+        self._steer(pitch=self._one_number(address, params, "pitch"))
 
     def _density(self, address: str, params: list) -> None:
-        self._steer(density=self._one_number(address, params, 0.0, 1.0))
+        self._steer(density=self._one_number(address, params, "density"))
 
     def _z_dim(self, dim: int):
         def handler(address: str, params: list) -> None:
-            value = self._one_number(address, params, -1.0, 1.0)
+            value = self._one_number(address, params, "z")
             z = list(self.performance.controls().z or (0.0,) * Z_DIMS)
             z[dim] = value
             self._steer(z=tuple(z))
@@ -184,7 +184,7 @@ class OscServer:
     def _z_all(self, address: str, params: list) -> None:
         if len(params) != Z_DIMS or not all(is_number(p) for p in params):
             raise UserError(f"expects {Z_DIMS} numbers -1..1")
-        self._steer(z=tuple(self._clamp(address, p, -1.0, 1.0) for p in params))
+        self._steer(z=tuple(self._clamp(address, p, "z") for p in params))
 
     def _command(self, name: str):
         def handler(address: str, params: list) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from livegen.engine.generator import ControlTimeline, LiveGenerator
 from livegen.errors import UserError
-from livegen.music.conditioning import Controls
+from livegen.music.conditioning import Controls, in_range, range_text
 
 EXTERNAL_SCALE = 1.5  # control -1..1 -> z in -1.5..1.5 (the prior is N(0, 1))
 
@@ -91,8 +91,8 @@ class DCRNNGenerator(LiveGenerator):
     def __init__(self, model, controls: Controls, seed: int = 0, bpm: float = 120.0, channel: int = 0,
                  max_note_seconds: float = 4.0, max_polyphony: int = 12, external: tuple[int, ...] = tuple(range(8))):
         c = model.config
-        if not 20.0 <= bpm <= 300.0:
-            raise UserError(f"bpm {bpm:g} is outside 20..300")
+        if not in_range("bpm", bpm):
+            raise UserError(f"bpm {bpm:g} is outside {range_text('bpm')}")
         if not external or any(not 0 <= d < c.z_dim for d in external) or len(set(external)) < len(external):
             raise UserError(f"external z dims must be distinct numbers in 0..{c.z_dim - 1}")
         self.model, self.config, self.seed, self.channel = model.live(), c, seed, channel

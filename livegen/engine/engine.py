@@ -26,8 +26,7 @@ from dataclasses import dataclass, field, replace
 from livegen.engine.generator import Generator, LiveGenerator, Steering
 from livegen.engine.player import LayerOutput, PlayerConfig, run_player
 from livegen.errors import UserError
-from livegen.music.conditioning import Controls
-from livegen.music.tempo import MAX_BPM, MIN_BPM
+from livegen.music.conditioning import Controls, clamp_control
 
 GENERATOR_PRIORITY = 1  # SCHED_FIFO, below the clock's (see player.CLOCK_PRIORITY)
 SEND_TIMEOUT = 2.0  # s the clock may leave its pipe full before the take is failed
@@ -240,7 +239,7 @@ class Engine:
     def set_tempo(self, bpm: float, t: float | None = None) -> float:
         """Follow an outside tempo (MIDI clock in, Ableton Link): the other controls stay as they are."""
         with self._send_lock:
-            return self._enqueue(replace(self.controls, bpm=min(max(float(bpm), MIN_BPM), MAX_BPM)), t)
+            return self._enqueue(replace(self.controls, bpm=clamp_control("bpm", bpm)), t)
 
     def _enqueue(self, controls: Controls, t: float | None) -> float:
         arrival = time.monotonic()

@@ -14,7 +14,8 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 
-from livegen.music.tempo import MAX_BPM, MIN_BPM, TempoMap
+from livegen.music.conditioning import clamp_control
+from livegen.music.tempo import TempoMap
 
 
 class BeatSource(ABC):
@@ -72,7 +73,7 @@ class TempoFollow:
         error -= round(error / self.source.quantum) * self.source.quantum  # wrapped: (-q/2, q/2]
         beyond = max(abs(error) - self.DEAD_BEATS, 0.0) * (1.0 if error > 0 else -1.0)
         bend = min(max(self.GAIN * beyond / self.UPDATE_BEATS, -self.MAX_BEND), self.MAX_BEND)
-        wanted = min(max(bpm * (1.0 - bend), MIN_BPM), MAX_BPM)
+        wanted = clamp_control("bpm", bpm * (1.0 - bend))
         if abs(error) > self.QUIET_BEATS or abs(wanted - self.mirror.bpm_at(effective)) > self.QUIET_BPM:
             self.mirror.set(effective, wanted)
             self.mirror.forget_before(effective - 2.0)

@@ -11,7 +11,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, 
 
 from livegen import presets
 from livegen.gui.widgets import PITCH_CLASS_NAMES, Bars, CameraView, HistogramSliders, StatusLight, XYPad
-from livegen.music.conditioning import control_density_to_rate, control_pitch_to_midi, key_histogram
+from livegen.music.conditioning import CONTROL_RANGES, control_density_to_rate, control_pitch_to_midi, key_histogram
 
 VIRTUAL = "\0virtual"  # the port list's "create a virtual port" entry
 KEYS = [f"{name} {mode}" for mode in ("major", "minor") for name in
@@ -187,7 +187,7 @@ class ModelPanel(QGroupBox):
         self.lookahead.setSuffix(" s")
         self.lookahead.setToolTip("music generated ahead of the clock; applies from the next Play")
         self.tempo = QDoubleSpinBox()
-        self.tempo.setRange(20, 300)
+        self.tempo.setRange(*CONTROL_RANGES["bpm"])
         self.tempo.setDecimals(0)
         self.tempo.setSuffix(" bpm")
         self.tempo.setToolTip("the DCRNN's 16th-note grid (and the clock out); with a clock in or Link, the "

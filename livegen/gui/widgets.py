@@ -13,6 +13,7 @@ from PyQt6.QtGui import QColor, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from livegen.gui import theme
+from livegen.music.conditioning import clamp_control
 
 PITCH_CLASS_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
@@ -66,8 +67,8 @@ class XYPad(QWidget):
             self._drag(event.position())
 
     def _drag(self, pos: QPointF) -> None:
-        density = min(max(pos.x() / max(self.width(), 1), 0.0), 1.0)
-        pitch = min(max(1.0 - pos.y() / max(self.height(), 1), 0.0), 1.0)
+        density = clamp_control("density", pos.x() / max(self.width(), 1))
+        pitch = clamp_control("pitch", 1.0 - pos.y() / max(self.height(), 1))
         if max(abs(pitch - self.pitch), abs(density - self.density)) >= self.MIN_STEP:
             self.show_position(pitch, density)
             self.moved.emit(pitch, density)

@@ -22,6 +22,7 @@ from collections import deque
 
 from livegen.engine.tempo import BeatSource
 from livegen.errors import UserError
+from livegen.midi.ports import RtMidiOutput
 from livegen.music.tempo import MAX_BPM, MIN_BPM, TempoMap
 
 PPQN = 24
@@ -44,16 +45,13 @@ class ClockOut:
     def __init__(self, api: str, port: str, bpm: float, song_position: int | None = None):
         """``song_position`` (16ths): go on with the song from there (Continue) instead of Start.
         Nothing is sent before ``begin``."""
-        from livegen.midi.ports import _backend
-
         if not MIN_BPM <= bpm <= MAX_BPM:
             raise UserError(f"clock tempo {bpm:g} bpm is outside {MIN_BPM:g}..{MAX_BPM:g}")
         try:
-            self._port = _backend(api).open_output(port)
-        except Exception as exc:
-            raise UserError(f"cannot open the MIDI clock output {port!r} on {api}: {exc}") from None
+            self._port = RtMidiOutput(api, port)
+        except UserError as exc:
+            raise UserError(f"the MIDI clock output: {exc}") from None
         self.name = self._port.name
-        self._raw = self._port._rt
         self.start = 0.0  # monotonic time of performance t = 0
         self.tempo = TempoMap(bpm)
         self._count = 0  # ticks sent
@@ -69,7 +67,7 @@ class ClockOut:
         if now > 0:
             sixteenths = math.ceil(self.tempo.beat_at(now) * 4)
             self._count = sixteenths * PPQN // 4
-            self.song_position = (self.song_position or 0) + sixteenths
+            self.song_position = min((self.song_position or 0) + sixteenths, MAX_SONG_POSITION)
         self.due = start + self.tempo.time_at_beat(self._count / PPQN)
 
     def send_due(self) -> None:
@@ -77,13 +75,13 @@ class ClockOut:
         sent_at = time.monotonic()
         if not self.started:
             if self.song_position is None:
-                self._raw.send_message([START])
+                self._port.send([START])
             else:
                 position = self.song_position
-                self._raw.send_message([SONG_POSITION, position & 0x7F, position >> 7])
-                self._raw.send_message([CONTINUE])
+                self._port.send([SONG_POSITION, position & 0x7F, position >> 7])
+                self._port.send([CONTINUE])
             self.started = True
-        self._raw.send_message([TICK])
+        self._port.send([TICK])
         if len(self.timing) < 200_000:
             self.timing.append(sent_at - self.due)
         self._count += 1
@@ -101,8 +99,8 @@ class ClockOut:
 
     def close(self) -> None:
         if self.started:
-            self._raw.send_message([STOP])
-        self._port.close()
+            self._port.send([STOP])
+        self._port.close(panic=False)
 
 
 class TempoFollower:

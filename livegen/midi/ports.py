@@ -1,4 +1,4 @@
-"""MIDI output ports: the one place a MIDI byte leaves livegen.
+"""MIDI output ports: the one place a MIDI byte leaves livegen (notes, controls, the MIDI clock out).
 
 ``OutputPort.send`` validates and locks; backends write ``_send``. Every port remembers the notes
 it has sounding, so ``close()`` and ``panic()`` end exactly those and then send all-notes-off.
@@ -15,8 +15,16 @@ from abc import ABC, abstractmethod
 from livegen.errors import UserError
 
 APIS = ("alsa", "jack")
+# the system messages livegen sends (a MIDI clock out), by length: Song Position, clock, start, continue, stop
+CLOCK_MESSAGE_LENGTHS = {0xF2: 3, 0xF8: 1, 0xFA: 1, 0xFB: 1, 0xFC: 1}
 _RTMIDI_API = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK"}
 ALL_NOTES_OFF, ALL_SOUND_OFF = 123, 120
+
+
+def _valid(msg: list[int]) -> bool:
+    if not msg or any(not 0 <= b < 0x80 for b in msg[1:]):
+        return False
+    return 0x80 <= msg[0] <= 0xEF or CLOCK_MESSAGE_LENGTHS.get(msg[0]) == len(msg)
 
 
 class OutputPort(ABC):
@@ -31,8 +39,8 @@ class OutputPort(ABC):
 
     def send(self, message: list[int] | bytes) -> None:
         msg = list(message)
-        if not msg or not 0x80 <= msg[0] <= 0xEF or any(not 0 <= b < 0x80 for b in msg[1:]):
-            raise ValueError(f"not a channel message: {msg}")
+        if not _valid(msg):
+            raise ValueError(f"not a channel message nor a clock message: {msg}")
         with self._lock:
             if self.closed:
                 return

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from livegen.music.tempo import MAX_BPM, MIN_BPM
+
 DENSITY_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # notes/s; 8 bins
 DENSITY_WINDOW = 3.0
 HISTOGRAM_WINDOW = 5.0
@@ -101,6 +103,32 @@ def control_pitch_to_midi(pitch: float) -> float:
 def control_density_to_rate(density: float) -> float:
     """Control 0..1 (sparse..dense) -> target notes per second, on a log scale from 1 to 24."""
     return float(2.0 ** (density * np.log2(24.0)))
+
+
+CONTROL_RANGES = {  # the one table of what each control may be; every source clamps through it
+    "pitch": (0.0, 1.0),
+    "density": (0.0, 1.0),
+    "histogram": (0.0, float("inf")),  # each pitch class's weight
+    "z": (-1.0, 1.0),  # each of the DCRNN's played z dims
+    "mix": (0.0, 1.0),
+    "bpm": (MIN_BPM, MAX_BPM),
+}
+
+
+def clamp_control(key: str, value: float) -> float:
+    """``value`` within the range of control ``key`` (a float)."""
+    lo, hi = CONTROL_RANGES[key]
+    return min(max(float(value), lo), hi)
+
+
+def in_range(key: str, value: float) -> bool:
+    lo, hi = CONTROL_RANGES[key]
+    return lo <= value <= hi
+
+
+def range_text(key: str) -> str:
+    lo, hi = CONTROL_RANGES[key]
+    return f"{lo:g}..{hi:g}"
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import sys
 import threading
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Callable
 
 from livegen.faults import Faults, run_steps, say_on_stderr
-from livegen.music.conditioning import Controls, key_histogram
+from livegen.music.conditioning import Controls, clamp_control, key_histogram, range_text
 
 Sink = Callable[[Controls, "float | None"], object]
 
@@ -74,24 +75,25 @@ class ControlSource(ABC):
 
 
 def clamp_controls(values: dict, previous: Controls, warn: Callable[[str, str], None]) -> Controls:
-    """Merge raw values (pitch, density, histogram, key, z) over ``previous``, clamping ranges."""
-    def clamp(key: str, x: float, lo: float, hi: float) -> float:
-        if not lo <= x <= hi:
-            warn(key, f"{key} {x} is outside {lo}..{hi}; clamped (warned once)")
-        return min(max(float(x), lo), hi)
+    """Merge raw values (pitch, density, histogram, key, z, mix, bpm) over ``previous``, each
+    clamped to its range in ``CONTROL_RANGES``, one warning per field."""
+    def clamp(key: str, x: float) -> float:
+        inside = clamp_control(key, x)
+        if inside != x:
+            warn(key, f"{key} {x} is outside {range_text(key)}; clamped (warned once)")
+        return inside
 
-    pitch = clamp("pitch", values["pitch"], 0.0, 1.0) if "pitch" in values else previous.pitch
-    density = clamp("density", values["density"], 0.0, 1.0) if "density" in values else previous.density
-    histogram = previous.histogram
+    changes = {key: clamp(key, values[key]) for key in ("pitch", "density", "mix") if key in values}
+    if values.get("bpm") is not None:
+        changes["bpm"] = clamp("bpm", values["bpm"])
     if "histogram" in values:  # None: no histogram (a recorded session clearing the key)
-        histogram = None if values["histogram"] is None else tuple(
-            clamp("histogram", v, 0.0, float("inf")) for v in values["histogram"])
+        changes["histogram"] = None if values["histogram"] is None else tuple(
+            clamp("histogram", v) for v in values["histogram"])
     if "key" in values:
-        histogram = tuple(key_histogram(values["key"]))
-    z = previous.z
+        changes["histogram"] = tuple(key_histogram(values["key"]))
     if "z" in values:
-        z = None if values["z"] is None else tuple(clamp("z", v, -1.0, 1.0) for v in values["z"])
-    return Controls(pitch, density, histogram, previous.conditioning, z, bpm=previous.bpm)
+        changes["z"] = None if values["z"] is None else tuple(clamp("z", v) for v in values["z"])
+    return replace(previous, **changes)
 
 
 class FixedControls(ControlSource):

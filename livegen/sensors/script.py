@@ -37,8 +37,7 @@ from pathlib import Path
 
 from livegen.checks import check_finite, is_number, parse_json
 from livegen.errors import UserError
-from livegen.music.conditioning import Controls, key_histogram
-from livegen.music.tempo import MAX_BPM, MIN_BPM
+from livegen.music.conditioning import Controls, key_histogram, range_text
 from livegen.sensors.base import ControlSource, clamp_controls
 
 FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix", "bpm", "end"}
@@ -96,9 +95,9 @@ def read_script(path: str) -> tuple[dict, list[dict]]:
                     key == "toward" and row[key] is None):
                 raise UserError(f"{where}: {key} must be a theme name of 1..32 characters, like \"A\"")
         if "mix" in row and not is_number(row["mix"]):
-            raise UserError(f"{where}: mix must be a number in 0..1")
+            raise UserError(f"{where}: mix must be a number in {range_text('mix')}")
         if "bpm" in row and row["bpm"] is not None and not is_number(row["bpm"]):
-            raise UserError(f"{where}: bpm must be a number in {MIN_BPM:g}..{MAX_BPM:g}")
+            raise UserError(f"{where}: bpm must be a number in {range_text('bpm')}")
         if "key" in row:
             try:
                 key_histogram(str(row["key"]))
@@ -135,20 +134,11 @@ class ScriptControls(ControlSource):
     def _merge(self, row: dict, previous: Controls) -> Controls:
         """``clamp_controls`` plus the theme keys, which only scripts (and later the GUI) set."""
         controls = clamp_controls(row, previous, self.warn_once)
-        theme, toward, mix = previous.theme, previous.toward, previous.mix
-        if "theme" in row:
-            theme, toward, mix = row["theme"], None, 0.0
-        toward = row.get("toward", toward)
-        if "mix" in row:
-            if not 0.0 <= row["mix"] <= 1.0:
-                self.warn_once("mix", f"mix {row['mix']} is outside 0..1; clamped (warned once)")
-            mix = min(max(float(row["mix"]), 0.0), 1.0)
-        bpm = previous.bpm
-        if "bpm" in row and row["bpm"] is not None:
-            if not MIN_BPM <= row["bpm"] <= MAX_BPM:
-                self.warn_once("bpm", f"bpm {row['bpm']} is outside {MIN_BPM:g}..{MAX_BPM:g}; clamped (warned once)")
-            bpm = min(max(float(row["bpm"]), MIN_BPM), MAX_BPM)
-        return replace(controls, theme=theme, toward=toward, mix=mix, bpm=bpm)
+        if "theme" in row:  # a theme alone clears the interpolation
+            controls = replace(controls, theme=row["theme"], toward=None, mix=controls.mix if "mix" in row else 0.0)
+        if "toward" in row:
+            controls = replace(controls, toward=row["toward"])
+        return controls
 
     @classmethod
     def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "ScriptControls":

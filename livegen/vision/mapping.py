@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from livegen.music.conditioning import clamp_control
+
 
 class OneEuroFilter:
     """Casiez, Roussel & Vogel (CHI 2012): a low-pass whose cutoff rises with the speed of the
@@ -86,7 +88,7 @@ class HandMapper:
         x0, y0, x1, y1 = s.region
         if s.mirror:
             x0, x1 = 1.0 - x1, 1.0 - x0
-        across = min(max((x - x0) / (x1 - x0), 0.0), 1.0)
+        across = min(max((x - x0) / (x1 - x0), 0.0), 1.0)  # where in the region of play, 0..1
         up = min(max((y1 - y) / (y1 - y0), 0.0), 1.0)  # image y grows downwards
         return _dead_zone(up, s.dead_zone), _dead_zone(across, s.dead_zone)
 
@@ -99,7 +101,7 @@ class HandMapper:
                     f.reset(v, t - 1.0 / 30.0)
             self.lost_since = None
         target = self.controls_at(*position)
-        self.value = tuple(min(max(f(v, t), 0.0), 1.0) for f, v in zip(self.filters, target))
+        self.value = tuple(clamp_control(key, f(v, t)) for key, f, v in zip(("pitch", "density"), self.filters, target))
         return self.value
 
     def _lost(self, t: float) -> tuple[float, float]:
