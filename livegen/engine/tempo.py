@@ -45,6 +45,7 @@ class TempoFollow:
         self.log = log or (lambda text: None)
         self.mirror = TempoMap(engine.controls.bpm or engine.settings.bpm)  # what we commanded
         self.locked = False
+        self.source_bpm: float | None = None  # the outside tempo itself, without the phase catch-up's bend
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="livegen-tempo-follow", daemon=True)
 
@@ -69,6 +70,7 @@ class TempoFollow:
                 self.log(f"lost the tempo of {self.source.name}: holding {self.mirror.bpm_at(effective):.1f} bpm")
             return 0.05
         beat, bpm = outside
+        self.source_bpm = bpm
         error = self.mirror.beat_at(effective) - beat
         error -= round(error / self.source.quantum) * self.source.quantum  # wrapped: (-q/2, q/2]
         beyond = max(abs(error) - self.DEAD_BEATS, 0.0) * (1.0 if error > 0 else -1.0)

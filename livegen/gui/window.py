@@ -693,7 +693,8 @@ class MainWindow(QMainWindow):
             self.conditioning.show_tempo(bpm)
         else:
             outside = "Link" if self.takes.beats_for == "link" else "MIDI clock"
-            self.conditioning.show_tempo(bpm, outside if follow.locked else "waiting", follow.source.name)
+            shown = follow.source_bpm if follow.locked and follow.source_bpm else bpm  # the band's, not the bend
+            self.conditioning.show_tempo(shown, outside if follow.locked else "waiting", follow.source.name)
 
     def _show_errors(self) -> None:
         while not self.ports.errors.empty():
