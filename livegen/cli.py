@@ -83,144 +83,27 @@ def cmd_panic(args) -> int:
 
 # --- perform ----------------------------------------------------------------------------------
 
-def choose_output(args, preset):
-    """Which API and port to play on; explicit names that match nothing are errors."""
-    from livegen.engine.engine import OutputChoice
-    from livegen.midi import ports
-
-    if args.no_port:
-        return OutputChoice()
-    wanted_port = args.port if args.port is not None else preset.output.port
-    virtual = args.virtual if args.virtual is not None else preset.output.virtual
-    if (args.api or preset.output.api) == "fluidsynth":
-        return _builtin_synth(args.soundfont or preset.output.soundfont or None, wanted_port, virtual)
-    api = ports.resolve_api(args.api or preset.output.api)
-    if api is None:
-        if wanted_port or virtual:
-            raise UserError("no MIDI system here (no ALSA sequencer, no JACK server) to open "
-                            f"{wanted_port or virtual!r} on: start one, or use --no-port to only record")
-        _say("no MIDI system here (no ALSA sequencer, no JACK server): playing into the recording only")
-        return OutputChoice()
-    if virtual:
-        return OutputChoice(api, virtual, virtual=True)
-    outputs = ports.list_ports(api)["outputs"]
-    if wanted_port:
-        return OutputChoice(api, ports.match_port(wanted_port, outputs))
-    real = [p for p in outputs if "through" not in p.lower() and "livegen" not in p.lower()]
-    if real:
-        _say(f"playing on {real[0]!r} ({api}); choose another with --port")
-        return OutputChoice(api, real[0])
-    _say(f"no MIDI outputs on {api}: created the virtual port 'livegen' for a synth or DAW to connect to")
-    return OutputChoice(api, "livegen", virtual=True)
+def perform_overrides(args) -> dict:
+    """``perform``'s flags as overrides of the preset (unset flags are None: the preset's value)."""
+    return {"preset": args.preset, "model": args.model, "port": args.port, "virtual": args.virtual,
+            "no_port": args.no_port or None, "api": args.api, "soundfont": args.soundfont,
+            "channel": args.channel, "program": args.program, "volume": args.volume, "layers": args.layer,
+            "controls": args.controls, "emg": args.emg, "pitch": args.pitch, "density": args.density,
+            "key": args.key, "duration": args.duration, "record": args.record, "seed": args.seed,
+            "temperature": args.temperature, "lookahead": args.lookahead,
+            "steering": False if args.no_steering else None, "bpm": args.bpm, "clock_out": args.clock_out,
+            "clock_in": args.clock_in, "link": args.link or None}
 
 
-def _builtin_synth(soundfont: str | None, wanted_port, virtual):
-    """``--api fluidsynth``: the built-in synth, whose one port is "fluidsynth"; checked here so a
-    missing library or SoundFont is a one-line error before anything starts."""
-    from livegen.engine.engine import OutputChoice
-    from livegen.midi import fluidsynth
-
-    if virtual:
-        raise UserError("--virtual makes a MIDI port for other programs; the built-in synth (--api fluidsynth) "
-                        "plays itself: leave one of them out")
-    if wanted_port and wanted_port != "fluidsynth":
-        raise UserError(f"the built-in synth has one output, 'fluidsynth', not {wanted_port!r}: "
-                        "leave --port out or use --api jack/alsa for other ports")
-    fluidsynth._fluidsynth()
-    return OutputChoice("fluidsynth", "fluidsynth", soundfont=fluidsynth.soundfont_path(soundfont))
-
-
-def load_model(name: str):
-    from livegen.models import checkpoint
-
-    if name == "charrnn":
-        path = checkpoint.DEFAULT_CHARRNN
-        if not path.is_file():
-            raise UserError(f"the shipped Char-RNN {path} is missing: reinstall livegen")
-    elif name == "dcrnn":
-        path = checkpoint.DEFAULT_DCRNN
-        if not path.is_file():
-            raise UserError(f"the shipped DCRNN {path} is missing: reinstall livegen")
-    else:
-        path = name
-    model, _ = checkpoint.load(path)
-    return model
-
-
-def make_source(args, preset):
-    from livegen.music.conditioning import Controls, key_histogram
-    from livegen.sensors import open_source
-    from livegen.sensors.base import FixedControls, clamp_controls
-
-    base = FixedControls(Controls())
-    values = {"pitch": preset.controls.pitch, "density": preset.controls.density}
-    if preset.controls.key:
-        values["key"] = preset.controls.key
-    for key in ("pitch", "density", "key"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
-    if "key" in values:
-        try:
-            key_histogram(values["key"])
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-    initial = clamp_controls(values, Controls(), base.warn_once)
-    source = open_source(args.controls or "fixed", initial, args.preset)
-    if getattr(args, "emg", None):  # the armband plays z beside the other controls
-        from livegen.sensors.emg.source import with_emg
-
-        source = with_emg(source, args.emg, args.preset)
-    return source
-
-
-def cmd_perform(args) -> int:
+def cmd_perform(args, companion=None) -> int:
+    """Takes from the preset and flags until --duration, Ctrl-C or OSC; ``companion`` runs beside
+    each take (``comment --live``'s printer)."""
     from livegen import presets
-    from livegen.engine.engine import Engine, EngineSettings
-    from livegen.midi.recorder import recover_unfinished
-    from livegen.music.conditioning import in_range, range_text
+    from livegen.take.controls import ControlHub
+    from livegen.take.runner import TakeRunner
+    from livegen.take.spec import TakeSpec
 
-    preset = presets.load(args.preset)
-    if args.duration is not None and not 0 < args.duration < float("inf"):
-        raise UserError("--duration must be a positive number of seconds")
-    if args.lookahead is not None and not 0.02 <= args.lookahead <= 5.0:
-        raise UserError("--lookahead must be 0.02..5 seconds")
-    if args.temperature is not None and not 0.05 <= args.temperature <= 5.0:
-        raise UserError("--temperature must be 0.05..5 (1 samples as trained; lower is safer, higher wilder)")
-    for take in recover_unfinished():
-        _say(f"recovered the unfinished take {take['path']} ({take['notes']} notes, {take['seconds']:.1f} s)")
-    source = make_source(args, preset)
-    replay = getattr(source, "name", "") == "replay"
-    if replay:
-        _check_replay(args, source)
-    model = load_model(args.model or preset.model.model)
-    if model.kind == "dcrnn" and max(preset.engine.external_z) >= model.config.z_dim:
-        raise UserError(f"preset key engine.external_z names dim {max(preset.engine.external_z)}, but this DCRNN's z "
-                        f"has dims 0..{model.config.z_dim - 1}")
-    _set_inference_threads()
-    output = choose_output(args, preset)
-    program = args.program if args.program is not None else preset.output.program
-    channel = args.channel if args.channel is not None else preset.output.channel
-    if not 1 <= channel <= 16 or not -1 <= program <= 127:
-        raise UserError("--channel is 1..16 and --program 0..127")
-    bpm = args.bpm if args.bpm is not None else preset.engine.bpm
-    if not in_range("bpm", bpm):
-        raise UserError(f"--bpm must be in {range_text('bpm')}")
-    if args.volume is not None and not 0 <= args.volume <= 127:
-        raise UserError("--volume is 0..127 (MIDI channel volume)")
-    settings = EngineSettings(
-        lookahead=args.lookahead if args.lookahead is not None else preset.engine.lookahead,
-        temperature=args.temperature if args.temperature is not None else preset.model.temperature,
-        seed=args.seed if args.seed is not None else preset.model.seed, channel=channel - 1,
-        program=None if program < 0 else program,
-        steering=preset.engine.steering and not args.no_steering,
-        max_note_seconds=preset.engine.max_note_seconds, max_polyphony=preset.engine.max_polyphony,
-        bpm=bpm, external_z=tuple(preset.engine.external_z), volume=args.volume)
-    layers = build_layers(args, preset, output, settings, model)
-    if replay:
-        for what in source.mismatches(seed=settings.seed, model=model.kind, bpm=settings.bpm,
-                                      temperature=settings.temperature,
-                                      layers=[layer.describe() for layer in layers]):
-            _say(f"warning: the take was recorded with {what}: the notes will differ")
+    spec = TakeSpec.from_preset(presets.load(args.preset), perform_overrides(args))
     received: list[int] = []
 
     def on_signal(signum, _frame):
@@ -230,37 +113,16 @@ def cmd_perform(args) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    wanted_clock = args.clock_out or preset.output.clock_out
-    clock_out = clock_port(args, preset, wanted_clock) if wanted_clock else None
-    takes, osc = _start_osc(args, source.initial())
-    beats = None
+    runner = TakeRunner(ControlHub(spec.initial), log=_say)
+    runner.model(spec.model)  # loaded before OSC listens: a wrong checkpoint ends it before anything opens
+    osc = _start_osc(args, runner)
     try:
-        beats = beat_source(args, preset, bpm)
-        number, song_position = 1, None  # a follow-up take's clock goes on with the song
-        while True:
-            record = _numbered(args.record, number)
-            initial = takes.latest if takes is not None and number > 1 else source.initial()
-            engine = Engine(model, output, settings, initial, record=record, log=_say, end=args.duration,
-                            clock_out=clock_out, layers=layers, song_position=song_position)
-            failed, stopped_by_osc = _play_take(engine, source, takes, args, record, received, beats)
-            if clock_out:
-                from livegen.midi.clock import next_bar_position
-
-                song_position = next_bar_position(song_position or 0, engine.stats.clock_ticks)
-            if failed or received or takes is None or not stopped_by_osc:
-                break
-            _say("stopped; OSC /livegen/play starts the next take, Ctrl-C quits")
-            while not received and not takes.play_requested.wait(0.05):
-                pass
-            if received:
-                break
-            number += 1
-            source = make_source(args, preset)
+        runner.open_beats(spec.tempo_source, spec.settings.bpm, spec.output.api)
+        failed = runner.perform(spec, lambda: bool(received), takes_on_play=bool(osc), companion=companion)
     finally:
         for part in osc:
             part.close()
-        if beats is not None:
-            beats.close()
+        runner.close()
     if failed:
         return 1
     if received:
@@ -268,200 +130,25 @@ def cmd_perform(args) -> int:
     return 0
 
 
-def build_layers(args, preset, main_output, settings, main_model) -> list:
-    """``--layer`` voices (else the preset's ``[[layers]]``) beside the main one, each on its own
-    channel (and port, if it names one)."""
-    from livegen.engine.engine import Layer, OutputChoice
-    from livegen.engine.layers import free_channels, parse_layer
-    from livegen.midi import ports
-
-    specs = [parse_layer(text) for text in args.layer] if args.layer else [p.spec() for p in preset.layers]
-    used = [settings.channel + 1] + [spec.channel for spec in specs if spec.channel is not None]
-    spare = iter(free_channels(used))
-    layers, placed = [], {(main_output.port, settings.channel + 1): "the main layer"}
-    for number, spec in enumerate(specs, start=2):
-        output = main_output
-        if spec.port == "fluidsynth":
-            output = _builtin_synth(args.soundfont or preset.output.soundfont or None, "fluidsynth", None)
-        elif spec.port is not None:
-            api = main_output.api if main_output.api in ports.APIS else _clock_api(args, preset, "--layer port=")
-            output = OutputChoice(api, ports.match_port(spec.port, ports.list_ports(api)["outputs"]))
-        channel = spec.channel if spec.channel is not None else next(spare, None)
-        if channel is None:
-            raise UserError("every MIDI channel is taken: give the layers channel=N")
-        where = (output.port, channel)
-        if where in placed:
-            raise UserError(f"layer {number} would play channel {channel} on {output.port or 'the recording'} "
-                            f"with {placed[where]}: give it another channel=")
-        placed[where] = f"layer {number}"
-        model = load_model(spec.model)
-        if model.kind == "dcrnn" and max(preset.engine.external_z) >= model.config.z_dim:
-            raise UserError(f"layer {number}: preset key engine.external_z names dim {max(preset.engine.external_z)}, "
-                            f"but this DCRNN's z has dims 0..{model.config.z_dim - 1}")
-        layers.append(Layer(model, output, channel - 1, spec.program, spec.volume, spec.temperature))
-        _say(f"layer {number}: {model.kind} on channel {channel}" + (f" of {output.port}" if output.port else ""))
-    if getattr(args, "emg", None) and all(m.kind != "dcrnn" for m in [main_model, *(x.model for x in layers)]):
-        _say(f"warning: --emg plays the DCRNN's z; the {main_model.kind} does not hear it "
-             "(use --model dcrnn or --layer dcrnn)")
-    return layers
-
-
-def _play_take(engine, source, takes, args, record, received, beats=None) -> tuple[bool, bool]:
-    """One take, until its --duration, a signal, a failure or OSC /stop: (failed, stopped by OSC).
-    ``beats``: an outside tempo (MIDI clock in, Ableton Link) the take's beat follows."""
-    if takes is not None:
-        takes.attach(engine)
-        sink = takes.steer  # every source steers through one place, so OSC merges over the latest
-    else:
-        sink = engine.set_controls
-    engine.start()
-    where = engine.player_info.get("port", "(no port)")
-    _say(f"performing on {where}" + (f", recording to {record}" if record else "")
-         + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C to stop"))
-    source.start(sink, engine.now)
-    follow = None
-    if beats is not None:
-        from livegen.engine.tempo import TempoFollow
-
-        follow = TempoFollow(engine, beats, log=_say).start()
-    companion = args.companion(engine, record) if getattr(args, "companion", None) else None  # `comment --live`
-    try:
-        while not received and engine.running and not (takes is not None and takes.stop_requested.is_set()):
-            if args.duration is not None and engine.now() >= args.duration + 0.02:
-                break
-            if companion is not None:
-                companion.poll()
-            time.sleep(0.05)
-    finally:
-        source.stop()
-        if follow is not None:
-            follow.stop()
-        stats = engine.stop()
-        if companion is not None:
-            companion.stop()
-    _summary(stats, record)
-    return bool(engine.failed), takes is not None and takes.stop_requested.is_set()
-
-
-def _clock_api(args, preset, flag: str) -> str:
-    """The MIDI system MIDI clock travels on: the one in use (auto when that is the built-in synth)."""
-    from livegen.midi import ports
-
-    chosen = args.api or preset.output.api
-    api = ports.resolve_api(chosen if chosen in ports.APIS else "auto")
-    if api is None:
-        raise UserError(f"{flag} needs a MIDI system (ALSA or a JACK server) for the MIDI clock")
-    return api
-
-
-def clock_port(args, preset, wanted: str) -> tuple[str, str]:
-    """(api, exact port) for --clock-out."""
-    from livegen.midi import ports
-
-    api = _clock_api(args, preset, "--clock-out")
-    return api, ports.match_port(wanted, ports.list_ports(api)["outputs"])
-
-
-def beat_source(args, preset, bpm: float):
-    """``--clock-in PORT`` or ``--link`` (else the preset's ``engine.tempo_source``): the outside
-    tempo to follow, or None."""
-    if args.clock_in and args.link:
-        raise UserError("--clock-in and --link both set the tempo: choose one")
-    clock_in, link = args.clock_in, args.link
-    if not clock_in and not link:
-        kind, _, port = preset.engine.tempo_source.partition(":")
-        clock_in, link = (port if kind == "clock" else None), kind == "link"
-    if clock_in:
-        from livegen.midi.clock import ClockIn
-
-        return ClockIn(_clock_api(args, preset, "--clock-in"), clock_in)
-    if link:
-        from livegen.midi.link import AbletonLink
-
-        return AbletonLink(bpm)
-    return None
-
-
-def _numbered(record: str | None, number: int) -> str | None:
-    """take.mid, then take-2.mid, take-3.mid... for the takes OSC /play starts."""
-    if record is None or number == 1:
-        return record
-    from pathlib import Path
-
-    path = Path(record)
-    return str(path.with_name(f"{path.stem}-{number}{path.suffix}"))
-
-
-def _start_osc(args, initial):
-    """``--osc PORT`` [``--osc-host``] [``--osc-out HOST:PORT``]: (take holder, [server, state sender])."""
+def _start_osc(args, runner) -> list:
+    """``--osc PORT`` [``--osc-host``] [``--osc-out HOST:PORT``]: [server, state sender] steering ``runner``."""
     if args.osc is None:
         if args.osc_out or args.osc_host:
             raise UserError("--osc-out and --osc-host need --osc PORT")
-        return None, []
-    from livegen.control.osc import EngineTakes, OscServer, OscState, parse_target
+        return []
+    from livegen.control.osc import OscServer, OscState, parse_target
 
-    takes = EngineTakes(initial, log=_say)
-    parts = [OscServer(takes, args.osc, args.osc_host or "127.0.0.1", log=_say).start()]
+    parts = [OscServer(runner, args.osc, args.osc_host or "127.0.0.1", log=_say).start()]
     host, port = parts[0].address
     _say(f"OSC on {host}:{port}" + (" (open to the network)" if host != "127.0.0.1" else ""))
     if args.osc_out:
         try:
-            parts.append(OscState(takes, *parse_target(args.osc_out), takes.playing, takes.clock).start())
-            takes.listeners.append(parts[-1].on_sent)
+            parts.append(OscState(runner, *parse_target(args.osc_out), runner.playing, runner.hub.clock).start())
+            runner.listeners.append(parts[-1].on_sent)
         except UserError:
             parts[0].close()
             raise
-    return takes, parts
-
-
-def _check_replay(args, source) -> None:
-    """A replay ends where the take ended, and never records over the session it plays."""
-    from pathlib import Path
-
-    from livegen.sessions import session_path
-
-    if args.record and session_path(args.record).resolve() == Path(source.path).resolve():
-        raise UserError(f"--record {args.record} would overwrite the take being replayed: record to another name")
-    if args.duration is None and source.end is not None:
-        args.duration = source.end
-
-
-def _set_inference_threads():
-    import torch
-
-    torch.set_num_threads(1)
-    torch.backends.mkldnn.enabled = False
-
-
-def _percentiles(values, scale=1000.0) -> dict:
-    import numpy as np
-
-    if not len(values):
-        return {"p50": None, "p99": None, "max": None}
-    a = np.asarray(values, dtype=np.float64) * scale
-    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max())}
-
-
-def _summary(stats, record) -> None:
-    t = _percentiles(stats.timing_error)
-    c = _percentiles(stats.control_to_midi)
-    text = f"sent {stats.sent} messages"
-    if t["p99"] is not None:
-        text += f"; timing error p50 {t['p50']:.3f} ms, p99 {t['p99']:.3f} ms"
-    k = _percentiles(getattr(stats, "clock_timing", []))
-    if k["p99"] is not None:
-        text += f"; MIDI clock error p50 {k['p50']:.3f} ms, p99 {k['p99']:.3f} ms"
-    if c["p99"] is not None:
-        text += f"; control->MIDI p99 {c['p99']:.1f} ms over {len(stats.control_to_midi)} changes"
-    guarded = [f"{n} {what}" for n, what in ((stats.late_dropped, "late notes left out"),
-                                             (stats.retriggers, "re-struck keys ended first"),
-                                             (stats.expired, "notes ended at the length limit"),
-                                             (stats.clock_restarts, "clock restarts")) if n]
-    if guarded:
-        text += "; " + ", ".join(guarded)
-    if record:
-        text += f"; recorded {record}"
-    _say(text)
+    return parts
 
 
 # --- train / eval / bench / recover --------------------------------------------------------------
@@ -544,6 +231,7 @@ def cmd_eval(args) -> int:
 
 def cmd_bench(args) -> int:
     from livegen.bench.engine import run_bench
+    from livegen.models.checkpoint import load_model
 
     model = load_model(args.model)
     if model.kind != "charrnn":

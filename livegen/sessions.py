@@ -21,6 +21,7 @@ from pathlib import Path
 
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
+from livegen.presets import LayerPreset
 from livegen.sensors.script import CONTROL_FIELDS, ScriptControls, read_script
 
 VERSION = 1
@@ -144,6 +145,18 @@ class Take:
             if key in self.header:
                 args += [flag, str(self.header[key])]
         return args
+
+    def replay_overrides(self) -> dict:
+        """The take settings (``TakeSpec`` overrides) that replay this take note for note, on
+        whatever output the player chooses."""
+        h = self.header
+        program = h.get("program")
+        return {"controls": f"replay:{self.controls}", "seed": self.seed, "model": str(h.get("model", "charrnn")),
+                "temperature": float(h.get("temperature", 1.0)), "lookahead": h.get("lookahead"),
+                "channel": int(h.get("channel", 1)), "program": -1 if program is None else int(program),
+                "volume": h.get("volume"), "steering": bool(h.get("steering", True)),
+                "bpm": float(h.get("bpm", 120.0)),
+                "layers": tuple(LayerPreset.from_session(entry).spec() for entry in h.get("layers", []))}
 
     def source(self, initial: Controls | None = None) -> ReplayControls:
         """A control source that replays the take (start it with an engine's set_controls and now)."""

@@ -347,7 +347,7 @@ def test_controls_spec_overrides_the_preset(tmp_path):
 def test_a_hand_sweep_from_bottom_to_top_drives_the_engines_pitch_up(tmp_path, room, hand):
     import mido
 
-    from livegen.cli import load_model
+    from livegen.models.checkpoint import load_model
     from livegen.engine.engine import Engine, EngineSettings, OutputChoice
 
     fps = 30

@@ -7,7 +7,7 @@ import time
 
 import mido
 
-from livegen.cli import load_model
+from livegen.models.checkpoint import load_model
 from livegen.engine.engine import MAX_CLOCK_RESTARTS, Engine, EngineSettings, OutputChoice
 from livegen.music.conditioning import Controls
 from test_note_integrity import check_stream, recorded_notes

@@ -617,7 +617,7 @@ def test_perform_with_a_missing_emg_port_fails_before_playing():
 
 
 def test_dcrnn_notes_differ_between_gestures():
-    from livegen.cli import load_model
+    from livegen.models.checkpoint import load_model
 
     result = dcrnn_features(load_model("dcrnn"), shared_data(*MYO), seconds=8.0)
     rates = [g["notes_per_s"] for g in result["gestures"].values()]

@@ -191,7 +191,7 @@ def test_a_preset_lists_layers_checks_their_keys_and_round_trips(tmp_path):
 
 
 def test_the_bench_runs_the_engine_with_the_dcrnn_layered_beside_the_char_rnn():
-    from livegen.cli import load_model
+    from livegen.models.checkpoint import load_model
     from livegen.bench.engine import layered_run
     from livegen.bench.report import _optional_rows
 

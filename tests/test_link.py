@@ -147,7 +147,7 @@ def test_tempo_follow_locks_the_engine_to_the_session(offset):
     within MAX_BEND of 140 from its first update, close the phase error at about MAX_BEND beats
     per beat (a small offset within 2 beats), then hold it under 0.05 beats and settle at 140."""
     result = run_isolated(f"""
-        from livegen.cli import load_model
+        from livegen.models.checkpoint import load_model
         from livegen.engine.engine import Engine, EngineSettings, OutputChoice
         from livegen.engine.tempo import TempoFollow
 

@@ -114,7 +114,7 @@ def recorded_notes(path):
 
 @pytest.fixture(scope="module")
 def charrnn():
-    from livegen.cli import load_model
+    from livegen.models.checkpoint import load_model
 
     return load_model("charrnn")
 

@@ -29,7 +29,7 @@ def notes(path):
 
 def live_take(model_name, path, seconds=6.0, seed=7):
     """A take steered the way sensors do it: values arrive at whatever moment, unstamped."""
-    from livegen.cli import load_model
+    from livegen.models.checkpoint import load_model
 
     engine = Engine(load_model(model_name), OutputChoice(), EngineSettings(seed=seed), Controls(density=0.7),
                     record=str(path), end=seconds)

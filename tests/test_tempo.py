@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from livegen.cli import load_model
+from livegen.models.checkpoint import load_model
 from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.engine.engine import CONTROL_DELAY, EngineSettings
 from livegen.engine.tempo import BeatSource, TempoFollow

@@ -278,12 +278,13 @@ def drain(errors) -> list[str]:
 
 def test_the_panels_take_worker_lives_through_a_failing_job():
     from livegen.errors import UserError
-    from livegen.gui.session import ControlHub, Takes
+    from livegen.gui.session import TakeWorker
+    from livegen.take.controls import ControlHub
 
     def refuse() -> None:
         raise UserError("no such port: synth")
 
-    takes = Takes(ControlHub())
+    takes = TakeWorker(ControlHub())
     done: list[int] = []
     crash = FailsOnce(lambda: None, AttributeError("'NoneType' object has no attribute 'start'"), times=2)
     try:
@@ -324,10 +325,11 @@ def test_the_panels_port_listing_lives_through_a_failing_listing():
 
 
 def test_the_panels_osc_worker_lives_through_a_failing_restart():
-    from livegen.gui.session import ControlHub, OscLink, PanelPerformance, Takes
+    from livegen.gui.session import OscLink, PanelPerformance, TakeWorker
+    from livegen.take.controls import ControlHub
 
     hub = ControlHub()
-    takes = Takes(hub)
+    takes = TakeWorker(hub)
     link = OscLink(PanelPerformance(hub, lambda name: None, lambda preset: None), takes, lambda text: None)
     restarts: list[int] = []
     link._restart = FailsOnce(lambda port, host, out: restarts.append(port), OSError(98, "Address in use"))

@@ -13,7 +13,7 @@ SECONDS = 8.0
 
 @pytest.fixture(scope="module")
 def dcrnn():
-    from livegen.cli import load_model
+    from livegen.models.checkpoint import load_model
 
     return load_model("dcrnn")
 

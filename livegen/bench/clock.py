@@ -98,7 +98,7 @@ def _follow_live(log, before: float = 90.0, after: float = 140.0, beats: int = 1
     import numpy as np
     import rtmidi
 
-    from livegen.cli import load_model
+    from livegen.models.checkpoint import load_model
     from livegen.engine.engine import Engine, EngineSettings, OutputChoice
     from livegen.engine.tempo import TempoFollow
     from livegen.music.conditioning import Controls

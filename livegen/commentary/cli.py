@@ -92,8 +92,7 @@ def _live(args, commentator) -> int:
 
     if args.every_bars <= 0:
         raise UserError("--every-bars must be positive")
-    args.companion = lambda engine, record: _LivePrinter(engine, record, args, commentator)
-    return cmd_perform(args)
+    return cmd_perform(args, companion=lambda engine, record: _LivePrinter(engine, record, args, commentator))
 
 
 def cmd_train_commentary(args) -> int:

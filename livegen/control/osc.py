@@ -25,7 +25,6 @@ from collections import deque
 from typing import Callable, Protocol
 
 from livegen.checks import is_number
-from livegen.engine.mixer import ControlMixer
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, clamp_control, range_text
 
@@ -262,78 +261,3 @@ class OscState:
                 self._send(f"{PREFIX}/state/{key}", value)
         if state["playing"]:
             self._send(f"{PREFIX}/state/time", round(max(0.0, self.clock()), 3))
-
-
-class EngineTakes:
-    """The headless ``Performance``: OSC steers the playing engine; /stop ends the take and /play
-    asks for the next one (the CLI's loop starts it). Between takes, steering sets where the next
-    one starts."""
-
-    def __init__(self, initial: Controls, log: Callable[[str], None] = print):
-        self.engine = None
-        self.mixer = ControlMixer(initial, self.clock)
-        self.log = log
-        self.play_requested = threading.Event()
-        self.stop_requested = threading.Event()
-        self.listeners: list = []  # attached to every take's engine (OSC out's note feed)
-        self._lock = threading.Lock()
-
-    def attach(self, engine) -> None:
-        engine.listeners += self.listeners
-        with self._lock:
-            self.engine = engine
-            self.play_requested.clear()
-            self.stop_requested.clear()
-        self.mixer.reset(engine.initial)  # what a script held for later belonged to the last take
-
-    @property
-    def latest(self) -> Controls:
-        """The controls in force now: where OSC merges, and where the next take starts."""
-        return self.mixer.current()
-
-    def playing(self) -> bool:
-        engine = self.engine
-        return engine is not None and engine.running and not self.stop_requested.is_set()
-
-    def clock(self) -> float:
-        engine = self.engine
-        return engine.now() if engine is not None else 0.0
-
-    def controls(self) -> Controls:
-        return self.latest
-
-    def steer(self, controls: Controls, t: float | None = None) -> None:
-        """OSC's and every control source's sink, through one mixer: OSC merges over the latest
-        value in force, never over a script's change still ahead."""
-        engine = self.engine
-        sink = engine.set_controls if engine is not None and engine.running else None
-        self.mixer.change(sink, t, **{f.name: getattr(controls, f.name) for f in dataclasses.fields(controls)})
-
-    def play(self) -> None:
-        if not self.playing():
-            self.play_requested.set()
-
-    def stop(self) -> None:
-        self.stop_requested.set()
-
-    def panic(self) -> None:
-        engine = self.engine
-        if engine is not None and engine.running:
-            engine.panic()
-
-    def preset(self, name: str) -> None:
-        """A preset's controls now (its pitch, density and key), and its program if it names one."""
-        from livegen import presets
-        from livegen.music.conditioning import key_histogram
-
-        preset = presets.load(name)
-        c = preset.controls
-        try:
-            histogram = tuple(key_histogram(c.key)) if c.key else None
-        except ValueError as exc:
-            raise UserError(f"preset {name}: {exc}") from None
-        self.steer(dataclasses.replace(self.latest, pitch=c.pitch, density=c.density, histogram=histogram))
-        engine = self.engine
-        if preset.output.program >= 0 and engine is not None and engine.running:
-            engine.send_now([[0xC0 | engine.settings.channel, preset.output.program]])
-        self.log(f"osc: preset {name}")

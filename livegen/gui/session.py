@@ -1,4 +1,4 @@
-"""The panel's engine side, free of Qt: takes, merged controls and MIDI port listings.
+"""The panel's engine side, free of Qt: its take worker, MIDI port listings and OSC.
 
 Starting a take (loading a model, spawning the clock process) and listing ports (rtmidi opens a
 client per listing) take tens to hundreds of ms, so both run on worker threads; the Qt thread
@@ -8,159 +8,79 @@ banner) and counted in its ``faults``, and the worker takes the next job.
 """
 from __future__ import annotations
 
-import dataclasses
 import queue
-from collections import deque
-import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from types import SimpleNamespace
 
-from livegen.engine.engine import Engine, EngineSettings
-from livegen.engine.mixer import ControlMixer
+from livegen.engine.engine import Engine
 from livegen.errors import UserError
 from livegen.faults import Faults, guarded
 from livegen.music.conditioning import Controls
+from livegen.take.controls import ControlHub
+from livegen.take.runner import TakeRunner
+from livegen.take.spec import TakeSpec
 
 
-@dataclass
-class TakeRequest:
-    """Everything a new take needs, read from the panel when Play is pressed."""
-
-    model: str  # "charrnn" or a checkpoint path
-    api: str  # auto | alsa | jack
-    port: str  # "" = the first output (or a virtual "livegen" port when there is none)
-    virtual: str  # a virtual port to create instead of ``port``
-    settings: EngineSettings
-    record: str | None = None
-    replay: object | None = None  # a livegen.sessions.Take: its control stream steers, not the panel
-    soundfont: str | None = None  # the built-in synth's SoundFont (None: its default)
-    script: str | None = None  # a control script (.jsonl) that steers from the take's start
-    layers: tuple = ()  # the preset's [[layers]]: more models playing beside the main one
-    clock_out: str | None = None  # a port to send MIDI clock to (start, ticks at the tempo, stop)
-    tempo_source: str = "internal"  # the beat a take follows: internal | clock:PORT | link (as the preset says)
-
-
-class ControlHub:
-    """Where the panel's controls meet: the hand (XY pad, camera) sets pitch and density, the
-    armband or the z bars set z and the theme, the panel sets the pitch-class histogram; the
-    merged value steers the playing engine."""
-
-    def __init__(self, controls: Controls | None = None):
-        self._lock = threading.Lock()
-        self._engine: Engine | None = None
-        self._t0 = time.monotonic()
-        self.mixer = ControlMixer(controls or Controls(), self.clock)
-
-    @property
-    def controls(self) -> Controls:
-        """The merged controls in force now (a script's changes still ahead are not in them)."""
-        return self.mixer.current()
-
-    def attach(self, engine: Engine | None) -> None:
-        with self._lock:
-            self._engine = engine
-        self.mixer.reset(self.mixer.current())  # what a script held for later belonged to the last take
-
-    def gesture(self, controls: Controls, t: float | None = None) -> None:
-        """Sink for the hand (pad, camera; thread-safe): takes pitch and density only, so the
-        armband's z is never overwritten by a source that does not know it."""
-        self._update(t, pitch=controls.pitch, density=controls.density)
-
-    def muscles(self, t: float | None = None, **changes) -> None:
-        """For the armband and the z bars (thread-safe): z, and the theme (with toward, mix)."""
-        if not set(changes) <= {"z", "theme", "toward", "mix"}:
-            raise ValueError(f"not a muscles control: {sorted(set(changes) - {'z', 'theme', 'toward', 'mix'})}")
-        self._update(t, **changes)
-
-    def armband(self):
-        """A sink for an ``EmgControls``: it plays z; a theme it recalls (a held gesture) is taken
-        too, but the theme the panel chose is not overwritten by the one the source started with."""
-        started = [self.controls.theme]
-
-        def sink(controls: Controls, t: float | None = None) -> None:
-            if controls.theme != started[0]:
-                started[0] = controls.theme
-                self.muscles(t, z=controls.z, theme=controls.theme, toward=None, mix=0.0)
-            else:
-                self.muscles(t, z=controls.z)
-        return sink
-
-    def script(self, offset: float = 0.0):
-        """A sink for a control script started ``offset`` s into the take: it steers what the
-        script's lines change, stamped on the take's clock, and leaves the rest to the hand, the
-        armband and the panel (a script's merged value would otherwise undo their moves)."""
-        last = [self.controls]
-
-        def sink(controls: Controls, t: float | None = None) -> None:
-            changes = {f.name: getattr(controls, f.name) for f in dataclasses.fields(controls)
-                       if getattr(controls, f.name) != getattr(last[0], f.name)}
-            last[0] = controls
-            if changes:
-                self._update(None if t is None else t + offset, **changes)
-        return sink
-
-    def remote(self, controls: Controls, t: float | None = None) -> None:
-        """Sink for OSC (thread-safe): the pitch, density and z it plays, never the key or theme."""
-        self._update(t, pitch=controls.pitch, density=controls.density, z=controls.z)
-
-    def set_histogram(self, histogram: tuple[float, ...] | None) -> None:
-        self._update(None, histogram=histogram)
-
-    def clock(self) -> float:
-        """Performance time of the playing take (sources stamp their values with it)."""
-        engine = self._engine
-        return engine.now() if engine is not None else time.monotonic() - self._t0
-
-    def _update(self, t: float | None, **changes) -> None:
-        engine = self._engine
-        self.mixer.change(engine.set_controls if engine is not None and engine.running else None, t, **changes)
-
-
-class Takes:
-    """One Engine per take. Starts and stops run in order on one worker thread; failures land in
-    ``errors`` for the panel to show. Loaded models are kept, so a new take starts quickly; so is
-    the outside beat (a MIDI clock in, a Link session), which a ``TempoFollow`` follows during
-    each take, as ``perform --clock-in`` / ``--link`` do."""
+class TakeWorker:
+    """The panel's takes, each started from a ``TakeSpec`` by the take layer's runner, as
+    ``livegen perform`` starts them. Starts and stops run in order on one worker thread; failures
+    land in ``errors`` for the panel to show. The runner keeps loaded models, so a new take starts
+    quickly, and the outside beat (a MIDI clock in, a Link session) from take to take."""
 
     def __init__(self, hub: ControlHub):
         self.hub = hub
-        self.engine: Engine | None = None
-        self.replaying = None  # the control source of a take being replayed
-        self.script = None  # the control script steering the take
-        self.beats = None  # the open BeatSource, kept from take to take while its choice stays
-        self.beats_for = "internal"  # the tempo source ``beats`` was opened for
-        self.follow = None  # the TempoFollow locking the playing take to ``beats``
-        self.listeners: list = []  # attached to every take's engine (OSC out's note feed)
         self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.faults = Faults("the panel's take worker", "press Play again; if it repeats, restart the panel and "
                              "report this line", self.errors.put)
-        self._models: dict[str, object] = {}
+        self.runner = TakeRunner(hub, report=self.errors.put)
         self._jobs = ThreadPoolExecutor(1, thread_name_prefix="livegen-gui-takes")
         self._pending: list[Future] = []
         self._closed = False
+
+    @property
+    def engine(self) -> Engine | None:
+        return self.runner.engine
+
+    @property
+    def listeners(self) -> list:
+        """Attached to every take's engine (OSC out's note feed)."""
+        return self.runner.listeners
+
+    @property
+    def replaying(self) -> bool:
+        spec = self.runner.spec
+        return self.runner.engine is not None and spec is not None and spec.controls.startswith("replay:")
+
+    @property
+    def follow(self):
+        return self.runner.follow
+
+    @property
+    def beats_for(self) -> str:
+        return self.runner.beats_for
 
     @property
     def busy(self) -> bool:
         self._pending = [f for f in self._pending if not f.done()]
         return bool(self._pending)
 
-    def play(self, request: TakeRequest) -> None:
+    def play(self, spec: TakeSpec) -> None:
         """Stop the current take (if any) and start a new one."""
-        self._submit(self._stop_now)
-        self._submit(self._start_now, request)
+        self._submit(self.runner.end_take)
+        self._submit(self.runner.start_take, spec)
 
     def stop(self) -> None:
-        self._submit(self._stop_now)
+        self._submit(self.runner.end_take)
 
     def use_script(self, path: str | None) -> None:
         """Steer the playing take from a control script, from its first line on (None: stop it)."""
-        self._submit(self._switch_script, path)
+        self._submit(self.runner.use_script, path)
 
     def preload(self, model: str) -> None:
         """Load a model ahead of Play; a bad checkpoint is reported at once."""
-        self._submit(self._model, model)
+        self._submit(self.runner.model, model)
 
     def panic(self) -> None:
         engine = self.engine
@@ -170,8 +90,7 @@ class Takes:
     def shutdown(self) -> None:
         """Stop the take and wait for it (the window is closing); idempotent."""
         if not self._closed:
-            self._submit(self._stop_now)
-            self._submit(self._open_beats, "internal", 0.0)  # leaves the clock port or Link session
+            self._submit(self.runner.close)  # also leaves the clock port or Link session
             self._closed = True  # a timer firing while the window closes must not start a take
             self._jobs.shutdown(wait=True)
 
@@ -186,104 +105,6 @@ class Takes:
             job(*args)
         except UserError as exc:
             self.errors.put(str(exc))
-
-    def _model(self, name: str):
-        if name not in self._models:
-            from livegen.cli import load_model
-
-            self._models[name] = load_model(name)
-        return self._models[name]
-
-    def _start_now(self, request: TakeRequest) -> None:
-        from livegen import presets
-        from livegen.cli import build_layers, choose_output, clock_port
-
-        model = self._model(request.model)
-        wanted = SimpleNamespace(no_port=False, port=request.port or None, virtual=request.virtual or None,
-                                 api=request.api, soundfont=request.soundfont, layer=None, emg=None)
-        output = choose_output(wanted, presets.Preset())
-        layers = build_layers(wanted, presets.Preset(layers=list(request.layers)), output, request.settings, model)
-        clock_out = clock_port(wanted, presets.Preset(), request.clock_out) if request.clock_out else None
-        if request.replay is not None:
-            source = request.replay.source()
-            engine = Engine(model, output, request.settings, source.initial(), record=request.record,
-                            end=request.replay.duration, layers=layers, clock_out=clock_out)
-            engine.start()
-            source.start(engine.set_controls, engine.now)
-            self.engine, self.replaying = engine, source
-            return
-        engine = Engine(model, output, request.settings, self.hub.controls, record=request.record, layers=layers,
-                        clock_out=clock_out)
-        engine.listeners += self.listeners
-        engine.start()
-        self.engine = engine
-        self.hub.attach(engine)
-        engine.set_controls(self.hub.controls)  # whatever moved while the clock process started
-        if request.script:
-            self._start_script(request.script, engine, 0.0)
-        self._follow_tempo(request, engine)
-
-    def _follow_tempo(self, request: TakeRequest, engine: Engine) -> None:
-        """Lock the take to the chosen outside beat; one that cannot open is reported and the take
-        plays on at the panel's tempo (the music must not stop for a missing clock)."""
-        from livegen.engine.tempo import TempoFollow
-
-        try:
-            self._open_beats(request.tempo_source, request.settings.bpm, request.api)
-        except UserError as exc:
-            self.errors.put(f"Tempo: {exc}; playing at {request.settings.bpm:g} bpm")
-            return
-        if self.beats is not None:
-            self.follow = TempoFollow(engine, self.beats).start()
-
-    def _open_beats(self, tempo_source: str, bpm: float, api: str = "auto") -> None:
-        """Open the BeatSource ``tempo_source`` names, with ``perform``'s own ``--clock-in`` and
-        ``--link`` code, closing the one open for another choice ("internal": none)."""
-        from livegen import presets
-        from livegen.cli import beat_source
-
-        if tempo_source == self.beats_for:
-            return
-        if self.beats is not None:
-            self.beats.close()
-        self.beats, self.beats_for = None, "internal"
-        kind, _, port = tempo_source.partition(":")
-        wanted = SimpleNamespace(clock_in=port if kind == "clock" else None, link=kind == "link", api=api)
-        self.beats = beat_source(wanted, presets.Preset(), bpm)
-        self.beats_for = tempo_source
-
-    def _switch_script(self, path: str | None) -> None:
-        self._stop_script()
-        engine = self.engine
-        if path and engine is not None and engine.running and self.replaying is None:
-            self._start_script(path, engine, max(0.0, engine.now()))
-
-    def _start_script(self, path: str, engine: Engine, offset: float) -> None:
-        from livegen.sensors.script import ScriptControls
-
-        source = ScriptControls(path, self.hub.controls)
-        sink = self.hub.script(offset)
-        sink(source.initial(), 0.0)  # its lines at t = 0
-        source.start(sink, lambda: engine.now() - offset)
-        self.script = source
-
-    def _stop_script(self) -> None:
-        if self.script is not None:
-            self.script.stop()
-            self.script = None
-
-    def _stop_now(self) -> None:
-        engine, self.engine = self.engine, None
-        self.hub.attach(None)
-        self._stop_script()
-        if self.follow is not None:
-            self.follow.stop()
-            self.follow = None
-        if self.replaying is not None:
-            self.replaying.stop()
-            self.replaying = None
-        if engine is not None:
-            engine.stop()
 
 
 class PortWatch:
@@ -358,7 +179,7 @@ class PlayedNotes:
     """What the commentary listens to: the messages the panel drained from the playing take
     (the engine's ring buffer has one reader, the panel), with that take's clock and settings."""
 
-    def __init__(self, takes: Takes):
+    def __init__(self, takes: TakeWorker):
         self.takes = takes
         self.sent_messages: deque = deque(maxlen=20_000)
 
@@ -373,8 +194,8 @@ class PlayedNotes:
 
 
 class PanelPerformance:
-    """The ``Performance`` an OscServer steers on the panel, as ``EngineTakes`` is on the command
-    line: pitch, density and z go through the ControlHub, so the pad, sliders and z bars move with
+    """The ``Performance`` an OscServer steers on the panel, as the take runner is on the
+    command line: pitch, density and z go through the ControlHub, so the pad, sliders and z bars move with
     them; /play, /stop, /panic and /preset are handed to ``press`` and ``apply``, which the window
     makes thread-safe (queued to the Qt thread, where they press its own buttons)."""
 
@@ -409,7 +230,7 @@ class OscLink:
     host's name may need a lookup), so the Qt thread never waits; ``status`` and ``errors`` say
     how it went."""
 
-    def __init__(self, performance: PanelPerformance, takes: Takes, log):
+    def __init__(self, performance: PanelPerformance, takes: TakeWorker, log):
         self.performance, self.takes, self.log = performance, takes, log
         self.errors: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.faults = Faults("the panel's OSC worker", "OSC may be off: switch it off and on again; if it repeats, "

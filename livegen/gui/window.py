@@ -22,15 +22,15 @@ from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButt
                              QWidget)
 
 from livegen import presets
-from livegen.engine.engine import EngineSettings
 from livegen.errors import UserError
 from livegen.faults import Faults, guarded
 from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
                                 MusclesPanel, NumbersPanel, OscPanel, OutputPanel, PresetPanel, TakesPanel)
-from livegen.gui.session import (ControlHub, OscLink, PanelPerformance, PlayedNotes, PortWatch, Takes,
-                                 TakeRequest)
+from livegen.gui.session import OscLink, PanelPerformance, PlayedNotes, PortWatch, TakeWorker
 from livegen.gui.widgets import PianoRoll
 from livegen.music.conditioning import Controls
+from livegen.take.controls import ControlHub
+from livegen.take.spec import TakeSpec
 
 PANEL_HZ = 30  # display refresh; the issue allows up to 60
 PORT_CHECK_MS = 1000  # re-list MIDI outputs to notice a vanished port
@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("livegen")
         self.base_preset = preset  # keeps the sections the panel does not show ([camera], engine limits)
         self.hub = ControlHub(Controls(preset.controls.pitch, preset.controls.density))
-        self.takes = Takes(self.hub)
+        self.takes = TakeWorker(self.hub)
         self.ports = PortWatch()
         self.readout = EngineReadout()
         self.source = None  # a running control source other than the pad (the camera)
@@ -283,20 +283,12 @@ class MainWindow(QMainWindow):
 
     def play(self, record: str | None = None) -> None:
         """Start a take (replacing the one playing); ``record`` names the file to record it to."""
-        preset = self.preset()
-        settings = EngineSettings(lookahead=preset.engine.lookahead, temperature=preset.model.temperature,
-                                  seed=self.model.seed.value(), channel=preset.output.channel - 1,
-                                  program=None if preset.output.program < 0 else preset.output.program,
-                                  steering=preset.engine.steering, max_note_seconds=preset.engine.max_note_seconds,
-                                  max_polyphony=preset.engine.max_polyphony, bpm=preset.engine.bpm)
         self.recording = record or None
-        if record:
-            Path(record).parent.mkdir(parents=True, exist_ok=True)
-        self.takes.play(TakeRequest(preset.model.model, preset.output.api, preset.output.port,
-                                    preset.output.virtual, settings, record=self.recording,
-                                    soundfont=self.output.soundfont_file(), script=self.script_path,
-                                    layers=tuple(preset.layers), clock_out=self.output.clock_port(),
-                                    tempo_source=preset.engine.tempo_source))
+        spec = self._take_spec({"seed": self.model.seed.value(), "record": self.recording,
+                                "controls": f"script:{self.script_path}" if self.script_path else None})
+        if spec is None:
+            return
+        self.takes.play(spec)
         self._comment_to = self.recording  # the history goes beside the take (set when the worker is up)
         self._start_commentary()
         self.played.sent_messages.clear()
@@ -308,22 +300,23 @@ class MainWindow(QMainWindow):
     def replay(self, take) -> None:
         """Play a recorded take again: its control stream, seed, model and settings, on the panel's
         output (not recorded again); the panel's own controls wait until Play."""
-        preset, header = self.preset(), take.header
-        settings = EngineSettings(lookahead=float(header.get("lookahead", preset.engine.lookahead)),
-                                  temperature=float(header.get("temperature", 1.0)), seed=take.seed,
-                                  channel=int(header.get("channel", 1)) - 1, program=header.get("program"),
-                                  volume=header.get("volume"),
-                                  steering=bool(header.get("steering", True)),
-                                  max_note_seconds=preset.engine.max_note_seconds,
-                                  max_polyphony=preset.engine.max_polyphony, bpm=float(header.get("bpm", 120.0)))
         self._finish_recording()
-        layers = tuple(presets.LayerPreset.from_session(entry) for entry in header.get("layers", []))
-        self.takes.play(TakeRequest(str(header.get("model", "charrnn")), preset.output.api, preset.output.port,
-                                    preset.output.virtual, settings, replay=take,
-                                    soundfont=self.output.soundfont_file(), layers=layers,
-                                    clock_out=self.output.clock_port()))
+        spec = self._take_spec(take.replay_overrides())
+        if spec is None:
+            return
+        self.takes.play(spec)
         self.roll.clear()
         self.banner.hide()
+
+    def _take_spec(self, overrides: dict) -> TakeSpec | None:
+        """The take the panel's preset describes, as ``livegen perform`` would make it, with the
+        panel's own output choices; None (said on the banner) when the preset cannot play."""
+        overrides = {"soundfont": self.output.soundfont_file(), "clock_out": self.output.clock_port(), **overrides}
+        try:
+            return TakeSpec.from_preset(self.preset(), overrides, warn=self.banner.show_error)
+        except UserError as exc:
+            self.banner.show_error(str(exc))
+            return None
 
     def _start_commentary(self) -> None:
         """Start the commentary worker with the first take it is on for; importing torch and the
@@ -662,7 +655,7 @@ class MainWindow(QMainWindow):
                 self.readout.timing.append(engine.recent_timing.popleft())
             self.roll.now = engine.now()
             self.roll.update()
-            if self.takes.replaying is not None and engine.end is not None and engine.now() > engine.end + 0.5:
+            if self.takes.replaying and engine.end is not None and engine.now() > engine.end + 0.5:
                 self.stop()  # the replayed take is over
             if engine.failed and not self.takes.busy:
                 self.banner.show_error(f"The engine stopped: {engine.failed}", "Restart")

@@ -25,7 +25,7 @@ TAIL_SILENCE = 0.25  # s under SILENCE_LEVEL that end the tail early
 SILENCE_LEVEL = 8  # 16-bit sample value
 
 
-def _fluidsynth():
+def load_library():
     """pyfluidsynth, or a one-line UserError saying what to install."""
     try:
         import fluidsynth
@@ -54,7 +54,7 @@ def soundfont_path(path: str | None = None) -> str:
 
 def new_synth(soundfont: str | None = None, rate: int = 44100, gain: float = GAIN):
     """A FluidSynth with the SoundFont loaded and General MIDI programs on every channel."""
-    fluidsynth = _fluidsynth()
+    fluidsynth = load_library()
     path = soundfont_path(soundfont)
     if not 8000 <= rate <= 192000:
         raise UserError(f"sample rate {rate} is outside 8000..192000 Hz")
@@ -131,7 +131,7 @@ class FluidSynthOutput(OutputPort):
 
     def __init__(self, soundfont: str | None = None, driver: str | None = None):
         super().__init__()
-        fluidsynth = _fluidsynth()
+        fluidsynth = load_library()
         driver = driver or os.environ.get("LIVEGEN_AUDIO_DRIVER") or None
         candidates = _driver_candidates(driver)
         if not candidates:
@@ -201,7 +201,7 @@ def render(midi_path: str, wav_path: str, soundfont: str | None = None, rate: in
 
     events, length = _midi_events(midi_path)
     synth = new_synth(soundfont, rate)
-    dispatch = _Dispatch(synth, _fluidsynth())
+    dispatch = _Dispatch(synth, load_library())
     part = Path(str(wav_path) + ".part")
     frames = 0
     peak = 0

@@ -119,3 +119,15 @@ def load(path: str | os.PathLike):
         raise UserError(f"{path}: weights do not match the stored config ({type(exc).__name__})") from None
     model.eval()
     return model, meta
+
+
+def load_model(name: str | os.PathLike):
+    """A model by name: ``charrnn`` and ``dcrnn`` are the shipped ones, anything else a checkpoint path."""
+    shipped = {"charrnn": ("Char-RNN", DEFAULT_CHARRNN), "dcrnn": ("DCRNN", DEFAULT_DCRNN)}
+    if name in shipped:
+        what, path = shipped[name]
+        if not path.is_file():
+            raise UserError(f"the shipped {what} {path} is missing: reinstall livegen")
+        name = path
+    model, _ = load(name)
+    return model

@@ -1,0 +1,104 @@
+"""Where every control source meets: one mixer, one merged value steering the playing take.
+
+Each source changes only the fields it plays, so none undoes another's moves: the hand (XY pad,
+camera) sets pitch and density, the armband or the z bars set z and recall themes, OSC sets pitch,
+density and z, the panel sets the pitch-class histogram, a script sets what its lines change and a
+replayed take sets everything. The merged value outlives a take: the next one starts from it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+
+from livegen.engine.mixer import ControlMixer, Sink
+from livegen.music.conditioning import Controls
+
+MUSCLE_FIELDS = {"z", "theme", "toward", "mix"}
+
+
+class ControlHub:
+    def __init__(self, controls: Controls | None = None):
+        self._lock = threading.Lock()
+        self._engine = None
+        self._t0 = time.monotonic()
+        self.mixer = ControlMixer(controls or Controls(), self.clock)
+
+    @property
+    def controls(self) -> Controls:
+        """The merged controls in force now (a script's changes still ahead are not in them)."""
+        return self.mixer.current()
+
+    def attach(self, engine, controls: Controls | None = None) -> None:
+        """Steer ``engine`` from now on (None: no take), starting from ``controls`` (None: as they
+        are); what a script held for later belonged to the last take and is forgotten."""
+        with self._lock:
+            self._engine = engine
+        self.mixer.reset(self.mixer.current() if controls is None else controls)
+
+    def clock(self) -> float:
+        """Performance time of the playing take (sources stamp their values with it)."""
+        engine = self._engine
+        return engine.now() if engine is not None else time.monotonic() - self._t0
+
+    def gesture(self, controls: Controls, t: float | None = None) -> None:
+        """Sink for the hand (pad, camera; thread-safe): pitch and density only, so the armband's z
+        is never overwritten by a source that does not know it."""
+        self._update(t, pitch=controls.pitch, density=controls.density)
+
+    def muscles(self, t: float | None = None, **changes) -> None:
+        """For the armband and the z bars (thread-safe): z, and the theme (with toward, mix)."""
+        if not set(changes) <= MUSCLE_FIELDS:
+            raise ValueError(f"not a muscles control: {sorted(set(changes) - MUSCLE_FIELDS)}")
+        self._update(t, **changes)
+
+    def armband(self) -> Sink:
+        """A sink for an ``EmgControls``: it plays z; a theme it recalls (a held gesture) is taken
+        too, but the theme chosen elsewhere is not overwritten by the one the source started with."""
+        started = [self.controls.theme]
+
+        def sink(controls: Controls, t: float | None = None) -> None:
+            if controls.theme != started[0]:
+                started[0] = controls.theme
+                self.muscles(t, z=controls.z, theme=controls.theme, toward=None, mix=0.0)
+            else:
+                self.muscles(t, z=controls.z)
+        return sink
+
+    def script(self, offset: float = 0.0) -> Sink:
+        """A sink for a control script started ``offset`` s into the take: it steers what the
+        script's lines change, stamped on the take's clock, and leaves the rest to the other
+        sources (a script's merged value would otherwise undo their moves)."""
+        last = [self.controls]
+
+        def sink(controls: Controls, t: float | None = None) -> None:
+            changes = {f.name: getattr(controls, f.name) for f in dataclasses.fields(controls)
+                       if getattr(controls, f.name) != getattr(last[0], f.name)}
+            last[0] = controls
+            if changes:
+                self._update(None if t is None else t + offset, **changes)
+        return sink
+
+    def remote(self, controls: Controls, t: float | None = None) -> None:
+        """Sink for OSC (thread-safe): the pitch, density and z it plays, never the key or theme."""
+        self._update(t, pitch=controls.pitch, density=controls.density, z=controls.z)
+
+    def everything(self, controls: Controls, t: float | None = None) -> None:
+        """Sink for a replayed take, which holds every control."""
+        self._update(t, **{f.name: getattr(controls, f.name) for f in dataclasses.fields(controls)})
+
+    def set_histogram(self, histogram: tuple[float, ...] | None) -> None:
+        self._update(None, histogram=histogram)
+
+    def sink_for(self, source) -> Sink | None:
+        """Where a control source's values go, by what it plays (None: it plays nothing after its
+        first value)."""
+        kind = getattr(source, "name", "")
+        if kind == "fixed":
+            return None
+        return {"script": self.script, "replay": lambda: self.everything, "camera": lambda: self.gesture,
+                "emg": self.armband}.get(kind, lambda: self.everything)()
+
+    def _update(self, t: float | None, **changes) -> None:
+        engine = self._engine
+        self.mixer.change(engine.set_controls if engine is not None and engine.running else None, t, **changes)

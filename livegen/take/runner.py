@@ -1,0 +1,308 @@
+"""``TakeRunner``: a ``TakeSpec`` made into a running take, one at a time.
+
+Starting a take loads its model (kept for the next take), opens its ports, starts the engine and
+its clock process, then the control sources (each into the one ``ControlHub``) and, when the
+spec names an outside beat, a ``TempoFollow``. Ending it stops them in the reverse order. The
+command line runs whole performances with ``perform``; the panel starts and ends takes from its
+worker thread. The runner is also the ``Performance`` OSC steers on the command line: /stop ends
+the take, /play starts the next one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from livegen import presets
+from livegen.engine.engine import Engine, EngineStats
+from livegen.engine.tempo import TempoFollow
+from livegen.errors import UserError
+from livegen.faults import say_on_stderr
+from livegen.midi.clock import next_bar_position
+from livegen.midi.recorder import recover_unfinished
+from livegen.models.checkpoint import load_model
+from livegen.music.conditioning import Controls, key_histogram
+from livegen.sensors import open_source
+from livegen.sensors.emg.source import EmgControls
+from livegen.sensors.script import ScriptControls
+from livegen.sessions import session_path
+from livegen.take.controls import ControlHub
+from livegen.take.outputs import beat_source, build_layers, check_external_z, choose_output, clock_port
+from livegen.take.spec import TakeSpec
+
+Log = Callable[[str], None]
+
+
+class TakeRunner:
+    def __init__(self, hub: ControlHub | None = None, log: Log = say_on_stderr, report: Log | None = None):
+        self.hub = hub or ControlHub()
+        self.log = log  # what a take says as it goes
+        self.report = report or log  # what the performer must see: a tempo that could not be followed
+        self.engine: Engine | None = None
+        self.spec: TakeSpec | None = None
+        self.sources: list = []  # the control sources steering the take
+        self.script: ScriptControls | None = None  # a script switched on during the take
+        self.follow: TempoFollow | None = None
+        self.beats = None  # the open BeatSource, kept from take to take while the choice stays
+        self.beats_for = "internal"  # the tempo source ``beats`` was opened for
+        self.listeners: list = []  # attached to every take's engine (OSC out's note feed)
+        self.play_requested = threading.Event()
+        self.stop_requested = threading.Event()
+        self._models: dict[str, object] = {}
+        self._starting: Engine | None = None  # the take whose clock process is starting
+
+    # --- one take ---------------------------------------------------------------------------
+
+    def model(self, name: str):
+        """A model by name or path, loaded once and kept for the next takes."""
+        if name not in self._models:
+            self._models[name] = load_model(name)
+        return self._models[name]
+
+    def start_take(self, spec: TakeSpec, song_position: int | None = None) -> Engine:
+        """Everything the spec names is opened and checked first: a wrong port or file is a
+        ``UserError`` before any note plays."""
+        source = open_source(spec.controls, self.hub.controls, spec.preset)
+        if source.name == "replay":
+            spec = self._replay_spec(spec, source)
+        emg = EmgControls.from_spec(spec.emg, source.initial(), spec.preset) if spec.emg else None
+        model = self.model(spec.model)
+        check_external_z(model, spec)
+        _one_inference_thread()
+        output = choose_output(spec.output, self.log)
+        layers = build_layers(spec, output, model, self.model, self.log)
+        if source.name == "replay":
+            for what in source.mismatches(seed=spec.settings.seed, model=model.kind, bpm=spec.settings.bpm,
+                                          temperature=spec.settings.temperature,
+                                          layers=[layer.describe() for layer in layers]):
+                self.log(f"warning: the take was recorded with {what}: the notes will differ")
+        clock_out = clock_port(spec.output.api, spec.clock_out) if spec.clock_out else None
+        if spec.record:
+            _make_folder(spec.record)
+        initial = source.initial()
+        engine = Engine(model, output, spec.settings, initial, record=spec.record, log=self.log, end=spec.duration,
+                        clock_out=clock_out, layers=layers, song_position=song_position)
+        engine.listeners += self.listeners
+        self.play_requested.clear()
+        self.stop_requested.clear()
+        replay = source.name == "replay"
+        if not replay:
+            self.hub.attach(None, initial)  # a hand moving while the clock process starts moves from here
+        self._starting = engine  # OSC says "playing" from here: the take is on its way
+        try:
+            engine.start()
+        finally:
+            self._starting = None
+        self.engine, self.spec = engine, spec
+        self.sources = [s for s in (emg, source) if s is not None]  # the armband first: a bad port fails early
+        try:
+            if replay:  # note for note: nothing else steers a replayed take
+                source.start(engine.set_controls, engine.now)
+            else:
+                self.hub.attach(engine)
+                if self.hub.controls != initial:
+                    engine.set_controls(self.hub.controls)
+                for s in self.sources:
+                    sink = self.hub.sink_for(s)
+                    if sink is not None:
+                        s.start(sink, engine.now)
+        except BaseException:
+            self.end_take()
+            raise
+        self._follow_tempo(spec, engine)
+        return engine
+
+    def end_take(self) -> EngineStats | None:
+        """Stop the playing take (its sources, tempo following, then the engine); its stats."""
+        engine, self.engine = self.engine, None
+        self.hub.attach(None)
+        self.use_script(None)
+        for source in self.sources:
+            source.stop()
+        self.sources = []
+        if self.follow is not None:
+            self.follow.stop()
+            self.follow = None
+        return engine.stop() if engine is not None else None
+
+    def use_script(self, path: str | None) -> None:
+        """Steer the playing take from a control script, from its first line on (None: stop it)."""
+        if self.script is not None:
+            self.script.stop()
+            self.script = None
+        engine = self.engine
+        if path and engine is not None and engine.running:
+            offset = max(0.0, engine.now())
+            script = ScriptControls(path, self.hub.controls)
+            sink = self.hub.script(offset)
+            sink(script.initial(), 0.0)  # its lines at t = 0
+            script.start(sink, lambda: engine.now() - offset)
+            self.script = script
+
+    def open_beats(self, tempo_source: str, bpm: float, api: str = "auto") -> None:
+        """Open the outside beat ``tempo_source`` names, closing one open for another choice
+        ("internal": none); a port or Link session that cannot open is a ``UserError``."""
+        if tempo_source == self.beats_for:
+            return
+        if self.beats is not None:
+            self.beats.close()
+        self.beats, self.beats_for = None, "internal"
+        self.beats = beat_source(tempo_source, api, bpm)
+        self.beats_for = tempo_source
+
+    def close(self) -> None:
+        """End the take and leave the outside beat (a clock port, a Link session)."""
+        self.end_take()
+        self.open_beats("internal", 0.0)
+
+    def _follow_tempo(self, spec: TakeSpec, engine: Engine) -> None:
+        """Lock the take to the spec's outside beat; one that cannot open is reported and the take
+        plays on at its own tempo (the music must not stop for a missing clock)."""
+        try:
+            self.open_beats(spec.tempo_source, spec.settings.bpm, spec.output.api)
+        except UserError as exc:
+            self.report(f"Tempo: {exc}; playing at {spec.settings.bpm:g} bpm")
+            return
+        if self.beats is not None:
+            self.follow = TempoFollow(engine, self.beats, log=self.log).start()
+
+    @staticmethod
+    def _replay_spec(spec: TakeSpec, source) -> TakeSpec:
+        """A replay ends where the take ended, and never records over the session it plays."""
+        if spec.record and session_path(spec.record).resolve() == Path(source.path).resolve():
+            raise UserError(f"--record {spec.record} would overwrite the take being replayed: record to another name")
+        if spec.duration is None and source.end is not None:
+            return dataclasses.replace(spec, duration=source.end)
+        return spec
+
+    # --- a performance: takes until stopped -----------------------------------------------
+
+    def perform(self, spec: TakeSpec, interrupted: Callable[[], bool], takes_on_play: bool = False,
+                companion=None) -> bool:
+        """Play ``spec`` until its duration, ``interrupted()``, a failure or OSC's /stop; with
+        ``takes_on_play``, OSC's /play then starts the next take. ``companion(engine, record)``
+        makes something that runs beside each take (``poll()`` often, ``stop()`` at its end).
+        True when a take failed."""
+        for take in recover_unfinished():
+            self.log(f"recovered the unfinished take {take['path']} ({take['notes']} notes, {take['seconds']:.1f} s)")
+        number, song_position = 1, None  # a follow-up take's clock goes on with the song
+        while True:
+            take = spec.numbered(number)
+            engine = self.start_take(take, song_position)
+            take = self.spec
+            self.log(f"performing on {engine.player_info.get('port', '(no port)')}"
+                     + (f", recording to {take.record}" if take.record else "")
+                     + (f" for {take.duration:g} s" if take.duration else "; Ctrl-C to stop"))
+            beside = companion(engine, take.record) if companion is not None else None
+            try:
+                while not interrupted() and engine.running and not self.stop_requested.is_set():
+                    if take.duration is not None and engine.now() >= take.duration + 0.02:
+                        break
+                    if beside is not None:
+                        beside.poll()
+                    time.sleep(0.05)
+            finally:
+                stats = self.end_take()
+                if beside is not None:
+                    beside.stop()
+            self.log(summary(stats, take.record))
+            if take.clock_out:
+                song_position = next_bar_position(song_position or 0, stats.clock_ticks)
+            if engine.failed or interrupted() or not takes_on_play or not self.stop_requested.is_set():
+                return bool(engine.failed)
+            self.log("stopped; OSC /livegen/play starts the next take, Ctrl-C quits")
+            while not interrupted() and not self.play_requested.wait(0.05):
+                pass
+            if interrupted():
+                return False
+            number += 1
+
+    # --- the Performance OSC steers ---------------------------------------------------------
+
+    def controls(self) -> Controls:
+        return self.hub.controls
+
+    def steer(self, controls: Controls) -> None:
+        self.hub.remote(controls)
+
+    def playing(self) -> bool:
+        engine = self.engine or self._starting
+        return engine is not None and engine.running and not self.stop_requested.is_set()
+
+    def play(self) -> None:
+        if not self.playing():
+            self.play_requested.set()
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+
+    def panic(self) -> None:
+        engine = self.engine
+        if engine is not None and engine.running:
+            engine.panic()
+
+    def preset(self, name: str) -> None:
+        """A preset's controls now (its pitch, density and key), and its program if it names one."""
+        preset = presets.load(name)
+        c = preset.controls
+        try:
+            histogram = tuple(key_histogram(c.key)) if c.key else None
+        except ValueError as exc:
+            raise UserError(f"preset {name}: {exc}") from None
+        self.hub.gesture(Controls(pitch=c.pitch, density=c.density))
+        self.hub.set_histogram(histogram)
+        engine = self.engine
+        if preset.output.program >= 0 and engine is not None and engine.running:
+            engine.send_now([[0xC0 | engine.settings.channel, preset.output.program]])
+        self.log(f"osc: preset {name}")
+
+
+def summary(stats: EngineStats, record: str | None) -> str:
+    """One line on how a take went: messages, timing, control latency, what the guard did."""
+    t = _percentiles(stats.timing_error)
+    c = _percentiles(stats.control_to_midi)
+    text = f"sent {stats.sent} messages"
+    if t["p99"] is not None:
+        text += f"; timing error p50 {t['p50']:.3f} ms, p99 {t['p99']:.3f} ms"
+    k = _percentiles(stats.clock_timing)
+    if k["p99"] is not None:
+        text += f"; MIDI clock error p50 {k['p50']:.3f} ms, p99 {k['p99']:.3f} ms"
+    if c["p99"] is not None:
+        text += f"; control->MIDI p99 {c['p99']:.1f} ms over {len(stats.control_to_midi)} changes"
+    guarded = [f"{n} {what}" for n, what in ((stats.late_dropped, "late notes left out"),
+                                             (stats.retriggers, "re-struck keys ended first"),
+                                             (stats.expired, "notes ended at the length limit"),
+                                             (stats.clock_restarts, "clock restarts")) if n]
+    if guarded:
+        text += "; " + ", ".join(guarded)
+    if record:
+        text += f"; recorded {record}"
+    return text
+
+
+def _percentiles(values, scale=1000.0) -> dict:
+    if not len(values):
+        return {"p50": None, "p99": None, "max": None}
+    a = np.asarray(values, dtype=np.float64) * scale
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+
+
+def _make_folder(record: str) -> None:
+    """The recording's folder, made when missing; one line when it cannot be."""
+    folder = Path(record).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot make the folder {folder} for --record: {exc.strerror or exc}") from None
+
+
+def _one_inference_thread() -> None:
+    """Live inference is many tiny steps: more threads only wait on each other and on the clock."""
+    import torch  # the models' runtime: loaded once a take's model is
+
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
