@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from livegen.sensors.emg.processing import (Calibration, Gesture, Mapping, Proce
                                             load_profile, profile_path)
 from livegen.sensors.emg.replay import Replay, load_recording
 from livegen.sensors.emg.serial_csv import CsvLines
-from livegen.sensors.emg.source import DeviceNotices, EmgControls, merged_sinks
+from livegen.sensors.emg.source import DeviceNotices, EmgControls
 
 MYO = ("emg", "myo-readings")
 
@@ -505,15 +506,19 @@ def test_a_held_gesture_recalls_its_theme(tmp_path):
     assert source.calibrated and source.view().gesture == "fist"
 
 
-def test_merged_sinks_keep_each_sources_part():
+def test_the_hub_keeps_the_armbands_part_and_the_others():
+    from livegen.take.controls import ControlHub
+
     got: list[Controls] = []
-    others, muscles = merged_sinks(lambda c, t: got.append(c), Controls())
+    hub = ControlHub()
+    hub.attach(SimpleNamespace(running=True, set_controls=lambda c, t=None: got.append(c), now=lambda: 0.0))
+    muscles, script = hub.armband(), hub.script()
     muscles(Controls(z=(0.5,) * 8, theme="C"))
-    others(Controls(pitch=0.9, density=0.1))  # a camera: knows nothing of z or the theme
+    hub.gesture(Controls(pitch=0.9, density=0.1))  # a camera: knows nothing of z or the theme
     assert got[-1].pitch == 0.9 and got[-1].z == (0.5,) * 8 and got[-1].theme == "C"
     muscles(Controls(z=(-0.5,) * 8, theme="C"))
     assert got[-1].pitch == 0.9 and got[-1].z == (-0.5,) * 8
-    others(Controls(pitch=0.2, theme="D"))  # a script naming its own theme wins
+    script(Controls(pitch=0.2, theme="D"))  # a script naming its own theme wins
     assert got[-1].theme == "D" and got[-1].z == (-0.5,) * 8
 
 

@@ -269,73 +269,7 @@ class EmgControls(ControlSource):
         return False
 
 
-def merged_sinks(sink, initial: Controls):
-    """Two sinks onto one engine: the first for the other controls (all but z), the second for
-    the armband (z, and a theme a held gesture recalls). Each change is merged over the latest of
-    both, so neither overwrites what the other plays: a recalled theme stays until the other
-    source changes its own theme."""
-    lock = threading.Lock()
-    state = {"controls": initial, "emg_theme": initial.theme, "recalled": False,
-             "others_theme": (initial.theme, initial.toward, initial.mix)}
-
-    def others(controls: Controls, t: float | None = None) -> None:
-        with lock:
-            before = state["controls"]
-            keep = {"z": before.z}
-            theme = (controls.theme, controls.toward, controls.mix)
-            if state["recalled"] and theme == state["others_theme"]:
-                keep.update(theme=before.theme, toward=before.toward, mix=before.mix)
-            else:
-                state["recalled"] = False
-            state["others_theme"] = theme
-            state["controls"] = merged = dataclasses.replace(controls, **keep)
-        sink(merged, t)
-
-    def emg(controls: Controls, t: float | None = None) -> None:
-        with lock:
-            changes: dict = {"z": controls.z}
-            if controls.theme != state["emg_theme"]:
-                state["emg_theme"], state["recalled"] = controls.theme, True
-                changes.update(theme=controls.theme, toward=None, mix=0.0)
-            state["controls"] = merged = dataclasses.replace(state["controls"], **changes)
-        sink(merged, t)
-
-    return others, emg
-
-
 def require_device_alive(source: EmgControls) -> None:
     """A fatal device error (no adapter, no armband found) as a ``UserError``."""
     if source.device.error and source.device.state == "lost":
         raise UserError(source.device.error)
-
-
-class WithEmg:
-    """``perform --controls X --emg SPEC``: the other source plays everything but z, the armband
-    plays z (and recalls themes); started and stopped together like one source."""
-
-    def __init__(self, main, emg: EmgControls):
-        self.main, self.emg = main, emg
-        self.name = f"{main.name}+emg"
-
-    @property
-    def current(self) -> Controls:
-        return self.main.current
-
-    def initial(self) -> Controls:
-        return self.main.initial()
-
-    def start(self, sink, clock) -> None:
-        others, muscles = merged_sinks(sink, self.main.initial())
-        self.emg.start(muscles, clock)  # first: a wrong port fails before anything else runs
-        self.main.start(others, clock)
-
-    def stop(self) -> None:
-        self.main.stop()
-        self.emg.stop()
-
-
-def with_emg(main, spec: str, preset: str | None = None) -> WithEmg:
-    if getattr(main, "name", "") == "replay":
-        raise UserError("a replayed take already holds its z values: leave --emg out, or play the take "
-                        "with --controls script:TAKE.jsonl")
-    return WithEmg(main, EmgControls.from_spec(spec, main.initial(), preset))

@@ -45,7 +45,7 @@ def add_commands(sub) -> None:
                    help="mirror left-right (a camera facing the performer)")
     s.add_argument("--dead-zone", type=float, help="half-width round the centre that reads as neutral")
     s.add_argument("--seconds", type=float, default=10.0, help="how long to watch the hand sweep the region of play")
-    from livegen.sensors.emg.cli import add_calibrate_options
+    from livegen.cli.emg import add_calibrate_options
 
     add_calibrate_options(s)
     s.set_defaults(func=cmd_calibrate)
@@ -191,7 +191,7 @@ def _bench(args) -> int:
 
 def cmd_calibrate(args) -> int:
     if args.target == "emg":
-        from livegen.sensors.emg.cli import cmd_calibrate as calibrate_emg
+        from livegen.cli.emg import cmd_calibrate as calibrate_emg
 
         return calibrate_emg(args)
     import numpy as np
