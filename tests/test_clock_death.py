@@ -8,7 +8,7 @@ import time
 import mido
 
 from livegen.models.checkpoint import load_model
-from livegen.engine.engine import MAX_CLOCK_RESTARTS, Engine, EngineSettings, OutputChoice
+from livegen.engine.engine import MAX_CLOCK_RESTARTS, Engine, EngineSettings, Layer, OutputChoice
 from livegen.music.conditioning import Controls
 from test_note_integrity import check_stream, recorded_notes
 
@@ -66,10 +66,14 @@ def test_killing_the_clock_at_random_instants_leaves_nothing_sounding_and_the_ta
 def test_a_clock_that_keeps_dying_stops_the_take_cleanly(receiver, tmp_path):
     record = tmp_path / "take.mid"
     said = []
+    bass = Layer(load_model("dcrnn"), output_to(receiver), channel=1)
     engine = Engine(load_model("charrnn"), output_to(receiver), EngineSettings(seed=2),
-                    Controls(density=0.9), record=str(record), log=said.append)
+                    Controls(density=0.9), record=str(record), log=said.append, layers=[bass])
     engine.start()
     try:
+        deadline = time.monotonic() + 20
+        while not any(m.channel == 1 for m in receiver.notes()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # both layers play before the first death
         for kill in range(MAX_CLOCK_RESTARTS + 1):
             wait_for_notes(receiver, 5 * (kill + 1))
             kill_the_clock(engine)
@@ -79,3 +83,6 @@ def test_a_clock_that_keeps_dying_stops_the_take_cleanly(receiver, tmp_path):
     assert engine.failed is not None and "so the take stops" in engine.failed
     assert receiver.hanging() == 0
     check_stream(recorded_notes(record))
+    assert {channel for _, (channel, _), _ in recorded_notes(record)} == {0, 1}
+    names = [track.name for track in mido.MidiFile(record).tracks]
+    assert names == ["livegen take", "1 charrnn ch1", "2 dcrnn ch2"]  # as a take closed by its clock

@@ -182,6 +182,11 @@ class Engine:
         return PlayerConfig(outputs, self.record, clock_out=self.clock_out, bpm=s.bpm,
                             song_position=self.song_position, resume=resume)
 
+    def _track_names(self) -> list[str] | None:
+        """A layered take's track names, as the clock's recorder gives them (None: one track)."""
+        layers = self._player_config().layers
+        return [layer.name for layer in layers] if len(layers) > 1 else None
+
     def _start_clock(self, config: PlayerConfig):
         """Start a clock process and wait until its ports are open: (pipe, process, what it opened)."""
         ctx = multiprocessing.get_context("spawn")
@@ -287,7 +292,7 @@ class Engine:
                     from livegen.midi import recorder
 
                     try:
-                        recorder.repair(self.record)
+                        recorder.repair(self.record, names=self._track_names())
                         recorder.forget_unfinished(self.record)
                     except (OSError, ValueError):
                         pass
@@ -397,7 +402,7 @@ class Engine:
                 from livegen.midi import recorder
 
                 try:
-                    recorder.split_layers(self.record)
+                    recorder.split_layers(self.record, self._track_names())
                     recorder.forget_unfinished(self.record)
                 except (OSError, ValueError):
                     pass

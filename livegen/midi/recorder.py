@@ -1,7 +1,8 @@
 """Incremental Standard MIDI File recording that survives crashes.
 
 The file is a valid-looking type-0 SMF from the first byte; events are appended as they are sent
-and flushed about twice a second, so ``kill -9`` loses at most ~0.5 s. The track length stays a
+and flushed ten times a second (in the clock's slack before a deadline), so ``kill -9`` loses at
+most ~0.1 s. The track length stays a
 placeholder until a clean close. A take that was never closed is listed in a journal folder and
 repaired by the next run (``recover_unfinished``): truncated to its last whole event, hanging
 notes ended, End of Track added, length fixed.
@@ -47,7 +48,7 @@ def _header(tempo_us: int) -> bytes:
 class Recorder:
     """Append timed channel messages (seconds from the start of the take) to a .mid file."""
 
-    FLUSH_EVERY = 0.5
+    FLUSH_EVERY = 0.1  # s: what a killed clock process can lose of the take
 
     def __init__(self, path: str | os.PathLike, tempo_us: int = DEFAULT_TEMPO_US,
                  track_names: list[str] | None = None, resume: tuple[int, int | None] | None = None):
@@ -180,10 +181,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def repair(path: str | os.PathLike, split: bool = True) -> dict:
+def repair(path: str | os.PathLike, split: bool = True, names: list[str] | None = None) -> dict:
     """Make an unfinished take a valid .mid; returns what was found (with ``tick`` and ``layer``,
     where a ``Recorder`` may resume it). Safe on finished files. ``split=False`` keeps a layered
-    take in one track, so that it can be resumed."""
+    take in one track, so that it can be resumed; ``names`` names a layered take's tracks as its
+    recorder would have."""
     path = Path(path)
     data = bytearray(path.read_bytes())
     if len(data) < 22 or data[:4] != b"MThd" or data[14:18] != b"MTrk":
@@ -244,7 +246,7 @@ def repair(path: str | os.PathLike, split: bool = True) -> dict:
     tmp.write_bytes(data)
     os.replace(tmp, path)
     if split:
-        split_layers(path)
+        split_layers(path, names)
     return {"path": str(path), "notes": notes, "ended_notes": len(sounding),
             "seconds": tick * tempo_us / 1e6 / TICKS_PER_BEAT, "tick": tick, "layer": layer}
 
