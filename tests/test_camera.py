@@ -19,7 +19,8 @@ from livegen.errors import UserError
 from livegen.vision.labels import on_hand
 from livegen.music.conditioning import Controls
 from livegen.sensors import open_source
-from livegen.sensors.camera import CameraControls, bench_scene, camera_bench, camera_settings
+from livegen.bench.camera import bench_scene, camera_bench
+from livegen.sensors.camera import CameraControls, camera_settings
 from livegen.vision import TRACKER_NAMES
 from livegen.vision.capture import FrameGrabber, FrameSource, ImageFolderSource, MemorySource
 from livegen.vision.mapping import HandMapper, MappingSettings, OneEuroFilter
@@ -235,7 +236,7 @@ def test_skin_tracker_lands_on_the_hand_in_real_photos(hands):
 
 
 def test_the_bench_reports_every_trackers_detection_rate_on_real_photos(hands):
-    from livegen.sensors.camera import hand_detection
+    from livegen.bench.camera import hand_detection
 
     rates = hand_detection(str(hands), every=25)
     assert rates["photos"] >= 30 and set(TRACKERS) <= set(rates)

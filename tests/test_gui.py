@@ -271,7 +271,7 @@ def test_without_a_display_the_panel_says_so_instead_of_aborting(tmp_path):
 def test_the_camera_view_shows_the_tracked_hand_and_steers_the_music(make_window, qtbot, tmp_path):
     import cv2
 
-    from livegen.sensors.camera import bench_scene
+    from livegen.bench.camera import bench_scene
 
     clip = tmp_path / "hand.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 240))

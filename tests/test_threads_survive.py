@@ -278,7 +278,7 @@ def drain(errors) -> list[str]:
 
 def test_the_panels_take_worker_lives_through_a_failing_job():
     from livegen.errors import UserError
-    from livegen.gui.session import TakeWorker
+    from livegen.gui.workers import TakeWorker
     from livegen.take.controls import ControlHub
 
     def refuse() -> None:
@@ -304,7 +304,7 @@ def test_the_panels_take_worker_lives_through_a_failing_job():
 def test_the_panels_port_listing_lives_through_a_failing_listing():
     from types import SimpleNamespace
 
-    from livegen.gui.session import PortWatch
+    from livegen.gui.workers import PortWatch
 
     watch = PortWatch()
 
@@ -325,7 +325,7 @@ def test_the_panels_port_listing_lives_through_a_failing_listing():
 
 
 def test_the_panels_osc_worker_lives_through_a_failing_restart():
-    from livegen.gui.session import OscLink, PanelPerformance, TakeWorker
+    from livegen.gui.workers import OscLink, PanelPerformance, TakeWorker
     from livegen.take.controls import ControlHub
 
     hub = ControlHub()

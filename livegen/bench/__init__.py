@@ -6,6 +6,7 @@
 - ``dcrnn``: the DCRNN's time per bar, z -> MIDI latency, roll metrics, controllability.
 - ``clock``: MIDI clock out and the tempo follower on JACK.
 - ``gui``: the engine's timing with the control panel open and busy.
+- ``camera``: each tracker's frame rate, capture -> control latency, detection on real photos.
 - ``emg``: the EMG path's per-sample cost, a pty at 200 Hz into a playing DCRNN, gesture separation.
 - ``report``: the text table ``livegen bench`` prints without ``--json``.
 

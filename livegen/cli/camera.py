@@ -164,7 +164,7 @@ def _show(image, position) -> bool:
 def _bench(args) -> int:
     import itertools
 
-    from livegen.sensors.camera import camera_bench
+    from livegen.bench.camera import camera_bench
     from livegen.vision.capture import open_frame_source
 
     images = None

@@ -165,14 +165,14 @@ def cmd_bench(args) -> int:
         raise UserError("--seconds must be a positive number")
     result = run_bench(model, seconds=args.seconds, log=say)
     if "camera" in args.parts:
-        from livegen.sensors.camera import camera_bench
+        from livegen.bench.camera import camera_bench
 
         say("bench: camera trackers")
         result["camera"] = camera_bench()
         from pathlib import Path
 
         if Path(args.hands_data).is_dir():
-            from livegen.sensors.camera import hand_detection
+            from livegen.bench.camera import hand_detection
 
             say(f"bench: each tracker on the real photos in {args.hands_data}")
             result["camera"]["detection"] = hand_detection(args.hands_data)

@@ -26,7 +26,7 @@ from livegen.errors import UserError
 from livegen.faults import Faults, guarded
 from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
                                 MusclesPanel, NumbersPanel, OscPanel, OutputPanel, PresetPanel, TakesPanel)
-from livegen.gui.session import OscLink, PanelPerformance, PlayedNotes, PortWatch, TakeWorker
+from livegen.gui.workers import OscLink, PanelPerformance, PlayedNotes, PortWatch, TakeWorker
 from livegen.gui.widgets import PianoRoll
 from livegen.music.conditioning import Controls
 from livegen.take.controls import ControlHub
