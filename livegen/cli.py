@@ -321,7 +321,7 @@ def _play_take(engine, source, takes, args, record, received, beats=None) -> tup
     source.start(sink, engine.now)
     follow = None
     if beats is not None:
-        from livegen.engine.tempo import TempoFollow
+        from livegen.engine.tempo_follow import TempoFollow
 
         follow = TempoFollow(engine, beats, log=_say).start()
     companion = args.companion(engine, record) if getattr(args, "companion", None) else None  # `comment --live`

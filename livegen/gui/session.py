@@ -226,7 +226,7 @@ class Takes:
     def _follow_tempo(self, request: TakeRequest, engine: Engine) -> None:
         """Lock the take to the chosen outside beat; one that cannot open is reported and the take
         plays on at the panel's tempo (the music must not stop for a missing clock)."""
-        from livegen.engine.tempo import TempoFollow
+        from livegen.engine.tempo_follow import TempoFollow
 
         try:
             self._open_beats(request.tempo_source, request.settings.bpm, request.api)
