@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from livegen.engine.generator import ControlTimeline, Generator, TokenSampler
+from livegen.engine.generator import Generator, TokenSampler
+from livegen.engine.live_generator import ControlTimeline
 from livegen.models.charrnn import CharRNN, CharRNNConfig
 from livegen.music.conditioning import Controls
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livegen.engine.generator import ControlTimeline, LiveGenerator
+from livegen.engine.live_generator import ControlTimeline, LiveGenerator
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, in_range, range_text
 from livegen.music.roll import RollDecoder

@@ -23,7 +23,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from livegen.engine.generator import Generator, LiveGenerator, Steering
+from livegen.engine.generator import Generator, Steering
+from livegen.engine.live_generator import LiveGenerator
 from livegen.engine.player import LayerOutput, PlayerConfig, run_player
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, clamp_control
