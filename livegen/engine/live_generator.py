@@ -1,5 +1,5 @@
 """What the engine drives, whatever the model: a ``LiveGenerator`` generating ahead over a
-``ControlTimeline`` and able to roll back. The Char-RNN's (generator.py) and the DCRNN's
+``ControlTimeline`` and able to roll back. The Char-RNN's (charrnn_live.py) and the DCRNN's
 (dcrnn_live.py) both implement it, so neither lives in the other's file.
 """
 from __future__ import annotations

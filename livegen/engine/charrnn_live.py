@@ -1,6 +1,6 @@
-"""Token generation with rollback: the model's state is saved before every token.
+"""The Char-RNN live: token generation with rollback, the model's state saved before every token.
 
-``Generator.step()`` samples one token (the one place a token is sampled is ``TokenSampler``)
+``CharRNNGenerator.step()`` samples one token (the one place a token is sampled is ``TokenSampler``)
 and decodes it into timed note messages. ``rollback(t)`` restores the state saved at the first
 token at or after performance time ``t``, so a control change is heard at once instead of after
 the lookahead drains. Randomness is counter-based (one uniform per token index), so a rollback
@@ -108,7 +108,7 @@ class Snapshot:
     rate: tuple[float, float]  # (onsets, unscaled seconds), both forgotten over real time: the model's own rate
 
 
-class Generator(LiveGenerator):
+class CharRNNGenerator(LiveGenerator):
     """The Char-RNN, one event token per step."""
 
     def __init__(self, model, controls: Controls, seed: int = 0, temperature: float = 1.0,
