@@ -105,7 +105,7 @@ class ReplayControls(ScriptControls):
 
 
 @dataclass
-class Take:
+class RecordedTake:
     """A recorded take, as the sessions view lists it."""
 
     controls: Path  # the .jsonl
@@ -136,7 +136,7 @@ class Take:
         return ReplayControls(str(self.controls), initial)
 
 
-def read_take(path: str | Path) -> Take:
+def read_take(path: str | Path) -> RecordedTake:
     """One take from its .jsonl (or its .mid); UserError when it is not a livegen session."""
     controls = session_path(path) if Path(path).suffix == ".mid" else Path(path)
     header, rows = read_stream(str(controls))
@@ -150,7 +150,7 @@ def read_take(path: str | Path) -> Take:
         duration = ends[0]
     else:
         duration = max(rows[-1]["t"], _midi_seconds(midi) if midi else 0.0)
-    return Take(controls, midi, float(duration), str(header.get("started", "")), bool(ends), header)
+    return RecordedTake(controls, midi, float(duration), str(header.get("started", "")), bool(ends), header)
 
 
 def _check_header(header: dict, where: str) -> None:
@@ -178,7 +178,7 @@ def _midi_seconds(path: Path) -> float:
         return 0.0
 
 
-def list_sessions(folder: str | Path) -> list[Take]:
+def list_sessions(folder: str | Path) -> list[RecordedTake]:
     """The takes recorded in ``folder``, newest first; files that are not sessions are skipped."""
     root = Path(folder)
     if not root.is_dir():

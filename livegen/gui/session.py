@@ -34,7 +34,7 @@ class TakeRequest:
     virtual: str  # a virtual port to create instead of ``port``
     settings: EngineSettings
     record: str | None = None
-    replay: object | None = None  # a livegen.sessions.Take: its control stream steers, not the panel
+    replay: object | None = None  # a livegen.sessions.RecordedTake: its control stream steers, not the panel
     soundfont: str | None = None  # the built-in synth's SoundFont (None: its default)
     script: str | None = None  # a control script (.jsonl) that steers from the take's start
     layers: tuple = ()  # the preset's [[layers]]: more models playing beside the main one
