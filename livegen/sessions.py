@@ -2,7 +2,7 @@
 
 ``--record take.mid`` also writes ``take.jsonl``: everything that steered the music (camera, EMG,
 panel, OSC, scripts: every control the engine received, stamped with the performance time it
-governs) in the control-script format of livegen/sensors/script.py, after a header line with
+governs) in the control-stream format of livegen/music/control_stream.py, after a header line with
 what else shaped the take (model, seed, bpm, ...). Lines are written as the changes are applied
 and each is flushed at once, so a crash loses nothing but the closing ``end`` line.
 
@@ -13,7 +13,6 @@ function of the control stream and the seed (see engine.py), so the MIDI is the 
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import threading
 from dataclasses import dataclass, field
@@ -21,11 +20,11 @@ from pathlib import Path
 
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
+from livegen.music.control_stream import CONTROL_FIELDS, changed_row, format_line, read_stream
 from livegen.presets import LayerPreset
-from livegen.sensors.script import CONTROL_FIELDS, ScriptControls, read_script
+from livegen.sensors.script import ScriptControls
 
 VERSION = 1
-THEME_KEYS = ("theme", "toward", "mix")
 NUMBER = (int, float)
 HEADER_TYPES = {"model": str, "seed": int, "temperature": NUMBER, "bpm": NUMBER, "lookahead": NUMBER, "channel": int,
                 "program": (int, type(None)), "volume": (int, type(None)), "steering": bool, "started": str,
@@ -37,19 +36,6 @@ LAYER_TYPES = {"model": str, "channel": int, "program": (int, type(None)), "volu
 def session_path(midi_path: str | Path) -> Path:
     """The control stream beside a recording: take.mid -> take.jsonl."""
     return Path(midi_path).with_suffix(".jsonl")
-
-
-def _row(controls: Controls, previous: Controls | None) -> dict:
-    """Script fields that differ from ``previous`` (all of them when there is none)."""
-    row: dict = {}
-    for key in ("pitch", "density", "histogram", "z", "bpm"):
-        value = getattr(controls, key)
-        if previous is None or value != getattr(previous, key):
-            if value is not None or previous is not None:
-                row[key] = list(value) if isinstance(value, tuple) else value
-    if previous is None or any(getattr(controls, k) != getattr(previous, k) for k in THEME_KEYS):
-        row.update({k: getattr(controls, k) for k in THEME_KEYS})  # "theme" resets the others: give all
-    return row
 
 
 class SessionWriter:
@@ -68,11 +54,11 @@ class SessionWriter:
     def _write(self, row: dict) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.write(json.dumps(row, separators=(", ", ": ")) + "\n")
+                self._file.write(format_line(row))
 
     def change(self, t: float, controls: Controls) -> None:
         """The controls that govern the music from performance time ``t`` on."""
-        row = _row(controls, self._last)
+        row = changed_row(controls, self._last)
         self._last = controls
         if row:
             self._last_t = max(self._last_t, t)  # the format's times never go back
@@ -120,7 +106,7 @@ class ReplayControls(ScriptControls):
 
 
 @dataclass
-class Take:
+class RecordedTake:
     """A recorded take, as the sessions view lists it."""
 
     controls: Path  # the .jsonl
@@ -163,10 +149,10 @@ class Take:
         return ReplayControls(str(self.controls), initial)
 
 
-def read_take(path: str | Path) -> Take:
+def read_take(path: str | Path) -> RecordedTake:
     """One take from its .jsonl (or its .mid); UserError when it is not a livegen session."""
     controls = session_path(path) if Path(path).suffix == ".mid" else Path(path)
-    header, rows = read_script(str(controls))
+    header, rows = read_stream(str(controls))
     if header.get("livegen") != "session":
         raise UserError(f"{controls} is a control script, not a recorded session (no livegen header line)")
     _check_header(header, f"session {controls}")
@@ -177,7 +163,7 @@ def read_take(path: str | Path) -> Take:
         duration = ends[0]
     else:
         duration = max(rows[-1]["t"], _midi_seconds(midi) if midi else 0.0)
-    return Take(controls, midi, float(duration), str(header.get("started", "")), bool(ends), header)
+    return RecordedTake(controls, midi, float(duration), str(header.get("started", "")), bool(ends), header)
 
 
 def _check_header(header: dict, where: str) -> None:
@@ -205,7 +191,7 @@ def _midi_seconds(path: Path) -> float:
         return 0.0
 
 
-def list_sessions(folder: str | Path) -> list[Take]:
+def list_sessions(folder: str | Path) -> list[RecordedTake]:
     """The takes recorded in ``folder``, newest first; files that are not sessions are skipped."""
     root = Path(folder)
     if not root.is_dir():

@@ -12,6 +12,7 @@ from conftest import livegen_cmd, shared_data
 from livegen.commentary import attributes, text
 from livegen.commentary import filter as word_filter
 from livegen.commentary.commentator import Commentator, load_model
+from livegen.models import words
 from livegen.music.events import Note
 
 C_MAJOR = [60, 62, 64, 65, 67, 69, 71, 72]
@@ -35,9 +36,9 @@ def test_tokenisation_round_trips_real_captions():
     sentences = [s for r in rows for s in text.split_sentences(r["caption"])]
     assert len(sentences) > 2.5 * len(rows)  # captions are several sentences each
     for s in sentences:
-        tokens = text.tokenize(s)
-        assert text.tokenize(text.detokenize(tokens)) == tokens
-    assert text.detokenize(text.tokenize("the hi-hat's rhythm is fast, and i like it. it ends.")) == \
+        tokens = words.tokenize(s)
+        assert words.tokenize(words.detokenize(tokens)) == tokens
+    assert words.detokenize(words.tokenize("the hi-hat's rhythm is fast, and i like it. it ends.")) == \
         "The hi-hat's rhythm is fast, and I like it. It ends."
 
 

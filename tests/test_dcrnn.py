@@ -11,10 +11,11 @@ import torch
 
 from conftest import livegen_cmd, shared_data
 from livegen.bench.dcrnn import take_notes
-from livegen.engine.dcrnn_live import DCRNNGenerator, RollDecoder, theme_z
+from livegen.engine.dcrnn_live import DCRNNGenerator, theme_z
 from livegen.errors import UserError
 from livegen.models.dcrnn import DCRNN, DCRNNConfig
 from livegen.music.conditioning import Controls
+from livegen.music.roll import RollDecoder
 
 TINY = dict(z_dim=8, coarse_hidden=16, fine_hidden=16, strip_channels=4, critic_channels=8)
 
@@ -105,7 +106,8 @@ def test_a_tiny_real_training_run_writes_checkpoint_samples_and_resumes(tmp_path
 
 def test_beat_annotations_set_the_grid(tmp_path):
     from livegen.music.events import Note
-    from livegen.train.dcrnn import beat_grid, to_roll
+    from livegen.music.roll import to_roll
+    from livegen.train.dcrnn import beat_grid
 
     (tmp_path / "beat_midi.txt").write_text("".join(f"{i * 0.6} {i % 2} {int(i % 4 == 1)}\n" for i in range(12)))
     beats, downbeats = beat_grid(str(tmp_path / "x.mid"), [])
@@ -151,7 +153,8 @@ def test_guards_end_long_notes_and_keep_the_strongest_onsets():
 
 
 def test_roll_notes_decodes_like_the_live_decoder():
-    from livegen.train.dcrnn import roll_notes, roll_metrics
+    from livegen.music.roll import roll_notes
+    from livegen.train.dcrnn import roll_metrics
 
     roll = frames("o...", "-...", "o..-", "-..-", "....", "-...")
     assert roll_notes(roll[:, 0], roll[:, 1]) == decode(roll)

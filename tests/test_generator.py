@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from livegen.engine.generator import ControlTimeline, Generator, TokenSampler
+from livegen.engine.charrnn_live import CharRNNGenerator, TokenSampler
+from livegen.engine.live_generator import ControlTimeline
 from livegen.models.charrnn import CharRNN, CharRNNConfig
 from livegen.music.conditioning import Controls
 
@@ -29,19 +30,19 @@ def run(gen, until):
 
 
 def test_same_seed_same_notes_other_seed_other_notes(trained):
-    a = run(Generator(trained, Controls(), seed=4), 5.0)
-    b = run(Generator(trained, Controls(), seed=4), 5.0)
-    c = run(Generator(trained, Controls(), seed=5), 5.0)
+    a = run(CharRNNGenerator(trained, Controls(), seed=4), 5.0)
+    b = run(CharRNNGenerator(trained, Controls(), seed=4), 5.0)
+    c = run(CharRNNGenerator(trained, Controls(), seed=5), 5.0)
     assert a == b and a != c and len(a) > 10
 
 
 def test_rollback_equals_knowing_the_change_in_advance(model):
     change = Controls(pitch=0.9, density=0.8)
-    planned = Generator(model, Controls(), seed=1)
+    planned = CharRNNGenerator(model, Controls(), seed=1)
     planned.timeline.set(2.0, change)
     expected = run(planned, 6.0)
 
-    live = Generator(model, Controls(), seed=1)
+    live = CharRNNGenerator(model, Controls(), seed=1)
     ahead = run(live, 3.0)  # generated past the change before it arrived
     live.timeline.set(2.0, change)
     first = live.rollback(2.0)
@@ -52,13 +53,13 @@ def test_rollback_equals_knowing_the_change_in_advance(model):
 
 
 def test_rollback_before_generation_reaches_the_time_is_a_no_op(model):
-    gen = Generator(model, Controls(), seed=1)
+    gen = CharRNNGenerator(model, Controls(), seed=1)
     run(gen, 1.0)
     assert gen.rollback(5.0) is None
 
 
 def test_forget_before_bounds_the_saved_states(model):
-    gen = Generator(model, Controls(), seed=1)
+    gen = CharRNNGenerator(model, Controls(), seed=1)
     run(gen, 10.0)
     gen.forget_before(9.0)
     assert gen.history and all(h.time >= 9.0 for h in gen.history)
@@ -68,7 +69,8 @@ def test_forget_before_bounds_the_saved_states(model):
 
 def test_steering_follows_pitch_and_density(trained):
     def stats(controls):
-        msgs = [m for m in run(Generator(trained, controls, seed=2), 12.0) if m[2][0] & 0xF0 == 0x90 and m[2][2]]
+        msgs = [m for m in run(CharRNNGenerator(trained, controls, seed=2), 12.0)
+                if m[2][0] & 0xF0 == 0x90 and m[2][2]]
         return np.mean([m[2][1] for m in msgs]), len(msgs) / 12.0
 
     low, high = stats(Controls(pitch=0.1)), stats(Controls(pitch=0.9))
@@ -78,7 +80,7 @@ def test_steering_follows_pitch_and_density(trained):
 
 
 def test_every_note_on_is_balanced_by_release(trained):
-    gen = Generator(trained, Controls(density=1.0), seed=3, max_polyphony=4)
+    gen = CharRNNGenerator(trained, Controls(density=1.0), seed=3, max_polyphony=4)
     msgs = run(gen, 8.0) + gen.release()
     sounding = set()
     for _, _, (status, pitch, velocity) in msgs:
@@ -108,7 +110,7 @@ def test_timeline_holds_values_and_a_new_change_overrides_later_ones():
 
 
 def test_pitch_steering_moves_probability_between_pitches_but_keeps_its_total():
-    from livegen.engine.generator import NOTE_ON, Steering, steer_pitch
+    from livegen.engine.charrnn_live import NOTE_ON, Steering, steer_pitch
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=388)

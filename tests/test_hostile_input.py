@@ -21,7 +21,7 @@ from livegen import presets, sessions
 from livegen.errors import UserError
 from livegen.models import checkpoint
 from livegen.models.charrnn import CharRNN, CharRNNConfig
-from livegen.sensors.script import read_script
+from livegen.music.control_stream import read_stream
 from test_cli import livegen, one_line_error
 
 DEEP = 50000
@@ -48,7 +48,7 @@ def test_hostile_script_lines_are_one_error_naming_file_and_line(tmp_path, line,
     script = tmp_path / "s.jsonl"
     script.write_text(line + "\n" + '{"t": 0}\n')
     with pytest.raises(UserError) as err:
-        read_script(str(script))
+        read_stream(str(script))
     assert f"control script {script} {fragment}" in str(err.value)
     assert len(str(err.value)) < 300
 
@@ -68,7 +68,7 @@ def test_any_control_script_is_read_or_refused_with_a_user_error(lines):
         script.write_text("\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines) + "\n",
                           encoding="utf-8", errors="surrogatepass")
         try:
-            header, rows = read_script(str(script))
+            header, rows = read_stream(str(script))
         except UserError as exc:
             assert "\n" not in str(exc)
         else:

@@ -41,8 +41,8 @@ def test_layers_without_a_channel_take_free_ones_but_not_the_drums():
 
 
 def test_each_model_hears_only_the_controls_it_plays():
+    from livegen.engine.charrnn_live import heard_by_charrnn
     from livegen.engine.dcrnn_live import heard_by_dcrnn
-    from livegen.engine.generator import heard_by_charrnn
 
     base = Controls()
     camera = Controls(pitch=0.9, density=0.2)

@@ -149,7 +149,7 @@ def test_tempo_follow_locks_the_engine_to_the_session(offset):
     result = run_isolated(f"""
         from livegen.models.checkpoint import load_model
         from livegen.engine.engine import Engine, EngineSettings, OutputChoice
-        from livegen.engine.tempo import TempoFollow
+        from livegen.engine.tempo_follow import TempoFollow
 
         peer = link.Link(140.0)
         peer.enabled = True
@@ -177,7 +177,7 @@ def test_tempo_follow_locks_the_engine_to_the_session(offset):
         ours.close()
         print(json.dumps({{"trace": trace, "locked": follow.locked, "failed": engine.failed}}))
     """, timeout=60)
-    from livegen.engine.tempo import TempoFollow
+    from livegen.engine.tempo_follow import TempoFollow
 
     assert result["locked"] and not result["failed"]
     beats = [(t * 140 / 60, error, bpm) for t, error, bpm in result["trace"]]

@@ -3,7 +3,7 @@ change made now by another source neither carries it early nor erases it."""
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from livegen.engine.generator import ControlTimeline
+from livegen.engine.live_generator import ControlTimeline
 from livegen.engine.mixer import ControlMixer
 from livegen.music.conditioning import Controls
 

@@ -103,7 +103,8 @@ def test_training_windows_from_shards_are_the_in_memory_tokens(prepared):
 def test_dcrnn_windows_from_shards_are_slices_of_the_whole_piece_roll(prepared):
     from livegen.models.dcrnn import DCRNNConfig
     from livegen.music.events import Note
-    from livegen.train.dcrnn import RollWindows, to_roll
+    from livegen.music.roll import to_roll
+    from livegen.train.dcrnn import RollWindows
 
     _, out, _, _ = prepared
     mapped = shards.ShardPieces(out)

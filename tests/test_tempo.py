@@ -6,10 +6,10 @@ import pytest
 from livegen.models.checkpoint import load_model
 from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.engine.engine import CONTROL_DELAY, EngineSettings
-from livegen.engine.tempo import BeatSource, TempoFollow
+from livegen.engine.tempo_follow import TempoFollow
 from livegen.midi.clock import PPQN, START, TICK, TempoFollower
 from livegen.music.conditioning import Controls
-from livegen.music.tempo import TempoMap
+from livegen.music.tempo import BeatSource, TempoMap
 
 
 @pytest.mark.parametrize("changes, t, beat", [

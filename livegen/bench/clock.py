@@ -100,7 +100,7 @@ def _follow_live(log, before: float = 90.0, after: float = 140.0, beats: int = 1
 
     from livegen.models.checkpoint import load_model
     from livegen.engine.engine import Engine, EngineSettings, OutputChoice
-    from livegen.engine.tempo import TempoFollow
+    from livegen.engine.tempo_follow import TempoFollow
     from livegen.music.conditioning import Controls
     from livegen.music.tempo import TempoMap
 

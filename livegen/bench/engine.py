@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
+from livegen.engine.charrnn_live import CharRNNGenerator, Steering
 from livegen.engine.engine import Engine, EngineSettings, Layer, OutputChoice
-from livegen.engine.generator import Generator, Steering
 from livegen.music.conditioning import Controls
 
 LEVELS = (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95)
@@ -39,7 +39,7 @@ def _pct(values, scale=1000.0) -> dict:
 
 def realised(model, controls: Controls, seconds: float, seed: int, steering: bool, skip: float = 2.0):
     """(mean pitch, notes per second) of ``seconds`` of music generated offline under fixed controls."""
-    gen = Generator(model, controls, seed=seed, steering=Steering(enabled=steering))
+    gen = CharRNNGenerator(model, controls, seed=seed, steering=Steering(enabled=steering))
     onsets = []
     while gen.time < seconds + skip:
         for t, _, msg in gen.step():
@@ -63,7 +63,7 @@ def fidelity(model, steering: bool, seconds: float = 20.0, seeds=(1, 2)) -> dict
 
 def step_times(model, count: int = 3000) -> tuple[list[float], float]:
     """Per-token times, and music seconds per wall second over the same run."""
-    gen = Generator(model, Controls(), seed=3)
+    gen = CharRNNGenerator(model, Controls(), seed=3)
     times = []
     t_start = time.perf_counter()
     for _ in range(count):

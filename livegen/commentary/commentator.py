@@ -14,9 +14,9 @@ import torch
 
 from livegen.commentary import attributes as music_attributes
 from livegen.commentary import filter as word_filter
-from livegen.commentary import text
 from livegen.errors import UserError
 from livegen.models.lcgan import reward
+from livegen.models.words import detokenize
 from livegen.music.events import Note
 
 MIN_WORDS = 5
@@ -86,7 +86,7 @@ class Commentator:
                     z = self.model.lcgan.steer(z, attrs)
                 drawn = self.model.sample(attrs, z, generator=self.generator, temperature=self.temperature,
                                           top_k=self.top_k, banned=self.banned)
-                sentences = [text.detokenize(words) for words in drawn]
+                sentences = [detokenize(words) for words in drawn]
                 ok = [i for i, (w, s) in enumerate(zip(drawn, sentences)) if self._showable(w, s)]
                 if not ok:
                     continue

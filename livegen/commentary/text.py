@@ -1,4 +1,5 @@
-"""Text side of the commentary: word tokeniser, caption sentences and the attribute vocabulary.
+"""Text side of the commentary: caption sentences and the attribute vocabulary (the word tokeniser
+is the models' own: livegen/models/words.py).
 
 Attributes are the words a music writer uses about a track (genre, mood, tempo, instruments,
 texture). Each is a label with the phrases that signal it; which labels a model knows is derived
@@ -17,36 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livegen.errors import UserError
-
-TOKENISER = "livegen-words-1"  # stored in checkpoints; bump when tokenize() changes
-PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
-SPECIALS = (PAD, UNK, BOS, EOS)
-
-_TOKEN = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*|[.,!?;:]")
-_NO_SPACE_BEFORE = {".", ",", "!", "?", ";", ":"}
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case words (hyphens and apostrophes kept inside a word) and sentence punctuation."""
-    return [t.replace("’", "'") for t in _TOKEN.findall(text.lower())]
-
-
-def detokenize(tokens: list[str]) -> str:
-    """Readable text: no space before punctuation, capitals at sentence starts and for "I"."""
-    out: list[str] = []
-    capital = True
-    for tok in tokens:
-        word = "I" if tok == "i" else tok
-        if capital and word[:1].isalpha():
-            word = word[0].upper() + word[1:]
-            capital = False
-        if out and tok not in _NO_SPACE_BEFORE:
-            out.append(" ")
-        out.append(word)
-        if tok in (".", "!", "?"):
-            capital = True
-    return "".join(out)
-
+from livegen.models.words import MAX_SENTENCE_TOKENS, SPECIALS, tokenize
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(]?[A-Z0-9])")
 
@@ -154,7 +126,6 @@ class Sentence:
 
 
 REQUIRED_COLUMNS = ("ytid", "aspect_list", "caption")
-MAX_SENTENCE_TOKENS = 40
 
 
 def is_held_out(ytid: str, fraction: float = 0.08) -> bool:

@@ -19,52 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from livegen.engine.generator import ControlTimeline, LiveGenerator
+from livegen.engine.live_generator import ControlTimeline, LiveGenerator
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, in_range, range_text
+from livegen.music.roll import RollDecoder
 
 EXTERNAL_SCALE = 1.5  # control -1..1 -> z in -1.5..1.5 (the prior is N(0, 1))
-
-
-@dataclass(frozen=True)
-class RollDecoder:
-    """Frames of (sounding, onset) probabilities -> note-ons/offs, with the runaway guards.
-
-    A note starts where its row crosses ``threshold`` (or is re-struck where the onset channel
-    fires on a sounding row) and ends where the row falls below it, after ``max_steps`` frames,
-    or at a re-strike. At most ``max_polyphony`` notes sound; when more would start, the most
-    probable onsets win. Immutable, so saving it for rollback costs nothing.
-    """
-
-    threshold: float
-    onset_threshold: float
-    max_steps: int
-    max_polyphony: int
-    active: tuple[tuple[int, int], ...] = ()  # (row, start frame), oldest first
-    was_on: frozenset = frozenset()  # rows above threshold in the previous frame
-
-    def feed(self, frame: np.ndarray, index: int) -> tuple["RollDecoder", list[int], list[tuple[int, float]]]:
-        """(next decoder, rows to end, (row, onset strength) to start) for the frame at ``index``."""
-        on = frame[0] >= self.threshold
-        strike = frame[1] >= self.onset_threshold
-        ended, kept = [], []
-        for row, start in self.active:
-            if not on[row] or strike[row] or index - start >= self.max_steps:
-                ended.append(row)
-            else:
-                kept.append((row, start))
-        sounding = {row for row, _ in kept}
-        candidates = [row for row in np.flatnonzero(on)
-                      if row not in sounding and (strike[row] or row not in self.was_on)]
-        room = max(self.max_polyphony - len(kept), 0)
-        chosen = sorted(candidates, key=lambda r: (-frame[1][r], -frame[0][r], r))[:room]
-        started = [(int(r), float(frame[1][r])) for r in sorted(chosen)]
-        active = tuple(kept) + tuple((r, index) for r, _ in started)
-        return (RollDecoder(self.threshold, self.onset_threshold, self.max_steps, self.max_polyphony, active,
-                            frozenset(int(r) for r in np.flatnonzero(on))), ended, started)
-
-    def release(self) -> list[int]:
-        return [row for row, _ in self.active]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from livegen.engine.generator import Generator, LiveGenerator, Steering
+from livegen.engine.charrnn_live import CharRNNGenerator, Steering
+from livegen.engine.live_generator import LiveGenerator
 from livegen.engine.player import LayerOutput, PlayerConfig, run_player
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, clamp_control
@@ -82,8 +83,9 @@ class Layer:
 def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveGenerator:
     """The live generator for a model, by its kind."""
     if model.kind == "charrnn":
-        return Generator(model, controls, settings.seed, settings.temperature, Steering(enabled=settings.steering),
-                         settings.channel, settings.max_note_seconds, settings.max_polyphony)
+        return CharRNNGenerator(model, controls, settings.seed, settings.temperature,
+                                Steering(enabled=settings.steering), settings.channel, settings.max_note_seconds,
+                                settings.max_polyphony)
     if model.kind == "dcrnn":
         from livegen.engine.dcrnn_live import DCRNNGenerator
 

@@ -307,7 +307,7 @@ class TakesPanel(QGroupBox):
     """The recorded takes (newest first) with their length; Replay plays a take's control stream
     again with its seed and model, so the same notes come back."""
 
-    replay_requested = pyqtSignal(object)  # a livegen.sessions.Take
+    replay_requested = pyqtSignal(object)  # a livegen.sessions.RecordedTake
 
     def __init__(self):
         super().__init__("Takes")

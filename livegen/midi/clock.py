@@ -20,10 +20,9 @@ import threading
 import time
 from collections import deque
 
-from livegen.engine.tempo import BeatSource
 from livegen.errors import UserError
 from livegen.midi.ports import RtMidiOutput
-from livegen.music.tempo import MAX_BPM, MIN_BPM, TempoMap
+from livegen.music.tempo import MAX_BPM, MIN_BPM, BeatSource, TempoMap
 
 PPQN = 24
 TICK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2

@@ -1,6 +1,6 @@
 """Ableton Link: laptops on one network share a tempo and a bar, and livegen's beat follows it.
 
-``AbletonLink`` is a ``BeatSource`` (livegen.engine.tempo) over the Link session timeline:
+``AbletonLink`` is a ``BeatSource`` (livegen.music.tempo) over the Link session timeline:
 ``TempoFollow`` steers the engine's tempo to it exactly as it does to an incoming MIDI clock.
 It wraps ``LinkPython-extern`` (import name ``link``, pybind11 bindings of Ableton's Link 3)
 rather than ``aalink``: its calls are synchronous, so the follower thread asks for the beat at an
@@ -27,9 +27,8 @@ import statistics
 import threading
 import time
 
-from livegen.engine.tempo import BeatSource
 from livegen.errors import UserError
-from livegen.music.tempo import MAX_BPM, MIN_BPM
+from livegen.music.tempo import MAX_BPM, MIN_BPM, BeatSource
 
 
 def _import_link():

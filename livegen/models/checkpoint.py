@@ -13,6 +13,7 @@ from pathlib import Path
 
 from livegen.checks import check_finite, parse_json
 from livegen.errors import UserError
+from livegen.models.words import TOKENISER
 from livegen.music import conditioning, events
 
 FORMAT = "livegen-checkpoint-1"
@@ -80,8 +81,6 @@ def read_metadata(path: str | os.PathLike) -> dict:
     if meta["format"] != FORMAT:
         raise UserError(f"{path}: unknown checkpoint format {meta['format']!r:.80} (expected {FORMAT})")
     if meta["kind"] in TEXT_KINDS:
-        from livegen.commentary.text import TOKENISER
-
         vocabulary = meta["vocabulary"]
         if not isinstance(vocabulary, dict) or vocabulary.get("tokeniser") != TOKENISER:
             raise UserError(f"{path}: the model's tokeniser differs from this livegen's ({TOKENISER}); retrain it")

@@ -18,13 +18,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from livegen.commentary import text
 from livegen.models.lcgan import LCGAN, AttributeClassifier, LCGANConfig
+from livegen.models.words import MAX_SENTENCE_TOKENS, SPECIALS, TOKENISER
 
 
 @dataclass
 class CVAEConfig:
-    words: list[str] = field(default_factory=lambda: list(text.SPECIALS))
+    words: list[str] = field(default_factory=lambda: list(SPECIALS))
     attributes: list[str] = field(default_factory=list)
     embed_dim: int = 192
     encoder_hidden: int = 192
@@ -33,7 +33,7 @@ class CVAEConfig:
     word_dropout: float = 0.3
     kl_anneal_steps: int = 2500  # β goes 0 -> 1 linearly over these steps
     use_attributes: bool = True  # False: the same decoder without a (the baseline it is measured against)
-    max_len: int = text.MAX_SENTENCE_TOKENS + 1
+    max_len: int = MAX_SENTENCE_TOKENS + 1
     lcgan: dict | None = None  # LCGANConfig fields once the LC-GAN is trained
 
 
@@ -45,7 +45,7 @@ class CVAE(nn.Module):
         self.config = c = config
         v, a = len(c.words), len(c.attributes)
         self.index = {w: i for i, w in enumerate(c.words)}
-        self.pad, self.unk, self.bos, self.eos = (self.index[s] for s in text.SPECIALS)
+        self.pad, self.unk, self.bos, self.eos = (self.index[s] for s in SPECIALS)
         self.embed = nn.Embedding(v, c.embed_dim, padding_idx=self.pad)
         self.encoder = nn.GRU(c.embed_dim, c.encoder_hidden, batch_first=True, bidirectional=True)
         self.to_latent = nn.Linear(2 * c.encoder_hidden + a, 2 * c.latent_dim)
@@ -61,7 +61,7 @@ class CVAE(nn.Module):
 
     def vocabulary(self) -> dict:
         """What the checkpoint header records in place of the music models' event vocabulary."""
-        return {"tokeniser": text.TOKENISER, "words": len(self.config.words),
+        return {"tokeniser": TOKENISER, "words": len(self.config.words),
                 "attributes": len(self.config.attributes)}
 
     def encode_words(self, sentences: list[list[str]]) -> torch.Tensor:

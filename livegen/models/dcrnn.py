@@ -11,7 +11,7 @@ carried across segments, so bars join smoothly. Training windows span two segmen
 exactly what the live engine does from segment to segment.
 
 Critic: a CNN over a window (strip convolution over pitch, then over time), for WGAN-GP.
-Encoder: used only to pretrain the generator as a VAE decoder (see livegen/train/dcrnn.py).
+Encoder: used only to pretrain the generator as a VAE decoder (see the DCRNN trainer in livegen/train/).
 """
 from __future__ import annotations
 

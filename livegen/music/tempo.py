@@ -4,10 +4,15 @@ The DCRNN's 16th-note grid, the MIDI clock out and the tempo follower share one 
 a tempo holds from each change to the next, and each change is anchored at the beat position
 it was made at, so a change of tempo never moves a beat that has already passed. Pure Python
 (no numpy): the output-clock process uses it too.
+
+A ``BeatSource`` is the same for a tempo from outside (a MIDI clock in, an Ableton Link session):
+the midi package implements it and the engine's tempo follower locks to it, so it lives here,
+below both.
 """
 from __future__ import annotations
 
 import bisect
+from abc import ABC, abstractmethod
 
 MIN_BPM, MAX_BPM = 20.0, 300.0
 
@@ -46,3 +51,17 @@ class TempoMap:
         i = bisect.bisect_right(self.times, t) - 1
         if i > 0:
             del self.times[:i], self.beats[:i], self.bpms[:i]
+
+
+class BeatSource(ABC):
+    """An outside tempo: its beat position and bpm as functions of monotonic time."""
+
+    name = "beat source"
+    quantum = 1.0  # beats whose phase is shared: 4 lines the bars up, 1 only the beats
+
+    @abstractmethod
+    def beat_at(self, at: float) -> tuple[float, float] | None:
+        """(beat position, bpm) at monotonic time ``at``; None while there is nothing to follow."""
+
+    @abstractmethod
+    def close(self) -> None: ...

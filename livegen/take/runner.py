@@ -19,7 +19,7 @@ import numpy as np
 
 from livegen import presets
 from livegen.engine.engine import Engine, EngineStats
-from livegen.engine.tempo import TempoFollow
+from livegen.engine.tempo_follow import TempoFollow
 from livegen.errors import UserError
 from livegen.faults import say_on_stderr
 from livegen.midi.clock import next_bar_position

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from livegen.commentary import filter as word_filter
 from livegen.commentary import text
 from livegen.errors import UserError
+from livegen.models.words import detokenize, tokenize
 
 LCGAN_SECONDS = 60.0  # the classifier and LC-GAN phases after the CVAE (part of --minutes)
 Z_NOISE, WORD_DROPOUT = 0, 1  # the uses of a training step's BatchNoise
@@ -422,7 +423,7 @@ def agreement(model, cases, steer: bool, seed: int = 0, judge=None) -> dict:
                                                for c, (h, n, k) in by_category.items()},
            "reward": float(reward(model.classifier, ids, attrs).mean()), "distinct_1": d1, "distinct_2": d2,
            "mean_words": float(np.mean([len([w for w in s if w[0].isalnum()]) for s in sents])),
-           "sentences": len(sents), "examples": [text.detokenize(s) for s in sents[:3]]}
+           "sentences": len(sents), "examples": [detokenize(s) for s in sents[:3]]}
     if judge is not None:
         out["judge_agreement"] = float(np.mean(picks_target(judge, model, ids, cases)))
     return out
@@ -441,7 +442,7 @@ def shown_agreement(model, cases, seed: int = 0, judge=None) -> dict:
         shown = [c.sentence(sorted(labels)) for labels, _, _ in cases]
     finally:
         torch.set_num_threads(threads)
-    tokens = [text.tokenize(s) for s in shown]
+    tokens = [tokenize(s) for s in shown]
     ids = model.encode_words(tokens)
     d1, d2 = distinct(tokens)
     out = {"attribute_agreement": float(np.mean(picks_target(model.classifier, model, ids, cases))),

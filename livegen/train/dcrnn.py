@@ -17,13 +17,13 @@ import contextlib
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from livegen.errors import UserError
 from livegen.music.events import Note
+from livegen.music.roll import Roll, grid_edges, roll_notes, roll_window, to_roll
 from livegen.train.data import is_held_out, load_cached
 
 BETA = 1.0  # KL per roll cell vs the per-cell reconstruction: about half the ELBO's weight, keeps every z dim in use
@@ -36,16 +36,7 @@ CRITIC_STEPS = 3
 PRETRAIN_FRACTION = 0.6
 
 
-# --- the 16th-note grid --------------------------------------------------------------------------
-
-@dataclass
-class Roll:
-    """A piece on the 16th grid: sounding and onset (frames, pitches) bools, downbeat frames."""
-
-    sounding: np.ndarray
-    onset: np.ndarray
-    downbeats: np.ndarray
-
+# --- the corpus on the 16th-note grid (the roll itself: livegen/music/roll.py) ---------------------
 
 def beat_grid(name: str, notes: list[Note]) -> tuple[np.ndarray, np.ndarray]:
     """(beat times in seconds, indices of downbeat beats) from annotations, else from the tempo."""
@@ -65,46 +56,6 @@ def beat_grid(name: str, notes: list[Note]) -> tuple[np.ndarray, np.ndarray]:
     end = float(notes["end"].max()) if isinstance(notes, np.ndarray) else max(n.end for n in notes)
     beats = np.arange(0.0, end + 2 * seconds_per_beat, seconds_per_beat)
     return beats, np.arange(0, len(beats), 4)
-
-
-def _nearest(edges: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Index of the grid point nearest each time."""
-    right = np.clip(np.searchsorted(edges, times), 1, len(edges) - 1)
-    return right - ((times - edges[right - 1]) < (edges[right] - times))
-
-
-def grid_edges(beats: np.ndarray, steps_per_beat: int) -> np.ndarray:
-    """Frame times: ``steps_per_beat`` equal subdivisions of each beat interval, then the last beat."""
-    step = np.diff(beats)[:, None] / steps_per_beat
-    inner = (np.arange(steps_per_beat)[None, :] * step + beats[:-1, None]).ravel()
-    return np.concatenate([inner, beats[-1:]])
-
-
-def _fold(pitch: int, low: int, pitches: int) -> int:
-    """A pitch's row, folded into the roll's range by octaves."""
-    p = pitch - low
-    while p < 0:
-        p += 12
-    while p >= pitches:
-        p -= 12
-    return p
-
-
-def to_roll(notes: list[Note], beats: np.ndarray, downbeats: np.ndarray, low: int, pitches: int,
-            steps_per_beat: int) -> Roll:
-    """Notes -> a roll on ``steps_per_beat`` subdivisions of each beat interval."""
-    edges = grid_edges(beats, steps_per_beat)
-    frames = len(edges)
-    sounding = np.zeros((frames, pitches), dtype=bool)
-    onset = np.zeros((frames, pitches), dtype=bool)
-    starts = _nearest(edges, np.array([n.start for n in notes]))
-    ends = _nearest(edges, np.array([n.end for n in notes]))
-    for n, s, e in zip(notes, starts, ends):
-        p = _fold(n.pitch, low, pitches)
-        e = max(int(e), int(s) + 1)
-        sounding[s:e, p] = True
-        onset[s, p] = True
-    return Roll(sounding, onset, downbeats * steps_per_beat)
 
 
 def load_rolls(data: str, config, log=print, held_out_only: bool = False) -> tuple[list[Roll], list[Roll]]:
@@ -132,29 +83,6 @@ def _transpose(w: np.ndarray, shift: int) -> np.ndarray:
         w[..., shift:], w[..., :shift] = w[..., :-shift].copy(), 0.0
     elif shift < 0:
         w[..., :shift], w[..., shift:] = w[..., -shift:].copy(), 0.0
-    return w
-
-
-def roll_window(notes: np.ndarray, edges: np.ndarray, first: int, steps: int, low: int, pitches: int) -> np.ndarray:
-    """Frames ``first .. first+steps`` of ``to_roll`` as a (2, steps, pitches) float32 window, from the
-    notes that reach into them only (NOTE_DTYPE rows sorted by start): a window costs the same in a
-    long piece as in a short one."""
-    starts, ends = notes["start"], notes["end"]
-    longest = float((ends - starts).max()) if len(notes) else 0.0
-    last = edges[min(first + steps, len(edges) - 1)]
-    lo = int(np.searchsorted(starts, edges[first] - longest - 1.0))
-    hi = int(np.searchsorted(starts, last + 1.0, side="right"))
-    part = notes[lo:hi]
-    s = _nearest(edges, np.asarray(part["start"]))
-    e = np.maximum(_nearest(edges, np.asarray(part["end"])), s + 1)
-    w = np.zeros((2, steps, pitches), dtype=np.float32)
-    for pitch, a, b in zip(part["pitch"].tolist(), s.tolist(), e.tolist()):
-        if a >= first + steps or b <= first:
-            continue
-        row = _fold(pitch, low, pitches)
-        w[0, max(a, first) - first:min(b, first + steps) - first, row] = 1.0
-        if a >= first:
-            w[1, a - first, row] = 1.0
     return w
 
 
@@ -242,23 +170,7 @@ class WindowSampler:
         return np.stack([self.window(*self.starts[k]) for k in picks])
 
 
-# --- piano-roll -> notes, and the MuseGAN metrics -------------------------------------------------
-
-def roll_notes(sounding: np.ndarray, onset: np.ndarray, threshold: float = 0.5, onset_threshold: float = 0.5,
-               max_steps: int = 10**9, max_polyphony: int = 128) -> list[tuple[int, int, int]]:
-    """(start frame, end frame, row) of each note, decoded exactly as the live engine decodes frames."""
-    from livegen.engine.dcrnn_live import RollDecoder
-
-    decoder = RollDecoder(threshold, onset_threshold, max_steps, max_polyphony)
-    starts: dict[int, int] = {}
-    out = []
-    for t in range(len(sounding)):
-        decoder, ended, started = decoder.feed(np.stack([sounding[t], onset[t]]), t)
-        out += [(starts.pop(row), t, row) for row in ended]
-        starts.update((row, t) for row, _ in started)
-    out += [(start, len(sounding), row) for row, start in starts.items()]
-    return sorted(out)
-
+# --- the MuseGAN metrics ---------------------------------------------------------------------------
 
 def roll_metrics(windows: np.ndarray, steps_per_bar: int, threshold: float = 0.5,
                  onset_threshold: float = 0.5) -> dict:

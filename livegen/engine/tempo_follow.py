@@ -1,9 +1,9 @@
 """Following an outside tempo: the engine's beat locked to a MIDI clock in or an Ableton Link session.
 
-A ``BeatSource`` says where the outside beat is at any instant (a least-squares line through
-incoming MIDI clock ticks, or Link's session timeline). ``TempoFollow`` is a phase-locked loop
-on its own thread: every 16th it compares the engine's beat (the tempo map it has commanded)
-with the source's a moment ahead, and sets the engine's tempo to the source's, bent by up to
+A ``BeatSource`` (livegen/music/tempo.py) says where the outside beat is at any instant (a
+least-squares line through incoming MIDI clock ticks, or Link's session timeline). ``TempoFollow``
+is a phase-locked loop on its own thread: every 16th it compares the engine's beat (the tempo map
+it has commanded) with the source's a moment ahead, and sets the engine's tempo to the source's, bent by up to
 ``MAX_BEND`` to close a share of the phase error per update (errors within the jitter of
 incoming ticks are left alone, so the tempo does not wobble). Tempo changes reach the music as
 ``Controls.bpm`` through ``Engine.set_tempo``: the DCRNN rolls back and re-times its grid, the
@@ -12,24 +12,10 @@ MIDI clock out follows, and the session records them, so a followed take replays
 from __future__ import annotations
 
 import threading
-from abc import ABC, abstractmethod
 
+from livegen.engine.engine import CONTROL_DELAY
 from livegen.music.conditioning import clamp_control
-from livegen.music.tempo import TempoMap
-
-
-class BeatSource(ABC):
-    """An outside tempo: its beat position and bpm as functions of monotonic time."""
-
-    name = "beat source"
-    quantum = 1.0  # beats whose phase is shared: 4 lines the bars up, 1 only the beats
-
-    @abstractmethod
-    def beat_at(self, at: float) -> tuple[float, float] | None:
-        """(beat position, bpm) at monotonic time ``at``; None while there is nothing to follow."""
-
-    @abstractmethod
-    def close(self) -> None: ...
+from livegen.music.tempo import BeatSource, TempoMap
 
 
 class TempoFollow:
@@ -59,8 +45,6 @@ class TempoFollow:
 
     def update(self) -> float:
         """One correction; returns seconds until the next."""
-        from livegen.engine.engine import CONTROL_DELAY
-
         made = max(0.0, self.engine.now() + self.LEAD)
         effective = made + CONTROL_DELAY
         outside = self.source.beat_at(self.engine.start_time + effective)
