@@ -114,3 +114,20 @@ def test_a_preset_override_is_checked_by_name():
 def test_takes_after_the_first_are_numbered():
     spec = TakeSpec.from_preset(presets.Preset(), {"record": "takes/set.mid"})
     assert spec.numbered(1).record == "takes/set.mid" and spec.numbered(3).record == "takes/set-3.mid"
+
+
+def test_a_followed_tempo_never_carries_a_scripts_change_before_its_time():
+    """A script hands its change over early; a tempo change made before that time merges over
+    what is in force then, and the script's change is sent again after it, with the new tempo."""
+    from types import SimpleNamespace
+
+    from livegen.music.conditioning import Controls
+    from livegen.take.controls import ControlHub
+
+    sent: list[tuple[float | None, Controls]] = []
+    hub = ControlHub(Controls(pitch=0.5))
+    hub.attach(SimpleNamespace(running=True, now=lambda: 1.0, set_controls=lambda c, t=None: sent.append((t, c))))
+    hub.script()(Controls(pitch=0.9), 3.0)  # due at 3 s, handed over at 1 s
+    hub.tempo(140.0, 1.5)
+    assert sent[-2] == (1.5, Controls(pitch=0.5, bpm=140.0))
+    assert sent[-1] == (3.0, Controls(pitch=0.9, bpm=140.0))

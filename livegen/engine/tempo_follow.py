@@ -6,7 +6,7 @@ is a phase-locked loop on its own thread: every 16th it compares the engine's be
 it has commanded) with the source's a moment ahead, and sets the engine's tempo to the source's, bent by up to
 ``MAX_BEND`` to close a share of the phase error per update (errors within the jitter of
 incoming ticks are left alone, so the tempo does not wobble). Tempo changes reach the music as
-``Controls.bpm`` through ``Engine.set_tempo``: the DCRNN rolls back and re-times its grid, the
+``Controls.bpm`` through the take's controls (or ``Engine.set_tempo``): the DCRNN rolls back and re-times its grid, the
 MIDI clock out follows, and the session records them, so a followed take replays exactly.
 """
 from __future__ import annotations
@@ -26,8 +26,11 @@ class TempoFollow:
     LEAD = 0.02  # s ahead of now a correction is made: past the engine's control delay
     QUIET_BEATS, QUIET_BPM = 0.004, 0.02  # below both, no change is sent (sessions stay small)
 
-    def __init__(self, engine, source: BeatSource, log=None):
+    def __init__(self, engine, source: BeatSource, log=None, steer=None):
+        """``steer(bpm, t)`` carries each tempo change to the engine (default ``Engine.set_tempo``;
+        a take's control hub, so the tempo merges with the other sources like any control)."""
         self.engine, self.source = engine, source
+        self.steer = steer or engine.set_tempo
         self.log = log or (lambda text: None)
         self.mirror = TempoMap(engine.controls.bpm or engine.settings.bpm)  # what we commanded
         self.locked = False
@@ -63,7 +66,7 @@ class TempoFollow:
         if abs(error) > self.QUIET_BEATS or abs(wanted - self.mirror.bpm_at(effective)) > self.QUIET_BPM:
             self.mirror.set(effective, wanted)
             self.mirror.forget_before(effective - 2.0)
-            self.engine.set_tempo(wanted, made)
+            self.steer(wanted, made)
         if not self.locked:
             self.locked = True
             self.log(f"following {self.source.name} at {bpm:.1f} bpm")

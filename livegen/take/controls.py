@@ -12,7 +12,7 @@ import threading
 import time
 
 from livegen.engine.mixer import ControlMixer, Sink
-from livegen.music.conditioning import Controls
+from livegen.music.conditioning import Controls, clamp_control
 
 MUSCLE_FIELDS = {"z", "theme", "toward", "mix"}
 
@@ -86,6 +86,11 @@ class ControlHub:
     def everything(self, controls: Controls, t: float | None = None) -> None:
         """Sink for a replayed take, which holds every control."""
         self._update(t, **{f.name: getattr(controls, f.name) for f in dataclasses.fields(controls)})
+
+    def tempo(self, bpm: float, t: float | None = None) -> None:
+        """Sink for a followed outside tempo (MIDI clock in, Ableton Link): the bpm alone, merged
+        over what is in force at ``t``, never over a script's change still ahead."""
+        self._update(t, bpm=clamp_control("bpm", bpm))
 
     def set_histogram(self, histogram: tuple[float, ...] | None) -> None:
         self._update(None, histogram=histogram)

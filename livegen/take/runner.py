@@ -168,7 +168,9 @@ class TakeRunner:
             self.report(f"Tempo: {exc}; playing at {spec.settings.bpm:g} bpm")
             return
         if self.beats is not None:
-            self.follow = TempoFollow(engine, self.beats, log=self.log).start()
+            replay = spec.controls.startswith("replay:")  # a replayed take's tempo is in its controls
+            steer = engine.set_tempo if replay else self.hub.tempo
+            self.follow = TempoFollow(engine, self.beats, log=self.log, steer=steer).start()
 
     @staticmethod
     def _replay_spec(spec: TakeSpec, source) -> TakeSpec:
