@@ -1,5 +1,5 @@
 """Checks every reader of outside input shares (presets, control scripts and sessions, checkpoints,
-OSC), so that hostile input ends in one UserError line, never in a traceback or a NaN steering the
+OSC, addresses on the command line), so that hostile input ends in one UserError line, never in a traceback or a NaN steering the
 engine."""
 from __future__ import annotations
 
@@ -78,3 +78,16 @@ def parse_json(text: str, what: str, max_chars: int):
         raise UserError(f"{what}: not JSON ({getattr(exc, 'msg', exc)})") from None
     check_nesting(value, what)
     return value
+
+
+def parse_target(text: str) -> tuple[str, int]:
+    """'HOST:PORT' (or just PORT, meaning 127.0.0.1) for ``--osc-out``: here, below the presets and
+    OSC that both check it."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 1 <= number <= 65535:
+        raise UserError(f"--osc-out {text!r} is not HOST:PORT, e.g. 127.0.0.1:9001")
+    return host or "127.0.0.1", number

@@ -12,7 +12,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from livegen.checks import check_finite, check_nesting, too_deep
+from livegen.checks import check_finite, check_nesting, parse_target, too_deep
+from livegen.engine.layers import LayerSpec, check_layer
 from livegen.errors import UserError
 from livegen.music.conditioning import in_range, range_text
 from livegen.vision import TRACKER_NAMES
@@ -163,8 +164,6 @@ class GuiPreset:
             raise UserError("preset keys gui.osc_port must be 0 (off) or a UDP port 1..65535 and gui.osc_host "
                             "an address")
         if self.osc_out:
-            from livegen.control.osc import parse_target
-
             try:
                 parse_target(self.osc_out)
             except UserError:
@@ -217,8 +216,6 @@ class LayerPreset:
     port: str = ""  # "" = the main output
 
     def __post_init__(self):
-        from livegen.engine.layers import check_layer
-
         if self.channel < 0 or self.program < -1 or self.volume < -1 or self.temperature < 0:
             raise UserError("preset keys layers.channel, program, volume, temperature: 0 (channel, temperature) "
                             "or -1 (program, volume) leave them to livegen; lower is not a value")
@@ -233,9 +230,7 @@ class LayerPreset:
         return cls(str(entry["model"]), int(entry["channel"]), given("program", -1), given("volume", -1),
                    float(given("temperature", 0.0)))
 
-    def spec(self):
-        from livegen.engine.layers import LayerSpec
-
+    def spec(self) -> LayerSpec:
         return LayerSpec(self.model, self.channel or None, None if self.program < 0 else self.program,
                          None if self.volume < 0 else self.volume, self.temperature or None, self.port or None)
 

@@ -13,7 +13,8 @@ from pythonosc.osc_server import ThreadingOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
 from conftest import livegen_cmd
-from livegen.control.osc import OscServer, OscState, parse_target
+from livegen.checks import parse_target
+from livegen.control.osc import OscServer, OscState
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 

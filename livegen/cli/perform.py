@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 
+from livegen.checks import parse_target
 from livegen.errors import UserError
 from livegen.faults import say_on_stderr as say
 
@@ -107,7 +108,7 @@ def _start_osc(args, runner) -> list:
         if args.osc_out or args.osc_host:
             raise UserError("--osc-out and --osc-host need --osc PORT")
         return []
-    from livegen.control.osc import OscServer, OscState, parse_target
+    from livegen.control.osc import OscServer, OscState
 
     parts = [OscServer(runner, args.osc, args.osc_host or "127.0.0.1", log=say).start()]
     host, port = parts[0].address

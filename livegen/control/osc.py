@@ -27,6 +27,7 @@ from typing import Callable, Protocol
 from livegen.checks import is_number
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, clamp_control, range_text
+from livegen.presets import check_name
 
 PREFIX = "/livegen"
 Z_DIMS = 8
@@ -49,18 +50,6 @@ def _shown(text: str, limit: int = 80) -> str:
     """``text`` fit for one log line: printable and at most ``limit`` characters."""
     text = text if text.isprintable() else ascii(text)
     return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def parse_target(text: str) -> tuple[str, int]:
-    """'HOST:PORT' (or just PORT, meaning 127.0.0.1) for ``--osc-out``."""
-    host, _, port = text.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        number = -1
-    if not 1 <= number <= 65535:
-        raise UserError(f"--osc-out {text!r} is not HOST:PORT, e.g. 127.0.0.1:9001")
-    return host or "127.0.0.1", number
 
 
 class OscServer:
@@ -195,8 +184,6 @@ class OscServer:
         return handler
 
     def _preset(self, address: str, params: list) -> None:
-        from livegen.presets import check_name
-
         if len(params) != 1 or not isinstance(params[0], str):
             raise UserError("expects one string, a preset's name")
         self.performance.preset(check_name(params[0]))

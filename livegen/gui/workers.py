@@ -14,6 +14,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
 
+from livegen.checks import parse_target
 from livegen.engine.engine import Engine
 from livegen.errors import UserError
 from livegen.faults import Faults, guarded
@@ -254,7 +255,7 @@ class OscLink:
             self._jobs.shutdown(wait=True)
 
     def _restart(self, port: int, host: str, out: str) -> None:
-        from livegen.control.osc import OscServer, OscState, parse_target
+        from livegen.control.osc import OscServer, OscState
 
         self._close()
         if not port:
