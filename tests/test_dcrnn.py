@@ -105,9 +105,9 @@ def test_a_tiny_real_training_run_writes_checkpoint_samples_and_resumes(tmp_path
 
 
 def test_beat_annotations_set_the_grid(tmp_path):
+    from livegen.music.corpus import beat_grid
     from livegen.music.events import Note
     from livegen.music.roll import to_roll
-    from livegen.train.dcrnn import beat_grid
 
     (tmp_path / "beat_midi.txt").write_text("".join(f"{i * 0.6} {i % 2} {int(i % 4 == 1)}\n" for i in range(12)))
     beats, downbeats = beat_grid(str(tmp_path / "x.mid"), [])

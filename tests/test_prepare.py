@@ -10,7 +10,8 @@ import pytest
 from conftest import livegen_cmd, shared_data
 from livegen.errors import UserError
 from livegen.train import shards
-from livegen.train.data import MemoryPieces, TokenWindows, is_held_out, load_corpus, validation_windows
+from livegen.train.data import TokenWindows, is_held_out, load_corpus, validation_windows
+from livegen.train.pieces import MemoryPieces
 
 ABC = """X:1
 T:Two tunes, one file

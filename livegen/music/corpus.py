@@ -1,4 +1,5 @@
-"""Load music for training and evaluation: MIDI with mido, **kern / ABC / MusicXML through music21.
+"""Load music for training and evaluation: MIDI with mido, **kern / ABC / MusicXML through music21,
+and a piece's beat grid (its dataset's beat annotations, else the file's tempo).
 
 A corpus is a folder searched recursively. Broken files are skipped and counted with their
 reason, never fatal; a folder with no music at all is a user error.
@@ -9,7 +10,11 @@ import os
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import mido
+import numpy as np
 
 from livegen.errors import UserError
 from livegen.music.events import Note
@@ -21,8 +26,6 @@ DRUM_CHANNEL = 9
 
 def read_midi(path: str | os.PathLike) -> list[Note]:
     """All pitched notes of a MIDI file, tracks merged, times in seconds (tempo map honoured)."""
-    import mido
-
     midi = mido.MidiFile(path, clip=True)
     now = 0.0
     sounding: dict[tuple[int, int], tuple[float, int]] = {}
@@ -44,7 +47,7 @@ def read_midi(path: str | os.PathLike) -> list[Note]:
 def read_music21(path: str | os.PathLike) -> list[list[Note]]:
     """Pieces in a **kern, ABC or MusicXML file (an ABC file may hold many tunes)."""
     try:
-        import music21
+        import music21  # 0.5 s to import: only for kern, ABC and MusicXML, never for MIDI
     except ImportError as exc:  # pragma: no cover - music21 is a dependency
         raise UserError("reading kern/ABC/MusicXML needs music21: pip install music21") from exc
     with warnings.catch_warnings():
@@ -71,13 +74,33 @@ def _timed_elements(score):
     Repeats are not expanded: music21's expandRepeats deep-copies the score and takes ~90 % of
     the load time, and a repeat adds no material a model has not already seen.
     """
-    from music21 import chord, harmony, note
+    from music21 import chord, harmony, note  # loaded by read_music21 already: only kern, ABC, MusicXML
 
     for item in score.flatten().secondsMap:
         element = item["element"]
         if isinstance(element, (note.Note, chord.Chord)) and not isinstance(element, harmony.ChordSymbol):
             start = item["offsetSeconds"]
             yield element, (start, start + max(item["durationSeconds"], 0.01))
+
+
+def beat_grid(name: str, notes: list[Note]) -> tuple[np.ndarray, np.ndarray]:
+    """(beat times in seconds, indices of downbeat beats) of a piece from ``load_file``: from a
+    ``beat_midi.txt`` beside its MIDI file (POP909: beat time, and a 4/4 downbeat flag in the third
+    column), else from the file's first tempo (4/4 from time 0)."""
+    path = Path(name.split("#")[0])
+    beat_file = path.parent / "beat_midi.txt"
+    if beat_file.is_file():
+        rows = np.loadtxt(beat_file, ndmin=2)
+        if len(rows) >= 8 and rows.shape[1] >= 3:
+            return rows[:, 0], np.flatnonzero(rows[:, 2] > 0.5)
+    seconds_per_beat = 0.5
+    if path.suffix.lower() in MIDI_SUFFIXES and path.is_file():
+        tempos = [m.tempo for track in mido.MidiFile(path, clip=True).tracks for m in track if m.type == "set_tempo"]
+        if tempos:
+            seconds_per_beat = tempos[0] / 1e6
+    end = float(notes["end"].max()) if isinstance(notes, np.ndarray) else max(n.end for n in notes)
+    beats = np.arange(0.0, end + 2 * seconds_per_beat, seconds_per_beat)
+    return beats, np.arange(0, len(beats), 4)
 
 
 @dataclass
@@ -113,8 +136,6 @@ def load_corpus(folder: str | os.PathLike, min_notes: int = 8, workers: int = 1)
     files = music_files(folder)
     corpus = Corpus()
     if workers > 1 and len(files) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(_load_or_reason, files, chunksize=4))
     else:

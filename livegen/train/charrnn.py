@@ -10,8 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from livegen.errors import UserError
+from livegen.models import checkpoint
 from livegen.music import conditioning, events
-from livegen.train.data import window_tokens
+from livegen.music.corpus import load_corpus
+from livegen.train import distributed
+from livegen.train.data import PAD, TokenWindows, WindowOrder, training_pieces, validation_windows, window_tokens
+from livegen.train.pieces import load_pieces
+from livegen.train.resume import load_optimizer, optimizer_tensors, restore_optimizer, save_optimizer
 
 
 VELOCITY_LEVELS = 8  # training quantises velocity to 8 of the 32 bins (see data.window_tokens)
@@ -19,23 +24,10 @@ DROPOUT_NOISE = 1  # the stream a sample's dropout masks are drawn from (see _dr
 
 
 def _torch_setup(threads: int):
-    import torch
+    import torch  # the training runtime, loaded when training or evaluation starts
 
     torch.set_num_threads(threads)
     return torch
-
-
-def load_pieces(dist, data: str):
-    """The corpus on every process; rank 0 parses (and caches) plain folders first, so processes never
-    write the same cache file."""
-    from livegen.train.data import open_pieces
-
-    if not dist.main:
-        dist.barrier()
-    pieces = open_pieces(data)
-    if dist.main:
-        dist.barrier()
-    return pieces
 
 
 def train(data: str, out: str, minutes: float, seq_len: int = 256, batch: int = 48, lr: float = 2e-3,
@@ -49,8 +41,6 @@ def train(data: str, out: str, minutes: float, seq_len: int = 256, batch: int = 
     Resumes from ``out`` (weights, optimizer beside it as ``.opt.safetensors``, and the position in
     the window order) when it exists. Validates every ``eval_every`` seconds and at the end.
     """
-    from livegen.train import distributed
-
     with distributed.session(device, threads) as dist:
         return _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, config_overrides,
                       max_steps, accum, eval_every)
@@ -58,12 +48,9 @@ def train(data: str, out: str, minutes: float, seq_len: int = 256, batch: int = 
 
 def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, config_overrides, max_steps, accum,
            eval_every):
-    import torch
+    import torch  # the training runtime, loaded when training starts
 
-    from livegen.models import checkpoint
-    from livegen.models.charrnn import CharRNN, CharRNNConfig
-    from livegen.train.data import PAD, TokenWindows, WindowOrder, training_pieces, validation_windows
-    from livegen.train.resume import load_optimizer, optimizer_tensors, restore_optimizer, save_optimizer
+    from livegen.models.charrnn import CharRNN, CharRNNConfig  # a torch model: loaded with the runtime
 
     say = log if dist.main else (lambda _: None)
     if accum < 1 or batch < 1 or batch % (dist.world * accum):
@@ -99,7 +86,7 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
     windows = TokenWindows(pieces, seq_len, seed)
     val = validation_windows(pieces, seq_len) if dist.main else None
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
-    from tqdm import tqdm
+    from tqdm import tqdm  # the progress bar: loaded when training starts
 
     bar = tqdm(total=int(minutes * 60), unit="s", desc="train charrnn", file=sys.stderr, disable=not dist.main,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}")
@@ -170,7 +157,7 @@ def _dropout_noise(config, seed: int, positions, length: int, device):
     """The uniforms a micro-batch's dropout masks come from, one generator per sample keyed by its
     place in the whole run (seed, global position), so the masks follow the sample, not the process
     or micro-batch that trains it; None without dropout."""
-    import torch
+    import torch  # the training runtime (see _train): only while training
 
     if not config.dropout:
         return None
@@ -184,8 +171,6 @@ def _dropout_noise(config, seed: int, positions, length: int, device):
 
 def _validate(model, val, torch, dist) -> float:
     """Mean NLL (nats/event) over the fixed held-out windows, padding ignored."""
-    from livegen.train.data import PAD
-
     model.eval()
     toks, cond = val
     with torch.no_grad(), dist.autocast():
@@ -202,9 +187,6 @@ def evaluate(path: str, data: str, threads: int = 2, limit_pieces: int | None = 
     and batched by length, padding masked out (2-3x faster than one piece at a time).
     """
     torch = _torch_setup(threads)
-    from livegen.models import checkpoint
-    from livegen.music.corpus import load_corpus
-
     model, meta = checkpoint.load(path)
     if model.kind != "charrnn":
         raise UserError(f"{path} is a {model.kind}: `livegen eval` measures a Char-RNN's (or the commentary "

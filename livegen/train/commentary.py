@@ -16,11 +16,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as F
+from tqdm import tqdm
 
 from livegen.commentary import filter as word_filter
 from livegen.commentary import text
+from livegen.commentary.commentator import Commentator, load_model
 from livegen.errors import UserError
+from livegen.models import checkpoint
+from livegen.models.cvae import CVAE, CVAEConfig
+from livegen.models.lcgan import LCGAN, AttributeClassifier, LCGANConfig, reward
 from livegen.models.words import detokenize, tokenize
+from livegen.train import distributed
+from livegen.train.data import WindowOrder
+from livegen.train.dcrnn import BatchNoise
+from livegen.train.resume import load_optimizer, optimizer_tensors, restore_optimizer, save_optimizer
 
 LCGAN_SECONDS = 60.0  # the classifier and LC-GAN phases after the CVAE (part of --minutes)
 Z_NOISE, WORD_DROPOUT = 0, 1  # the uses of a training step's BatchNoise
@@ -67,9 +76,6 @@ def _opt_path(out_path: Path) -> Path:
 
 def _save(out_path: Path, model, state: dict, data: str, opt_tensors: dict | None = None) -> None:
     """The optimizer (when given) first, stamped with the step (see ``resume.save_optimizer``)."""
-    from livegen.models import checkpoint
-    from livegen.train.resume import save_optimizer
-
     if opt_tensors is not None:
         save_optimizer(_opt_path(out_path), opt_tensors, state["step"])
     checkpoint.save(out_path, model, {"train": state, "data": str(data)})
@@ -95,8 +101,6 @@ def train(data: str, out: str, minutes: float, batch: int = 64, lr: float = 2e-3
     place in the global batch, so the same ``batch`` trains the same model at any scale. Rank 0
     alone logs, validates (every ``eval_every`` seconds and at the end) and saves, and then trains
     the attribute classifier and the LC-GAN (small, single-process phases, on the CPU)."""
-    from livegen.train import distributed
-
     with distributed.session(device, threads) as dist:
         return _train(dist, data, out, minutes, batch, lr, seed, resume, log if dist.main else (lambda _: None),
                       max_steps, config_overrides, lcgan_steps, lcgan_samples, progress and dist.main, accum,
@@ -105,12 +109,6 @@ def train(data: str, out: str, minutes: float, batch: int = 64, lr: float = 2e-3
 
 def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, lcgan_steps,
            lcgan_samples, progress, accum, eval_every) -> dict:
-    from livegen.models import checkpoint
-    from livegen.models.cvae import CVAE, CVAEConfig
-    from livegen.train.data import WindowOrder
-    from livegen.train.dcrnn import BatchNoise
-    from livegen.train.resume import load_optimizer, optimizer_tensors, restore_optimizer
-
     if accum < 1 or batch < 1 or batch % (dist.world * accum):
         raise UserError(f"--batch {batch} must be a multiple of processes x --accum ({dist.world} x {accum})")
     micro = batch // (dist.world * accum)
@@ -162,7 +160,6 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
     c = model.config
     started = time.monotonic()
     deadline = started + max(0.0, minutes * 60 - LCGAN_SECONDS)
-    from tqdm import tqdm
 
     bar = tqdm(total=int(max(1, deadline - started)), unit="s", desc="train commentary", file=sys.stderr,
                disable=not progress, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}")
@@ -293,8 +290,6 @@ def _decode_ids(model, sentences: list[list[str]]) -> torch.Tensor:
 
 def train_lcgan(model, train_sents, steps: int = 1500, samples: int = 4096, seed: int = 0, log=print) -> dict:
     """Fit the reward model on decoded samples, then the critic and actor (see lcgan.py)."""
-    from livegen.models.lcgan import LCGAN, LCGANConfig, reward
-
     c = model.config
     lc_config = LCGANConfig(latent_dim=c.latent_dim, attr_dim=len(c.attributes))
     lcgan = LCGAN(lc_config)
@@ -398,8 +393,6 @@ def picks_target(classifier, model, ids: torch.Tensor, cases) -> list[bool]:
 def agreement(model, cases, steer: bool, seed: int = 0, judge=None) -> dict:
     """Generate one sentence per case; the classifier's pick among the category's labels == target?
     With a ``judge`` (see ``independent_judge``), its verdict on the same sentences too."""
-    from livegen.models.lcgan import reward
-
     gen = torch.Generator().manual_seed(seed)
     attrs = torch.stack([model.attribute_vector(s) for s, _, _ in cases])
     sents = []
@@ -433,8 +426,6 @@ def agreement(model, cases, steer: bool, seed: int = 0, judge=None) -> dict:
 def shown_agreement(model, cases, seed: int = 0, judge=None) -> dict:
     """Agreement and diversity of the sentences ``livegen comment`` shows (filtered, reranked,
     LC-GAN on when the model has one), on the same category-swap cases; and the judge's verdict."""
-    from livegen.commentary.commentator import Commentator
-
     c = Commentator(model, seed=seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # batch-8 steps: a second thread only adds waiting
@@ -454,8 +445,6 @@ def shown_agreement(model, cases, seed: int = 0, judge=None) -> dict:
 
 def ms_per_sentence(model, attributes: list[str], repeats: int = 20) -> float:
     """Median wall time of one shown sentence (``Commentator.sentence``) on one thread."""
-    from livegen.commentary.commentator import Commentator
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -482,8 +471,6 @@ def independent_judge(model, sents: list[text.Sentence], seed: int = 0):
     flatters both. The judge is the same kind of bag-of-words classifier, fitted afresh with its own
     seed on half of the evaluated clips only (held-out captions: none the model or its classifier
     trained on); its ceiling on real text is measured on the other half."""
-    from livegen.models.lcgan import AttributeClassifier
-
     fit = [s for s in sents if _judge_fits_on(s.ytid)]
     unseen = [s for s in sents if not _judge_fits_on(s.ytid)]
     if not fit or not unseen:
@@ -498,9 +485,6 @@ def independent_judge(model, sents: list[text.Sentence], seed: int = 0):
 def baseline_elbo(path: str, model, sents: list[text.Sentence]) -> dict:
     """Held-out perplexity of a no-attribute checkpoint (``livegen train commentary --no-attributes``)
     on the same sentences and words as ``model``'s."""
-    from livegen.commentary.commentator import load_model
-    from livegen.models import checkpoint
-
     baseline = load_model(path)
     if baseline.config.use_attributes:
         raise UserError(f"--baseline {path} was trained with attributes; train the baseline with "
@@ -520,8 +504,6 @@ def evaluate(path: str, data: str, threads: int = 2, per_category: int = 60, see
     """Perplexity, KL, attribute agreement (% vs chance), distinct-1/2 and speed on a caption CSV
     (its first ``limit`` captions when given); with ``baseline``, a no-attribute checkpoint's
     perplexity on the same sentences."""
-    from livegen.models import checkpoint
-
     torch.set_num_threads(threads)
     model, meta = checkpoint.load(path)
     rows = text.read_captions(data)[:limit]

@@ -1,6 +1,6 @@
-"""Training data: a corpus as a piece set (parsed folders in memory, or prepared shards memory-mapped),
-windows of it in one deterministic global order shared by every process, and notes -> augmented
-tokens + conditioning.
+"""Training data: the held-out split and the parsed-corpus cache, windows of a piece set (pieces.py)
+in one deterministic global order shared by every process, and notes -> augmented tokens +
+conditioning.
 
 The order is what makes data parallelism exact and resumable: training sample ``g`` (counted over
 the whole run, across processes) is always the same window with the same augmentation, whatever
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,83 +114,6 @@ def _encode(notes, start_index: int, seq_len: int, shift: int, factor: float, co
     pitches = np.array([n.pitch for n in q], dtype=np.int64)
     cond = conditioning.future_conditions(times, onsets, pitches)
     return tokens[:seq_len + 1].astype(np.int64), cond[:seq_len + 1]
-
-
-# --- piece sets -----------------------------------------------------------------------------------
-
-class MemoryPieces:
-    """Parsed folders held in memory (the path without ``livegen prepare``)."""
-
-    def __init__(self, corpora: list[Corpus]):
-        from livegen.train.shards import notes_array
-
-        self._names = [name for c in corpora for name, _ in c.pieces]
-        self._notes = [notes_array(notes) for c in corpora for _, notes in c.pieces]
-        self.lengths = np.array([len(a) for a in self._notes], dtype=np.int64)
-        self.held_out = np.array([is_held_out(n) for n in self._names], dtype=bool)
-        self.skipped = sum((c.skipped for c in corpora), Counter())
-        self._beats: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def __len__(self) -> int:
-        return len(self._notes)
-
-    def notes(self, i: int) -> np.ndarray:
-        return self._notes[i]
-
-    def beats(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        if i not in self._beats:
-            from livegen.train.dcrnn import beat_grid
-
-            self._beats[i] = beat_grid(self._names[i], self._notes[i])
-        return self._beats[i]
-
-    def name(self, i: int) -> str:
-        return self._names[i]
-
-
-class ConcatPieces:
-    """Several piece sets as one, in the order given."""
-
-    def __init__(self, parts: list):
-        self.parts = parts
-        self.first = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
-        self.lengths = np.concatenate([p.lengths for p in parts])
-        self.held_out = np.concatenate([p.held_out for p in parts])
-        self.skipped = sum((p.skipped for p in parts), Counter())
-
-    def __len__(self) -> int:
-        return int(self.first[-1])
-
-    def _locate(self, i: int):
-        k = int(np.searchsorted(self.first, i, side="right") - 1)
-        return self.parts[k], i - int(self.first[k])
-
-    def notes(self, i: int) -> np.ndarray:
-        part, j = self._locate(i)
-        return part.notes(j)
-
-    def beats(self, i: int):
-        part, j = self._locate(i)
-        return part.beats(j)
-
-    def name(self, i: int) -> str:
-        part, j = self._locate(i)
-        return part.name(j)
-
-
-def open_pieces(data: str, workers: int = 2):
-    """The pieces of comma-separated ``data``: prepared shard folders are memory-mapped, plain folders
-    parsed (through the cache) and held in memory."""
-    from livegen.train.shards import ShardPieces, is_prepared
-
-    folders = [d for d in data.split(",") if d]
-    if not folders:
-        raise UserError("--data names no folder")
-    parts = [ShardPieces(d) if is_prepared(d) else MemoryPieces([load_cached(d, workers)]) for d in folders]
-    pieces = parts[0] if len(parts) == 1 else ConcatPieces(parts)
-    if not len(pieces):
-        raise UserError(f"no usable music in {data}")
-    return pieces
 
 
 # --- the global window order ----------------------------------------------------------------------

@@ -3,8 +3,8 @@ then WGAN-GP; objective metrics as in MuseGAN.
 
 The grid comes from the dataset's beat annotations when a ``beat_midi.txt`` lies beside a MIDI
 file (POP909: beat time, and a 4/4 downbeat flag in the third column), else from the file's first
-tempo (4/4 from time 0). Windows start on downbeats and span two segments; pitches outside the
-roll's range are folded in by octaves.
+tempo (4/4 from time 0): ``music.corpus.beat_grid``. Windows start on downbeats and span two
+segments; pitches outside the roll's range are folded in by octaves.
 
 Why VAE pretraining: a GAN generator trained from scratch in half an hour of one CPU core gives
 noise or one repeated bar. As the decoder of a small VAE (reconstruction + KL to N(0, I)) it learns
@@ -19,12 +19,17 @@ import sys
 import time
 from pathlib import Path
 
+import mido
 import numpy as np
 
 from livegen.errors import UserError
-from livegen.music.events import Note
+from livegen.models import checkpoint
+from livegen.music.corpus import beat_grid
 from livegen.music.roll import Roll, grid_edges, roll_notes, roll_window, to_roll
-from livegen.train.data import is_held_out, load_cached
+from livegen.train import distributed
+from livegen.train.data import WindowOrder, is_held_out, load_cached, training_pieces
+from livegen.train.pieces import load_pieces
+from livegen.train.resume import load_optimizer, optimizer_tensors, restore_optimizer, save_optimizer
 
 BETA = 1.0  # KL per roll cell vs the per-cell reconstruction: about half the ELBO's weight, keeps every z dim in use
 PLAYED_DIMS = 8  # z dims 0..7, the ones the performer plays by default, pay a lower KL price ...
@@ -37,26 +42,6 @@ PRETRAIN_FRACTION = 0.6
 
 
 # --- the corpus on the 16th-note grid (the roll itself: livegen/music/roll.py) ---------------------
-
-def beat_grid(name: str, notes: list[Note]) -> tuple[np.ndarray, np.ndarray]:
-    """(beat times in seconds, indices of downbeat beats) from annotations, else from the tempo."""
-    path = Path(name.split("#")[0])
-    beat_file = path.parent / "beat_midi.txt"
-    if beat_file.is_file():
-        rows = np.loadtxt(beat_file, ndmin=2)
-        if len(rows) >= 8 and rows.shape[1] >= 3:
-            return rows[:, 0], np.flatnonzero(rows[:, 2] > 0.5)
-    seconds_per_beat = 0.5
-    if path.suffix.lower() in (".mid", ".midi") and path.is_file():
-        import mido
-
-        tempos = [m.tempo for track in mido.MidiFile(path, clip=True).tracks for m in track if m.type == "set_tempo"]
-        if tempos:
-            seconds_per_beat = tempos[0] / 1e6
-    end = float(notes["end"].max()) if isinstance(notes, np.ndarray) else max(n.end for n in notes)
-    beats = np.arange(0.0, end + 2 * seconds_per_beat, seconds_per_beat)
-    return beats, np.arange(0, len(beats), 4)
-
 
 def load_rolls(data: str, config, log=print, held_out_only: bool = False) -> tuple[list[Roll], list[Roll]]:
     """(training rolls, held-out rolls) of every corpus in ``data`` (comma-separated folders)."""
@@ -92,8 +77,6 @@ class RollWindows:
     ``transpose`` semitones. ``held_out`` picks the held-out pieces instead of the training ones."""
 
     def __init__(self, pieces, config, seed: int, transpose: int = 3, held_out: bool = False):
-        from livegen.train.data import WindowOrder, training_pieces
-
         self.pieces, self.c, self.transpose = pieces, config, transpose
         self.steps = 2 * config.segment_steps
         chosen = pieces.held_out.copy() if held_out else training_pieces(pieces)
@@ -226,8 +209,6 @@ def prior_windows(model, count: int, seed: int, torch) -> np.ndarray:
 
 def write_sample(path: Path, window: np.ndarray, config, bpm: float = 120.0) -> int:
     """A window of probabilities as a MIDI file, decoded as the live engine does; returns the note count."""
-    import mido
-
     notes = roll_notes(window[0], window[1], config.threshold, config.onset_threshold)
     ticks_per_step = 120
     midi = mido.MidiFile(ticks_per_beat=ticks_per_step * config.steps_per_beat)
@@ -257,7 +238,7 @@ class BatchNoise:
         self.seed, self.step, self.global_rows, self.rows, self.device = seed, step, global_rows, rows, device
 
     def _draw(self, use: int, shape: tuple, uniform: bool):
-        import torch
+        import torch  # the training runtime (see _train): drawn only while training
 
         key = int(np.random.SeedSequence([self.seed, self.step, use]).generate_state(1)[0])
         g = torch.Generator().manual_seed(key)
@@ -280,20 +261,14 @@ def train(data: str, out: str, minutes: float, batch: int = 32, lr: float = 1e-3
     ``.opt.safetensors``) are written when the metrics are the closest to real music so far.
 
     ``batch`` is the global batch (over torchrun's processes and ``accum`` micro-batches each)."""
-    from livegen.train import distributed
-
     with distributed.session(device, threads) as dist:
         return _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, accum)
 
 
 def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, accum) -> dict:
-    import torch
+    import torch  # the training runtime, loaded when training starts: the windows and metrics above need only numpy
 
-    from livegen.models import checkpoint
-    from livegen.models.dcrnn import DCRNN, DCRNNConfig
-    from livegen.train.charrnn import load_pieces
-    from livegen.train.data import WindowOrder
-    from livegen.train.resume import load_optimizer, optimizer_tensors, restore_optimizer, save_optimizer
+    from livegen.models.dcrnn import DCRNN, DCRNNConfig  # a torch model: loaded with the runtime
 
     say_any = log if dist.main else (lambda _: None)
     if accum < 1 or batch < 1 or batch % (dist.world * accum):
@@ -332,7 +307,7 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
         for name, opt in opts.items():
             restore_optimizer(opt, saved, f"{name}.")
 
-    from tqdm import tqdm
+    from tqdm import tqdm  # the progress bar: loaded when training starts
 
     total = int(minutes * 60)
     bar = tqdm(total=total, unit="s", desc="train dcrnn", file=sys.stderr, disable=not dist.main,

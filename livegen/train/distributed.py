@@ -17,10 +17,14 @@ A trainer adopts it in four moves:
 Time-based decisions (the deadline, when to validate) must go through ``agree``: two processes
 reading their own clocks will disagree one step, and the one that stops first leaves the other
 waiting forever in a collective.
+
+torch is imported inside the functions that train: the command line imports ``rank`` and
+``default_threads`` from here, and it starts without torch.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -31,7 +35,7 @@ TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT
 
 def resolve_device(name: str, local_rank: int = 0):
     """``auto`` | ``cpu`` | ``cuda`` -> this process's torch.device (one GPU per process)."""
-    import torch
+    import torch  # only when training: the CLI imports rank() here
 
     if name not in ("auto", "cpu", "cuda"):
         raise UserError(f"--device is auto, cpu or cuda, not {name!r}")
@@ -70,13 +74,13 @@ class Session:
     def mixed_precision(self) -> bool:
         """bfloat16 autocast on GPUs that have it (Ampere and later). Older GPUs and CPUs train in
         float32: float16 would need loss scaling, which a WGAN-GP's double backward does not take well."""
-        import torch
+        import torch  # only when training: the CLI imports rank() here
 
         return self.device.type == "cuda" and torch.cuda.is_bf16_supported()
 
     def autocast(self):
         """Mixed precision for a forward pass (not the backward); a no-op where ``mixed_precision`` is off."""
-        import torch
+        import torch  # only when training: the CLI imports rank() here
 
         if not self.mixed_precision:
             return contextlib.nullcontext()
@@ -89,7 +93,7 @@ class Session:
         rank 0's weights. Keep a reference to the bare module for checkpoints (or ``unwrap``)."""
         if self.world == 1:
             return module
-        from torch.nn.parallel import DistributedDataParallel
+        from torch.nn.parallel import DistributedDataParallel  # only when training: the CLI imports rank() here
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
@@ -106,7 +110,7 @@ class Session:
         """Rank 0's weights everywhere (for models trained without ``wrap``; see ``average_gradients``)."""
         if self.world == 1:
             return
-        import torch.distributed as dist
+        import torch.distributed as dist  # only when training: the CLI imports rank() here
 
         for tensor in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(tensor.data, src=0)
@@ -116,8 +120,8 @@ class Session:
         DDP cannot wrap (a WGAN-GP critic's double backward, submodules called several times a step)."""
         if self.world == 1:
             return
-        import torch
-        import torch.distributed as dist
+        import torch  # only when training: the CLI imports rank() here
+        import torch.distributed as dist  # only when training: the CLI imports rank() here
 
         grads = [p.grad for p in parameters if p.grad is not None]
         if not grads:
@@ -134,8 +138,8 @@ class Session:
         """The sum of ``value`` over processes (e.g. target tokens of the global batch)."""
         if self.world == 1:
             return float(value)
-        import torch
-        import torch.distributed as dist
+        import torch  # only when training: the CLI imports rank() here
+        import torch.distributed as dist  # only when training: the CLI imports rank() here
 
         t = torch.tensor([float(value)], dtype=torch.float64, device=self._collective_device)
         dist.all_reduce(t)
@@ -145,8 +149,8 @@ class Session:
         """Rank 0's flags, on every process: decisions taken by one clock."""
         if self.world == 1:
             return tuple(bool(f) for f in flags)
-        import torch
-        import torch.distributed as dist
+        import torch  # only when training: the CLI imports rank() here
+        import torch.distributed as dist  # only when training: the CLI imports rank() here
 
         t = torch.tensor([int(bool(f)) for f in flags], dtype=torch.int32, device=self._collective_device)
         dist.broadcast(t, src=0)
@@ -155,7 +159,7 @@ class Session:
     def barrier(self) -> None:
         if self.world == 1:
             return
-        import torch.distributed as dist
+        import torch.distributed as dist  # only when training: the CLI imports rank() here
 
         if self.backend == "nccl":
             dist.barrier(device_ids=[self.device.index])
@@ -179,7 +183,7 @@ def rank() -> int:
 @contextlib.contextmanager
 def session(device: str = "auto", threads: int | None = None):
     """Join the torchrun process group (if any) on ``device``; always leave it on the way out."""
-    import torch
+    import torch  # only when training: the CLI imports rank() here
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not launched_by_torchrun():
@@ -193,9 +197,7 @@ def session(device: str = "auto", threads: int | None = None):
         torch.cuda.set_device(dev)
     backend = None
     if world > 1:
-        import datetime
-
-        import torch.distributed as dist
+        import torch.distributed as dist  # only when training: the CLI imports rank() here
 
         backend = "nccl" if dev.type == "cuda" else "gloo"
         kwargs = {"device_id": dev} if dev.type == "cuda" else {}
@@ -206,7 +208,7 @@ def session(device: str = "auto", threads: int | None = None):
         finished = True
     finally:
         if backend is not None:
-            import torch.distributed as dist
+            import torch.distributed as dist  # only when training: the CLI imports rank() here
 
             if dist.is_initialized():
                 if finished:  # gloo aborts a process tearing down while its peer still talks to it

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from safetensors import safe_open
+
 
 def save_optimizer(path: Path, tensors: dict, step: int) -> None:
     """Write ``tensors`` stamped with ``step``, atomically. Write it before the checkpoint: a run killed
     between the two then resumes with a fresh optimizer (see ``load_optimizer``), never a stale one."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # torch: the trainers import this module before training starts
 
     tmp = Path(str(path) + ".tmp")
     save_file({k: t.detach().contiguous().cpu() for k, t in tensors.items()}, str(tmp), metadata={"step": str(step)})
@@ -18,8 +20,7 @@ def save_optimizer(path: Path, tensors: dict, step: int) -> None:
 
 def load_optimizer(path: Path, step: int, log) -> dict | None:
     """The saved tensors when they belong to the checkpoint at ``step``; None (said why) otherwise."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # torch: the trainers import this module before training starts
 
     if not path.is_file():
         return None
@@ -39,7 +40,7 @@ def load_optimizer(path: Path, step: int, log) -> dict | None:
 
 def optimizer_tensors(opt, prefix: str = "") -> dict:
     """An optimizer's per-parameter state as flat tensors: ``<prefix><param index>.<key>``."""
-    import torch
+    import torch  # the trainers import this module before training starts
 
     out = {}
     for i, st in opt.state_dict()["state"].items():

@@ -25,16 +25,19 @@ from its last finished shard.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from livegen.errors import UserError
-from livegen.music.corpus import load_file, music_files
+from livegen.music.corpus import beat_grid, load_file, music_files
+from livegen.train.data import is_held_out
 
 FORMAT = "livegen-shards-1"
 SHARD_FILES = 256
@@ -62,8 +65,6 @@ def _shard_stem(number: int) -> str:
 
 def _parse(path: Path):
     """One file in a worker process: (pieces [(name, notes, beats)], skipped Counter, error or None)."""
-    from livegen.train.dcrnn import beat_grid
-
     skipped: Counter = Counter()
     try:
         pieces = load_file(path)
@@ -151,12 +152,7 @@ def prepare(data: str, out: str, workers: int | None = None, shard_files: int = 
     """Parse every music file under the comma-separated folders ``data`` into shards in ``out``.
 
     Returns the summary that is also written to ``index.json``."""
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
-
-    from tqdm import tqdm
-
-    from livegen.train.data import is_held_out
+    from tqdm import tqdm  # the progress bar: not loaded by the parsing processes, which import this module
 
     started = time.monotonic()
     sources = [Path(d).absolute() for d in data.split(",") if d]
