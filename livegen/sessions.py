@@ -183,7 +183,7 @@ def _check_header(header: dict, where: str) -> None:
 
 
 def _midi_seconds(path: Path) -> float:
-    import mido
+    import mido  # reading a recorded take: only to list sessions, never while recording one
 
     try:
         return float(mido.MidiFile(path).length)

@@ -14,6 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
+from livegen.errors import UserError
 from livegen.music.events import Note
 
 WINDOW_SECONDS = 15.0
@@ -218,10 +219,9 @@ def notes_from_messages(messages: Iterable[tuple[float, list[int]]], now: float 
 
 def read_midi_file(path: str):
     """(notes, programs, drums, bpm or None) of a MIDI file; unreadable files are a UserError."""
-    import mido
+    import mido  # MIDI files: only `livegen comment --midi` reads one; live commentary hears the engine
 
-    from livegen.errors import UserError
-    from livegen.music.corpus import read_midi
+    from livegen.music.corpus import read_midi  # mido too (see above)
 
     try:
         notes = read_midi(path)

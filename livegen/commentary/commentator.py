@@ -15,6 +15,7 @@ import torch
 from livegen.commentary import attributes as music_attributes
 from livegen.commentary import filter as word_filter
 from livegen.errors import UserError
+from livegen.models import checkpoint
 from livegen.models.lcgan import reward
 from livegen.models.words import detokenize
 from livegen.music.events import Note
@@ -45,8 +46,6 @@ class Comment:
 
 def load_model(path: str | Path | None = None):
     """The commentary CVAE (default: the shipped MusicCaps model)."""
-    from livegen.models import checkpoint
-
     path = Path(path) if path is not None else checkpoint.DEFAULT_COMMENTARY
     if path == checkpoint.DEFAULT_COMMENTARY and not path.is_file():
         raise UserError(f"the shipped commentary model {path} is missing: reinstall livegen")

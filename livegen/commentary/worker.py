@@ -34,6 +34,7 @@ from typing import Callable
 
 from livegen.commentary.attributes import WINDOW_SECONDS, notes_from_messages
 from livegen.commentary.commentator import Comment, Commentator
+from livegen.errors import UserError
 from livegen.faults import Faults, run_steps
 
 BEATS_PER_BAR = 4
@@ -50,8 +51,6 @@ class CommentaryWorker:
                  bpm: float | None = None, window: float = WINDOW_SECONDS, history_path: str | Path | None = None,
                  seed: int = 0, use_lcgan: bool = True, log: Callable[[str], None] | None = None):
         if every_bars <= 0:
-            from livegen.errors import UserError
-
             raise UserError("--every-bars must be positive")
         self.source = source
         self._commentator = commentator

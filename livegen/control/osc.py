@@ -97,7 +97,7 @@ class OscServer:
     # --- receiving -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        from pythonosc.osc_packet import OscPacket
+        from pythonosc.osc_packet import OscPacket  # python-osc: 0.1 s, loaded when a listener starts
 
         while not self._stop.is_set():
             try:
@@ -194,7 +194,7 @@ class OscState:
 
     def __init__(self, performance: Performance, host: str, port: int, playing: Callable[[], bool],
                  clock: Callable[[], float]):
-        from pythonosc.udp_client import SimpleUDPClient
+        from pythonosc.udp_client import SimpleUDPClient  # python-osc: 0.1 s, loaded when state goes out
 
         try:
             self._client = SimpleUDPClient(host, port)

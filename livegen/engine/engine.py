@@ -24,10 +24,13 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from livegen.engine.charrnn_live import CharRNNGenerator, Steering
+from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.engine.live_generator import LiveGenerator
-from livegen.engine.player import LayerOutput, PlayerConfig, run_player
+from livegen.engine.player import LayerOutput, PlayerConfig, open_port, run_player
 from livegen.errors import UserError
+from livegen.midi import recorder
 from livegen.music.conditioning import Controls, clamp_control
+from livegen.sessions import SessionWriter, session_path
 
 GENERATOR_PRIORITY = 1  # SCHED_FIFO, below the clock's (see player.CLOCK_PRIORITY)
 SEND_TIMEOUT = 2.0  # s the clock may leave its pipe full before the take is failed
@@ -87,8 +90,6 @@ def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveG
                                 Steering(enabled=settings.steering), settings.channel, settings.max_note_seconds,
                                 settings.max_polyphony)
     if model.kind == "dcrnn":
-        from livegen.engine.dcrnn_live import DCRNNGenerator
-
         return DCRNNGenerator(model, controls, settings.seed, settings.bpm, settings.channel,
                               settings.max_note_seconds, settings.max_polyphony, settings.external_z)
     raise UserError(f"no live generator for model kind {model.kind!r}")
@@ -216,8 +217,6 @@ class Engine:
             temperature=s.temperature if layer.temperature is None else layer.temperature))
 
     def _open_session(self) -> None:
-        from livegen.sessions import SessionWriter, session_path
-
         s = self.settings
         header = {"midi": os.path.basename(self.record), "model": self.model.kind, "seed": s.seed,
                   "temperature": s.temperature, "bpm": s.bpm, "lookahead": s.lookahead, "channel": s.channel + 1,
@@ -291,8 +290,6 @@ class Engine:
                 self._proc.kill()
                 self._proc.join(2.0)
                 if self.record:  # the clock could not close the take: make it a valid file here
-                    from livegen.midi import recorder
-
                     try:
                         recorder.repair(self.record, names=self._track_names())
                         recorder.forget_unfinished(self.record)
@@ -388,8 +385,6 @@ class Engine:
         ended = self._end_orphaned_notes(at)
         resume, repaired = None, []
         if self.record:
-            from livegen.midi import recorder
-
             try:
                 found = recorder.repair(self.record, split=False)
                 resume, repaired = (found["tick"], found["layer"]), ["the take was repaired"]
@@ -401,8 +396,6 @@ class Engine:
         what = "; ".join([what, *repaired])
         if self.stats.clock_restarts >= MAX_CLOCK_RESTARTS or self._stop.is_set():
             if self.record:
-                from livegen.midi import recorder
-
                 try:
                     recorder.split_layers(self.record, self._track_names())
                     recorder.forget_unfinished(self.record)
@@ -434,8 +427,6 @@ class Engine:
         the built-in synth died with it), for each note-on handed to the clock that may still
         sound: the clock ends every note within max_note_seconds, so those are all there can be.
         Returns how many were sent (None: no port to reach)."""
-        from livegen.engine.player import open_port
-
         since = at - self.settings.max_note_seconds - 0.5
         with self._send_lock:
             keys = {(layer, ch, note) for t, layer, ch, note in self._scheduled_ons if since <= t}

@@ -1,7 +1,9 @@
 """The output clock: a process of its own that sends scheduled MIDI at absolute deadlines.
 
 Model inference shares a GIL with everything else in the main process and shows multi-ms
-tails there, so the clock lives apart and imports neither torch nor numpy. It sleeps in
+tails there, so the clock lives apart and imports neither torch nor numpy, and nor does anything
+it loads: this module, the MIDI modules it imports, and ``livegen.cli``, which the spawned process
+imports again as the program's main module (tests/test_imports.py checks them). It sleeps in
 ``poll()`` until just before a deadline, then spins the last ``SPIN`` seconds; timing error is
 measured right at the send point against the monotonic clock (shared by all processes).
 Each message carries its layer and the index of the token that produced it, so a rollback
@@ -28,6 +30,11 @@ import time
 from dataclasses import dataclass
 
 from livegen.engine.note_guard import NoteGuard
+from livegen.errors import UserError
+from livegen.midi.clock import ClockOut
+from livegen.midi.fluidsynth import FluidSynthOutput
+from livegen.midi.ports import NullOutput, RtMidiOutput
+from livegen.midi.recorder import Recorder
 
 SPIN = 0.0012
 LATE_NOTE_LIMIT = 0.020  # s: a note-on later than this is dropped (counted), never played late
@@ -83,7 +90,6 @@ def run_player(conn, config: PlayerConfig) -> None:
         realtime = True
     except (AttributeError, PermissionError, OSError):
         realtime = False
-    from livegen.errors import UserError
 
     ports: dict[tuple, object] = {}
     try:
@@ -92,14 +98,10 @@ def run_player(conn, config: PlayerConfig) -> None:
                 ports[layer.port_key] = open_port(*layer.port_key)
         recorder = None
         if config.record:
-            from livegen.midi.recorder import Recorder
-
             names = [layer.name for layer in config.layers] if len(config.layers) > 1 else None
             recorder = Recorder(config.record, config.tempo_us, track_names=names, resume=config.resume)
         clock = None
         if config.clock_out:
-            from livegen.midi.clock import ClockOut
-
             clock = ClockOut(*config.clock_out, config.bpm, config.song_position)
     except (UserError, OSError, ValueError) as exc:
         for port in ports.values():
@@ -125,11 +127,7 @@ def run_player(conn, config: PlayerConfig) -> None:
 
 
 def open_port(api: str | None, port: str | None, virtual: bool, soundfont: str | None = None):
-    from livegen.midi.ports import NullOutput, RtMidiOutput
-
     if api == "fluidsynth":
-        from livegen.midi.fluidsynth import FluidSynthOutput
-
         return FluidSynthOutput(soundfont)
     if api is None or port is None:
         return NullOutput()
@@ -147,8 +145,6 @@ class PortOpener(threading.Thread):
         self.start()
 
     def run(self) -> None:
-        from livegen.errors import UserError
-
         try:
             self.port = open_port(*self.args)
         except (UserError, OSError) as exc:
@@ -283,8 +279,6 @@ class Player:
         main = self.layer_port[0]
         self._release(main, self.now())
         self.ports[main].close(panic=False)
-        from livegen.midi.ports import NullOutput
-
         self.ports[main] = opener.port or NullOutput()
         self.conn.send(("switched", self.ports[main].name, opener.error))
 

@@ -21,7 +21,7 @@ import time
 from collections import deque
 
 from livegen.errors import UserError
-from livegen.midi.ports import RtMidiOutput
+from livegen.midi.ports import _RTMIDI_API, RtMidiOutput, match_port
 from livegen.music.tempo import MAX_BPM, MIN_BPM, BeatSource, TempoMap
 
 PPQN = 24
@@ -164,9 +164,7 @@ class ClockIn(BeatSource):
     """Listens to an external MIDI clock on an input port: a ``TempoFollower`` as a beat source."""
 
     def __init__(self, api: str, port: str, follower: TempoFollower | None = None):
-        import rtmidi
-
-        from livegen.midi.ports import _RTMIDI_API, match_port
+        import rtmidi  # needs the system's ALSA library: loaded only to follow a clock in
 
         self.follower = follower or TempoFollower()
         try:

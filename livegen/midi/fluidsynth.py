@@ -13,7 +13,7 @@ import wave
 from pathlib import Path
 
 from livegen.errors import UserError
-from livegen.midi.ports import OutputPort
+from livegen.midi.ports import OutputPort, api_available
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian/Ubuntu: fluid-soundfont-gm
 INSTALL_HINT = "apt-get install libfluidsynth3 fluid-soundfont-gm (and pip install pyfluidsynth)"
@@ -28,7 +28,7 @@ SILENCE_LEVEL = 8  # 16-bit sample value
 def load_library():
     """pyfluidsynth, or a one-line UserError saying what to install."""
     try:
-        import fluidsynth
+        import fluidsynth  # needs the system's libfluidsynth: a missing one fails only the built-in synth
     except (ImportError, OSError) as exc:
         raise UserError(f"the built-in synth needs FluidSynth ({exc}): {INSTALL_HINT}") from None
     return fluidsynth
@@ -98,8 +98,6 @@ class _Dispatch:
 
 
 def _jack_running() -> bool:
-    from livegen.midi.ports import api_available
-
     return api_available("jack")
 
 
@@ -174,7 +172,7 @@ class FluidSynthOutput(OutputPort):
 
 def _midi_events(path: str):
     """(seconds, raw channel message) in time order, tempo map applied; UserError when unreadable."""
-    import mido
+    import mido  # only to render: the clock process imports this module to play, and plays without mido
 
     try:
         midi = mido.MidiFile(path)
@@ -197,7 +195,7 @@ def render(midi_path: str, wav_path: str, soundfont: str | None = None, rate: in
     """Render a MIDI file to a 16-bit stereo WAV; the tail lets releases ring out (at most TAIL_MAX s).
 
     Written to ``wav_path + .part`` and renamed when complete, so a stopped render leaves no half file."""
-    import numpy as np
+    import numpy as np  # only to render: the clock process imports this module and must not load numpy
 
     events, length = _midi_events(midi_path)
     synth = new_synth(soundfont, rate)

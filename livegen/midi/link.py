@@ -33,7 +33,7 @@ from livegen.music.tempo import MAX_BPM, MIN_BPM, BeatSource
 
 def _import_link():
     try:
-        import link
+        import link  # LinkPython-extern may be missing: only a take that joins a Link session needs it
     except ImportError:
         raise UserError("Ableton Link needs the LinkPython-extern package: pip install LinkPython-extern") from None
     return link

@@ -118,7 +118,7 @@ class RtMidiOutput(OutputPort):
 
 def _backend(api: str):
     os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never spawn a JACK server behind the user's back
-    import mido
+    import mido  # and python-rtmidi under it: only when an rtmidi port opens (not for the synth or a recording)
 
     return mido.Backend(f"mido.backends.rtmidi/{_RTMIDI_API[api]}", load=True)
 
@@ -134,7 +134,7 @@ def api_available(api: str) -> bool:
 
 def _jack_running() -> bool:
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
-    import rtmidi
+    import rtmidi  # needs the system's ALSA library: loaded only to look for JACK
 
     with _quiet_stderr():  # libjack prints its connection failures straight to fd 2
         try:

@@ -13,6 +13,7 @@ it is closed or repaired (``split_layers``).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -122,7 +123,7 @@ def split_layers(path: str | os.PathLike, names: list[str] | None = None) -> boo
     """Rewrite a one-track take whose events carry layer prefixes as a type-1 file: a tempo track,
     then one track per layer (named from ``names``). Replaces the file atomically; False (and the
     file untouched) when it holds no layer prefixes."""
-    import mido
+    import mido  # reading a take back: the clock process records without mido
 
     path = Path(path)
     single = mido.MidiFile(path)
@@ -151,7 +152,7 @@ def split_layers(path: str | os.PathLike, names: list[str] | None = None) -> boo
 
 
 def _relative(messages):
-    import mido
+    import mido  # loaded by split_layers already: reading a take back
 
     track, last = mido.MidiTrack(), 0
     for msg in messages:
@@ -161,8 +162,6 @@ def _relative(messages):
 
 
 def _journal_entry(path: Path) -> Path:
-    import hashlib
-
     return JOURNAL / (hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16] + ".json")
 
 
@@ -191,7 +190,7 @@ def repair(path: str | os.PathLike, split: bool = True, names: list[str] | None 
     if len(data) < 22 or data[:4] != b"MThd" or data[14:18] != b"MTrk":
         raise ValueError(f"{path} is not a livegen recording")
     if data[8:10] == b"\x00\x01":  # a layered take is made type 1 only once it is whole
-        import mido
+        import mido  # reading a take back: the clock process records without mido
 
         whole = mido.MidiFile(path)
         notes = sum(m.type == "note_on" and m.velocity > 0 for track in whole.tracks for m in track)

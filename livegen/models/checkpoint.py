@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+from safetensors import safe_open
+
 from livegen.checks import check_finite, parse_json
 from livegen.errors import UserError
 from livegen.models.words import TOKENISER
@@ -28,16 +30,18 @@ HEADER_TYPES = {"format": str, "kind": str, "config": dict, "vocabulary": (list,
 
 
 def _registry():
-    from livegen.models.charrnn import CharRNN, CharRNNConfig
-    from livegen.models.cvae import CVAE, CVAEConfig
-    from livegen.models.dcrnn import DCRNN, DCRNNConfig
+    """The model classes, imported with torch when the first checkpoint loads: reading a header
+    (the command line, a take checking its model) needs neither."""
+    from livegen.models.charrnn import CharRNN, CharRNNConfig  # torch, on the first load
+    from livegen.models.cvae import CVAE, CVAEConfig  # torch, on the first load
+    from livegen.models.dcrnn import DCRNN, DCRNNConfig  # torch, on the first load
 
     return {"charrnn": (CharRNN, CharRNNConfig), "dcrnn": (DCRNN, DCRNNConfig), "cvae": (CVAE, CVAEConfig)}
 
 
 def save(path: str | os.PathLike, model, extra: dict | None = None) -> None:
     """Write weights and a metadata header; ``extra`` holds training state (step, metrics)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # torch: only a trainer saves, and it has torch loaded
 
     meta = {
         "format": FORMAT,
@@ -54,8 +58,6 @@ def save(path: str | os.PathLike, model, extra: dict | None = None) -> None:
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
-    from safetensors import safe_open
-
     path = Path(path)
     if path.is_dir():
         raise UserError(f"checkpoint {path} is a folder: give the .safetensors file in it")
@@ -94,8 +96,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
 
 def load(path: str | os.PathLike):
     """(model in eval mode, metadata) from a checkpoint written by ``save``."""
-    import torch
-    from safetensors.torch import load_file
+    import torch  # the models' runtime: loaded with the first model, not by read_metadata
+    from safetensors.torch import load_file  # torch too
 
     meta = read_metadata(path)
     registry = _registry()

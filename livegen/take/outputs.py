@@ -10,6 +10,7 @@ from livegen.engine.layers import free_channels
 from livegen.errors import UserError
 from livegen.midi import fluidsynth, ports
 from livegen.midi.clock import ClockIn
+from livegen.midi.link import AbletonLink
 from livegen.take.spec import OutputWish, TakeSpec
 
 
@@ -112,7 +113,5 @@ def beat_source(tempo_source: str, api: str, bpm: float):
     if kind == "clock":
         return ClockIn(clock_api(api, "--clock-in"), port)
     if kind == "link":
-        from livegen.midi.link import AbletonLink  # the Link library: only for a take that joins a session
-
         return AbletonLink(bpm)
     return None
