@@ -18,6 +18,7 @@ from livegen import presets
 from livegen.errors import UserError
 from livegen.gui import theme
 from livegen.gui.window import MainWindow
+from livegen.sensors.script import ScriptControls
 
 SCREENSHOT_SIZE = (1280, 720)
 SCREENSHOT_MUSIC_SECONDS = 6.0
@@ -130,8 +131,6 @@ def wait_until(app: QApplication, condition, limit: float) -> bool:
 
 def take_screenshot(app: QApplication, window: MainWindow, path: str) -> int:
     """Play a few seconds of the preset's model under a scripted gesture, then save the window."""
-    from livegen.sensors.script import ScriptControls
-
     window.resize(*SCREENSHOT_SIZE)
     window.show()
     window.play()

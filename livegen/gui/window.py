@@ -29,8 +29,16 @@ from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, Gest
 from livegen.gui.workers import OscLink, PanelPerformance, PlayedNotes, PortWatch, TakeWorker
 from livegen.gui.widgets import PianoRoll
 from livegen.music.conditioning import Controls
+from livegen.sensors.camera import CameraControls
+from livegen.sensors.emg import open_device
+from livegen.sensors.emg.source import EmgControls
+from livegen.sensors.script import parse_script
+from livegen.sessions import list_sessions
 from livegen.take.controls import ControlHub
 from livegen.take.spec import TakeSpec
+from livegen.vision.capture import open_frame_source
+from livegen.vision.mapping import HandMapper, MappingSettings
+from livegen.vision.trackers import make_tracker
 
 PANEL_HZ = 30  # display refresh; the issue allows up to 60
 PORT_CHECK_MS = 1000  # re-list MIDI outputs to notice a vanished port
@@ -327,10 +335,10 @@ class MainWindow(QMainWindow):
         lcgan = self.commentary.lcgan.isChecked()
 
         def load() -> None:
-            import torch
+            import torch  # 3 s to import: on this thread, so the Qt thread never waits for it
 
-            from livegen.commentary.commentator import Commentator
-            from livegen.commentary.worker import CommentaryWorker
+            from livegen.commentary.commentator import Commentator  # torch, as above
+            from livegen.commentary.worker import CommentaryWorker  # torch, as above
 
             torch.set_num_threads(1)  # a sentence is a few small steps; more threads would only contend
             try:
@@ -373,7 +381,7 @@ class MainWindow(QMainWindow):
         if worker.interval != interval:
             worker.set_interval(interval)
         if self._comment_to is not False:
-            from livegen.commentary.worker import history_path_for
+            from livegen.commentary.worker import history_path_for  # torch: loaded with the worker already
 
             worker.history_path = history_path_for(self._comment_to) if self._comment_to else None
             self._comment_to = False
@@ -389,8 +397,6 @@ class MainWindow(QMainWindow):
         return bars * 4 * 60.0 / self.base_preset.engine.bpm if bars else 86_400.0
 
     def list_takes(self) -> None:
-        from livegen.sessions import list_sessions
-
         folder = Path("takes")
         self.takes_panel.show_takes(list_sessions(folder) if folder.is_dir() else [])
 
@@ -479,8 +485,6 @@ class MainWindow(QMainWindow):
             return
         if spec == "off":
             return
-        from livegen.sensors.emg import open_device
-        from livegen.sensors.emg.source import EmgControls
 
         try:
             device = open_device(spec)
@@ -555,8 +559,6 @@ class MainWindow(QMainWindow):
     def use_script(self, path: str) -> None:
         """Steer from a control script: the playing take from now (the script's t = 0 is now),
         each take after it from its start; a script that is not valid shows why and the pad stays."""
-        from livegen.sensors.script import parse_script
-
         try:
             parse_script(path)
         except UserError as exc:
@@ -568,11 +570,6 @@ class MainWindow(QMainWindow):
         self.takes.use_script(path)
 
     def _open_camera(self):
-        from livegen.sensors.camera import CameraControls
-        from livegen.vision.capture import open_frame_source
-        from livegen.vision.mapping import HandMapper, MappingSettings
-        from livegen.vision.trackers import make_tracker
-
         settings = self.base_preset.camera
         frames = open_frame_source(settings.source, lambda text: None)
         mapper = HandMapper(MappingSettings.from_preset(settings), neutral=(0.5, 0.5))

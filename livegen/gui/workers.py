@@ -14,10 +14,13 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import SimpleNamespace
 
+from livegen import presets
 from livegen.checks import parse_target
+from livegen.control.osc import OscServer, OscState
 from livegen.engine.engine import Engine
 from livegen.errors import UserError
 from livegen.faults import Faults, guarded
+from livegen.midi import ports
 from livegen.music.conditioning import Controls
 from livegen.take.controls import ControlHub
 from livegen.take.runner import TakeRunner
@@ -145,9 +148,7 @@ class PortWatch:
             self._api, self.latest = None, None
 
     def _open_lister(self, api: str) -> None:
-        import rtmidi
-
-        from livegen.midi import ports
+        import rtmidi  # needs the system's ALSA library: loaded when the panel first lists ports
 
         self._close_listers()
         rtapis = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK}
@@ -220,8 +221,6 @@ class PanelPerformance:
 
     def preset(self, name: str) -> None:
         """Read here, so an unknown preset is OSC's logged and ignored message; applied on the Qt thread."""
-        from livegen import presets
-
         self._apply(presets.load(name))
 
 
@@ -255,8 +254,6 @@ class OscLink:
             self._jobs.shutdown(wait=True)
 
     def _restart(self, port: int, host: str, out: str) -> None:
-        from livegen.control.osc import OscServer, OscState
-
         self._close()
         if not port:
             return

@@ -18,6 +18,7 @@ from collections import deque
 
 import numpy as np
 
+from livegen import presets
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 from livegen.sensors.base import ControlSource, clamp_controls
@@ -35,8 +36,6 @@ def say(text: str) -> None:
 
 def camera_settings(args: str = "", preset: str | None = None):
     """The ``[camera]`` preset section with ``SOURCE,KEY=VALUE,...`` overrides applied."""
-    from livegen import presets
-
     changes: dict = {}
     for item in filter(None, (part.strip() for part in args.split(","))):
         key, eq, value = item.partition("=")

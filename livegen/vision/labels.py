@@ -5,6 +5,9 @@ The labels (``mediapipe-labels.json`` beside the photos) are MediaPipe Hands box
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 
 def on_hand(x: float, y: float, boxes: list[dict], margin: float = 0.3) -> bool:
     """Whether a position lies on one of the labelled hands (box grown by ``margin`` each side)."""
@@ -17,7 +20,4 @@ def on_hand(x: float, y: float, boxes: list[dict], margin: float = 0.3) -> bool:
 
 def read_labels(folder) -> dict:
     """``{"class/photo.jpg": [box, ...] | None}`` from ``mediapipe-labels.json`` in ``folder``."""
-    import json
-    from pathlib import Path
-
     return json.loads((Path(folder) / "mediapipe-labels.json").read_text())

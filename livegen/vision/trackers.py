@@ -227,7 +227,7 @@ class MediaPipeTracker(Tracker):
     def __init__(self):
         super().__init__()
         try:
-            from mediapipe.python.solutions import hands
+            from mediapipe.python.solutions import hands  # an optional extra: only this tracker needs it
         except ImportError:
             why = ("it needs Python <= 3.12, this is " + sys.version.split()[0]) if sys.version_info >= (3, 13) \
                 else "pip install 'livegen[mediapipe]' (mediapipe 0.10.21 pins numpy < 2: use a separate venv)"

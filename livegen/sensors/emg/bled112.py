@@ -208,7 +208,7 @@ def address_text(raw: bytes) -> str:
 
 
 def find_dongle() -> str:
-    from serial.tools import list_ports
+    from serial.tools import list_ports  # pyserial is optional here: checked with a clear error in from_spec
 
     for port in list_ports.comports():
         if (port.vid, port.pid) == VID_PID:
@@ -286,7 +286,7 @@ class Bled112Myo(EmgDevice):
     def _step(self) -> bool:
         """One attempt: open the dongle, connect to the armband and stream until the link drops;
         then the back-off before the next."""
-        import serial
+        import serial  # pyserial is optional here: checked with a clear error in from_spec
 
         self._set_state("reconnecting" if self._ever_connected else "connecting")
         try:
@@ -328,7 +328,7 @@ class Bled112Myo(EmgDevice):
         return False
 
     def _open(self) -> None:
-        import serial
+        import serial  # pyserial is optional here: checked with a clear error in from_spec
 
         self._serial = serial.Serial(self.port, 115200, timeout=READ_TIMEOUT_S, write_timeout=REQUEST_TIMEOUT_S)
         self._parser.reset()

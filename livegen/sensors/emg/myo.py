@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from livegen.errors import UserError
+
 CHANNELS = 8
 
 
@@ -251,8 +253,6 @@ def advertises_control_service(adv_data: bytes) -> bool:
 
 def parse_spec(kind: str, args: str, positional: str, options: tuple[str, ...]) -> tuple[str, dict[str, str]]:
     """``[POSITIONAL][,key=value...]`` -> (positional or "", options); a bad spec is a ``UserError``."""
-    from livegen.errors import UserError
-
     first, found = "", {}
     for i, token in enumerate(t.strip() for t in args.split(",")):
         if not token:
@@ -270,8 +270,6 @@ def parse_spec(kind: str, args: str, positional: str, options: tuple[str, ...]) 
 
 
 def parse_mode(kind: str, text: str) -> EmgMode:
-    from livegen.errors import UserError
-
     try:
         mode = EmgMode.from_name(text)
     except KeyError:

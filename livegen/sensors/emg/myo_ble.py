@@ -86,7 +86,7 @@ class MyoBle(EmgDevice):
     async def _attempt(self) -> bool:
         """Find, connect and stream until the link drops, then the back-off before the next
         attempt; True when there is no point in another."""
-        from bleak.exc import BleakBluetoothNotAvailableError
+        from bleak.exc import BleakBluetoothNotAvailableError  # bleak (0.1 s): loaded when the reader starts
 
         self._set_state("reconnecting" if self._ever_connected else "connecting")
         try:
@@ -145,7 +145,7 @@ class MyoBle(EmgDevice):
         return task.result()
 
     async def _find(self):
-        from bleak import BleakScanner
+        from bleak import BleakScanner  # bleak (0.1 s): loaded when the reader starts
 
         kwargs: dict[str, Any] = {"backend": self._scanner_backend} if self._scanner_backend else {}
         if self.adapter:
@@ -160,7 +160,7 @@ class MyoBle(EmgDevice):
 
     async def _session(self, reconnecting: bool) -> None:
         """Find, connect, configure, stream until the link drops or ``stop()``; raises on failure."""
-        from bleak import BleakClient
+        from bleak import BleakClient  # bleak (0.1 s): loaded when the reader starts
 
         device = await self._unless_stopped(self._find())
         if device is None:

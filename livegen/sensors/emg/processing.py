@@ -191,7 +191,7 @@ class OnePole:
         return y
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        from scipy.signal import lfilter
+        from scipy.signal import lfilter  # scipy.signal takes 2 s to import: only for a block of samples
 
         zi = (self.b1 * np.array(self.x1) - self.a1 * np.array(self.y1))[None]
         y, _ = lfilter(self.b, self.a, x, axis=0, zi=zi)

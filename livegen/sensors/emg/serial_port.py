@@ -68,7 +68,7 @@ class SerialDevice(EmgDevice):
         self._failures = 0  # tries to reopen the lost port in a row
 
     def _connect(self):
-        import serial
+        import serial  # pyserial loads when a serial device opens: a replay reads its lines without it
 
         try:
             port = serial.Serial(self.port, self.baud, timeout=self.read_timeout)
@@ -89,7 +89,7 @@ class SerialDevice(EmgDevice):
 
     def _step(self) -> bool:
         """Read what the port has, or (it was lost) try to reopen it after the back-off."""
-        import serial
+        import serial  # loaded by _connect already
 
         port = self._serial
         if port is None:

@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from livegen import presets
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 from livegen.sensors.base import ControlSource
@@ -136,8 +137,6 @@ class EmgControls(ControlSource):
 
     @classmethod
     def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "EmgControls":
-        from livegen import presets
-
         settings = presets.load(preset).emg
         spec = args or settings.source
         device = open_device(spec)
