@@ -5,19 +5,26 @@ against the band's. Runs on the JACK server there is, or a private dummy one.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 
+import numpy as np
+
+from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+from livegen.engine.tempo_follow import TempoFollow
+from livegen.midi import ports
 from livegen.midi.clock import CONTINUE, PPQN, START, STOP, TICK, ClockIn, TempoFollower
+from livegen.midi.ports import _backend, api_available
+from livegen.models.checkpoint import load_model
+from livegen.music.conditioning import Controls
+from livegen.music.tempo import TempoMap
 
 
 def clock_bench(model, seconds: float = 20.0, log=print) -> dict:
     """MIDI clock out on a JACK port while the engine plays there (send-point error and interval
     error, ms), and how fast the tempo follower settles when an incoming clock jumps 90 -> 140 bpm."""
-    import numpy as np
-
-    from livegen.engine.engine import Engine, EngineSettings, OutputChoice
-    from livegen.midi import ports
-
     with _jack_for_bench() as why_not:
         if why_not:
             return {"skipped": why_not}
@@ -56,8 +63,6 @@ def _follow_step(target: str, follower: TempoFollower, before: float = 90.0, aft
                  beats: int = 8) -> dict:
     """Send a clock at ``before`` then ``after`` bpm (sleep-then-spin deadlines) and measure when the
     estimate comes within 2 % of the new tempo and stays there."""
-    from livegen.midi.ports import _backend
-
     port = _backend("jack").open_output(target)
     out = port._rt
     estimates = []  # (tick index after the change, bpm)
@@ -95,14 +100,7 @@ def _follow_live(log, before: float = 90.0, after: float = 140.0, beats: int = 1
     from the tempo the engine was given and the ticks' send times, the beats until the take's
     beat stays within 0.05 beat of the band's, until its tempo stays within 2 %, and the phase
     error after (the ticks' transit through JACK included)."""
-    import numpy as np
-    import rtmidi
-
-    from livegen.models.checkpoint import load_model
-    from livegen.engine.engine import Engine, EngineSettings, OutputChoice
-    from livegen.engine.tempo_follow import TempoFollow
-    from livegen.music.conditioning import Controls
-    from livegen.music.tempo import TempoMap
+    import rtmidi  # needs the system's ALSA library: only the clock bench's JACK ports use it
 
     band = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="livegen-bench-band")
     band.open_virtual_port("livegen-bench-band")
@@ -158,7 +156,7 @@ def _follow_live(log, before: float = 90.0, after: float = 140.0, beats: int = 1
 
 
 def _virtual_input(name: str, follower: TempoFollower):
-    import rtmidi
+    import rtmidi  # needs the system's ALSA library: only the clock bench's JACK ports use it
 
     rt_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="livegen-bench")
     rt_in.ignore_types(sysex=True, timing=False, active_sense=True)
@@ -172,12 +170,6 @@ class _jack_for_bench:
     """The running JACK server, or a private dummy one for the bench; yields why not when neither."""
 
     def __enter__(self):
-        import os
-        import shutil
-        import subprocess
-
-        from livegen.midi.ports import api_available
-
         self._proc = None
         if api_available("jack"):
             return None
@@ -197,8 +189,6 @@ class _jack_for_bench:
         return None
 
     def __exit__(self, *exc):
-        import os
-
         if self._proc is not None:
             self._proc.terminate()
             self._proc.wait(5)

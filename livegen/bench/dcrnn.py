@@ -11,6 +11,7 @@ import numpy as np
 from livegen.bench.engine import _pct, live_run
 from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.music.conditioning import Controls
+from livegen.train.dcrnn import WindowSampler, load_rolls, roll_metrics
 
 
 def take_notes(model, schedule: list[tuple[float, Controls]], seconds: float, seed: int = 0,
@@ -99,8 +100,6 @@ def notes_to_windows(notes, model, bars: int, step_seconds: float) -> np.ndarray
 def dcrnn_bench(model, data: str | None = None, seconds: float = 20.0, log=print) -> dict:
     """The DCRNN's numbers: time per bar, z-change latency (engine rollback, and until the music
     differs), MuseGAN metrics of live output vs held-out real segments, controllability."""
-    from livegen.train.dcrnn import WindowSampler, load_rolls, roll_metrics
-
     c = model.config
     steps_per_bar = c.steps_per_beat * c.beats_per_bar
     log("bench dcrnn: time per bar")

@@ -23,8 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from livegen import presets
+from livegen.bench.dcrnn import take_notes
+from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+from livegen.music.conditioning import Controls
+from livegen.sensors.emg import myo
+from livegen.sensors.emg.cyton import Cyton, encode_frame
+from livegen.sensors.emg.myo_ble import MyoBle
 from livegen.sensors.emg.processing import Calibration, Gesture, Mapping, Processor, calibrate_from
 from livegen.sensors.emg.replay import load_recording
+from livegen.sensors.emg.serial_csv import SerialCsv
+from livegen.sensors.emg.source import EmgControls
 
 GESTURES = {0: "rest", 1: "flexion", 2: "extension", 3: "radial", 4: "ulnar", 5: "pronation", 6: "supination",
             7: "fist"}
@@ -44,14 +53,6 @@ def _pct(values, scale: float = 1.0) -> dict:
 def parse_process_us(samples: np.ndarray, count: int = 6000) -> dict:
     """µs per sample, bytes -> z handed to the sink, through the devices' own decoding and an
     ``EmgControls`` with the preset's defaults and two learned gestures (so recall runs too)."""
-    from livegen import presets
-    from livegen.music.conditioning import Controls
-    from livegen.sensors.emg import myo
-    from livegen.sensors.emg.cyton import Cyton, encode_frame
-    from livegen.sensors.emg.myo_ble import MyoBle
-    from livegen.sensors.emg.serial_csv import SerialCsv
-    from livegen.sensors.emg.source import EmgControls
-
     rows = samples[:count - count % 2]
     int8 = np.clip(rows, -128, 127)
     csv, cyton, ble = SerialCsv("bench"), Cyton("bench"), MyoBle(mode=myo.EmgMode.RAW)
@@ -138,12 +139,6 @@ class PtyFeeder:
 
 def live_run(model, rows: np.ndarray, seconds: float, log=print) -> dict:
     """A real engine playing the DCRNN, z from EMG lines written over a pty at 200 Hz."""
-    from livegen import presets
-    from livegen.engine.engine import Engine, EngineSettings, OutputChoice
-    from livegen.music.conditioning import Controls
-    from livegen.sensors.emg.serial_csv import SerialCsv
-    from livegen.sensors.emg.source import EmgControls
-
     feeder = PtyFeeder(csv_lines(rows), count=int(seconds * 200))
     device = SerialCsv(feeder.port, 115200)
     settings = presets.EmgPreset()
@@ -246,9 +241,6 @@ def _accuracy(zs) -> float:
 
 def dcrnn_features(model, data: Path, seconds: float = 12.0, seeds=(1, 2)) -> dict:
     """The DCRNN played with each gesture's mean z (the first session): note rate, pitch, length."""
-    from livegen.bench.dcrnn import take_notes
-    from livegen.music.conditioning import Controls
-
     folder = sorted(p for p in data.iterdir() if p.is_dir())[0]
     zs = session_z(folder)
     rows, feats = {}, {}

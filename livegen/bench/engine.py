@@ -21,6 +21,7 @@ import tempfile
 import time
 
 import numpy as np
+import torch
 
 from livegen.engine.charrnn_live import CharRNNGenerator, Steering
 from livegen.engine.engine import Engine, EngineSettings, Layer, OutputChoice
@@ -49,7 +50,7 @@ def realised(model, controls: Controls, seconds: float, seed: int, steering: boo
 
 
 def fidelity(model, steering: bool, seconds: float = 20.0, seeds=(1, 2)) -> dict:
-    from scipy.stats import spearmanr
+    from scipy.stats import spearmanr  # scipy.stats takes 2 s to import: only the fidelity numbers use it
 
     pitch_real = [np.nanmean([realised(model, Controls(pitch=p), seconds, s, steering)[0] for s in seeds])
                   for p in LEVELS]
@@ -75,8 +76,6 @@ def step_times(model, count: int = 3000) -> tuple[list[float], float]:
 
 def torch_step_times(model, count: int = 500) -> list[float]:
     """The same single step through torch (1 thread, oneDNN off), for comparison with the numpy path."""
-    import torch
-
     torch.backends.mkldnn.enabled = False
     cond = torch.from_numpy(Controls().vector())[None]
     state = model.initial_state(cond)
@@ -133,8 +132,6 @@ def layered_run(model, dcrnn, seconds: float, log) -> dict:
 
 
 def run_bench(model, seconds: float = 20.0, log=print) -> dict:
-    import torch
-
     torch.set_num_threads(1)
     log("bench: per-step inference and throughput")
     steps, factor = step_times(model)

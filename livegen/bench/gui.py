@@ -12,12 +12,10 @@ from livegen.errors import UserError
 def gui_timing_bench(seconds: float = 10.0, preset_name: str | None = None) -> dict:
     """The engine's timing error (p50/p99/max, ms) while the panel is open and busy: repainting at
     its own rate, plus the window moved and resized every 50 ms. For ``livegen bench``."""
-    # Qt is a heavy optional backend: imported here, so importing this module (and the other
-    # parts of the bench) does not load it.
-    from PyQt6.QtCore import QTimer
+    from PyQt6.QtCore import QTimer  # Qt: loaded for this part of the bench only
 
-    from livegen.gui.app import SCREENSHOT_SIZE, STARTUP_LIMIT, application, wait_until
-    from livegen.gui.window import MainWindow
+    from livegen.gui.app import SCREENSHOT_SIZE, STARTUP_LIMIT, application, wait_until  # Qt, as above
+    from livegen.gui.window import MainWindow  # Qt, as above
 
     app = application(headless_ok=True)
     window = MainWindow(presets.load(preset_name))

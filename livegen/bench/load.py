@@ -18,6 +18,7 @@ import numpy as np
 
 from livegen.bench.engine import _pct, live_run
 from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+from livegen.sensors.script import ScriptControls
 
 
 @contextmanager
@@ -35,7 +36,7 @@ def busy_processes(count: int):
 
 def take_notes(path: str) -> list[tuple[float, int, int, int]]:
     """(seconds, channel, note, velocity; 0 for a note-off) of every note message in a recording."""
-    import mido
+    import mido  # reading a recording back: only the load bench does
 
     t, out = 0.0, []
     for msg in mido.MidiFile(path):
@@ -65,8 +66,6 @@ Z_SCRIPT_SECONDS = 2.0  # one z change every this many seconds of the scripted D
 
 def scripted_dcrnn_take(dcrnn, seconds: float, folder: str, name: str, log) -> dict:
     """A DCRNN take steered by a z script with a fixed seed, recorded: its notes and timing."""
-    from livegen.sensors.script import ScriptControls
-
     rng = np.random.default_rng(11)
     script = os.path.join(folder, "z.jsonl")
     with open(script, "w") as f:

@@ -3,6 +3,8 @@ with each part's rows (load, layers, dcrnn, clock, emg, camera, the panel) when 
 """
 from __future__ import annotations
 
+from livegen.bench.emg import report_rows
+
 
 def format_report(r: dict) -> str:
     def row(name, d):
@@ -56,8 +58,6 @@ def _optional_rows(r: dict) -> list[str]:
                     rows.append(f"{'  ' + k:<22} {v}"[:300])
     emg = r.get("emg")
     if emg:
-        from livegen.bench.emg import report_rows
-
         rows += report_rows(emg)
     camera = r.get("camera")
     if camera:
