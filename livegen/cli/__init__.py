@@ -1,5 +1,10 @@
 """The ``livegen`` command. Bad input ends in one line on stderr and a non-zero exit, never a traceback,
-and so does Ctrl-C, at any moment."""
+and so does Ctrl-C, at any moment.
+
+The commands import what they run inside their functions, each import saying what it loads:
+``livegen --help`` starts without numpy, torch, Qt or OpenCV, and so does the output clock, a
+process of its own that imports this module again as the program's main one (see engine/player.py).
+"""
 from __future__ import annotations
 
 import os
@@ -27,6 +32,7 @@ import signal
 
 from livegen.cli import camera, comment, emg, midi, models, panel, perform
 from livegen.errors import UserError
+from livegen.train.distributed import rank
 
 
 def _on_ctrl_c(signum, frame) -> None:
@@ -61,8 +67,6 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except UserError as exc:
-        from livegen.train.distributed import rank
-
         _say(f"error: {exc}" if rank() == 0 else f"error (process {rank()}): {exc}")
         return 2
     except KeyboardInterrupt:

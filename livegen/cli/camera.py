@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import time
 from pathlib import Path
 
+from livegen.cli.emg import add_calibrate_options
+from livegen.cli.emg import cmd_calibrate as calibrate_emg
 from livegen.errors import UserError
+from livegen.vision import TRACKER_NAMES
+from livegen.vision.cv import cv2, require_gui
 
 DEFAULT_SAVE = Path.home() / ".config" / "livegen" / "presets" / "camera.toml"
 
 
 def add_commands(sub) -> None:
-    from livegen.vision import TRACKER_NAMES
-
     s = sub.add_parser("track", help="follow a hand in a camera, a video file or a folder of images")
     s.add_argument("--source", help="camera index, video file or folder of images in name order "
                    "(default: the preset's camera.source)")
@@ -45,7 +48,6 @@ def add_commands(sub) -> None:
                    help="mirror left-right (a camera facing the performer)")
     s.add_argument("--dead-zone", type=float, help="half-width round the centre that reads as neutral")
     s.add_argument("--seconds", type=float, default=10.0, help="how long to watch the hand sweep the region of play")
-    from livegen.cli.emg import add_calibrate_options
 
     add_calibrate_options(s)
     s.set_defaults(func=cmd_calibrate)
@@ -54,10 +56,10 @@ def add_commands(sub) -> None:
 # --- track ----------------------------------------------------------------------------------------
 
 def cmd_track(args) -> int:
-    from livegen.sensors.camera import camera_settings, say
-    from livegen.vision.capture import open_frame_source
-    from livegen.vision.mapping import HandMapper, MappingSettings
-    from livegen.vision.trackers import make_tracker
+    from livegen.sensors.camera import camera_settings, say  # loads numpy: only when the command runs
+    from livegen.vision.capture import open_frame_source  # loads numpy: only when the command runs
+    from livegen.vision.mapping import HandMapper, MappingSettings  # loads numpy: only when the command runs
+    from livegen.vision.trackers import make_tracker  # loads numpy: only when the command runs
 
     if args.duration is not None and args.duration <= 0:
         raise UserError("--duration must be a positive number of seconds")
@@ -71,8 +73,6 @@ def cmd_track(args) -> int:
     if args.tracker:
         settings = dataclasses.replace(settings, tracker=args.tracker)
     if args.preview:
-        from livegen.vision.cv import require_gui
-
         require_gui()
     source = open_frame_source(settings.source, lambda text: say(f"warning: {text}"))
     run = TrackRun(make_tracker(settings.tracker, settings), HandMapper(MappingSettings.from_preset(settings)),
@@ -132,8 +132,8 @@ class TrackRun:
 def _frames(source, duration: float | None):
     """Frames of a source through the capture thread until it ends, ``duration`` passes or Ctrl-C.
     Files and folders are read in step with the tracker (every frame); cameras newest-first."""
-    from livegen.sensors.camera import say
-    from livegen.vision.capture import ENDED, FrameGrabber
+    from livegen.sensors.camera import say  # loads numpy: only when the command runs
+    from livegen.vision.capture import ENDED, FrameGrabber  # loads numpy: only when the command runs
 
     grabber = FrameGrabber(source, drop_stale=source.live, log=say).start()
     started = time.monotonic()
@@ -150,8 +150,6 @@ def _frames(source, duration: float | None):
 
 def _show(image, position) -> bool:
     """Draw the frame with the hand marked; True when the user pressed q or Esc."""
-    from livegen.vision.cv import cv2
-
     cv = cv2()
     if position is not None:
         h, w = image.shape[:2]
@@ -162,10 +160,8 @@ def _show(image, position) -> bool:
 
 
 def _bench(args) -> int:
-    import itertools
-
-    from livegen.bench.camera import camera_bench
-    from livegen.vision.capture import open_frame_source
+    from livegen.bench.camera import camera_bench  # loads numpy: only when the command runs
+    from livegen.vision.capture import open_frame_source  # loads numpy: only when the command runs
 
     images = None
     if args.source is not None:  # up to 200 frames of it, read once
@@ -191,15 +187,13 @@ def _bench(args) -> int:
 
 def cmd_calibrate(args) -> int:
     if args.target == "emg":
-        from livegen.cli.emg import cmd_calibrate as calibrate_emg
-
         return calibrate_emg(args)
-    import numpy as np
+    import numpy as np  # only when the command runs: see livegen/cli/__init__.py
 
-    from livegen import presets
-    from livegen.sensors.camera import camera_settings, say
-    from livegen.vision.capture import open_frame_source
-    from livegen.vision.trackers import make_tracker, marker_range
+    from livegen import presets  # loads numpy: only when the command runs
+    from livegen.sensors.camera import camera_settings, say  # loads numpy: only when the command runs
+    from livegen.vision.capture import open_frame_source  # loads numpy: only when the command runs
+    from livegen.vision.trackers import make_tracker, marker_range  # loads numpy: only when the command runs
 
     if args.source and args.from_frames:
         raise UserError("give --source or --from-frames, not both")
@@ -207,8 +201,6 @@ def cmd_calibrate(args) -> int:
         raise UserError("--seconds must be positive")
     point = _point(args.point) if args.point else None
     if args.preview and point is None:
-        from livegen.vision.cv import require_gui
-
         require_gui()
     camera = camera_settings("", args.preset)
     changes: dict = {}
@@ -263,7 +255,7 @@ def _point(text: str) -> tuple[float, float]:
 
 def _region(xs, ys) -> list[float]:
     """Region of play: where the hand went (2nd..98th percentile), with a margin, at least 0.2 wide."""
-    import numpy as np
+    import numpy as np  # only when the command runs: see livegen/cli/__init__.py
 
     region = []
     for values in (xs, ys):
@@ -276,8 +268,6 @@ def _region(xs, ys) -> list[float]:
 
 def _click(image) -> tuple[float, float]:
     """Wait for a click on the marker in a window; Esc cancels."""
-    from livegen.vision.cv import cv2
-
     cv = cv2()
     clicked: list[tuple[float, float]] = []
     h, w = image.shape[:2]

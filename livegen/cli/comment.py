@@ -35,11 +35,11 @@ def _emit(comment, as_json: bool) -> None:
 
 
 def cmd_comment(args) -> int:
-    from livegen.commentary.commentator import Commentator
+    from livegen.commentary.commentator import Commentator  # loads torch: only when the command runs
 
     if args.window <= 0:
         raise UserError("--window must be a positive number of seconds")
-    import torch
+    import torch  # loaded with the commentator already
 
     torch.set_num_threads(1)  # one sentence is a few small steps: more threads only wait on each other
     commentator = Commentator(args.commentary_model, seed=args.seed, use_lcgan=not args.no_lcgan)
@@ -47,7 +47,7 @@ def cmd_comment(args) -> int:
         return _live(args, commentator)
     if args.n < 1:
         raise UserError("--n must be at least 1")
-    from livegen.commentary.attributes import read_midi_file
+    from livegen.commentary.attributes import read_midi_file  # loads numpy: only when the command runs
 
     notes, programs, drums, bpm = read_midi_file(args.midi)
     if not notes:
@@ -66,7 +66,7 @@ class _LivePrinter:
     """Started with each take by ``livegen perform``'s loop; prints what the worker writes."""
 
     def __init__(self, engine, record, args, commentator):
-        from livegen.commentary.worker import CommentaryWorker
+        from livegen.commentary.worker import CommentaryWorker  # loads torch: only when the command runs
 
         self.as_json = args.json
         self.worker = CommentaryWorker(engine, commentator, every_bars=args.every_bars, window=args.window,

@@ -7,10 +7,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from livegen.errors import UserError
+
+if TYPE_CHECKING:  # the annotations only: the command line starts without numpy (see livegen/cli/__init__.py)
+    import numpy as np
 
 BARS = " ▁▂▃▄▅▆▇█"
 SOURCE_HELP = ("myo[:ADDRESS] (BLE), bled112[:PORT], serial:PORT,BAUD,csv[,range=LO..HI], cyton:PORT, "
@@ -46,8 +48,8 @@ def add_calibrate_options(s) -> None:
 
 
 def _settings(args):
-    from livegen import presets
-    from livegen.sensors.emg.processing import profile_path
+    from livegen import presets  # loads numpy: only when the command runs
+    from livegen.sensors.emg.processing import profile_path  # loads numpy: only when the command runs
 
     settings = presets.load(args.preset).emg
     if args.user:
@@ -59,8 +61,8 @@ def _settings(args):
 # --- livegen emg ----------------------------------------------------------------------------------
 
 def cmd_emg(args) -> int:
-    from livegen.sensors.emg import open_device
-    from livegen.sensors.emg.source import EmgControls, require_device_alive
+    from livegen.sensors.emg import open_device  # loads numpy: only when the command runs
+    from livegen.sensors.emg.source import EmgControls, require_device_alive  # loads numpy: only when the command runs
 
     if args.duration is not None and args.duration <= 0:
         raise UserError("--duration must be a positive number of seconds")
@@ -109,6 +111,8 @@ def meter_line(source) -> str:
 
 
 def summary(source, spec: str) -> dict:
+    import numpy as np  # only when the command runs: see livegen/cli/__init__.py
+
     stats = source.counts()
     rate = source.rate.rate_hz
     process = np.asarray(source.process_seconds) * 1e6
@@ -139,6 +143,8 @@ class EnvelopeRecorder:
     def record(self, device, settle: float, seconds: float) -> np.ndarray:
         """Envelopes of the ``seconds`` of samples after ``settle`` s, counted in samples at the
         device's rate (a replay played faster calibrates faster)."""
+        import numpy as np  # only when the command runs: see livegen/cli/__init__.py
+
         rate = device.nominal_rate_hz
         with self._more:
             begin = self._count + int(settle * rate)
@@ -159,8 +165,9 @@ class EnvelopeRecorder:
 
 
 def cmd_calibrate(args) -> int:
-    from livegen.sensors.emg import open_device
-    from livegen.sensors.emg.processing import Calibration, Mapping, Processor, calibrate_from, profile_path
+    from livegen.sensors.emg import open_device  # loads numpy: only when the command runs
+    from livegen.sensors.emg.processing import (Calibration, Mapping, Processor, calibrate_from,  # loads numpy: as above
+                                                profile_path)
 
     for name in ("rest_seconds", "max_seconds", "gesture_seconds"):
         if getattr(args, name) <= 0:

@@ -5,6 +5,9 @@ import time
 
 from livegen.errors import UserError
 from livegen.faults import say_on_stderr as say
+from livegen.midi import ports
+from livegen.midi.fluidsynth import render
+from livegen.midi.recorder import recover_unfinished, repair
 
 
 def add_commands(sub) -> None:
@@ -31,8 +34,6 @@ def add_commands(sub) -> None:
 
 
 def cmd_ports(args) -> int:
-    from livegen.midi import ports
-
     api = ports.resolve_api(args.api)
     if api is None:
         print("no MIDI system here (no ALSA sequencer, no JACK server); `livegen perform` records only")
@@ -47,8 +48,6 @@ def cmd_ports(args) -> int:
 
 
 def cmd_panic(args) -> int:
-    from livegen.midi import ports
-
     api = ports.resolve_api(args.api)
     if api is None:
         raise UserError("no MIDI system here (no ALSA sequencer, no JACK server): nothing to silence")
@@ -65,8 +64,6 @@ def cmd_panic(args) -> int:
 
 
 def cmd_render(args) -> int:
-    from livegen.midi.fluidsynth import render
-
     started = time.monotonic()
     result = render(args.midi, args.wav, soundfont=args.soundfont, rate=args.rate)
     took = time.monotonic() - started
@@ -78,8 +75,6 @@ def cmd_render(args) -> int:
 
 
 def cmd_recover(args) -> int:
-    from livegen.midi.recorder import recover_unfinished, repair
-
     found = [repair(p) for p in args.files] if args.files else recover_unfinished()
     for take in found:
         print(f"{take['path']}: {take['notes']} notes, {take['seconds']:.1f} s, "

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from livegen.errors import UserError
 from livegen.faults import say_on_stderr as say
+from livegen.train.distributed import default_threads, rank
 
 
 def add_commands(sub) -> None:
@@ -82,7 +84,7 @@ def add_commands(sub) -> None:
 
 
 def cmd_prepare(args) -> int:
-    from livegen.train.shards import prepare
+    from livegen.train.shards import prepare  # loads numpy: only when the command runs
 
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1")
@@ -91,8 +93,6 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from livegen.train.distributed import default_threads
-
     if args.threads is None:  # the cores, shared by the processes torchrun started on this machine
         args.threads = default_threads()
     if args.batch is None:
@@ -105,8 +105,7 @@ def cmd_train(args) -> int:
         return cmd_train_commentary(args)
     if args.model != "charrnn":
         raise UserError(f"training {args.model!r} is not in this livegen yet; use: livegen train charrnn")
-    from livegen.train.charrnn import train
-    from livegen.train.distributed import rank
+    from livegen.train.charrnn import train  # loads numpy and torch: only when the command runs
 
     if args.minutes <= 0:
         raise UserError("--minutes must be positive")
@@ -120,8 +119,7 @@ def cmd_train(args) -> int:
 
 def _train_dcrnn(args) -> int:
     """The DCRNN's trainer: VAE pretraining then WGAN-GP; sample MIDI files beside --out."""
-    from livegen.train.dcrnn import train
-    from livegen.train.distributed import rank
+    from livegen.train.dcrnn import train  # loads numpy and torch: only when the command runs
 
     if args.minutes <= 0:
         raise UserError("--minutes must be positive")
@@ -134,13 +132,13 @@ def _train_dcrnn(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from livegen.models import checkpoint
+    from livegen.models import checkpoint  # loads numpy: only when the command runs
 
     if checkpoint.read_metadata(args.checkpoint).get("kind") in checkpoint.TEXT_KINDS:
         return cmd_eval_commentary(args)
     if args.baseline:
         raise UserError("--baseline is for commentary checkpoints only")
-    from livegen.train.charrnn import evaluate
+    from livegen.train.charrnn import evaluate  # loads numpy and torch: only when the command runs
 
     result = evaluate(args.checkpoint, args.data, threads=args.threads, limit_pieces=args.limit)
     if args.json:
@@ -154,8 +152,8 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from livegen.bench.engine import run_bench
-    from livegen.models.checkpoint import load_model
+    from livegen.bench.engine import run_bench  # loads numpy and torch: only when the bench runs
+    from livegen.models.checkpoint import load_model  # loads numpy: only when the command runs
 
     model = load_model(args.model)
     if model.kind != "charrnn":
@@ -165,48 +163,45 @@ def cmd_bench(args) -> int:
         raise UserError("--seconds must be a positive number")
     result = run_bench(model, seconds=args.seconds, log=say)
     if "camera" in args.parts:
-        from livegen.bench.camera import camera_bench
+        from livegen.bench.camera import camera_bench  # loads numpy: only when the bench runs
 
         say("bench: camera trackers")
         result["camera"] = camera_bench()
-        from pathlib import Path
 
         if Path(args.hands_data).is_dir():
-            from livegen.bench.camera import hand_detection
+            from livegen.bench.camera import hand_detection  # loads numpy: only when the bench runs
 
             say(f"bench: each tracker on the real photos in {args.hands_data}")
             result["camera"]["detection"] = hand_detection(args.hands_data)
     if "dcrnn" in args.parts:
-        from pathlib import Path
-
-        from livegen.bench.dcrnn import dcrnn_bench
+        from livegen.bench.dcrnn import dcrnn_bench  # loads numpy and torch: only when the bench runs
 
         say("bench: DCRNN")
         real = Path(args.real_data)
         result["dcrnn"] = dcrnn_bench(load_model("dcrnn"), data=str(real) if real.is_dir() else None, log=say)
     if "layers" in args.parts:
-        from livegen.bench.engine import layered_run
+        from livegen.bench.engine import layered_run  # loads numpy and torch: only when the bench runs
 
         say("bench: live engine run with the DCRNN layered beside the Char-RNN")
         result["layers"] = layered_run(model, load_model("dcrnn"), args.seconds, say)
     if args.load is not None:
-        from livegen.bench.load import load_run
+        from livegen.bench.load import load_run  # loads numpy and torch: only when the bench runs
 
         if not 0 <= args.load <= 64:
             raise UserError("--load is 0..64 busy processes")
         say(f"bench: the live run and a scripted DCRNN take with {args.load} busy processes beside them")
         result["load"] = load_run(model, load_model("dcrnn"), args.load, args.seconds, say)
     if "clock" in args.parts:
-        from livegen.bench.clock import clock_bench
+        from livegen.bench.clock import clock_bench  # loads numpy: only when the bench runs
 
         result["clock"] = clock_bench(load_model(args.model), log=say)
     if "gui" in args.parts:
-        from livegen.bench.gui import gui_timing_bench
+        from livegen.bench.gui import gui_timing_bench  # loads numpy: only when the bench runs
 
         say("bench: timing with the control panel open, repainting, moved and resized")
         result["timing_error_ms_panel_open"] = gui_timing_bench(10.0)
     if "emg" in args.parts:
-        from livegen.bench.emg import emg_bench
+        from livegen.bench.emg import emg_bench  # loads numpy and torch: only when the bench runs
 
         if args.emg_minutes <= 0:
             raise UserError("--emg-minutes must be positive")
@@ -215,15 +210,14 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        from livegen.bench.report import format_report
+        from livegen.bench.report import format_report  # loads numpy and torch: only when the bench runs
 
         print(format_report(result))
     return 0
 
 
 def cmd_train_commentary(args) -> int:
-    from livegen.train.commentary import train
-    from livegen.train.distributed import rank
+    from livegen.train.commentary import train  # loads numpy and torch: only when the command runs
 
     if args.minutes <= 0:
         raise UserError("--minutes must be positive")
@@ -238,7 +232,7 @@ def cmd_train_commentary(args) -> int:
 
 
 def cmd_eval_commentary(args) -> int:
-    from livegen.train.commentary import evaluate
+    from livegen.train.commentary import evaluate  # loads numpy and torch: only when the command runs
 
     r = evaluate(args.checkpoint, args.data, threads=args.threads, limit=args.limit, baseline=args.baseline)
     if args.json:

@@ -1,13 +1,13 @@
 """``livegen gui``: the subcommand. Qt is imported only when it runs, never by ``livegen.cli``."""
 from __future__ import annotations
 
+from livegen.errors import UserError
+
 
 def cmd_gui(args) -> int:
     try:
-        from livegen.gui.app import run
+        from livegen.gui.app import run  # Qt: only when the panel opens, never with livegen.cli
     except ImportError as exc:
-        from livegen.errors import UserError
-
         raise UserError(f"the panel needs PyQt6 ({exc}): pip install 'PyQt6>=6.6'") from None
     return run(args.preset, args.screenshot)
 

@@ -70,10 +70,10 @@ def perform_overrides(args) -> dict:
 def cmd_perform(args, companion=None) -> int:
     """Takes from the preset and flags until --duration, Ctrl-C or OSC; ``companion`` runs beside
     each take (``comment --live``'s printer)."""
-    from livegen import presets
-    from livegen.take.controls import ControlHub
-    from livegen.take.runner import TakeRunner
-    from livegen.take.spec import TakeSpec
+    from livegen import presets  # loads numpy: only when the command runs
+    from livegen.take.controls import ControlHub  # loads numpy: only when the command runs
+    from livegen.take.runner import TakeRunner  # loads numpy: only when the command runs
+    from livegen.take.spec import TakeSpec  # loads numpy: only when the command runs
 
     spec = TakeSpec.from_preset(presets.load(args.preset), perform_overrides(args))
     received: list[int] = []
@@ -108,7 +108,7 @@ def _start_osc(args, runner) -> list:
         if args.osc_out or args.osc_host:
             raise UserError("--osc-out and --osc-host need --osc PORT")
         return []
-    from livegen.control.osc import OscServer, OscState
+    from livegen.control.osc import OscServer, OscState  # loads numpy: only when the command runs
 
     parts = [OscServer(runner, args.osc, args.osc_host or "127.0.0.1", log=say).start()]
     host, port = parts[0].address
