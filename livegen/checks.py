@@ -1,6 +1,6 @@
 """Checks every reader of outside input shares (presets, control scripts and sessions, checkpoints,
-OSC, addresses on the command line), so that hostile input ends in one UserError line, never in a traceback or a NaN steering the
-engine."""
+OSC and its addresses), so that hostile input ends in one UserError line, never in a traceback or
+a NaN steering the engine."""
 from __future__ import annotations
 
 import json

@@ -39,7 +39,7 @@ def cmd_comment(args) -> int:
 
     if args.window <= 0:
         raise UserError("--window must be a positive number of seconds")
-    import torch  # loaded with the commentator already
+    import torch  # loaded with the commentator above: here to set its threads
 
     torch.set_num_threads(1)  # one sentence is a few small steps: more threads only wait on each other
     commentator = Commentator(args.commentary_model, seed=args.seed, use_lcgan=not args.no_lcgan)

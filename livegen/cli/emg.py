@@ -166,8 +166,8 @@ class EnvelopeRecorder:
 
 def cmd_calibrate(args) -> int:
     from livegen.sensors.emg import open_device  # loads numpy: only when the command runs
-    from livegen.sensors.emg.processing import (Calibration, Mapping, Processor, calibrate_from,  # loads numpy: as above
-                                                profile_path)
+    from livegen.sensors.emg.processing import (  # loads numpy: only when the command runs
+        Calibration, Mapping, Processor, calibrate_from, profile_path)
 
     for name in ("rest_seconds", "max_seconds", "gesture_seconds"):
         if getattr(args, name) <= 0:
