@@ -45,6 +45,14 @@ def _say(text: str) -> None:
     print(f"livegen: {text}", file=sys.stderr, flush=True)
 
 
+def cmd_paths(args) -> int:
+    from livegen import paths
+
+    for name, path in paths.all_paths().items():
+        print(f"{name}: {path}")
+    return 0
+
+
 # --- ports / panic --------------------------------------------------------------------------------
 
 def cmd_ports(args) -> int:
@@ -644,6 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ports", help="list MIDI outputs and inputs with the API in use")
     s.add_argument("--api", default="auto", choices=["auto", "alsa", "jack"])
     s.set_defaults(func=cmd_ports)
+
+    s = sub.add_parser("paths", help="where livegen keeps presets, profiles, takes, state and cache")
+    s.set_defaults(func=cmd_paths)
 
     s = sub.add_parser("perform", help="play live (headless)")
     s.add_argument("--preset", help="preset name or .toml path (default: presets/default.toml)")

@@ -21,7 +21,7 @@ from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget, QVBoxLayout,
                              QWidget)
 
-from livegen import presets
+from livegen import paths, presets
 from livegen.engine.engine import EngineSettings
 from livegen.errors import UserError
 from livegen.faults import Faults, guarded
@@ -398,7 +398,7 @@ class MainWindow(QMainWindow):
     def list_takes(self) -> None:
         from livegen.sessions import list_sessions
 
-        folder = Path("takes")
+        folder = paths.takes_dir()
         self.takes_panel.show_takes(list_sessions(folder) if folder.is_dir() else [])
 
     def stop(self) -> None:
@@ -467,7 +467,7 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _new_take_name() -> str:
-        return str(Path("takes") / f"take-{datetime.now():%Y%m%d-%H%M%S}.mid")
+        return str(paths.takes_dir() / f"take-{datetime.now():%Y%m%d-%H%M%S}.mid")
 
     # --- model and sources -----------------------------------------------------------------------
 
