@@ -152,6 +152,23 @@ def test_a_vanished_port_shows_an_error_and_reconnect_plays_again(make_window, j
         back.close()
 
 
+def test_the_preset_dialogs_open_in_the_users_presets_folder(make_window, qtbot, monkeypatch):
+    from PyQt6.QtWidgets import QFileDialog, QPushButton
+
+    asked = []
+    for kind, name in (("load", "getOpenFileName"), ("save", "getSaveFileName")):
+        monkeypatch.setattr(QFileDialog, name, lambda parent, title, folder, kinds, kind=kind:
+                            asked.append((kind, folder)) or ("", ""))
+    window = make_window()
+    buttons = {b.text(): b for b in window.preset_panel.findChildren(QPushButton)}
+    qtbot.mouseClick(buttons["Load…"], LEFT)  # no preset of the user's yet: the shipped ones
+    qtbot.mouseClick(buttons["Save…"], LEFT)
+    qtbot.mouseClick(buttons["Load…"], LEFT)
+    mine = str(paths.presets_dir())
+    assert asked == [("load", str(presets.REPO_PRESETS)), ("save", mine), ("load", mine)]
+    assert paths.presets_dir().is_dir()
+
+
 def test_preset_save_then_load_round_trips_every_control(make_window, qtbot, tmp_path, monkeypatch):
     script = tmp_path / "gesture.jsonl"
     script.write_text('{"t": 0.0, "pitch": 0.3}\n')
