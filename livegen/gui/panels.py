@@ -783,7 +783,8 @@ class NumbersPanel(QGroupBox):
 
 
 class Column(QWidget):
-    """A column of panels; later issues (EMG, DCRNN, commentary) add theirs with ``add``."""
+    """A column of panels stacked with ``add``, so a sensor or model (EMG, DCRNN, commentary) brings its
+    panel without reshaping the window."""
 
     def __init__(self, width: int | None = None):
         super().__init__()

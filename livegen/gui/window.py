@@ -3,8 +3,8 @@ and harmony on the right.
 
 The engine runs outside the Qt thread (generator thread + clock process); this window only
 submits takes to ``Takes`` and drains the engine's ring buffers on a QTimer at ``PANEL_HZ``.
-Later issues add their panels to ``self.columns`` (EMG levels on the right, the commentary in
-the middle) and their models to the Model panel's list.
+Panels stack in ``self.columns`` and models in the Model panel's list, so a sensor or a model
+brings its own (EMG levels on the right, the commentary in the middle) without reshaping the window.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from livegen.gui.session import (ControlHub, OscLink, PanelPerformance, PlayedNo
 from livegen.gui.widgets import PianoRoll
 from livegen.music.conditioning import Controls
 
-PANEL_HZ = 30  # display refresh; the issue allows up to 60
+PANEL_HZ = 30  # display refresh: smooth to the eye; above 60 (a screen's rate) would only cost the Qt thread
 PORT_CHECK_MS = 1000  # re-list MIDI outputs to notice a vanished port
 NUMBERS_EVERY = 8  # ticks between updates of the engine numbers (readable, not flickering)
 CAPTURE_SECONDS = 3.0  # of a relaxed arm, then of the strongest contraction, to calibrate the armband

@@ -59,7 +59,7 @@ def load_cached(folder: str, workers: int = 2) -> Corpus:
 
 @dataclass
 class Augment:
-    transpose: int = 3  # semitones either way (the issue's ±3)
+    transpose: int = 3  # semitones either way: seven keys per piece, each near its own register
     octave_prob: float = 0.3  # chance of a further ±12, so the model meets high and low registers
     stretch: float = 0.05  # ±5 % time-stretch
     broad_stretch: tuple[float, float] = (0.6, 1.7)  # wide tempo range, so it meets sparse and dense music
