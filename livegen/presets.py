@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from livegen import paths
 from livegen.checks import check_finite, check_nesting, parse_target, too_deep
 from livegen.engine.layers import LayerSpec, check_layer
 from livegen.errors import UserError
@@ -176,7 +177,7 @@ class EmgPreset:
     """The EMG armband (livegen.sensors.emg): where muscle samples come from and how they play z."""
 
     source: str = "myo"  # myo[:ADDRESS] | bled112[:PORT] | serial:PORT,BAUD,csv | cyton:PORT | replay:FILE
-    user: str = "default"  # calibration profile ~/.config/livegen/emg/USER.toml (`livegen calibrate emg`)
+    user: str = "default"  # calibration profile: USER.toml in emg_profiles (`livegen paths`; `livegen calibrate emg`)
     z: list = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])  # z dim i <- channel z[i] (1..8; 0 = none)
     envelope: str = "rms"  # rms (moving window) | ema (exponential average of |x|)
     window: float = 0.075  # s of envelope
@@ -306,9 +307,9 @@ def check_name(name: str) -> str:
 
 
 def find(name: str) -> Path:
-    """A preset by path, or by name in ./presets, the project's presets/ or ~/.config/livegen/presets."""
+    """A preset by path, or by name in ./presets, the project's presets/ or the user's (``paths.presets_dir()``)."""
     direct = Path(name)
-    folders = (Path("presets"), REPO_PRESETS, Path.home() / ".config" / "livegen" / "presets")
+    folders = (Path("presets"), REPO_PRESETS, paths.presets_dir())
     try:
         if direct.suffix == ".toml" and direct.exists():
             if not direct.is_file():
@@ -320,7 +321,7 @@ def find(name: str) -> Path:
         raise UserError(f"preset {name!r:.80} cannot be looked up ({reason})") from None
     if found is None:
         raise UserError(f"preset {name!r} not found (looked for {name}.toml in ./presets, {REPO_PRESETS} "
-                        "and ~/.config/livegen/presets)")
+                        f"and {folders[2]})")
     return found
 
 

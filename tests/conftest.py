@@ -27,14 +27,12 @@ def shared_data(*parts: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def isolated_state(tmp_path_factory, monkeypatch):
-    """Keep the unfinished-take journal of tests away from the user's."""
-    from livegen.midi import recorder
-
-    state = tmp_path_factory.mktemp("state")
-    monkeypatch.setenv("LIVEGEN_STATE", str(state))
-    monkeypatch.setattr(recorder, "JOURNAL", state / "unfinished-takes")
-    return state
+def livegen_home(tmp_path_factory, monkeypatch):
+    """Every test's presets, profiles, takes, journal and cache live in a folder of its own
+    (``LIVEGEN_HOME``, inherited by the livegen processes a test starts), never in the real home."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("LIVEGEN_HOME", str(home))
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Camera hand tracking (issue 4): capture, trackers on real photos and on videos made from real
+"""Camera hand tracking: capture, trackers on real photos and on videos made from real
 frames, the mapping to controls, a lost camera, the CLI, and a hand sweep steering the engine."""
 from __future__ import annotations
 

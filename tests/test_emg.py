@@ -34,14 +34,6 @@ from livegen.sensors.emg.source import DeviceNotices, EmgControls
 MYO = ("emg", "myo-readings")
 
 
-@pytest.fixture(autouse=True)
-def profiles(tmp_path, monkeypatch):
-    """Calibration profiles of the tests stay out of the user's ~/.config."""
-    folder = tmp_path / "profiles"
-    monkeypatch.setenv("LIVEGEN_EMG_PROFILES", str(folder))
-    return folder
-
-
 def fist_rows() -> tuple[np.ndarray, np.ndarray]:
     rec = load_recording(shared_data(*MYO, "12345-1", "7.txt"))
     return rec.samples, rec.labels
@@ -451,7 +443,7 @@ def test_a_dims_without_a_channel_stay_neutral():
     assert z[1] == 0.0 and z[2] > -1 and z[0] > -1 and np.all(z[3:] == 0.0)
 
 
-def test_profile_round_trip_and_strict_errors(profiles):
+def test_profile_round_trip_and_strict_errors():
     calibration = Calibration([1.0] * 8, [9.0] * 8, "serial:/dev/x", gestures={"fist": Gesture([0.5] * 8, "B")})
     calibration.save(profile_path("ana"))
     loaded = load_profile("ana")
@@ -569,25 +561,24 @@ def test_emg_bad_sources_are_one_line_errors(tmp_path):
         assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr and says in run.stderr, run.stderr
 
 
-def test_calibrate_emg_without_a_terminal(tmp_path, profiles):
+def test_calibrate_emg_without_a_terminal(tmp_path):
     rows, labels = fist_rows()
     rest, fist = rows[labels == 0], rows[labels == 7]
     # rest (settle + 2 s), then the strongest contraction (settle + 3 s), then the fist gesture (settle + 2 s)
     path = _recording(tmp_path, rest[:500], fist[:1400])
-    env = dict(os.environ, LIVEGEN_EMG_PROFILES=str(profiles))
     run = subprocess.run(livegen_cmd("calibrate", "emg", "--source", f"replay:{path},speed=2", "--user", "ana",
                                      "--rest-seconds", "2", "--max-seconds", "3", "--settle", "0.5",
                                      "--gesture", "fist=B", "--gesture-seconds", "2"),
-                         capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert run.returncode == 0, run.stderr
     calibration = load_profile("ana")
     assert all(top > low for top, low in zip(calibration.max, calibration.rest))
     assert np.mean(calibration.gestures["fist"].centroid) > 0.2 and calibration.gestures["fist"].theme == "B"
     run = subprocess.run(livegen_cmd("emg", "--source", f"replay:{path},speed=4", "--user", "ana", "--json"),
-                         capture_output=True, text=True, timeout=60, env=env)
+                         capture_output=True, text=True, timeout=60)
     assert json.loads(run.stdout)["calibrated"] is True
     run = subprocess.run(livegen_cmd("calibrate", "emg", "--source", f"replay:{path},speed=4", "--rest-seconds", "20"),
-                         capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert run.returncode == 2 and "ended during calibration" in run.stderr
 
 

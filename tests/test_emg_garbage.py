@@ -35,12 +35,6 @@ CHAINS = {  # name: (mapping, rectified)
 }
 
 
-@pytest.fixture(autouse=True)
-def profiles(tmp_path, monkeypatch):
-    """Calibration profiles of the tests stay out of the user's ~/.config."""
-    monkeypatch.setenv("LIVEGEN_EMG_PROFILES", str(tmp_path / "profiles"))
-
-
 def processor(chain: str, limits=INT8_LIMITS) -> Processor:
     mapping, rectified = CHAINS[chain]
     low, high = limits if math.isfinite(limits[0]) else INT8_LIMITS

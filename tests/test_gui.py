@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mido
 import pytest
@@ -15,7 +16,7 @@ pytest.importorskip("pytestqt")
 from PyQt6.QtCore import QPoint, Qt  # noqa: E402
 
 from conftest import Receiver, livegen_cmd, shared_data  # noqa: E402
-from livegen import presets  # noqa: E402
+from livegen import paths, presets  # noqa: E402
 from livegen.gui.app import BoothMode, application  # noqa: E402
 from livegen.gui.window import MainWindow  # noqa: E402
 
@@ -25,7 +26,8 @@ START_MS = 30_000  # a take starts in ~1 s; generous for a loaded 2-core CI mach
 
 @pytest.fixture
 def make_window(qtbot, tmp_path, monkeypatch):
-    """A panel playing to ``port`` (a receiver's name) on JACK; takes land in tmp_path."""
+    """A panel playing to ``port`` (a receiver's name) on JACK; takes land in the test's
+    ``paths.takes_dir()`` (conftest's ``LIVEGEN_HOME``)."""
     monkeypatch.chdir(tmp_path)
     application()
     windows = []
@@ -123,7 +125,8 @@ def test_record_writes_a_valid_midi_file_with_what_the_port_received(make_window
     qtbot.mouseClick(window.transport.stop, LEFT)
     wait_stopped(qtbot, window)
     qtbot.wait(300)
-    recorded = note_pairs(mido.MidiFile(tmp_path / take))
+    assert Path(take).parent == paths.takes_dir()  # the default folder, not the working directory
+    recorded = note_pairs(mido.MidiFile(take))
     assert len(recorded) >= 10 and recorded == note_pairs(receiver.notes())
     assert window.transport.take.text() != take  # the next take will not overwrite this one
 
@@ -147,6 +150,23 @@ def test_a_vanished_port_shows_an_error_and_reconnect_plays_again(make_window, j
         wait_stopped(qtbot, window)
     finally:
         back.close()
+
+
+def test_the_preset_dialogs_open_in_the_users_presets_folder(make_window, qtbot, monkeypatch):
+    from PyQt6.QtWidgets import QFileDialog, QPushButton
+
+    asked = []
+    for kind, name in (("load", "getOpenFileName"), ("save", "getSaveFileName")):
+        monkeypatch.setattr(QFileDialog, name, lambda parent, title, folder, kinds, kind=kind:
+                            asked.append((kind, folder)) or ("", ""))
+    window = make_window()
+    buttons = {b.text(): b for b in window.preset_panel.findChildren(QPushButton)}
+    qtbot.mouseClick(buttons["Load…"], LEFT)  # no preset of the user's yet: the shipped ones
+    qtbot.mouseClick(buttons["Save…"], LEFT)
+    qtbot.mouseClick(buttons["Load…"], LEFT)
+    mine = str(paths.presets_dir())
+    assert asked == [("load", str(presets.REPO_PRESETS)), ("save", mine), ("load", mine)]
+    assert paths.presets_dir().is_dir()
 
 
 def test_preset_save_then_load_round_trips_every_control(make_window, qtbot, tmp_path, monkeypatch):
@@ -330,12 +350,10 @@ def test_the_z_bars_play_the_dcrnn_and_the_hand_never_overwrites_them(make_windo
     assert window.muscles.z.values[2] == z[2]
 
 
-def test_the_armband_plays_z_shows_its_levels_and_calibrates_from_the_panel(make_window, qtbot, tmp_path,
-                                                                           monkeypatch):
+def test_the_armband_plays_z_shows_its_levels_and_calibrates_from_the_panel(make_window, qtbot, monkeypatch):
     from livegen.gui import window as window_module
-    from livegen.sensors.emg.processing import PROFILE_ENV, Calibration
+    from livegen.sensors.emg.processing import Calibration, profile_path
 
-    monkeypatch.setenv(PROFILE_ENV, str(tmp_path / "profiles"))
     monkeypatch.setattr(window_module, "CAPTURE_SECONDS", 0.5)
     recording = shared_data("emg", "myo-readings", "12345-1", "7.txt")  # rest and fist, alternating
     window = make_window()
@@ -350,8 +368,8 @@ def test_the_armband_plays_z_shows_its_levels_and_calibrates_from_the_panel(make
         qtbot.waitUntil(button.isEnabled, timeout=5_000)
         qtbot.mouseClick(button, LEFT)
         assert not button.isEnabled()  # recording this phase
-    qtbot.waitUntil(lambda: (tmp_path / "profiles" / "default.toml").exists(), timeout=10_000)
-    assert window.armband.calibrated and len(Calibration.load(tmp_path / "profiles" / "default.toml").rest) == 8
+    qtbot.waitUntil(lambda: profile_path("default").exists(), timeout=10_000)
+    assert window.armband.calibrated and len(Calibration.load(profile_path("default")).rest) == 8
     qtbot.mouseClick(window.muscles.connect, LEFT)  # disconnect: the mouse plays z again
     assert window.armband is None and window.muscles.z.editable and window.muscles.light.state == "off"
 
@@ -389,11 +407,11 @@ def test_a_recorded_take_is_listed_and_replays_note_for_note(make_window, receiv
     qtbot.mouseClick(window.transport.stop, LEFT)
     wait_stopped(qtbot, window)
     receiver.settle()
-    recorded = note_pairs(mido.MidiFile(tmp_path / take))
+    recorded = note_pairs(mido.MidiFile(take))
     window.list_takes()
     assert window.takes_panel.list.count() == 1
     listed = window.takes_panel.list.item(0).data(Qt.ItemDataRole.UserRole)
-    assert listed.midi.resolve() == (tmp_path / take).resolve() and listed.ended and listed.duration > 1
+    assert listed.midi.resolve() == Path(take).resolve() and listed.ended and listed.duration > 1
     receiver.messages.clear()
     window.gesture.pitch.setValue(5)  # the panel's controls do not steer a replay
     qtbot.mouseClick(window.takes_panel.replay, LEFT)
@@ -414,7 +432,7 @@ def test_the_commentary_panel_writes_about_the_take_and_saves_beside_it(make_win
     first = window.commentary.sentence.text()
     qtbot.waitUntil(lambda: window.commentary.sentence.text() != first, timeout=60_000)
     assert len(window.commentary.sentence.text().split()) >= 5 and window.commentary.attributes.text()
-    history = tmp_path / take.replace(".mid", ".commentary.jsonl")
+    history = Path(take.replace(".mid", ".commentary.jsonl"))
     qtbot.waitUntil(history.exists, timeout=5_000)
     assert window.commentary.sentence.text() in history.read_text()
     window.stop()
@@ -507,7 +525,7 @@ def test_r_starts_a_recording_and_r_again_stops_it_leaving_a_valid_file(make_win
                     and window.takes.engine.now() > 0, timeout=START_MS)
     assert window.takes.engine.record is None and window.takes.engine.running  # the music goes on, unrecorded
     qtbot.waitUntil(lambda: not window.transport.record.isChecked(), timeout=5000)
-    recorded = note_pairs(mido.MidiFile(tmp_path / take))
+    recorded = note_pairs(mido.MidiFile(take))
     assert len(recorded) >= 10 and sum(kind == "note_on" for kind, _ in recorded) == sum(
         kind == "note_off" for kind, _ in recorded)  # a closed take: every note ended
     window.stop()
@@ -646,7 +664,7 @@ def test_a_control_script_chosen_as_the_gesture_steers_each_take_from_its_start(
     qtbot.waitUntil(lambda: window.gesture.pad.pitch == 0.9, timeout=2000)  # the pad shows where it holds the hand
     qtbot.mouseClick(window.transport.stop, LEFT)
     wait_stopped(qtbot, window)
-    rows = [json.loads(line) for line in (tmp_path / take).with_suffix(".jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in Path(take).with_suffix(".jsonl").read_text().splitlines()]
     steered = {(key, row[key]): row["t"] for row in rows for key in ("pitch", "density") if key in row}
     assert steered[("pitch", 0.2)] == 0.0  # the engine heard each line at its time in the take
     assert steered[("pitch", 0.9)] == pytest.approx(0.8, abs=0.05)
@@ -694,7 +712,7 @@ def test_a_preset_with_a_layer_plays_both_models_and_records_a_track_each(make_w
     qtbot.mouseClick(window.transport.stop, LEFT)
     wait_stopped(qtbot, window)
     qtbot.wait(300)
-    recorded = mido.MidiFile(tmp_path / take)
+    recorded = mido.MidiFile(take)
     assert recorded.type == 1 and [t.name for t in recorded.tracks] == ["livegen take", "1 charrnn ch1", "2 dcrnn ch2"]
     assert sorted(note_pairs(m for t in recorded.tracks[1:] for m in t)) == sorted(note_pairs(receiver.notes()))
     assert presets.parse(presets.dumps(window.preset())).layers == layered.layers  # saving keeps the layers

@@ -8,7 +8,7 @@ import time
 import mido
 import pytest
 
-from livegen.midi import recorder
+from livegen import paths
 from livegen.midi.recorder import Recorder, recover_unfinished, repair
 
 
@@ -28,7 +28,7 @@ def test_clean_take_is_a_valid_midi_file_with_tempo(tmp_path):
     assert any(m.type == "set_tempo" for m in msgs)
     times = [round(sum(m.time for m in msgs[:i + 1]), 3) for i, m in enumerate(msgs) if not m.is_meta]
     assert times == [0.0, 0.5, 1.25]
-    assert not list(recorder.JOURNAL.glob("*.json"))  # a finished take leaves no journal entry
+    assert not list(paths.journal_dir().glob("*.json"))  # a finished take leaves no journal entry
 
 
 def test_events_reach_the_disk_before_close(tmp_path):
@@ -44,9 +44,7 @@ def test_a_killed_recording_is_recovered_by_the_next_run(tmp_path):
     path = tmp_path / "take.mid"
     code = f"""
 import time
-from pathlib import Path
 from livegen.midi import recorder
-recorder.JOURNAL = Path({str(recorder.JOURNAL)!r})
 rec = recorder.Recorder({str(path)!r})
 rec.add(0.0, [0x90, 40, 90])  # left sounding: recovery must end it
 i = 0
@@ -63,6 +61,7 @@ while True:
         lines = [proc.stdout.readline() for _ in range(3)]  # three flushes: ~1.5 s recorded
         os.kill(proc.pid, signal.SIGKILL)
     assert all(lines)
+    assert len(list(paths.journal_dir().glob("*.json"))) == 1  # the child's journal: LIVEGEN_HOME is inherited
     with pytest.raises(Exception):
         list(mido.MidiFile(path))  # unfinished: the track length is a placeholder
     [found] = recover_unfinished()
@@ -122,4 +121,4 @@ def test_a_wedged_clock_fails_the_take_instead_of_hanging_and_the_take_stays_val
     engine.stop()
     assert time.monotonic() - t0 < 40 and not engine._proc.is_alive()
     assert sum(m.type == "note_on" and m.velocity > 0 for m in mido.MidiFile(take)) > 0
-    assert not list(recorder.JOURNAL.glob("*.json"))
+    assert not list(paths.journal_dir().glob("*.json"))

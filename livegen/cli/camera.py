@@ -8,13 +8,12 @@ import json
 import time
 from pathlib import Path
 
+from livegen import paths
 from livegen.cli.emg import add_calibrate_options
 from livegen.cli.emg import cmd_calibrate as calibrate_emg
 from livegen.errors import UserError
 from livegen.vision import TRACKER_NAMES
 from livegen.vision.cv import cv2, require_gui
-
-DEFAULT_SAVE = Path.home() / ".config" / "livegen" / "presets" / "camera.toml"
 
 
 def add_commands(sub) -> None:
@@ -38,8 +37,8 @@ def add_commands(sub) -> None:
                    "myo or serial:PORT,BAUD,csv (default: the preset's)")
     s.add_argument("--from-frames", metavar="DIR", help="calibrate headless from a folder of images or a video")
     s.add_argument("--preset", help="preset to start from (default: presets/default.toml)")
-    s.add_argument("--save", metavar="FILE.toml", help=f"camera: where to write the preset (default: {DEFAULT_SAVE}); "
-                   "emg: the profile (default: ~/.config/livegen/emg/USER.toml)")
+    s.add_argument("--save", metavar="FILE.toml", help="camera: where to write the preset (default: "
+                   f"{paths.camera_preset()}); emg: the profile (default: {paths.emg_profiles_dir() / 'USER.toml'})")
     s.add_argument("--tracker", choices=TRACKER_NAMES, help="default: color with --point or a click, else the preset's")
     s.add_argument("--point", metavar="X,Y", help="marker or glove colour at this point of the first frame "
                    "(0..1 from the top left); switches to the color tracker")
@@ -234,7 +233,7 @@ def cmd_calibrate(args) -> int:
         say(f"warning: saw the hand in only {len(seen)} frames: region of play left at {camera.region}")
     preset = presets.load(args.preset)
     preset.camera = camera
-    path = Path(args.save).expanduser() if args.save else DEFAULT_SAVE
+    path = Path(args.save).expanduser() if args.save else paths.camera_preset()
     path.parent.mkdir(parents=True, exist_ok=True)
     presets.save(preset, path)
     x0, y0, x1, y1 = camera.region

@@ -1,8 +1,10 @@
-"""``livegen ports``, ``panic``, ``render`` and ``recover``: the MIDI system and recorded files."""
+"""``livegen paths``, ``ports``, ``panic``, ``render`` and ``recover``: where files live, the MIDI system,
+recorded files."""
 from __future__ import annotations
 
 import time
 
+from livegen import paths
 from livegen.errors import UserError
 from livegen.faults import say_on_stderr as say
 from livegen.midi import ports
@@ -11,6 +13,9 @@ from livegen.midi.recorder import recover_unfinished, repair
 
 
 def add_commands(sub) -> None:
+    s = sub.add_parser("paths", help="where livegen keeps presets, profiles, takes, state and cache")
+    s.set_defaults(func=cmd_paths)
+
     s = sub.add_parser("ports", help="list MIDI outputs and inputs with the API in use")
     s.add_argument("--api", default="auto", choices=["auto", "alsa", "jack"])
     s.set_defaults(func=cmd_ports)
@@ -31,6 +36,12 @@ def add_commands(sub) -> None:
     s = sub.add_parser("recover", help="repair unfinished recordings (done automatically by perform)")
     s.add_argument("files", nargs="*")
     s.set_defaults(func=cmd_recover)
+
+
+def cmd_paths(args) -> int:
+    for name, path in paths.all_paths().items():
+        print(f"{name}: {path}")
+    return 0
 
 
 def cmd_ports(args) -> int:

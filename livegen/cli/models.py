@@ -73,7 +73,7 @@ def add_commands(sub) -> None:
                    help="also run the live timing run and a scripted DCRNN take with N busy processes beside "
                         "them (a stage laptop): timing, late notes, re-triggers, unended notes, same as quiet")
     s.add_argument("--emg-minutes", type=float, default=0.5,
-                   help="length of the sustained 200 Hz EMG run (the issue's check: 10)")
+                   help="minutes of the sustained 200 Hz EMG run (10 catches a rare drop a short run misses)")
     s.add_argument("--emg-data", default="../shared/data/emg/myo-readings",
                    help="myo-readings folder for the EMG mapping's numbers (skipped when absent)")
     s.add_argument("--hands-data", default="../shared/data/hands",

@@ -9,7 +9,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, 
                              QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
                              QSizePolicy, QSlider, QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
-from livegen import presets
+from livegen import paths, presets
 from livegen.gui.widgets import PITCH_CLASS_NAMES, Bars, CameraView, HistogramSliders, StatusLight, XYPad
 from livegen.music.conditioning import CONTROL_RANGES, control_density_to_rate, control_pitch_to_midi, key_histogram
 
@@ -285,8 +285,8 @@ class PresetPanel(QGroupBox):
         # one row, so the setup column keeps room at 720 px high; a long name is cut, not the buttons
         self.name.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         load, save = QPushButton("Load…"), QPushButton("Save…")
-        load.clicked.connect(lambda: self._ask(QFileDialog.getOpenFileName, self.load_requested))
-        save.clicked.connect(lambda: self._ask(QFileDialog.getSaveFileName, self.save_requested))
+        load.clicked.connect(lambda: self._ask(QFileDialog.getOpenFileName, self.load_requested, saving=False))
+        save.clicked.connect(lambda: self._ask(QFileDialog.getSaveFileName, self.save_requested, saving=True))
         layout = QHBoxLayout(self)
         layout.addWidget(self.name, 1)
         layout.addWidget(load)
@@ -296,9 +296,18 @@ class PresetPanel(QGroupBox):
         self.name.setText(name)
         self.name.setToolTip(name)  # in full, where the row cuts it
 
-    def _ask(self, dialog, signal) -> None:
-        presets.REPO_PRESETS.mkdir(exist_ok=True)
-        path, _ = dialog(self, "Preset", str(presets.REPO_PRESETS), "Presets (*.toml)")
+    def _ask(self, dialog, signal, saving: bool) -> None:
+        """Save in the user's presets folder, where ``--preset NAME`` finds them (never inside the
+        installed package); load from there too once it exists, else from the shipped presets."""
+        folder = paths.presets_dir()
+        if saving:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError:  # the dialog still opens; writing elsewhere is the user's choice there
+                pass
+        elif not folder.is_dir():
+            folder = presets.REPO_PRESETS
+        path, _ = dialog(self, "Preset", str(folder), "Presets (*.toml)")
         if path:
             signal.emit(path if path.endswith(".toml") else path + ".toml")
 
@@ -774,7 +783,8 @@ class NumbersPanel(QGroupBox):
 
 
 class Column(QWidget):
-    """A column of panels; later issues (EMG, DCRNN, commentary) add theirs with ``add``."""
+    """A column of panels stacked with ``add``, so a sensor or model (EMG, DCRNN, commentary) brings its
+    panel without reshaping the window."""
 
     def __init__(self, width: int | None = None):
         super().__init__()

@@ -3,8 +3,8 @@ and harmony on the right.
 
 The engine runs outside the Qt thread (generator thread + clock process); this window only
 submits takes to ``Takes`` and drains the engine's ring buffers on a QTimer at ``PANEL_HZ``.
-Later issues add their panels to ``self.columns`` (EMG levels on the right, the commentary in
-the middle) and their models to the Model panel's list.
+Panels stack in ``self.columns`` and models in the Model panel's list, so a sensor or a model
+brings its own (EMG levels on the right, the commentary in the middle) without reshaping the window.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget, QVBoxLayout,
                              QWidget)
 
-from livegen import presets
+from livegen import paths, presets
 from livegen.errors import UserError
 from livegen.faults import Faults, guarded
 from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
@@ -40,7 +40,7 @@ from livegen.vision.capture import open_frame_source
 from livegen.vision.mapping import HandMapper, MappingSettings
 from livegen.vision.trackers import make_tracker
 
-PANEL_HZ = 30  # display refresh; the issue allows up to 60
+PANEL_HZ = 30  # display refresh: smooth to the eye; above 60 (a screen's rate) would only cost the Qt thread
 PORT_CHECK_MS = 1000  # re-list MIDI outputs to notice a vanished port
 NUMBERS_EVERY = 8  # ticks between updates of the engine numbers (readable, not flickering)
 CAPTURE_SECONDS = 3.0  # of a relaxed arm, then of the strongest contraction, to calibrate the armband
@@ -397,7 +397,7 @@ class MainWindow(QMainWindow):
         return bars * 4 * 60.0 / self.base_preset.engine.bpm if bars else 86_400.0
 
     def list_takes(self) -> None:
-        folder = Path("takes")
+        folder = paths.takes_dir()
         self.takes_panel.show_takes(list_sessions(folder) if folder.is_dir() else [])
 
     def stop(self) -> None:
@@ -466,7 +466,7 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _new_take_name() -> str:
-        return str(Path("takes") / f"take-{datetime.now():%Y%m%d-%H%M%S}.mid")
+        return str(paths.takes_dir() / f"take-{datetime.now():%Y%m%d-%H%M%S}.mid")
 
     # --- model and sources -----------------------------------------------------------------------
 

@@ -2,10 +2,10 @@
 
 The file is a valid-looking type-0 SMF from the first byte; events are appended as they are sent
 and flushed ten times a second (in the clock's slack before a deadline), so ``kill -9`` loses at
-most ~0.1 s. The track length stays a
-placeholder until a clean close. A take that was never closed is listed in a journal folder and
-repaired by the next run (``recover_unfinished``): truncated to its last whole event, hanging
-notes ended, End of Track added, length fixed.
+most ~0.1 s. The track length stays a placeholder until a clean close. A take that was never
+closed is listed in a journal folder (``livegen.paths.journal_dir()``) and repaired by the next run
+(``recover_unfinished``): truncated to its last whole event, hanging notes ended, End of Track
+added, length fixed.
 
 A take of several layers is written the same way, each layer's events after a MIDI-port prefix
 (meta FF 21) naming its layer, and becomes a multi-track (type 1) file, one track per layer, when
@@ -20,11 +20,11 @@ import struct
 import time
 from pathlib import Path
 
+from livegen import paths
+
 TICKS_PER_BEAT = 960
 DEFAULT_TEMPO_US = 500_000  # 120 bpm: 1 tick = 0.52 ms
 UNFINISHED_LENGTH = 0xFFFFFFFF
-STATE_DIR = Path(os.environ.get("LIVEGEN_STATE", Path.home() / ".local" / "state" / "livegen"))
-JOURNAL = STATE_DIR / "unfinished-takes"
 END_OF_TRACK = b"\xff\x2f\x00"
 PORT_PREFIX = b"\xff\x21\x01"  # + one byte: the layer whose events follow
 
@@ -162,7 +162,7 @@ def _relative(messages):
 
 
 def _journal_entry(path: Path) -> Path:
-    return JOURNAL / (hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16] + ".json")
+    return paths.journal_dir() / (hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16] + ".json")
 
 
 def forget_unfinished(path: str | os.PathLike) -> None:
@@ -266,9 +266,10 @@ def _read_varlen(data: bytearray, pos: int):
 def recover_unfinished() -> list[dict]:
     """Repair every journalled take whose recording process is gone."""
     recovered = []
-    if not JOURNAL.is_dir():
+    journal = paths.journal_dir()
+    if not journal.is_dir():
         return recovered
-    for entry in sorted(JOURNAL.glob("*.json")):
+    for entry in sorted(journal.glob("*.json")):
         try:
             info = json.loads(entry.read_text())
         except (OSError, json.JSONDecodeError):

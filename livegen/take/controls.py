@@ -101,8 +101,13 @@ class ControlHub:
         kind = getattr(source, "name", "")
         if kind == "fixed":
             return None
-        return {"script": self.script, "replay": lambda: self.everything, "camera": lambda: self.gesture,
-                "emg": self.armband}.get(kind, lambda: self.everything)()
+        if kind == "script":
+            return self.script()
+        if kind == "camera":
+            return self.gesture
+        if kind == "emg":
+            return self.armband()
+        return self.everything
 
     def _update(self, t: float | None, **changes) -> None:
         engine = self._engine

@@ -65,17 +65,34 @@ class TakeRunner:
 
     def start_take(self, spec: TakeSpec, song_position: int | None = None) -> Engine:
         """Everything the spec names is opened and checked first: a wrong port or file is a
-        ``UserError`` before any note plays."""
+        ``UserError`` before any note plays, and whatever was opened by then is closed again."""
         source = open_source(spec.controls, self.hub.controls, spec.preset)
-        if source.name == "replay":
+        opened = [source]
+        try:
+            if spec.emg:  # the armband first when starting: a bad port fails before anything plays
+                opened.insert(0, EmgControls.from_spec(spec.emg, source.initial(), spec.preset))
+            engine, spec = self._open_engine(spec, source, song_position)
+            self._start(engine, spec, source, opened)
+        except BaseException:
+            if self.engine is not None:
+                self.end_take()
+            for opened_source in opened:
+                opened_source.stop()
+            raise
+        self._follow_tempo(spec, engine)
+        return engine
+
+    def _open_engine(self, spec: TakeSpec, source, song_position: int | None) -> tuple[Engine, TakeSpec]:
+        """The take's model, ports and layers, checked, as an engine not yet started."""
+        replay = source.name == "replay"
+        if replay:
             spec = self._replay_spec(spec, source)
-        emg = EmgControls.from_spec(spec.emg, source.initial(), spec.preset) if spec.emg else None
         model = self.model(spec.model)
         check_external_z(model, spec)
         _one_inference_thread()
         output = choose_output(spec.output, self.log)
         layers = build_layers(spec, output, model, self.model, self.log)
-        if source.name == "replay":
+        if replay:
             for what in source.mismatches(seed=spec.settings.seed, model=model.kind, bpm=spec.settings.bpm,
                                           temperature=spec.settings.temperature,
                                           layers=[layer.describe() for layer in layers]):
@@ -83,13 +100,17 @@ class TakeRunner:
         clock_out = clock_port(spec.output.api, spec.clock_out) if spec.clock_out else None
         if spec.record:
             _make_folder(spec.record)
-        initial = source.initial()
-        engine = Engine(model, output, spec.settings, initial, record=spec.record, log=self.log, end=spec.duration,
-                        clock_out=clock_out, layers=layers, song_position=song_position)
+        engine = Engine(model, output, spec.settings, source.initial(), record=spec.record, log=self.log,
+                        end=spec.duration, clock_out=clock_out, layers=layers, song_position=song_position)
         engine.listeners += self.listeners
+        return engine, spec
+
+    def _start(self, engine: Engine, spec: TakeSpec, source, sources: list) -> None:
+        """Start the engine, then the sources into the hub (a replay straight into the engine:
+        note for note, nothing else steers it)."""
+        initial, replay = engine.initial, source.name == "replay"
         self.play_requested.clear()
         self.stop_requested.clear()
-        replay = source.name == "replay"
         if not replay:
             self.hub.attach(None, initial)  # a hand moving while the clock process starts moves from here
         self._starting = engine  # OSC says "playing" from here: the take is on its way
@@ -97,24 +118,17 @@ class TakeRunner:
             engine.start()
         finally:
             self._starting = None
-        self.engine, self.spec = engine, spec
-        self.sources = [s for s in (emg, source) if s is not None]  # the armband first: a bad port fails early
-        try:
-            if replay:  # note for note: nothing else steers a replayed take
-                source.start(engine.set_controls, engine.now)
-            else:
-                self.hub.attach(engine)
-                if self.hub.controls != initial:
-                    engine.set_controls(self.hub.controls)
-                for s in self.sources:
-                    sink = self.hub.sink_for(s)
-                    if sink is not None:
-                        s.start(sink, engine.now)
-        except BaseException:
-            self.end_take()
-            raise
-        self._follow_tempo(spec, engine)
-        return engine
+        self.engine, self.spec, self.sources = engine, spec, sources
+        if replay:
+            source.start(engine.set_controls, engine.now)
+            return
+        self.hub.attach(engine)
+        if self.hub.controls != initial:
+            engine.set_controls(self.hub.controls)
+        for s in sources:
+            sink = self.hub.sink_for(s)
+            if sink is not None:
+                s.start(sink, engine.now)
 
     def end_take(self) -> EngineStats | None:
         """Stop the playing take (its sources, tempo following, then the engine); its stats."""

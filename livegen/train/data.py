@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from livegen import paths
 from livegen.errors import UserError
 from livegen.music import conditioning, events
 from livegen.music.corpus import Corpus, load_corpus, music_files
 from livegen.music.events import Note
-
-CACHE_DIR = Path(os.environ.get("LIVEGEN_CACHE", Path.home() / ".cache" / "livegen"))
 
 
 def is_held_out(name: str, fraction: float = 0.05) -> bool:
@@ -31,13 +30,14 @@ def is_held_out(name: str, fraction: float = 0.05) -> bool:
 
 
 def load_cached(folder: str, workers: int = 2) -> Corpus:
-    """Parse a corpus once; later runs read the cache (keyed by the files' names, sizes and times)."""
+    """Parse a corpus once; later runs read the cache in ``paths.cache_dir()`` (keyed by the files'
+    names, sizes and times)."""
     files = music_files(folder)
     h = hashlib.sha1()
     for f in files:
         st = f.stat()
         h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
-    cache = CACHE_DIR / f"corpus-{h.hexdigest()[:16]}.npz"
+    cache = paths.cache_dir() / f"corpus-{h.hexdigest()[:16]}.npz"
     if cache.exists():
         z = np.load(cache, allow_pickle=False)
         corpus = Corpus()
@@ -49,7 +49,7 @@ def load_cached(folder: str, workers: int = 2) -> Corpus:
     corpus = load_corpus(folder, workers=workers)
     arrays = [np.array([tuple(n) for n in notes], dtype=np.float64) for _, notes in corpus.pieces]
     offsets = np.cumsum([0] + [len(a) for a in arrays])
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # processes side by side never share one
     np.savez(tmp, names=np.array([n for n, _ in corpus.pieces]), notes=np.concatenate(arrays), offsets=offsets)
     os.replace(tmp, cache)
@@ -58,7 +58,7 @@ def load_cached(folder: str, workers: int = 2) -> Corpus:
 
 @dataclass
 class Augment:
-    transpose: int = 3  # semitones either way (the issue's ±3)
+    transpose: int = 3  # semitones either way: seven keys per piece, each near its own register
     octave_prob: float = 0.3  # chance of a further ±12, so the model meets high and low registers
     stretch: float = 0.05  # ±5 % time-stretch
     broad_stretch: tuple[float, float] = (0.6, 1.7)  # wide tempo range, so it meets sparse and dense music

@@ -14,14 +14,14 @@ absurd value moves a level no more than the strongest real one would; a filter s
 non-finite all the same (limits too wide for float64) starts over. Levels and z are always
 finite and in range.
 
-Calibration is stored per user in ``~/.config/livegen/emg/USER.toml`` (``$LIVEGEN_EMG_PROFILES``
-moves the folder): rest and maximum envelopes per channel, and optionally named gestures
-(nearest centroid on the levels) each recalling a DCRNN theme when held.
+Calibration is stored per user in ``USER.toml`` in ``livegen.paths.emg_profiles_dir()``
+(``~/.config/livegen/emg`` on Linux; ``$LIVEGEN_HOME`` moves it with the rest): rest and maximum
+envelopes per channel, and optionally named gestures (nearest centroid on the levels) each
+recalling a DCRNN theme when held.
 """
 from __future__ import annotations
 
 import math
-import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from livegen import paths
 from livegen.errors import UserError
 
-PROFILE_ENV = "LIVEGEN_EMG_PROFILES"
 HIGHPASS_HZ = 10.0  # below the EMG band (20-450 Hz), above electrode drift and movement artefacts
 DEFAULT_REST, DEFAULT_MAX = 0.03, 0.35  # uncalibrated: fractions of the half-range a Myo reads at rest / full
 Z_DIMS = 8
@@ -43,14 +43,10 @@ SMALL_BLOCK = 4
 INT8_LIMITS = (-128.0, 127.0)  # a Myo's raw samples, the default device's
 
 
-def profile_dir() -> Path:
-    return Path(os.environ.get(PROFILE_ENV) or Path.home() / ".config" / "livegen" / "emg")
-
-
 def profile_path(user: str) -> Path:
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", user) or user.startswith("."):
         raise UserError(f"EMG user name {user!r}: use letters, digits, '.', '_' or '-' (it names a file)")
-    return profile_dir() / f"{user}.toml"
+    return paths.emg_profiles_dir() / f"{user}.toml"
 
 
 # --- calibration profile --------------------------------------------------------------------------
