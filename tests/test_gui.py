@@ -662,6 +662,8 @@ def test_a_control_script_chosen_as_the_gesture_steers_each_take_from_its_start(
     controls = window.hub.controls
     assert controls.pitch == 0.9 and controls.histogram == tuple(key_histogram("A minor"))
     qtbot.waitUntil(lambda: window.gesture.pad.pitch == 0.9, timeout=2000)  # the pad shows where it holds the hand
+    # a change governs from 5 ms after its time: stop once the last one has played
+    qtbot.waitUntil(lambda: window.takes.engine.now() > 1.7, timeout=5000)
     qtbot.mouseClick(window.transport.stop, LEFT)
     wait_stopped(qtbot, window)
     rows = [json.loads(line) for line in Path(take).with_suffix(".jsonl").read_text().splitlines()]
