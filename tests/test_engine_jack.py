@@ -3,6 +3,7 @@
 JACK's dummy driver proves delivery, not timing (its frame clock jumps by tens of ms on VMs);
 timing is measured at the send point by `livegen bench`.
 """
+import json
 import signal
 import subprocess
 import time
@@ -192,3 +193,15 @@ def test_switching_ports_ends_notes_on_the_old_one_and_plays_on_the_new(jack_ser
         first.close()
         second.close()
 
+
+
+def test_startup_bench_times_launches_to_the_first_note_at_a_jack_port(jack_server):
+    run = subprocess.run(livegen_cmd("bench", "--parts", "startup", "--launches", "2", "--json"),
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert set(result) == {"startup"}  # only the part asked for ran
+    startup = result["startup"]
+    assert startup["launches"] == 2 and startup["failed"] == []
+    assert 0 < startup["min_s"] <= startup["median_s"] <= startup["max_s"] < 60
+    assert len(startup["first_note_s"]) == 2

@@ -10,6 +10,8 @@ def format_report(r: dict) -> str:
     def row(name, d):
         return f"{name:<22} p50 {d['p50']:8.3f}  p99 {d['p99']:8.3f}  max {d['max']:8.3f} ms"
 
+    if "fidelity" not in r:  # the engine part did not run
+        return "\n".join(_optional_rows(r))
     f, m = r["fidelity"], r["fidelity_model_only"]
     return "\n".join([
         row("control -> MIDI", r["control_to_midi_ms"]) + "   (target p99 <= 10; without rollback: "
@@ -27,6 +29,10 @@ def format_report(r: dict) -> str:
 
 def _optional_rows(r: dict) -> list[str]:
     rows = []
+    startup = r.get("startup")
+    if startup:
+        rows.append(f"{'launch -> first note':<22} median {startup['median_s']:.3f} s, min {startup['min_s']:.3f}, "
+                    f"max {startup['max_s']:.3f} over {startup['launches']} launches (target <= 1.0 s, quiet)")
     panel = r.get("timing_error_ms_panel_open")
     if panel:
         t = panel["timing_error_ms"]

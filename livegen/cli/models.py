@@ -65,10 +65,13 @@ def add_commands(sub) -> None:
     s.add_argument("--model", default="charrnn")
     s.add_argument("--seconds", type=float, default=20.0, help="length of the live timing run")
     s.add_argument("--parts", default="engine,camera,dcrnn,gui,emg,layers",
-                   help="comma-separated: engine (always), camera, dcrnn, gui (timing with the panel open), "
+                   help="comma-separated: engine (the live engine's latency, timing, speed and fidelity), "
+                        "startup (launch of `livegen perform` -> its first note at a JACK port, median of "
+                        "--launches; not in the default), camera, dcrnn, gui (timing with the panel open), "
                         "layers (the live run with the DCRNN beside the Char-RNN), "
                         "clock (MIDI clock out and tempo following on JACK; not in the default), "
                         "emg (parse/process cost, 200 Hz over a pty into the DCRNN, the mapping on real recordings)")
+    s.add_argument("--launches", type=int, default=5, help="startup: launches to take the median of")
     s.add_argument("--load", type=int, default=None, metavar="N",
                    help="also run the live timing run and a scripted DCRNN take with N busy processes beside "
                         "them (a stage laptop): timing, late notes, re-triggers, unended notes, same as quiet")
@@ -152,17 +155,33 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from livegen.bench.engine import run_bench  # loads numpy and torch: only when the bench runs
     from livegen.models.checkpoint import load_model  # loads numpy: only when the command runs
 
-    model = load_model(args.model)
-    if model.kind != "charrnn":
-        raise UserError(f"--model {args.model} is a {model.kind}: bench --model takes a Char-RNN (the DCRNN "
-                        "is measured in its own part, --parts dcrnn)")
+    parts = set(args.parts.split(","))
+    if parts - BENCH_PARTS:
+        raise UserError(f"unknown bench part {sorted(parts - BENCH_PARTS)[0]!r}: choose from "
+                        f"{', '.join(sorted(BENCH_PARTS))}")
     if not args.seconds > 0:
         raise UserError("--seconds must be a positive number")
-    result = run_bench(model, seconds=args.seconds, log=say)
-    if "camera" in args.parts:
+    if not 1 <= args.launches <= 100:
+        raise UserError("--launches is 1..100")
+    result = {}
+    if "startup" in parts:
+        from livegen.bench.startup import startup_bench  # loads mido: only when the bench runs
+
+        say(f"bench: start-up, {args.launches} launches of livegen perform to the first note at a JACK port")
+        result["startup"] = startup_bench(args.launches, log=say)
+    model = None
+    if parts & {"engine", "layers", "clock"} or args.load is not None:
+        model = load_model(args.model)
+        if model.kind != "charrnn":
+            raise UserError(f"--model {args.model} is a {model.kind}: bench --model takes a Char-RNN (the DCRNN "
+                            "is measured in its own part, --parts dcrnn)")
+    if "engine" in parts:
+        from livegen.bench.engine import run_bench  # loads numpy and torch: only when the bench runs
+
+        result.update(run_bench(model, seconds=args.seconds, log=say))
+    if "camera" in parts:
         from livegen.bench.camera import camera_bench  # loads numpy: only when the bench runs
 
         say("bench: camera trackers")
@@ -173,13 +192,13 @@ def cmd_bench(args) -> int:
 
             say(f"bench: each tracker on the real photos in {args.hands_data}")
             result["camera"]["detection"] = hand_detection(args.hands_data)
-    if "dcrnn" in args.parts:
+    if "dcrnn" in parts:
         from livegen.bench.dcrnn import dcrnn_bench  # loads numpy and torch: only when the bench runs
 
         say("bench: DCRNN")
         real = Path(args.real_data)
         result["dcrnn"] = dcrnn_bench(load_model("dcrnn"), data=str(real) if real.is_dir() else None, log=say)
-    if "layers" in args.parts:
+    if "layers" in parts:
         from livegen.bench.engine import layered_run  # loads numpy and torch: only when the bench runs
 
         say("bench: live engine run with the DCRNN layered beside the Char-RNN")
@@ -191,16 +210,16 @@ def cmd_bench(args) -> int:
             raise UserError("--load is 0..64 busy processes")
         say(f"bench: the live run and a scripted DCRNN take with {args.load} busy processes beside them")
         result["load"] = load_run(model, load_model("dcrnn"), args.load, args.seconds, say)
-    if "clock" in args.parts:
+    if "clock" in parts:
         from livegen.bench.clock import clock_bench  # loads numpy: only when the bench runs
 
-        result["clock"] = clock_bench(load_model(args.model), log=say)
-    if "gui" in args.parts:
+        result["clock"] = clock_bench(model, log=say)
+    if "gui" in parts:
         from livegen.bench.gui import gui_timing_bench  # loads numpy: only when the bench runs
 
         say("bench: timing with the control panel open, repainting, moved and resized")
         result["timing_error_ms_panel_open"] = gui_timing_bench(10.0)
-    if "emg" in args.parts:
+    if "emg" in parts:
         from livegen.bench.emg import emg_bench  # loads numpy and torch: only when the bench runs
 
         if args.emg_minutes <= 0:
@@ -214,6 +233,9 @@ def cmd_bench(args) -> int:
 
         print(format_report(result))
     return 0
+
+
+BENCH_PARTS = {"engine", "startup", "camera", "dcrnn", "gui", "emg", "layers", "clock"}
 
 
 def cmd_train_commentary(args) -> int:

@@ -41,7 +41,8 @@ MAX_CLOCK_RESTARTS = 3  # per take: a clock that keeps dying fails the take
 # reached the receiver garbled (every message a copy of the first), a paced one whole
 ORPHAN_PACE = 0.004
 CONTROL_DELAY = 0.005  # s from a control's arrival to the instant it governs the music
-START_MARGIN = 0.25  # s between the clock being ready and performance time 0: room for the first notes
+START_MARGIN = 0.1  # s between the clock being ready and performance time 0: the first notes, made
+# already, reach it (under load too: a late first note is dropped, not played late)
 
 
 @dataclass
@@ -159,22 +160,44 @@ class Engine:
 
     def start(self) -> None:
         sys.setswitchinterval(0.0005)  # hand the GIL over quickly: control threads must not wait 5 ms
-        self.generators = [self._layer_generator(i, layer) for i, layer in enumerate(self.layers)]
+        # the clock process starts first, and the first notes are made while it loads and opens its
+        # ports: once it is ready, only the margin for handing them over stands before the music
+        launched = self._launch_clock(self._player_config())
+        try:
+            self.generators = [self._layer_generator(i, layer) for i, layer in enumerate(self.layers)]
+            primed = self._prime()
+        except BaseException:
+            launched[1].kill()  # a model that cannot start leaves no clock behind
+            raise
         # everything loaded so far (the model, its libraries) lives as long as the process: keep it
         # out of the collector, whose full passes over it stalled every thread here for ~0.2 s
         gc.collect()
         gc.freeze()
-        self._conn, self._proc, self.player_info = self._start_clock(self._player_config())
+        self._conn, self._proc, self.player_info = self._await_clock(*launched)
         # performance time 0 is fixed only now that the clock is ready, and the clock is told it:
         # however long its process took to start, both keep one timeline
         self.start_time = time.monotonic() + START_MARGIN
         if self.record:
             self._open_session()
         self._send(("start", self.start_time))
+        for layer, batch in enumerate(primed):
+            if batch:
+                self._send(("schedule", layer, batch))
         self._reader = threading.Thread(target=self._read_player, name="livegen-player-reader", daemon=True)
         self._reader.start()
         self._thread = threading.Thread(target=self._run, name="livegen-generator", daemon=True)
         self._thread.start()
+
+    def _prime(self) -> list[list]:
+        """Each layer's first ``lookahead`` seconds of music, made before performance time 0 is fixed."""
+        primed = []
+        for gen in self.generators:
+            batch = []
+            while gen.time < self.settings.lookahead and (self.end is None or gen.time < self.end):
+                batch += [m for m in gen.step() if self.end is None or m[0] < self.end]
+                self.stats.tokens += 1
+            primed.append(batch)
+        return primed
 
     def _player_config(self, resume: tuple[int, int | None] | None = None) -> PlayerConfig:
         s = self.settings
@@ -192,11 +215,21 @@ class Engine:
 
     def _start_clock(self, config: PlayerConfig):
         """Start a clock process and wait until its ports are open: (pipe, process, what it opened)."""
+        return self._await_clock(*self._launch_clock(config))
+
+    @staticmethod
+    def _launch_clock(config: PlayerConfig):
+        """Start a clock process, not waiting for it: (pipe, process)."""
         ctx = multiprocessing.get_context("spawn")
         conn, child = ctx.Pipe()
         proc = ctx.Process(target=run_player, args=(child, config), name="livegen-clock", daemon=True)
         proc.start()
         child.close()
+        return conn, proc
+
+    @staticmethod
+    def _await_clock(conn, proc):
+        """Wait until a launched clock has opened its ports: (pipe, process, what it opened)."""
         if not conn.poll(CLOCK_START_TIMEOUT):
             proc.kill()
             raise UserError(f"the output clock process did not start within {CLOCK_START_TIMEOUT:g} s")

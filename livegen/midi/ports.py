@@ -136,7 +136,7 @@ def _jack_running() -> bool:
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
     import rtmidi  # needs the system's ALSA library: loaded only to look for JACK
 
-    with _quiet_stderr():  # libjack prints its connection failures straight to fd 2
+    with quiet_stderr():  # libjack prints its connection failures straight to fd 2
         try:
             probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="livegen-probe")
             probe.get_port_count()
@@ -149,7 +149,8 @@ def _jack_running() -> bool:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
+    """fd 2 to /dev/null while the block runs: C libraries (libjack) write there past Python."""
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
