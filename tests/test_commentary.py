@@ -67,7 +67,8 @@ TINY = {"embed_dim": 24, "encoder_hidden": 24, "decoder_hidden": 32, "latent_dim
 
 def test_a_real_training_step_lowers_the_loss_and_the_checkpoint_resumes(tmp_path):
     from livegen.models import checkpoint
-    from livegen.models.cvae import CVAE, CVAEConfig
+    from livegen.models.cvae import CVAEConfig
+    from livegen.models.nets.cvae import CVAE
     from livegen.train import commentary as trainer
 
     data = small_csv(tmp_path)
@@ -225,7 +226,7 @@ def test_worker_writes_beside_the_recording_without_stalling_the_engine(model, t
     from livegen.models import checkpoint
 
     take = tmp_path / "take.mid"
-    engine = Engine(checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0], OutputChoice(), EngineSettings(seed=1),
+    engine = Engine(checkpoint.load_model("charrnn"), OutputChoice(), EngineSettings(seed=1),
                     record=str(take), log=lambda _: None)
     engine.start()
     worker = CommentaryWorker(engine, Commentator(model, seed=0), every_bars=1, bpm=240).start()  # every second

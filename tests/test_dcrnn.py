@@ -13,7 +13,8 @@ from conftest import livegen_cmd, shared_data
 from livegen.bench.dcrnn import take_notes
 from livegen.engine.dcrnn_live import DCRNNGenerator, theme_z
 from livegen.errors import UserError
-from livegen.models.dcrnn import DCRNN, DCRNNConfig
+from livegen.models.dcrnn import DCRNNConfig
+from livegen.models.nets.dcrnn import DCRNN
 from livegen.music.conditioning import Controls
 from livegen.music.roll import RollDecoder
 
@@ -27,10 +28,15 @@ def model():
 
 
 @pytest.fixture(scope="module")
+def live_model(model):
+    return model.live()
+
+
+@pytest.fixture(scope="module")
 def shipped():
     from livegen.models import checkpoint
 
-    return checkpoint.load(checkpoint.DEFAULT_DCRNN)[0]
+    return checkpoint.load_model("dcrnn")
 
 
 def run(gen, until):
@@ -162,46 +168,46 @@ def test_roll_notes_decodes_like_the_live_decoder():
     assert metrics["notes_per_bar"] == 2.0 and metrics["empty_bar_ratio"] == 0.0 and metrics["polyphony"] == 1.4
 
 
-def test_same_seed_same_notes_other_seed_other_theme(model):
-    a = run(DCRNNGenerator(model, Controls(), seed=4), 6.0)
-    assert a == run(DCRNNGenerator(model, Controls(), seed=4), 6.0)
-    assert a != run(DCRNNGenerator(model, Controls(), seed=5), 6.0)
+def test_same_seed_same_notes_other_seed_other_theme(live_model):
+    a = run(DCRNNGenerator(live_model, Controls(), seed=4), 6.0)
+    assert a == run(DCRNNGenerator(live_model, Controls(), seed=4), 6.0)
+    assert a != run(DCRNNGenerator(live_model, Controls(), seed=5), 6.0)
     assert any(m[2][0] == 0x90 for m in a)
 
 
-def test_rollback_equals_knowing_the_z_change_in_advance(model):
+def test_rollback_equals_knowing_the_z_change_in_advance(live_model):
     change = Controls(z=(1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0))
-    planned = DCRNNGenerator(model, Controls(), seed=1)
+    planned = DCRNNGenerator(live_model, Controls(), seed=1)
     planned.timeline.set(2.01, change)
     expected = run(planned, 6.0)
-    live = DCRNNGenerator(model, Controls(), seed=1)
+    live = DCRNNGenerator(live_model, Controls(), seed=1)
     ahead = run(live, 3.0)
     live.timeline.set(2.01, change)
     first = live.rollback(2.01)
     assert first == 17  # the first 16th at or after the change: heard at the next step
     assert [m for m in ahead if m[1] < first] + run(live, 6.0) == expected
-    assert expected != run(DCRNNGenerator(model, Controls(), seed=1), 6.0)
+    assert expected != run(DCRNNGenerator(live_model, Controls(), seed=1), 6.0)
 
 
-def test_themes_are_recalled_and_interpolated_linearly(model):
-    gen = DCRNNGenerator(model, Controls(), seed=2, external=(0, 1))
+def test_themes_are_recalled_and_interpolated_linearly(live_model):
+    gen = DCRNNGenerator(live_model, Controls(), seed=2, external=(0, 1))
     a, b = gen.z_for(Controls(theme="A")), gen.z_for(Controls(theme="B"))
-    assert np.array_equal(a, theme_z(2, "A", model.config.z_dim)) and not np.allclose(a, b)
+    assert np.array_equal(a, theme_z(2, "A", live_model.config.z_dim)) and not np.allclose(a, b)
     np.testing.assert_allclose(gen.z_for(Controls(theme="A", toward="B", mix=0.25)), 0.75 * a + 0.25 * b)
     played = gen.z_for(Controls(theme="B", z=(1.0, -0.5)))
     assert played[0] == 1.5 and played[1] == -0.75 and np.array_equal(played[2:], b[2:])
     form = [(0.0, Controls(theme="A")), (2.0, Controls(theme="B")), (4.0, Controls(theme="A"))]
-    notes = take_notes(model, form, 6.0, seed=2)
-    alone = take_notes(model, [(0.0, Controls(theme="A"))], 6.0, seed=2)
+    notes = take_notes(live_model, form, 6.0, seed=2)
+    alone = take_notes(live_model, [(0.0, Controls(theme="A"))], 6.0, seed=2)
     assert [(n[0], n[2]) for n in notes if n[0] < 2.0] == [(n[0], n[2]) for n in alone if n[0] < 2.0]
     assert notes != alone
 
 
-def test_bad_generator_settings_are_user_errors(model):
+def test_bad_generator_settings_are_user_errors(live_model):
     with pytest.raises(UserError, match="bpm"):
-        DCRNNGenerator(model, Controls(), bpm=1000)
+        DCRNNGenerator(live_model, Controls(), bpm=1000)
     with pytest.raises(UserError, match="external z dims"):
-        DCRNNGenerator(model, Controls(), external=(0, 99))
+        DCRNNGenerator(live_model, Controls(), external=(0, 99))
 
 
 def test_script_theme_keys_merge_and_bad_ones_are_refused(tmp_path):

@@ -189,7 +189,8 @@ def test_two_processes_train_the_same_model_as_one_with_the_same_global_batch(co
     charrnn.train(str(corpus), str(tmp_path / "c1a.safetensors"), 10.0, **dict(char, accum=2), **quiet)
     assert_same_weights(tmp_path / "c1.safetensors", tmp_path / "c2.safetensors")
     assert_same_weights(tmp_path / "c1.safetensors", tmp_path / "c1a.safetensors")
-    from livegen.models.charrnn import CharRNN, CharRNNConfig
+    from livegen.models.charrnn import CharRNNConfig
+    from livegen.models.nets.charrnn import CharRNN
 
     torch.manual_seed(0)
     untrained = CharRNN(CharRNNConfig(**TINY_CHARRNN)).state_dict()
@@ -253,9 +254,8 @@ def test_a_killed_torchrun_run_resumes_from_its_last_checkpoint(corpus, tmp_path
     assert any(f"resuming from {out} at step {step}" in line for line in lines), lines
     assert not any("afresh" in line for line in lines), lines  # the optimizer state matched
     assert state["step"] == step + 1 and state["samples"] == (step + 1) * 8
-    model, meta = checkpoint.load(out)  # the live engine's loader, as-is
-    model.live()
-    assert meta["kind"] == "charrnn" and not (tmp_path / "k.safetensors.tmp").exists()
+    model, meta = checkpoint.load_live(out)  # the live engine's loader, as-is
+    assert meta["kind"] == "charrnn" and model.kind == "charrnn" and not (tmp_path / "k.safetensors.tmp").exists()
 
 
 def test_torchrun_runs_the_livegen_command_and_rank_0_alone_reports(corpus, tmp_path):
@@ -353,7 +353,7 @@ def test_a_killed_torchrun_commentary_run_resumes(tmp_path):
     assert any(f"resuming from {out} at step {step}" in line for line in lines), lines
     assert any("afresh" in line for line in lines) == killed_between_writes, lines
     assert state["step"] == step + 1
-    model, meta = checkpoint.load(out)  # the live engine's loader, as-is
+    model, meta = checkpoint.load_live(out)  # the live engine's loader, as-is
     assert meta["extra"]["train"]["step"] == step + 1 and model.lcgan is not None
     assert not (tmp_path / "k.safetensors.tmp").exists()
 

@@ -63,34 +63,26 @@ def test_stopping_any_way_ends_every_note(receiver, tmp_path, how):
 
 
 class ExplodingModel:
-    """Wraps the real model; its live step fails after a while, as a runaway model might."""
+    """Wraps the real model's live runtime; its step fails after a while, as a runaway model might."""
 
     kind = "charrnn"
 
     def __init__(self, model, after):
-        self.model, self.after = model, after
+        self.model, self.after, self.calls = model, after, 0
+        self.config, self.initial_state, self.condition = model.config, model.initial_state, model.condition
 
-    def live(self):
-        live, after = self.model.live(), self.after
-        calls = [0]
-
-        class Live:
-            initial_state, condition = live.initial_state, live.condition
-
-            def step(self, *args):
-                calls[0] += 1
-                if calls[0] > after:
-                    raise RuntimeError("model blew up")
-                return live.step(*args)
-
-        return Live()
+    def step(self, *args):
+        self.calls += 1
+        if self.calls > self.after:
+            raise RuntimeError("model blew up")
+        return self.model.step(*args)
 
 
 def test_an_exception_in_the_generator_stops_cleanly_with_notes_off(receiver, tmp_path):
     from livegen.midi import ports
     from livegen.models import checkpoint
 
-    model = checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0]
+    model = checkpoint.load_model("charrnn")
     port = ports.match_port(receiver.name, ports.list_ports("jack")["outputs"])
     logs = []
     engine = Engine(ExplodingModel(model, 150), OutputChoice("jack", port), EngineSettings(seed=2),
@@ -110,7 +102,7 @@ def test_control_changes_roll_back_without_losing_or_hanging_notes(receiver, tmp
     from livegen.midi import ports
     from livegen.models import checkpoint
 
-    model = checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0]
+    model = checkpoint.load_model("charrnn")
     port = ports.match_port(receiver.name, ports.list_ports("jack")["outputs"])
     engine = Engine(model, OutputChoice("jack", port), EngineSettings(seed=3), Controls(density=0.8),
                     record=str(tmp_path / "t.mid"))
@@ -171,7 +163,7 @@ def test_switching_ports_ends_notes_on_the_old_one_and_plays_on_the_new(jack_ser
     try:
         time.sleep(0.3)
         outputs = ports.list_ports("jack")["outputs"]
-        engine = Engine(checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0], OutputChoice("jack", ports.match_port(
+        engine = Engine(checkpoint.load_model("charrnn"), OutputChoice("jack", ports.match_port(
             "switch-a", outputs)), EngineSettings(seed=4), Controls(density=0.9), record=str(tmp_path / "t.mid"))
         engine.start()
         deadline = time.monotonic() + 20

@@ -5,21 +5,22 @@ import torch
 
 from livegen.engine.charrnn_live import CharRNNGenerator, TokenSampler
 from livegen.engine.live_generator import ControlTimeline
-from livegen.models.charrnn import CharRNN, CharRNNConfig
+from livegen.models.charrnn import CharRNNConfig
+from livegen.models.nets.charrnn import CharRNN
 from livegen.music.conditioning import Controls
 
 
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return CharRNN(CharRNNConfig(embed_dim=16, hidden=32)).eval()
+    return CharRNN(CharRNNConfig(embed_dim=16, hidden=32)).eval().live()
 
 
 @pytest.fixture(scope="module")
 def trained():
     from livegen.models import checkpoint
 
-    return checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0]
+    return checkpoint.load_model("charrnn")
 
 
 def run(gen, until):

@@ -20,7 +20,8 @@ from conftest import ROOT
 from livegen import presets, sessions
 from livegen.errors import UserError
 from livegen.models import checkpoint
-from livegen.models.charrnn import CharRNN, CharRNNConfig
+from livegen.models.charrnn import CharRNNConfig
+from livegen.models.nets.charrnn import CharRNN
 from livegen.music.control_stream import read_stream
 from test_cli import livegen, one_line_error
 
@@ -176,6 +177,9 @@ def test_any_value_under_any_preset_key_is_read_or_refused_with_a_user_error(key
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
+# every checkpoint check holds for both loaders: the torch module (training, eval) and the live runtime
+each_loader = pytest.mark.parametrize("load", [checkpoint.load, checkpoint.load_live], ids=("torch", "live"))
+
 def _safetensors(tmp_path, livegen_header: str, name="meta.safetensors") -> Path:
     header = json.dumps({"__metadata__": {"livegen": livegen_header}}).encode()
     return _write(tmp_path, name, struct.pack("<Q", len(header)) + header)
@@ -199,33 +203,37 @@ GOOD_META = {"format": checkpoint.FORMAT, "kind": "charrnn", "config": {}, "voca
     (json.dumps({**GOOD_META, "config": [1]}), "its livegen header has a config of the wrong type (list)"),
     (json.dumps({**GOOD_META, "extra": None}), "its livegen header has a extra of the wrong type (NoneType)"),
 ])
-def test_a_livegen_header_of_the_wrong_shape_is_not_a_livegen_checkpoint(tmp_path, header, fragment):
+@each_loader
+def test_a_livegen_header_of_the_wrong_shape_is_not_a_livegen_checkpoint(tmp_path, header, fragment, load):
     path = _safetensors(tmp_path, header)
     with pytest.raises(UserError) as err:
-        checkpoint.load(path)
+        load(path)
     assert str(err.value).startswith(f"{path} is not a livegen checkpoint: {fragment}")
 
 
+@each_loader
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_a_checkpoint_with_non_finite_weights_is_refused_naming_the_tensor(tmp_path, value):
+def test_a_checkpoint_with_non_finite_weights_is_refused_naming_the_tensor(tmp_path, value, load):
     model = CharRNN(CharRNNConfig(embed_dim=8, hidden=8, layers=1))
     with torch.no_grad():
         model.head.weight[3, 2] = value
     path = tmp_path / "diverged.safetensors"
     checkpoint.save(path, model)
     with pytest.raises(UserError, match=r"weight 'head.weight' holds NaN or infinite values"):
-        checkpoint.load(path)
+        load(path)
 
 
-def test_training_state_may_hold_infinity(tmp_path):
+@each_loader
+def test_training_state_may_hold_infinity(tmp_path, load):
     """A best loss not yet set is infinite; only the config has to be finite."""
     path = tmp_path / "m.safetensors"
     model = CharRNN(CharRNNConfig(embed_dim=8, hidden=8, layers=1))
     checkpoint.save(path, model, {"train": {"best_val": float("inf")}})
-    assert checkpoint.load(path)[1]["extra"]["train"]["best_val"] == float("inf")
+    assert load(path)[1]["extra"]["train"]["best_val"] == float("inf")
 
 
-def test_a_checkpoint_cut_after_its_header_is_one_error(tmp_path):
+@each_loader
+def test_a_checkpoint_cut_after_its_header_is_one_error(tmp_path, load):
     path = tmp_path / "m.safetensors"
     checkpoint.save(path, CharRNN(CharRNNConfig(embed_dim=8, hidden=8, layers=1)))
     data = path.read_bytes()
@@ -233,7 +241,7 @@ def test_a_checkpoint_cut_after_its_header_is_one_error(tmp_path):
     for cut in (8 + n, 8 + n + 16, len(data) - 1):
         path.write_bytes(data[:cut])
         with pytest.raises(UserError, match="not a readable safetensors file"):
-            checkpoint.load(path)
+            load(path)
 
 
 # --- the command line ----------------------------------------------------------------------------

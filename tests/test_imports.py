@@ -242,7 +242,8 @@ def test_the_function_import_test_sees_light_pointless_and_unexplained_imports(t
     assert found == [(["json"], False, []), (["livegen.errors"], False, []),
                      (["livegen.music.roll"], False, []),  # numpy, which the module loads anyway
                      (["torch"], False, ["torch"]), (["mido"], True, ["mido"])]
-    assert heavy_at_import("livegen.models.lcgan") == {"torch": "livegen.models.lcgan -> torch"}
+    assert heavy_at_import("livegen.models.nets.lcgan") == {
+        "torch": "livegen.models.nets.lcgan -> torch", "numpy": "livegen.models.nets.lcgan -> livegen.models.lcgan -> numpy"}
 
 
 def _loaded_after(code: str, libraries: tuple[str, ...]) -> list[str]:
@@ -266,3 +267,13 @@ def test_the_clock_process_loads_neither_torch_nor_numpy():
     code = ("import livegen.cli\nfrom livegen.engine import player\nplayer.open_port(None, None, False)\n"
             "from livegen.midi import clock, recorder")
     assert _loaded_after(code, ("torch", "numpy")) == []
+
+
+def test_the_live_path_imports_no_torch():
+    """What a performance runs (the take, its engine and generators, the models' numpy runtimes, the
+    commentary and the panel) is importable without torch: only training and evaluation load it."""
+    modules = ("livegen.take.runner", "livegen.engine.engine", "livegen.models.checkpoint",
+               "livegen.commentary.worker", "livegen.cli.perform", "livegen.cli.comment", "livegen.gui.window")
+    chains = {m: heavy_at_import(m).get("torch") for m in modules}
+    assert not {m: chain for m, chain in chains.items() if chain}, chains
+    assert _loaded_after("\n".join(f"import {m}" for m in modules[:-1]), ("torch",)) == []

@@ -1,4 +1,5 @@
-"""The Char-RNN, its live single-step path and its checkpoints (including the ones that aren't ours)."""
+"""The Char-RNN, its live single-step path and its checkpoints (including the ones that aren't ours),
+read by both loaders: the torch module's and the live numpy runtime's."""
 import json
 import struct
 
@@ -8,11 +9,13 @@ import torch
 
 from livegen.errors import UserError
 from livegen.models import checkpoint
-from livegen.models.charrnn import CharRNN, CharRNNConfig
+from livegen.models.charrnn import CharRNNConfig, LiveCharRNN
+from livegen.models.nets.charrnn import CharRNN
 from livegen.music import conditioning, events
 from livegen.music.conditioning import Controls
 
 SMALL = CharRNNConfig(embed_dim=16, hidden=24, layers=2)
+each_loader = pytest.mark.parametrize("load", [checkpoint.load, checkpoint.load_live], ids=("torch", "live"))
 
 
 def test_forward_shapes():
@@ -47,6 +50,10 @@ def test_checkpoint_round_trip_carries_config_and_vocabulary(tmp_path):
     assert meta["vocabulary"] == events.vocabulary()
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
+    live, live_meta = checkpoint.load_live(path)
+    assert isinstance(live, LiveCharRNN) and live.config == SMALL and live_meta == meta
+    cond = Controls().vector()
+    np.testing.assert_array_equal(live.initial_state(cond)[0], model.live().initial_state(cond)[0])
 
 
 def _bad(tmp_path, data: bytes):
@@ -55,26 +62,29 @@ def _bad(tmp_path, data: bytes):
     return path
 
 
-def test_random_bytes_are_refused(tmp_path):
+@each_loader
+def test_random_bytes_are_refused(tmp_path, load):
     with pytest.raises(UserError, match="not a readable safetensors"):
-        checkpoint.load(_bad(tmp_path, np.random.default_rng(0).bytes(4000)))
+        load(_bad(tmp_path, np.random.default_rng(0).bytes(4000)))
 
 
-def test_truncated_checkpoint_is_refused(tmp_path):
+@each_loader
+def test_truncated_checkpoint_is_refused(tmp_path, load):
     path = tmp_path / "m.safetensors"
     checkpoint.save(path, CharRNN(SMALL))
     data = path.read_bytes()
     with pytest.raises(UserError):
-        checkpoint.load(_bad(tmp_path, data[: len(data) // 2]))
+        load(_bad(tmp_path, data[: len(data) // 2]))
 
 
-def test_foreign_safetensors_is_refused(tmp_path):
+@each_loader
+def test_foreign_safetensors_is_refused(tmp_path, load):
     from safetensors.torch import save_file
 
     path = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(3)}, str(path))
     with pytest.raises(UserError, match="not a livegen checkpoint"):
-        checkpoint.load(path)
+        load(path)
 
 
 def _rewrite_meta(path, change):
@@ -89,23 +99,42 @@ def _rewrite_meta(path, change):
     path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n:])
 
 
-def test_wrong_vocabulary_is_refused(tmp_path):
+@each_loader
+def test_wrong_vocabulary_is_refused(tmp_path, load):
     path = tmp_path / "m.safetensors"
     checkpoint.save(path, CharRNN(SMALL))
     _rewrite_meta(path, lambda m: m["vocabulary"][2].update(count=50))
     with pytest.raises(UserError, match="vocabulary differs"):
-        checkpoint.load(path)
+        load(path)
 
 
-def test_config_that_does_not_fit_the_weights_is_refused(tmp_path):
+@each_loader
+@pytest.mark.parametrize("change", [dict(hidden=32), dict(layers=3), dict(embed_dim=17), dict(surprise=1)])
+def test_config_that_does_not_fit_the_weights_is_refused(tmp_path, load, change):
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(path, CharRNN(SMALL))
+    _rewrite_meta(path, lambda m: m["config"].update(change))
+    with pytest.raises(UserError, match="weights do not match the stored config") as err:
+        load(path)
+    assert "\n" not in str(err.value)
+
+
+def test_the_live_loader_names_the_weight_that_does_not_fit(tmp_path):
     path = tmp_path / "m.safetensors"
     checkpoint.save(path, CharRNN(SMALL))
     _rewrite_meta(path, lambda m: m["config"].update(hidden=32))
-    with pytest.raises(UserError, match="do not match"):
-        checkpoint.load(path)
+    with pytest.raises(UserError, match=r"weight 'lstm.weight_ih_l0' is 96x45, the config implies 128x45"):
+        checkpoint.load_live(path)
 
 
-def test_shipped_default_model_loads():
-    model, meta = checkpoint.load(checkpoint.DEFAULT_CHARRNN)
-    assert meta["kind"] == "charrnn"
+@pytest.mark.parametrize("name,kind", [("DEFAULT_CHARRNN", "charrnn"), ("DEFAULT_DCRNN", "dcrnn"),
+                                       ("DEFAULT_COMMENTARY", "cvae")])
+@each_loader
+def test_shipped_models_load(load, name, kind):
+    model, meta = load(getattr(checkpoint, name))
+    assert meta["kind"] == model.kind == kind
+
+
+def test_shipped_default_model_is_small():
+    assert checkpoint.DEFAULT_CHARRNN.stat().st_size < 15 * 2**20
     assert checkpoint.DEFAULT_CHARRNN.stat().st_size < 15 * 2**20

@@ -109,7 +109,7 @@ def test_a_wedged_clock_fails_the_take_instead_of_hanging_and_the_take_stays_val
     from livegen.music.conditioning import Controls
 
     take = tmp_path / "take.mid"
-    engine = Engine(checkpoint.load(checkpoint.DEFAULT_CHARRNN)[0], OutputChoice(), EngineSettings(),
+    engine = Engine(checkpoint.load_model("charrnn"), OutputChoice(), EngineSettings(),
                     Controls(density=0.9), record=str(take), log=lambda text: None)
     engine.start()
     time.sleep(1.5)

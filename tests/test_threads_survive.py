@@ -347,7 +347,7 @@ def test_the_panels_osc_worker_lives_through_a_failing_restart():
 def test_the_panels_commentary_loader_says_why_instead_of_dying(qtbot, monkeypatch, tmp_path):
     pytest.importorskip("PyQt6")
     monkeypatch.chdir(tmp_path)
-    from livegen.commentary import worker as commentary_worker
+    from livegen.gui import window as panel_window
     from livegen.gui.app import application
     from livegen.gui.window import MainWindow
 
@@ -355,8 +355,8 @@ def test_the_panels_commentary_loader_says_why_instead_of_dying(qtbot, monkeypat
         def __init__(self, use_lcgan: bool):
             self.model = None
 
-    monkeypatch.setattr("livegen.commentary.commentator.Commentator", Loaded)
-    monkeypatch.setattr(commentary_worker, "CommentaryWorker",
+    monkeypatch.setattr(panel_window, "Commentator", Loaded)
+    monkeypatch.setattr(panel_window, "CommentaryWorker",
                         FailsOnce(None, RecursionError("maximum recursion depth exceeded")))
     application()
     window = MainWindow(presets.Preset())

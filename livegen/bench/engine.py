@@ -1,7 +1,7 @@
 """``livegen bench``: the engine's numbers, each as p50/p99/max in milliseconds.
 
 - step_ms: one token of live inference (numpy) incl. sampling and decoding; step_ms_torch the
-  same model step through torch, the path it replaced.
+  same model step through torch (the torch module of the same checkpoint), the path it replaced.
 - realtime_factor: seconds of music generated per second of one core.
 - control_to_midi_ms / timing_error_ms: a real engine run (output clock process, recording)
   with a control change every 0.25 s; latency is from a change's arrival until every message
@@ -21,10 +21,10 @@ import tempfile
 import time
 
 import numpy as np
-import torch
 
 from livegen.engine.charrnn_live import CharRNNGenerator, Steering
 from livegen.engine.engine import Engine, EngineSettings, Layer, OutputChoice
+from livegen.models import checkpoint
 from livegen.music.conditioning import Controls
 
 LEVELS = (0.05, 0.2, 0.35, 0.5, 0.65, 0.8, 0.95)
@@ -74,9 +74,14 @@ def step_times(model, count: int = 3000) -> tuple[list[float], float]:
     return times, gen.time / (time.perf_counter() - t_start)
 
 
-def torch_step_times(model, count: int = 500) -> list[float]:
-    """The same single step through torch (1 thread, oneDNN off), for comparison with the numpy path."""
+def torch_step_times(path, count: int = 500) -> list[float]:
+    """The same single step of the checkpoint at ``path`` through torch (1 thread, oneDNN off), for
+    comparison with the numpy path."""
+    import torch  # only this comparison runs torch: the live path is numpy
+
+    torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False
+    model, _ = checkpoint.load(path)
     cond = torch.from_numpy(Controls().vector())[None]
     state = model.initial_state(cond)
     token = torch.tensor([0])
@@ -131,11 +136,11 @@ def layered_run(model, dcrnn, seconds: float, log) -> dict:
     return live_run(model, seconds, log, change=camera_or_armband, layers=[Layer(dcrnn, OutputChoice(), channel=1)])
 
 
-def run_bench(model, seconds: float = 20.0, log=print) -> dict:
-    torch.set_num_threads(1)
+def run_bench(model, path, seconds: float = 20.0, log=print) -> dict:
+    """The engine's numbers for ``model``, the live runtime of the Char-RNN checkpoint at ``path``."""
     log("bench: per-step inference and throughput")
     steps, factor = step_times(model)
-    torch_steps = torch_step_times(model)
+    torch_steps = torch_step_times(path)
     log("bench: live engine run with control changes")
     live = live_run(model, seconds, log)
     log("bench: control fidelity sweeps")

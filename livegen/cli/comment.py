@@ -35,13 +35,10 @@ def _emit(comment, as_json: bool) -> None:
 
 
 def cmd_comment(args) -> int:
-    from livegen.commentary.commentator import Commentator  # loads torch: only when the command runs
+    from livegen.commentary.commentator import Commentator  # loads numpy: only when the command runs
 
     if args.window <= 0:
         raise UserError("--window must be a positive number of seconds")
-    import torch  # loaded with the commentator above: here to set its threads
-
-    torch.set_num_threads(1)  # one sentence is a few small steps: more threads only wait on each other
     commentator = Commentator(args.commentary_model, seed=args.seed, use_lcgan=not args.no_lcgan)
     if args.live:
         return _live(args, commentator)
@@ -66,7 +63,7 @@ class _LivePrinter:
     """Started with each take by ``livegen perform``'s loop; prints what the worker writes."""
 
     def __init__(self, engine, record, args, commentator):
-        from livegen.commentary.worker import CommentaryWorker  # loads torch: only when the command runs
+        from livegen.commentary.worker import CommentaryWorker  # loads numpy: only when the command runs
 
         self.as_json = args.json
         self.worker = CommentaryWorker(engine, commentator, every_bars=args.every_bars, window=args.window,

@@ -155,7 +155,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from livegen.models.checkpoint import load_model  # loads numpy: only when the command runs
+    from livegen.models.checkpoint import load_live, load_model, model_path  # loads numpy: only when the command runs
 
     parts = set(args.parts.split(","))
     if parts - BENCH_PARTS:
@@ -173,14 +173,15 @@ def cmd_bench(args) -> int:
         result["startup"] = startup_bench(args.launches, log=say)
     model = None
     if parts & {"engine", "layers", "clock"} or args.load is not None:
-        model = load_model(args.model)
+        path = model_path(args.model)
+        model, _ = load_live(path)
         if model.kind != "charrnn":
             raise UserError(f"--model {args.model} is a {model.kind}: bench --model takes a Char-RNN (the DCRNN "
                             "is measured in its own part, --parts dcrnn)")
     if "engine" in parts:
-        from livegen.bench.engine import run_bench  # loads numpy and torch: only when the bench runs
+        from livegen.bench.engine import run_bench  # loads numpy: only when the bench runs
 
-        result.update(run_bench(model, seconds=args.seconds, log=say))
+        result.update(run_bench(model, path, seconds=args.seconds, log=say))
     if "camera" in parts:
         from livegen.bench.camera import camera_bench  # loads numpy: only when the bench runs
 
@@ -193,18 +194,18 @@ def cmd_bench(args) -> int:
             say(f"bench: each tracker on the real photos in {args.hands_data}")
             result["camera"]["detection"] = hand_detection(args.hands_data)
     if "dcrnn" in parts:
-        from livegen.bench.dcrnn import dcrnn_bench  # loads numpy and torch: only when the bench runs
+        from livegen.bench.dcrnn import dcrnn_bench  # loads numpy: only when the bench runs
 
         say("bench: DCRNN")
         real = Path(args.real_data)
         result["dcrnn"] = dcrnn_bench(load_model("dcrnn"), data=str(real) if real.is_dir() else None, log=say)
     if "layers" in parts:
-        from livegen.bench.engine import layered_run  # loads numpy and torch: only when the bench runs
+        from livegen.bench.engine import layered_run  # loads numpy: only when the bench runs
 
         say("bench: live engine run with the DCRNN layered beside the Char-RNN")
         result["layers"] = layered_run(model, load_model("dcrnn"), args.seconds, say)
     if args.load is not None:
-        from livegen.bench.load import load_run  # loads numpy and torch: only when the bench runs
+        from livegen.bench.load import load_run  # loads numpy: only when the bench runs
 
         if not 0 <= args.load <= 64:
             raise UserError("--load is 0..64 busy processes")
@@ -220,7 +221,7 @@ def cmd_bench(args) -> int:
         say("bench: timing with the control panel open, repainting, moved and resized")
         result["timing_error_ms_panel_open"] = gui_timing_bench(10.0)
     if "emg" in parts:
-        from livegen.bench.emg import emg_bench  # loads numpy and torch: only when the bench runs
+        from livegen.bench.emg import emg_bench  # loads numpy: only when the bench runs
 
         if args.emg_minutes <= 0:
             raise UserError("--emg-minutes must be positive")
@@ -229,7 +230,7 @@ def cmd_bench(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        from livegen.bench.report import format_report  # loads numpy and torch: only when the bench runs
+        from livegen.bench.report import format_report  # loads numpy: only when the bench runs
 
         print(format_report(result))
     return 0

@@ -1,7 +1,8 @@
 """From notes to a sentence on screen: measure the music, condition the CVAE, keep what is fit to show.
 
-``Commentator`` is what the CLI and the live worker share. It is deterministic for a seed (one
-seeded torch generator drives every draw) and only ever returns text that passed the booth filter.
+``Commentator`` is what the CLI and the live worker share. It writes with the numpy runtime of the
+CVAE (no torch), is deterministic for a seed (one seeded numpy generator drives every draw) and
+only ever returns text that passed the booth filter.
 """
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from livegen.commentary import attributes as music_attributes
 from livegen.commentary import filter as word_filter
 from livegen.errors import UserError
 from livegen.models import checkpoint
-from livegen.models.lcgan import reward
+from livegen.models.cvae import LiveCVAE, draws
 from livegen.models.words import detokenize
 from livegen.music.events import Note
 
@@ -44,15 +45,21 @@ class Comment:
                 "ms": round(self.ms, 1)}
 
 
-def load_model(path: str | Path | None = None):
-    """The commentary CVAE (default: the shipped MusicCaps model)."""
+def commentary_checkpoint(path: str | Path | None = None) -> Path:
+    """A commentary checkpoint's file (default: the shipped MusicCaps model), its header checked."""
     path = Path(path) if path is not None else checkpoint.DEFAULT_COMMENTARY
     if path == checkpoint.DEFAULT_COMMENTARY and not path.is_file():
         raise UserError(f"the shipped commentary model {path} is missing: reinstall livegen")
-    model, _ = checkpoint.load(path)
-    if model.kind != "cvae":
-        raise UserError(f"{path} is a {model.kind} model, not a commentary model (train one with "
+    kind = checkpoint.read_metadata(path)["kind"]
+    if kind != "cvae":
+        raise UserError(f"{path} is a {kind:.80} model, not a commentary model (train one with "
                         "`livegen train commentary`)")
+    return path
+
+
+def load_model(path: str | Path | None = None) -> LiveCVAE:
+    """The commentary CVAE's numpy runtime (default: the shipped MusicCaps model)."""
+    model, _ = checkpoint.load_live(commentary_checkpoint(path))
     return model
 
 
@@ -60,11 +67,10 @@ class Commentator:
     """Sentences for attribute labels. Of each batch of CANDIDATES samples, the showable one the
     attribute classifier finds most about the music (the LC-GAN's reward) is shown (``rerank``)."""
 
-    def __init__(self, model=None, seed: int = 0, use_lcgan: bool = True, temperature: float = 0.8,
-                 top_k: int = 30, rerank: bool = True):
-        self.model = model if model is not None and not isinstance(model, (str, Path)) else load_model(model)
-        self.model.eval()
-        self.generator = torch.Generator().manual_seed(seed)
+    def __init__(self, model: LiveCVAE | str | Path | None = None, seed: int = 0, use_lcgan: bool = True,
+                 temperature: float = 0.8, top_k: int = 30, rerank: bool = True):
+        self.model = model if isinstance(model, LiveCVAE) else load_model(model)
+        self.rng = np.random.default_rng(seed)
         self.use_lcgan = use_lcgan and self.model.lcgan is not None
         self.temperature, self.top_k, self.rerank = temperature, top_k, rerank
         self.recent: deque[str] = deque(maxlen=32)  # not the same sentence twice in a row of 32
@@ -77,25 +83,22 @@ class Commentator:
 
     def sentence(self, labels: list[str]) -> str:
         """One booth-safe sentence of at least MIN_WORDS words conditioned on ``labels``."""
-        attrs = self.model.attribute_vector(labels)[None].expand(CANDIDATES, -1)
-        with torch.no_grad():
-            for _ in range(ATTEMPTS):
-                z = torch.randn(CANDIDATES, self.model.config.latent_dim, generator=self.generator)
-                if self.use_lcgan:
-                    z = self.model.lcgan.steer(z, attrs)
-                drawn = self.model.sample(attrs, z, generator=self.generator, temperature=self.temperature,
-                                          top_k=self.top_k, banned=self.banned)
-                sentences = [detokenize(words) for words in drawn]
-                ok = [i for i, (w, s) in enumerate(zip(drawn, sentences)) if self._showable(w, s)]
-                if not ok:
-                    continue
-                best = ok[0]
-                if self.rerank and labels:
-                    scores = reward(self.model.classifier, self.model.encode_words([drawn[i] for i in ok]),
-                                    attrs[:len(ok)])
-                    best = ok[int(scores.argmax())]
-                self.recent.append(sentences[best])
-                return sentences[best]
+        attrs = np.repeat(self.model.attribute_vector(labels)[None], CANDIDATES, 0)
+        for _ in range(ATTEMPTS):
+            z, uniforms = draws(self.rng, CANDIDATES, self.model.config)
+            if self.use_lcgan:
+                z = self.model.lcgan.steer(z, attrs)
+            drawn = self.model.sample(attrs, z, uniforms, temperature=self.temperature, top_k=self.top_k,
+                                      banned=self.banned)
+            sentences = [detokenize(words) for words in drawn]
+            ok = [i for i, (w, s) in enumerate(zip(drawn, sentences)) if self._showable(w, s)]
+            if not ok:
+                continue
+            best = ok[0]
+            if self.rerank and labels:
+                best = ok[int(self.model.reward([drawn[i] for i in ok], attrs[:len(ok)]).argmax())]
+            self.recent.append(sentences[best])
+            return sentences[best]
         return self._plain(labels)
 
     def _showable(self, words: list[str], sentence: str) -> bool:

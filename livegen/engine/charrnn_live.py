@@ -109,12 +109,12 @@ class Snapshot:
 
 
 class CharRNNGenerator(LiveGenerator):
-    """The Char-RNN, one event token per step."""
+    """The Char-RNN (its numpy runtime, ``LiveCharRNN``), one event token per step."""
 
     def __init__(self, model, controls: Controls, seed: int = 0, temperature: float = 1.0,
                  steering: Steering | None = None, channel: int = 0,
                  max_note_seconds: float = 4.0, max_polyphony: int = 12):
-        self.model = model.live()
+        self.model = model
         self.channel = channel
         self.sampler = TokenSampler(seed, temperature)
         self.steering = steering or Steering()

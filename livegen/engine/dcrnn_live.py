@@ -48,6 +48,8 @@ def heard_by_dcrnn(c: Controls) -> tuple:
 
 
 class DCRNNGenerator(LiveGenerator):
+    """The DCRNN (its numpy runtime, ``LiveDCRNN``), one 16th-note frame per step."""
+
     def __init__(self, model, controls: Controls, seed: int = 0, bpm: float = 120.0, channel: int = 0,
                  max_note_seconds: float = 4.0, max_polyphony: int = 12, external: tuple[int, ...] = tuple(range(8))):
         c = model.config
@@ -55,7 +57,7 @@ class DCRNNGenerator(LiveGenerator):
             raise UserError(f"bpm {bpm:g} is outside {range_text('bpm')}")
         if not external or any(not 0 <= d < c.z_dim for d in external) or len(set(external)) < len(external):
             raise UserError(f"external z dims must be distinct numbers in 0..{c.z_dim - 1}")
-        self.model, self.config, self.seed, self.channel = model.live(), c, seed, channel
+        self.model, self.config, self.seed, self.channel = model, c, seed, channel
         self.external = np.asarray(external)
         self.step_seconds = 60.0 / bpm / c.steps_per_beat  # at the starting tempo (the note-length guard)
         self.timeline = ControlTimeline(controls, bpm)

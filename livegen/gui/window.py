@@ -22,6 +22,8 @@ from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButt
                              QWidget)
 
 from livegen import paths, presets
+from livegen.commentary.commentator import Commentator
+from livegen.commentary.worker import CommentaryWorker, history_path_for
 from livegen.errors import UserError
 from livegen.faults import Faults, guarded
 from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
@@ -327,20 +329,14 @@ class MainWindow(QMainWindow):
             return None
 
     def _start_commentary(self) -> None:
-        """Start the commentary worker with the first take it is on for; importing torch and the
-        model happens on a thread of its own, so the panel never waits for it."""
+        """Start the commentary worker with the first take it is on for; loading the model happens
+        on a thread of its own, so the panel never waits for it."""
         if self._commentary_loading is not None or not self.commentary.isChecked():
             return
         interval, bpm = self._comment_interval(self.commentary.every.value()), self.base_preset.engine.bpm
         lcgan = self.commentary.lcgan.isChecked()
 
         def load() -> None:
-            import torch  # 3 s to import: on this thread, so the Qt thread never waits for it
-
-            from livegen.commentary.commentator import Commentator  # torch, as above
-            from livegen.commentary.worker import CommentaryWorker  # torch, as above
-
-            torch.set_num_threads(1)  # a sentence is a few small steps; more threads would only contend
             try:
                 self.comment_writer = Commentator(use_lcgan=lcgan)
             except Exception as exc:  # whatever broke, the panel shows it and plays on
@@ -381,8 +377,6 @@ class MainWindow(QMainWindow):
         if worker.interval != interval:
             worker.set_interval(interval)
         if self._comment_to is not False:
-            from livegen.commentary.worker import history_path_for  # torch: loaded with the worker already
-
             worker.history_path = history_path_for(self._comment_to) if self._comment_to else None
             self._comment_to = False
         if self._comment_requested:

@@ -2,7 +2,8 @@
 
 Loading needs nothing else, and anything that is not ours (a random file, a truncated file, a
 header of the wrong shape, weights that are NaN, a model with another vocabulary) is refused with
-one clear line.
+one clear line. The file is read with numpy: ``load_live`` / ``load_model`` give the numpy runtime
+the live path plays (no torch), ``load`` the torch module training and evaluation use.
 """
 from __future__ import annotations
 
@@ -11,10 +12,16 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 from safetensors import safe_open
+from safetensors.numpy import load_file
 
 from livegen.checks import check_finite, parse_json
 from livegen.errors import UserError
+from livegen.models.arrays import WeightsMismatch
+from livegen.models.charrnn import CharRNNConfig, LiveCharRNN
+from livegen.models.cvae import CVAEConfig, LiveCVAE
+from livegen.models.dcrnn import DCRNNConfig, LiveDCRNN
 from livegen.models.words import TOKENISER
 from livegen.music import conditioning, events
 
@@ -27,16 +34,17 @@ TEXT_KINDS = {"cvae"}  # models of words: they carry their own vocabulary (in th
 MAX_HEADER = 16 * 1024 * 1024  # characters of the livegen header; the shipped ones are under 32 KiB
 HEADER_TYPES = {"format": str, "kind": str, "config": dict, "vocabulary": (list, dict),
                 "conditioning": (dict, type(None)), "extra": dict}
+KINDS = {"charrnn": (CharRNNConfig, LiveCharRNN), "dcrnn": (DCRNNConfig, LiveDCRNN), "cvae": (CVAEConfig, LiveCVAE)}
 
 
-def _registry():
-    """The model classes, imported with torch when the first checkpoint loads: reading a header
-    (the command line, a take checking its model) needs neither."""
-    from livegen.models.charrnn import CharRNN, CharRNNConfig  # torch, on the first load
-    from livegen.models.cvae import CVAE, CVAEConfig  # torch, on the first load
-    from livegen.models.dcrnn import DCRNN, DCRNNConfig  # torch, on the first load
+def _torch_modules() -> dict:
+    """The torch module of each kind, imported with torch when training or evaluation loads one:
+    the live path and reading a header need neither."""
+    from livegen.models.nets.charrnn import CharRNN  # torch: only for training and evaluation
+    from livegen.models.nets.cvae import CVAE  # torch, as above
+    from livegen.models.nets.dcrnn import DCRNN  # torch, as above
 
-    return {"charrnn": (CharRNN, CharRNNConfig), "dcrnn": (DCRNN, DCRNNConfig), "cvae": (CVAE, CVAEConfig)}
+    return {"charrnn": CharRNN, "dcrnn": DCRNN, "cvae": CVAE}
 
 
 def save(path: str | os.PathLike, model, extra: dict | None = None) -> None:
@@ -64,7 +72,7 @@ def read_metadata(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="np") as f:
             raw = (f.metadata() or {}).get("livegen")
     except Exception:
         raise UserError(f"{path} is not a readable safetensors file (corrupt or truncated?)") from None
@@ -94,41 +102,68 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return meta
 
 
-def load(path: str | os.PathLike):
-    """(model in eval mode, metadata) from a checkpoint written by ``save``."""
-    import torch  # the models' runtime: loaded with the first model, not by read_metadata
-    from safetensors.torch import load_file  # torch too
-
+def _read(path: str | os.PathLike):
+    """(metadata, config, weights as numpy arrays) of a checkpoint, every check done."""
     meta = read_metadata(path)
-    registry = _registry()
-    if meta["kind"] not in registry:
+    if meta["kind"] not in KINDS:
         raise UserError(f"{path}: unknown model kind {meta['kind']!r:.80}")
-    model_cls, config_cls = registry[meta["kind"]]
     try:
         weights = load_file(str(path))
     except Exception:
         raise UserError(f"{path} is not a readable safetensors file (corrupt or truncated?)") from None
-    for name, tensor in weights.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    for name, array in weights.items():
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             raise UserError(f"{path}: weight {name!r:.80} holds NaN or infinite values (a diverged or damaged "
                             "model): use another checkpoint")
     try:
-        config = config_cls(**meta["config"])
-        model = model_cls(config)
-        model.load_state_dict(weights)
+        config = KINDS[meta["kind"]][0](**meta["config"])
     except Exception as exc:
-        raise UserError(f"{path}: weights do not match the stored config ({type(exc).__name__})") from None
+        raise _mismatch(path, exc) from None
+    return meta, config, weights
+
+
+def _mismatch(path, exc: Exception) -> UserError:
+    why = str(exc) if isinstance(exc, WeightsMismatch) else type(exc).__name__
+    return UserError(f"{path}: weights do not match the stored config ({why:.200})")
+
+
+def load_live(path: str | os.PathLike):
+    """(numpy runtime, metadata) from a checkpoint written by ``save``: what the live path plays."""
+    meta, config, weights = _read(path)
+    try:
+        model = KINDS[meta["kind"]][1](config, weights)
+    except Exception as exc:
+        raise _mismatch(path, exc) from None
+    return model, meta
+
+
+def load(path: str | os.PathLike):
+    """(torch module in eval mode, metadata) from a checkpoint written by ``save``: for training
+    and evaluation."""
+    import torch  # the training runtime: only training and evaluation load a torch module
+
+    meta, config, weights = _read(path)
+    try:
+        model = _torch_modules()[meta["kind"]](config)
+        model.load_state_dict({name: torch.from_numpy(array) for name, array in weights.items()})
+    except Exception as exc:
+        raise _mismatch(path, exc) from None
     model.eval()
     return model, meta
 
 
-def load_model(name: str | os.PathLike):
-    """A model by name: ``charrnn`` and ``dcrnn`` are the shipped ones, anything else a checkpoint path."""
+def model_path(name: str | os.PathLike) -> Path:
+    """A model's file by name: ``charrnn`` and ``dcrnn`` are the shipped ones, anything else a checkpoint path."""
     shipped = {"charrnn": ("Char-RNN", DEFAULT_CHARRNN), "dcrnn": ("DCRNN", DEFAULT_DCRNN)}
     if name in shipped:
         what, path = shipped[name]
         if not path.is_file():
             raise UserError(f"the shipped {what} {path} is missing: reinstall livegen")
-        name = path
-    model, _ = load(name)
+        return path
+    return Path(name)
+
+
+def load_model(name: str | os.PathLike):
+    """The numpy runtime of a model by name (see ``model_path``), for live use."""
+    model, _ = load_live(model_path(name))
     return model

@@ -1,25 +1,26 @@
-"""The commentary CVAE: a sentence VAE whose decoder is conditioned on ⟨z, a⟩ (Bowman et al. 2016,
-as deephypebot used it for music writing).
+"""The commentary CVAE when it writes: its config, its sampling, and the numpy runtime of its decoder.
 
-Encoder: a bidirectional GRU over the words; its two final states and the attribute vector a
-give μ and log σ² of z. Decoder: a GRU whose initial state comes from ⟨z, a⟩ and whose input at
-every step is the previous word's embedding concatenated with ⟨z, a⟩, so the attributes cannot be
-forgotten along the sentence. Against posterior collapse: the KL term is annealed in from 0 and
-decoder inputs are dropped to <unk> (word dropout), so the decoder has to use z.
+The CVAE is a sentence VAE whose decoder is conditioned on ⟨z, a⟩ (Bowman et al. 2016, as
+deephypebot used it for music writing): a GRU whose initial state comes from ⟨z, a⟩ and whose
+input at every step is the previous word's embedding concatenated with ⟨z, a⟩, so the attributes
+cannot be forgotten along the sentence. Its encoder and training are the torch module's
+(``nets/cvae.py``). The checkpoint carries the word vocabulary and the attribute labels (in the
+config), the attribute classifier that ranks sentences, and the LC-GAN actor that steers z
+(``lcgan.py``) when trained.
 
-The checkpoint carries the word vocabulary and the attribute labels (in the config), the attribute
-classifier used to measure agreement, and the LC-GAN that steers z (``lcgan.py``) when trained.
+Sampling draws its randomness from numpy, z and one uniform per word (``draws``), and turns each
+uniform into a word in ``draw_words``: the torch decoder and this one, given the same draws, write
+the same sentences.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-from torch import nn
-from torch.nn import functional as F
+import numpy as np
 
-from livegen.models.lcgan import LCGAN, AttributeClassifier, LCGANConfig
-from livegen.models.words import MAX_SENTENCE_TOKENS, SPECIALS, TOKENISER
+from livegen.models.arrays import Weights, gru_cell
+from livegen.models.lcgan import LCGANConfig, LiveAttributeClassifier, LiveLCGAN, reward
+from livegen.models.words import MAX_SENTENCE_TOKENS, SPECIALS
 
 
 @dataclass
@@ -37,139 +38,108 @@ class CVAEConfig:
     lcgan: dict | None = None  # LCGANConfig fields once the LC-GAN is trained
 
 
-class CVAE(nn.Module):
+def special_ids(words: list[str]) -> tuple[int, int, int, int]:
+    """The ids of <pad>, <unk>, <bos> and <eos> in a vocabulary."""
+    return tuple(words.index(s) for s in SPECIALS)
+
+
+def draws(rng: np.random.Generator, batch: int, config: CVAEConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The randomness of sampling ``batch`` sentences: z (B, latent_dim) from the prior, and a
+    uniform (B, max_len) for each word ``draw_words`` picks."""
+    z = rng.standard_normal((batch, config.latent_dim), dtype=np.float32)
+    return z, rng.random((batch, config.max_len))
+
+
+def draw_words(logits: np.ndarray, uniforms: np.ndarray, never: np.ndarray, temperature: float,
+               top_k: int) -> np.ndarray:
+    """Word ids (B,) from logits (B, V): each row's softmax at ``temperature``, over its ``top_k``
+    likeliest words and never the ``never`` ones (a mask (V,)), inverted at its uniform (B,)."""
+    scaled = np.where(never, -np.inf, logits.astype(np.float64)) / max(temperature, 1e-4)
+    vocab = scaled.shape[-1]
+    if top_k:
+        k = min(top_k, vocab)
+        kth = np.partition(scaled, vocab - k, axis=-1)[:, vocab - k:vocab - k + 1]
+        scaled = np.where(scaled < kth, -np.inf, scaled)
+    cdf = np.cumsum(np.exp(scaled - scaled.max(-1, keepdims=True)), -1)
+    chosen = (cdf <= (uniforms * cdf[:, -1])[:, None]).sum(-1)  # the first word whose cdf passes u
+    return np.minimum(chosen, vocab - 1)
+
+
+def sample_sentences(step, state, config: CVAEConfig, uniforms: np.ndarray, temperature: float = 0.8,
+                     top_k: int = 30, banned: list[int] | None = None) -> list[list[str]]:
+    """Sentences (word lists, <eos> excluded) from a decoder ``step(word ids (B,), state) ->
+    (logits (B, V) as numpy, state)`` that starts from ``state``: the one sampling loop the torch
+    and numpy decoders share. <unk>, <pad>, <bos> and ``banned`` ids are never drawn."""
+    words = config.words
+    pad, unk, bos, eos = special_ids(words)
+    never = np.zeros(len(words), dtype=bool)
+    never[[pad, unk, bos] + list(banned or [])] = True
+    batch = len(uniforms)
+    token = np.full(batch, bos)
+    out = np.full((batch, config.max_len), pad)
+    done = np.zeros(batch, dtype=bool)
+    for t in range(config.max_len):
+        logits, state = step(token, state)
+        token = np.where(done, pad, draw_words(logits, uniforms[:, t], never, temperature, top_k))
+        out[:, t] = token
+        done |= token == eos
+        if done.all():
+            break
+    sentences = []
+    for row in out.tolist():
+        end = next((t for t, i in enumerate(row) if i in (eos, pad)), len(row))
+        sentences.append([words[i] for i in row[:end]])
+    return sentences
+
+
+class LiveCVAE:
+    """The decoder, the LC-GAN actor and the attribute classifier in numpy: the commentary's runtime."""
+
     kind = "cvae"
 
-    def __init__(self, config: CVAEConfig):
-        super().__init__()
+    def __init__(self, config: CVAEConfig, arrays: dict[str, np.ndarray]):
+        """From the torch module's state_dict as numpy arrays (a checkpoint's, or ``CVAE.live()``);
+        the encoder's weights are not used."""
         self.config = c = config
-        v, a = len(c.words), len(c.attributes)
-        self.index = {w: i for i, w in enumerate(c.words)}
-        self.pad, self.unk, self.bos, self.eos = (self.index[s] for s in SPECIALS)
-        self.embed = nn.Embedding(v, c.embed_dim, padding_idx=self.pad)
-        self.encoder = nn.GRU(c.embed_dim, c.encoder_hidden, batch_first=True, bidirectional=True)
-        self.to_latent = nn.Linear(2 * c.encoder_hidden + a, 2 * c.latent_dim)
+        w = Weights(arrays)
+        v, a, e, h = len(c.words), len(c.attributes), c.embed_dim, c.decoder_hidden
         cond = c.latent_dim + a
-        self.init_state = nn.Linear(cond, c.decoder_hidden)
-        self.decoder = nn.GRU(c.embed_dim + cond, c.decoder_hidden, batch_first=True)
-        self.out = nn.Linear(c.decoder_hidden, c.embed_dim)  # then the (tied) word embedding
-        self.out_bias = nn.Parameter(torch.zeros(v))
-        self.classifier = AttributeClassifier(v, a)
-        self.lcgan = LCGAN(LCGANConfig(**c.lcgan)) if c.lcgan else None
+        self.index = {word: i for i, word in enumerate(c.words)}
+        self.pad, self.unk, self.bos, self.eos = special_ids(c.words)
+        self.embed = w("embed.weight", v, e)
+        self.embed_t = np.ascontiguousarray(self.embed.T)  # the output layer is tied to the embedding
+        self.init_state = w("init_state.weight", h, cond), w("init_state.bias", h)
+        self.decoder = (w("decoder.weight_ih_l0", 3 * h, e + cond), w("decoder.bias_ih_l0", 3 * h),
+                        w("decoder.weight_hh_l0", 3 * h, h), w("decoder.bias_hh_l0", 3 * h))
+        self.out = w("out.weight", e, h), w("out.bias", e)
+        self.out_bias = w("out_bias", v)
+        self.classifier = LiveAttributeClassifier(w.under("classifier."), v, a, self.pad)
+        self.lcgan = LiveLCGAN(LCGANConfig(**c.lcgan), w.under("lcgan.")) if c.lcgan else None
 
-    # --- encoding / decoding ---------------------------------------------------------------------
-
-    def vocabulary(self) -> dict:
-        """What the checkpoint header records in place of the music models' event vocabulary."""
-        return {"tokeniser": TOKENISER, "words": len(self.config.words),
-                "attributes": len(self.config.attributes)}
-
-    def encode_words(self, sentences: list[list[str]]) -> torch.Tensor:
-        """Token ids (B, T) ending in <eos>, padded; unknown words -> <unk>."""
-        length = min(max(len(s) for s in sentences) + 1, self.config.max_len)
-        ids = torch.full((len(sentences), length), self.pad, dtype=torch.long)
-        for i, s in enumerate(sentences):
-            row = [self.index.get(w, self.unk) for w in s][:length - 1] + [self.eos]
-            ids[i, :len(row)] = torch.tensor(row)
-        return ids
-
-    def attribute_vector(self, labels) -> torch.Tensor:
+    def attribute_vector(self, labels) -> np.ndarray:
         """Multi-hot (A,) over this model's attributes; labels it does not know are ignored."""
-        vec = torch.zeros(len(self.config.attributes))
-        for i, label in enumerate(self.config.attributes):
-            if label in labels:
-                vec[i] = 1.0
-        return vec
+        return np.array([label in labels for label in self.config.attributes], dtype=np.float32)
 
-    def _cond(self, z: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
+    def word_ids(self, sentence: list[str]) -> list[int]:
+        """A sentence's ids as the classifier was trained on them: unknown words -> <unk>, then <eos>."""
+        return [self.index.get(word, self.unk) for word in sentence][:self.config.max_len - 1] + [self.eos]
+
+    def sample(self, attrs: np.ndarray, z: np.ndarray, uniforms: np.ndarray, temperature: float = 0.8,
+               top_k: int = 30, banned: list[int] | None = None) -> list[list[str]]:
+        """Sentences for attribute rows (B, A), codes (B, latent_dim) and uniforms (B, max_len)."""
         if not self.config.use_attributes:
-            attrs = torch.zeros_like(attrs)
-        return torch.cat([z, attrs], dim=-1)
+            attrs = np.zeros_like(attrs)
+        cond = np.concatenate([z, attrs], -1).astype(np.float32)
+        weight, bias = self.init_state
+        out_w, out_b = self.out
 
-    def posterior(self, ids: torch.Tensor, attrs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """μ, log σ² of q(z | words, a)."""
-        lengths = (ids != self.pad).sum(1).clamp(min=1)
-        packed = nn.utils.rnn.pack_padded_sequence(self.embed(ids), lengths.cpu(), batch_first=True,
-                                                   enforce_sorted=False)
-        _, h = self.encoder(packed)  # (2, B, H)
-        if not self.config.use_attributes:
-            attrs = torch.zeros_like(attrs)
-        mu, logvar = self.to_latent(torch.cat([h[0], h[1], attrs], dim=-1)).chunk(2, dim=-1)
-        return mu, logvar.clamp(-10, 10)
+        def step(token: np.ndarray, state: np.ndarray):
+            state = gru_cell(np.concatenate([self.embed[token], cond], -1), state, *self.decoder)
+            return (state @ out_w.T + out_b) @ self.embed_t + self.out_bias, state
 
-    def decode(self, inputs: torch.Tensor, z: torch.Tensor, attrs: torch.Tensor, state=None):
-        """Logits (B, T, V) for next words given input ids (B, T) and ⟨z, a⟩; and the new state."""
-        cond = self._cond(z, attrs)
-        if state is None:
-            state = torch.tanh(self.init_state(cond))[None]
-        x = torch.cat([self.embed(inputs), cond[:, None].expand(-1, inputs.shape[1], -1)], dim=-1)
-        h, state = self.decoder(x, state)
-        return self.out(h) @ self.embed.weight.T + self.out_bias, state
+        return sample_sentences(step, np.tanh(cond @ weight.T + bias), self.config, uniforms, temperature, top_k,
+                                banned)
 
-    def forward(self, ids: torch.Tensor, attrs: torch.Tensor, word_dropout: float = 0.0, sample: bool = True,
-                eps: torch.Tensor | None = None, uniform: torch.Tensor | None = None):
-        """(reconstruction NLL summed per sentence (B,), KL per sentence (B,), tokens per sentence (B,)).
-
-        ``eps`` (B, latent_dim) standard normal and ``uniform`` (B, ≥ T) in [0, 1): the draws for z and
-        word dropout, from the global RNG when None. A trainer passes them so that each sentence gets
-        the same draws however its batch is split over processes."""
-        mu, logvar = self.posterior(ids, attrs)
-        if sample:
-            z = mu + (torch.randn_like(mu) if eps is None else eps) * (0.5 * logvar).exp()
-        else:
-            z = mu
-        inputs = torch.cat([torch.full_like(ids[:, :1], self.bos), ids[:, :-1]], dim=1)
-        if word_dropout > 0:
-            u = torch.rand(inputs.shape, device=inputs.device) if uniform is None else uniform[:, :inputs.shape[1]]
-            drop = (u < word_dropout) & (inputs != self.pad)
-            drop[:, 0] = False  # keep <bos>
-            inputs = inputs.masked_fill(drop, self.unk)
-        logits, _ = self.decode(inputs, z, attrs)
-        nll = F.cross_entropy(logits.transpose(1, 2), ids, ignore_index=self.pad, reduction="none").sum(1)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
-        return nll, kl, (ids != self.pad).sum(1)
-
-    def kl_weight(self, step: int) -> float:
-        return min(1.0, step / max(1, self.config.kl_anneal_steps))
-
-    # --- sampling --------------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def sample(self, attrs: torch.Tensor, z: torch.Tensor | None = None, generator: torch.Generator | None = None,
-               temperature: float = 0.8, top_k: int = 30, banned: list[int] | None = None) -> list[list[str]]:
-        """Sentences (as word lists, <eos> excluded) for attribute rows (B, A); z from the prior when None.
-
-        Deterministic for a seeded ``generator``. <unk>, <pad>, <bos> and ``banned`` ids are never drawn.
-        """
-        b = attrs.shape[0]
-        if z is None:
-            z = torch.randn(b, self.config.latent_dim, generator=generator)
-        mask = torch.zeros(len(self.config.words), dtype=torch.bool)
-        mask[[self.pad, self.unk, self.bos] + list(banned or [])] = True
-        token = torch.full((b, 1), self.bos, dtype=torch.long)
-        state = None
-        out = torch.full((b, self.config.max_len), self.pad, dtype=torch.long)
-        done = torch.zeros(b, dtype=torch.bool)
-        for t in range(self.config.max_len):
-            logits, state = self.decode(token, z, attrs, state)
-            logits = logits[:, 0].masked_fill(mask, -float("inf")) / max(temperature, 1e-4)
-            if top_k:
-                kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, -float("inf"))
-            nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
-            nxt = nxt.masked_fill(done, self.pad)
-            out[:, t] = nxt
-            done |= nxt == self.eos
-            if bool(done.all()):
-                break
-            token = nxt[:, None]
-        words = self.config.words
-        sentences = []
-        for row in out.tolist():
-            ws = []
-            for i in row:
-                if i in (self.eos, self.pad):
-                    break
-                ws.append(words[i])
-            sentences.append(ws)
-        return sentences
+    def reward(self, sentences: list[list[str]], attrs: np.ndarray) -> np.ndarray:
+        """(B,) how much each sentence speaks of its attribute row (B, A), by the classifier."""
+        return reward(self.classifier.probabilities([self.word_ids(s) for s in sentences]), attrs)

@@ -1,48 +1,22 @@
-"""The latent-constraints GAN (Engel et al. 2017, as deephypebot steered its CVAE) and its reward.
+"""The LC-GAN's actor and the attribute classifier at sampling time, in numpy.
 
 The reward says how well a sentence speaks about the music it was conditioned on:
 
     reward(sentence, a) = mean over the attributes in a of P(attribute | sentence)
 
-with P from ``AttributeClassifier``, a bag-of-words logistic regression trained on real MusicCaps
+with P from the attribute classifier, a bag-of-words logistic regression trained on real MusicCaps
 sentences and their attributes. A sentence that names the tempo, the mode and the instrument the
 music actually has scores high; generic filler ("The song is played in the background.") scores low.
-
-Decoding is not differentiable, so the LC-GAN learns in z-space:
-- ``reward_model`` R(z, a) predicts the reward of the sentence decoded from ⟨z, a⟩ (fit on sampled
-  sentences scored by the classifier);
-- ``critic`` D(z, a) tells real posterior codes (μ of real sentences) from the actor's outputs;
-- ``actor`` G(z, a) moves z (a stays as measured: it is what the music is) to maximise R while
-  fooling D and staying near the prior sample: loss = -R(G) + w_real·softplus(-D(G)) + w_dist·|G-z|².
-Sampling with the LC-GAN decodes from G(z, a) instead of z.
+The commentary ranks its candidate sentences by it. The actor G(z, a) moves a prior sample z to
+where the decoded sentences score well; how it learns that is in ``nets/lcgan.py``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import nn
+import numpy as np
 
-
-class AttributeClassifier(nn.Module):
-    """Logistic regression from a sentence's bag of words to each attribute (multi-label)."""
-
-    def __init__(self, vocab_size: int, attr_dim: int, pad: int = 0):
-        super().__init__()
-        self.weights = nn.EmbeddingBag(vocab_size, max(attr_dim, 1), mode="mean", padding_idx=pad)
-        self.bias = nn.Parameter(torch.zeros(max(attr_dim, 1)))
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Logits (B, A) for token ids (B, T) (padding ignored)."""
-        return self.weights(ids) + self.bias
-
-
-def reward(classifier: AttributeClassifier, ids: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
-    """(B,) mean classifier probability of the conditioning attributes; 0 where a is empty."""
-    with torch.no_grad():
-        p = classifier(ids).sigmoid()
-    count = attrs.sum(1)
-    return (p * attrs).sum(1) / count.clamp(min=1)
+from livegen.models.arrays import Weights, sigmoid
 
 
 @dataclass
@@ -54,35 +28,45 @@ class LCGANConfig:
     distance_weight: float = 0.05
 
 
-def _mlp(inp: int, hidden: int, out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, out))
+def reward(probabilities: np.ndarray, attrs: np.ndarray) -> np.ndarray:
+    """(B,) mean classifier probability of the conditioning attributes (B, A); 0 where a is empty."""
+    return (probabilities * attrs).sum(1) / np.maximum(attrs.sum(1), 1)
 
 
-class LCGAN(nn.Module):
-    def __init__(self, config: LCGANConfig):
-        super().__init__()
+class LiveAttributeClassifier:
+    """P(attribute | sentence): the mean of its words' rows of a table, plus a bias, squashed."""
+
+    def __init__(self, w: Weights, vocab_size: int, attr_dim: int, pad: int):
+        self.table = w("weights.weight", vocab_size, max(attr_dim, 1))
+        self.bias = w("bias", max(attr_dim, 1))
+        self.pad = pad
+
+    def probabilities(self, sentences: list[list[int]]) -> np.ndarray:
+        """(B, A) for each sentence's word ids (padding ignored, as torch's EmbeddingBag does)."""
+        rows = np.zeros((len(sentences), len(self.bias)), dtype=self.table.dtype)
+        for row, ids in zip(rows, sentences):
+            kept = [i for i in ids if i != self.pad]
+            if kept:
+                row[:] = self.table[kept].mean(0)
+        return sigmoid(rows + self.bias)
+
+
+class LiveLCGAN:
+    """The actor G(z, a): a gated move of z (the gate lets it leave good codes where they are)."""
+
+    def __init__(self, config: LCGANConfig, w: Weights):
         self.config = c = config
-        inp = c.latent_dim + c.attr_dim
-        self.actor = _mlp(inp, c.hidden, 2 * c.latent_dim)
-        self.critic = _mlp(inp, c.hidden, 1)
-        self.reward_model = _mlp(inp, c.hidden, 1)
+        sizes = (c.latent_dim + c.attr_dim, c.hidden, c.hidden, 2 * c.latent_dim)
+        self.layers = [(w(f"actor.{2 * k}.weight", out, inp), w(f"actor.{2 * k}.bias", out))
+                       for k, (inp, out) in enumerate(zip(sizes, sizes[1:]))]
 
-    def steer(self, z: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
-        """G(z, a): a gated move of z (the gate lets the actor leave good codes where they are)."""
-        delta, gate = self.actor(torch.cat([z, attrs], -1)).chunk(2, -1)
-        gate = gate.sigmoid()
+    def steer(self, z: np.ndarray, attrs: np.ndarray) -> np.ndarray:
+        """Moved codes (B, Z) for codes z (B, Z) under attributes (B, A)."""
+        x = np.concatenate([z, attrs], -1)
+        for k, (weight, bias) in enumerate(self.layers):
+            x = x @ weight.T + bias
+            if k < len(self.layers) - 1:
+                x = np.maximum(x, 0)
+        delta, gate = np.split(x, 2, -1)
+        gate = sigmoid(gate)
         return (1 - gate) * z + gate * delta
-
-    def realism(self, z: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
-        return self.critic(torch.cat([z, attrs], -1))[:, 0]
-
-    def predicted_reward(self, z: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
-        return self.reward_model(torch.cat([z, attrs], -1))[:, 0].sigmoid()
-
-    def actor_loss(self, z: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
-        moved = self.steer(z, attrs)
-        c = self.config
-        return (-self.predicted_reward(moved, attrs).mean()
-                + c.realism_weight * nn.functional.softplus(-self.realism(moved, attrs)).mean()
-                + c.distance_weight * (moved - z).pow(2).sum(1).mean())

@@ -89,7 +89,6 @@ class TakeRunner:
             spec = self._replay_spec(spec, source)
         model = self.model(spec.model)
         check_external_z(model, spec)
-        _one_inference_thread()
         output = choose_output(spec.output, self.log)
         layers = build_layers(spec, output, model, self.model, self.log)
         if replay:
@@ -315,10 +314,3 @@ def _make_folder(record: str) -> None:
     except OSError as exc:
         raise UserError(f"cannot make the folder {folder} for --record: {exc.strerror or exc}") from None
 
-
-def _one_inference_thread() -> None:
-    """Live inference is many tiny steps: more threads only wait on each other and on the clock."""
-    import torch  # the models' runtime: loaded once a take's model is
-
-    torch.set_num_threads(1)
-    torch.backends.mkldnn.enabled = False

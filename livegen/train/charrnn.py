@@ -11,6 +11,7 @@ import numpy as np
 
 from livegen.errors import UserError
 from livegen.models import checkpoint
+from livegen.models.charrnn import CharRNNConfig
 from livegen.music import conditioning, events
 from livegen.music.corpus import load_corpus
 from livegen.train import distributed
@@ -50,7 +51,7 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
            eval_every):
     import torch  # the training runtime, loaded when training starts
 
-    from livegen.models.charrnn import CharRNN, CharRNNConfig  # a torch model: loaded with the runtime
+    from livegen.models.nets.charrnn import CharRNN  # a torch model: loaded with the runtime
 
     say = log if dist.main else (lambda _: None)
     if accum < 1 or batch < 1 or batch % (dist.world * accum):

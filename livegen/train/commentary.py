@@ -20,11 +20,13 @@ from tqdm import tqdm
 
 from livegen.commentary import filter as word_filter
 from livegen.commentary import text
-from livegen.commentary.commentator import Commentator, load_model
+from livegen.commentary.commentator import Commentator, commentary_checkpoint
 from livegen.errors import UserError
 from livegen.models import checkpoint
-from livegen.models.cvae import CVAE, CVAEConfig
-from livegen.models.lcgan import LCGAN, AttributeClassifier, LCGANConfig, reward
+from livegen.models.cvae import CVAEConfig
+from livegen.models.lcgan import LCGANConfig
+from livegen.models.nets.cvae import CVAE
+from livegen.models.nets.lcgan import LCGAN, AttributeClassifier, reward
 from livegen.models.words import detokenize, tokenize
 from livegen.train import distributed
 from livegen.train.data import WindowOrder
@@ -288,8 +290,13 @@ def _decode_ids(model, sentences: list[list[str]]) -> torch.Tensor:
     return model.encode_words([s or ["."] for s in sentences])
 
 
+def _uniforms(model, batch: int, gen: torch.Generator) -> torch.Tensor:
+    """The uniforms ``CVAE.sample`` turns into words, one per word of each of ``batch`` sentences."""
+    return torch.rand(batch, model.config.max_len, generator=gen)
+
+
 def train_lcgan(model, train_sents, steps: int = 1500, samples: int = 4096, seed: int = 0, log=print) -> dict:
-    """Fit the reward model on decoded samples, then the critic and actor (see lcgan.py)."""
+    """Fit the reward model on decoded samples, then the critic and actor (see models/nets/lcgan.py)."""
     c = model.config
     lc_config = LCGANConfig(latent_dim=c.latent_dim, attr_dim=len(c.attributes))
     lcgan = LCGAN(lc_config)
@@ -302,7 +309,8 @@ def train_lcgan(model, train_sents, steps: int = 1500, samples: int = 4096, seed
     def score(z, a):
         sents = []
         for i in range(0, z.shape[0], 512):
-            sents += model.sample(a[i:i + 512], z[i:i + 512], generator=gen)
+            rows = slice(i, i + 512)
+            sents += model.sample(a[rows], z[rows], _uniforms(model, len(a[rows]), gen))
         return reward(model.classifier, _decode_ids(model, sents), a)
 
     def collect(n, steer: bool):
@@ -401,7 +409,7 @@ def agreement(model, cases, steer: bool, seed: int = 0, judge=None) -> dict:
         z = torch.randn(a.shape[0], model.config.latent_dim, generator=gen)
         if steer and model.lcgan is not None:
             z = model.lcgan.steer(z, a)
-        sents += model.sample(a, z, generator=gen)
+        sents += model.sample(a, z, _uniforms(model, a.shape[0], gen))
     ids = _decode_ids(model, sents)
     hits = picks_target(model.classifier, model, ids, cases)
     by_category: dict[str, list[int]] = {}
@@ -426,13 +434,8 @@ def agreement(model, cases, steer: bool, seed: int = 0, judge=None) -> dict:
 def shown_agreement(model, cases, seed: int = 0, judge=None) -> dict:
     """Agreement and diversity of the sentences ``livegen comment`` shows (filtered, reranked,
     LC-GAN on when the model has one), on the same category-swap cases; and the judge's verdict."""
-    c = Commentator(model, seed=seed)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # batch-8 steps: a second thread only adds waiting
-    try:
-        shown = [c.sentence(sorted(labels)) for labels, _, _ in cases]
-    finally:
-        torch.set_num_threads(threads)
+    c = Commentator(model.live(), seed=seed)
+    shown = [c.sentence(sorted(labels)) for labels, _, _ in cases]
     tokens = [tokenize(s) for s in shown]
     ids = model.encode_words(tokens)
     d1, d2 = distinct(tokens)
@@ -444,19 +447,14 @@ def shown_agreement(model, cases, seed: int = 0, judge=None) -> dict:
 
 
 def ms_per_sentence(model, attributes: list[str], repeats: int = 20) -> float:
-    """Median wall time of one shown sentence (``Commentator.sentence``) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        c = Commentator(model, seed=0)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            c.sentence(attributes)
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times) * 1000)
-    finally:
-        torch.set_num_threads(threads)
+    """Median wall time of one shown sentence (``Commentator.sentence``, the numpy runtime)."""
+    c = Commentator(model.live(), seed=0)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        c.sentence(attributes)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000)
 
 
 def _judge_fits_on(ytid: str) -> bool:
@@ -485,7 +483,7 @@ def independent_judge(model, sents: list[text.Sentence], seed: int = 0):
 def baseline_elbo(path: str, model, sents: list[text.Sentence]) -> dict:
     """Held-out perplexity of a no-attribute checkpoint (``livegen train commentary --no-attributes``)
     on the same sentences and words as ``model``'s."""
-    baseline = load_model(path)
+    baseline, _ = checkpoint.load(commentary_checkpoint(path))
     if baseline.config.use_attributes:
         raise UserError(f"--baseline {path} was trained with attributes; train the baseline with "
                         "`livegen train commentary --no-attributes`")

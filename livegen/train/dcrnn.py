@@ -24,6 +24,7 @@ import numpy as np
 
 from livegen.errors import UserError
 from livegen.models import checkpoint
+from livegen.models.dcrnn import DCRNNConfig
 from livegen.music.corpus import beat_grid
 from livegen.music.roll import Roll, grid_edges, roll_notes, roll_window, to_roll
 from livegen.train import distributed
@@ -268,7 +269,7 @@ def train(data: str, out: str, minutes: float, batch: int = 32, lr: float = 1e-3
 def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, accum) -> dict:
     import torch  # the training runtime, loaded when training starts: the windows and metrics above need only numpy
 
-    from livegen.models.dcrnn import DCRNN, DCRNNConfig  # a torch model: loaded with the runtime
+    from livegen.models.nets.dcrnn import DCRNN  # a torch model: loaded with the runtime
 
     say_any = log if dist.main else (lambda _: None)
     if accum < 1 or batch < 1 or batch % (dist.world * accum):
