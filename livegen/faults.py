@@ -8,17 +8,14 @@ step or job follows.
 """
 from __future__ import annotations
 
-import sys
 import threading
 import traceback
 from pathlib import Path
 from typing import Callable
 
+from livegen.messages import warn
+
 PAUSE = 0.05  # s after a failed step, so a step that always fails cannot spin a core
-
-
-def say_on_stderr(text: str) -> None:
-    print(f"livegen: {text}", file=sys.stderr, flush=True)
 
 
 class Faults:
@@ -26,7 +23,7 @@ class Faults:
     ``last`` as one line; each kind (exception type and where it was raised) is said once, with
     ``advice`` on what to do."""
 
-    def __init__(self, owner: str, advice: str, say: Callable[[str], None] = say_on_stderr):
+    def __init__(self, owner: str, advice: str, say: Callable[[str], None] = warn):
         self.owner, self.advice, self.say = owner, advice, say
         self.count = 0
         self.last: str | None = None

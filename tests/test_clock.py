@@ -138,7 +138,7 @@ def test_a_take_after_an_osc_stop_continues_the_song_at_the_next_bar(jack_server
             proc.communicate()
         time.sleep(0.3)
         clock.close()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 0, err  # Ctrl-C during a take: perform's way to stop
     events = [m for _, m in clock.bytes()]
     first_stop = [m[0] for m in events].index(STOP)
     first_ticks = [m[0] for m in events[:first_stop]].count(TICK)

@@ -58,7 +58,7 @@ def test_stopping_any_way_ends_every_note(receiver, tmp_path, how):
     receiver.settle()
     assert receiver.hanging() == 0, err
     if how != "sigkill":  # a killed engine cannot choose its exit code; its clock still ends the notes
-        assert proc.returncode == (130 if how == "sigint" else 0), err
+        assert proc.returncode == 0, err  # Ctrl-C and SIGTERM are the ways to stop a performance
     assert received_notes(receiver) == recorded_notes(take)  # the take closes cleanly even after kill -9
 
 

@@ -192,7 +192,7 @@ def test_perform_is_driven_and_followed_over_osc_and_the_session_keeps_it(tmp_pa
             proc.communicate()
         listener.shutdown()
         listener.server_close()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 0, err  # Ctrl-C during a take: perform's way to stop
     assert "OSC on 127.0.0.1:%d" % port in err and "Traceback" not in err
     rows = [json.loads(line) for line in take.with_suffix(".jsonl").read_text().splitlines()]
     assert any(r.get("pitch") == pytest.approx(0.95) for r in rows)  # what OSC did is in the session

@@ -16,7 +16,7 @@ from livegen.engine.engine import Engine, EngineSettings, OutputChoice
 from livegen.engine.tempo_follow import TempoFollow
 from livegen.midi import ports
 from livegen.midi.clock import CONTINUE, PPQN, START, STOP, TICK, ClockIn, TempoFollower
-from livegen.midi.ports import _backend, api_available
+from livegen.midi.ports import api_available, rtmidi_client
 from livegen.models.checkpoint import load_model
 from livegen.music.conditioning import Controls
 from livegen.music.tempo import TempoMap
@@ -63,8 +63,8 @@ def _follow_step(target: str, follower: TempoFollower, before: float = 90.0, aft
                  beats: int = 8) -> dict:
     """Send a clock at ``before`` then ``after`` bpm (sleep-then-spin deadlines) and measure when the
     estimate comes within 2 % of the new tempo and stays there."""
-    port = _backend("jack").open_output(target)
-    out = port._rt
+    out = rtmidi_client("jack", output=True)
+    out.open_port(out.get_ports().index(target))
     estimates = []  # (tick index after the change, bpm)
     try:
         follower.on_message(STOP, time.monotonic())
@@ -84,7 +84,8 @@ def _follow_step(target: str, follower: TempoFollower, before: float = 90.0, aft
         out.send_message([STOP])
         time.sleep(0.1)
     finally:
-        port.close()
+        out.close_port()
+        out.delete()
     settled = None
     for index, (tick, _) in enumerate(estimates):
         if all(b is not None and abs(b - after) <= 0.02 * after for _, b in estimates[index:]):

@@ -12,6 +12,7 @@ from livegen import paths
 from livegen.cli.emg import add_calibrate_options
 from livegen.cli.emg import cmd_calibrate as calibrate_emg
 from livegen.errors import UserError
+from livegen.messages import say
 from livegen.vision import TRACKER_NAMES
 from livegen.vision.cv import cv2, require_gui
 
@@ -55,7 +56,7 @@ def add_commands(sub) -> None:
 # --- track ----------------------------------------------------------------------------------------
 
 def cmd_track(args) -> int:
-    from livegen.sensors.camera import camera_settings, say  # loads numpy: only when the command runs
+    from livegen.sensors.camera import camera_settings  # loads numpy: only when the command runs
     from livegen.vision.capture import open_frame_source  # loads numpy: only when the command runs
     from livegen.vision.mapping import HandMapper, MappingSettings  # loads numpy: only when the command runs
     from livegen.vision.trackers import make_tracker  # loads numpy: only when the command runs
@@ -131,7 +132,6 @@ class TrackRun:
 def _frames(source, duration: float | None):
     """Frames of a source through the capture thread until it ends, ``duration`` passes or Ctrl-C.
     Files and folders are read in step with the tracker (every frame); cameras newest-first."""
-    from livegen.sensors.camera import say  # loads numpy: only when the command runs
     from livegen.vision.capture import ENDED, FrameGrabber  # loads numpy: only when the command runs
 
     grabber = FrameGrabber(source, drop_stale=source.live, log=say).start()
@@ -190,7 +190,7 @@ def cmd_calibrate(args) -> int:
     import numpy as np  # only when the command runs: see livegen/cli/__init__.py
 
     from livegen import presets  # loads numpy: only when the command runs
-    from livegen.sensors.camera import camera_settings, say  # loads numpy: only when the command runs
+    from livegen.sensors.camera import camera_settings  # loads numpy: only when the command runs
     from livegen.vision.capture import open_frame_source  # loads numpy: only when the command runs
     from livegen.vision.trackers import make_tracker, marker_range  # loads numpy: only when the command runs
 

@@ -3,31 +3,33 @@ from __future__ import annotations
 
 import json
 
-from livegen.cli.perform import cmd_perform
+from livegen.cli.perform import add_performance_options, check_paths, play
 from livegen.errors import UserError
-from livegen.faults import say_on_stderr as say
+from livegen.messages import say
 
 
 def add_commands(sub) -> None:
-    """Register ``comment``; it takes every ``perform`` flag too, for ``--live``."""
-    parents = [sub.choices["perform"]] if "perform" in sub.choices else []
-    s = sub.add_parser("comment", parents=parents, conflict_handler="resolve",
-                       help="write commentary about a MIDI file or the live performance",
+    """Register ``comment``: with ``--live`` it takes ``perform``'s flags but the OSC ones."""
+    s = sub.add_parser("comment", help="write commentary about a MIDI file or the live performance",
                        description="Sentences about the music, each shown with the attributes it was "
-                       "conditioned on. With --live, the performance flags (--port, --record, --duration, "
-                       "...) work as for `livegen perform`; the history is saved beside --record as "
-                       "NAME.commentary.jsonl.")
+                       "conditioned on: about a MIDI file (--midi), or about a headless performance as it plays "
+                       "(--live). With --live, the flags in the groups below work as for `livegen perform` (its "
+                       "OSC control aside); the history is saved beside --record as NAME.commentary.jsonl.")
     source = s.add_mutually_exclusive_group(required=True)
     source.add_argument("--midi", metavar="FILE", help="describe this MIDI file (sentences spread over it)")
     source.add_argument("--live", action="store_true", help="perform headless and comment every few bars")
     s.add_argument("--n", type=int, default=3, help="sentences to write (--midi; default 3)")
-    s.add_argument("--seed", type=int, default=0, help="seeds the commentary (and, with --live, the music)")
+    s.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds the commentary (and, with --live, the music)")
     s.add_argument("--no-lcgan", action="store_true", help="sample z from the prior, not the LC-GAN actor")
     s.add_argument("--json", action="store_true", help="one JSON object per sentence, per line")
-    s.add_argument("--every-bars", type=float, default=4, help="--live: a sentence every N bars (default 4)")
-    s.add_argument("--window", type=float, default=15.0, help="seconds of music each sentence describes")
+    s.add_argument("--every-bars", type=float, default=4, metavar="N",
+                   help="--live: a sentence every N bars (default 4)")
+    s.add_argument("--window", type=float, default=15.0, metavar="SECONDS",
+                   help="seconds of music each sentence describes")
     s.add_argument("--commentary-model", metavar="FILE", help="commentary checkpoint (default: the shipped one)")
-    s.set_defaults(func=cmd_comment)
+    performance = add_performance_options(s, network=False, seed=False, heading="with --live: ")
+    s.set_defaults(func=cmd_comment, live_only=[(a.dest, a.option_strings[0]) for a in performance])
 
 
 def _emit(comment, as_json: bool) -> None:
@@ -35,6 +37,12 @@ def _emit(comment, as_json: bool) -> None:
 
 
 def cmd_comment(args) -> int:
+    if args.live:
+        check_paths(args)  # before the commentary model loads
+    else:
+        given = [flag for dest, flag in args.live_only if getattr(args, dest) not in (None, False)]
+        if given:
+            raise UserError(f"{', '.join(given)}: for --live only; --midi describes a file")
     from livegen.commentary.commentator import Commentator  # loads numpy: only when the command runs
 
     if args.window <= 0:
@@ -83,4 +91,4 @@ class _LivePrinter:
 def _live(args, commentator) -> int:
     if args.every_bars <= 0:
         raise UserError("--every-bars must be positive")
-    return cmd_perform(args, companion=lambda engine, record: _LivePrinter(engine, record, args, commentator))
+    return play(args, companion=lambda engine, record: _LivePrinter(engine, record, args, commentator))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from livegen.errors import UserError
+from livegen.messages import say
 
 if TYPE_CHECKING:  # the annotations only: the command line starts without numpy (see livegen/cli/__init__.py)
     import numpy as np
@@ -17,10 +18,6 @@ if TYPE_CHECKING:  # the annotations only: the command line starts without numpy
 BARS = " ▁▂▃▄▅▆▇█"
 SOURCE_HELP = ("myo[:ADDRESS] (BLE), bled112[:PORT], serial:PORT,BAUD,csv[,range=LO..HI], cyton:PORT, "
                "replay:FILE[,speed=X] (default: the preset's emg.source)")
-
-
-def say(text: str) -> None:
-    print(f"livegen: {text}", file=sys.stderr, flush=True)
 
 
 def add_commands(sub) -> None:

@@ -2,11 +2,12 @@
 recorded files."""
 from __future__ import annotations
 
+import json
 import time
 
 from livegen import paths
 from livegen.errors import UserError
-from livegen.faults import say_on_stderr as say
+from livegen.messages import say
 from livegen.midi import ports
 from livegen.midi.fluidsynth import render
 from livegen.midi.recorder import recover_unfinished, repair
@@ -17,12 +18,17 @@ def add_commands(sub) -> None:
     s.set_defaults(func=cmd_paths)
 
     s = sub.add_parser("ports", help="list MIDI outputs and inputs with the API in use")
-    s.add_argument("--api", default="auto", choices=["auto", "alsa", "jack"])
+    s.add_argument("--api", default="auto", choices=["auto", "alsa", "jack"],
+                   help="the MIDI system to list (default auto: ALSA, then JACK, as perform picks)")
+    s.add_argument("--json", action="store_true", help='one object: {"api": the API in use or null, "apis": '
+                   '{API: {"outputs": [...], "inputs": [...]}} for every MIDI system running here} '
+                   "(see docs/command-line.md)")
     s.set_defaults(func=cmd_ports)
 
     s = sub.add_parser("panic", help="all notes off / all sound off on every channel")
     s.add_argument("--port", help="one output (default: every output)")
-    s.add_argument("--api", default="auto", choices=["auto", "alsa", "jack"])
+    s.add_argument("--api", default="auto", choices=["auto", "alsa", "jack"],
+                   help="the MIDI system (default auto: ALSA, then JACK)")
     s.set_defaults(func=cmd_panic)
 
     s = sub.add_parser("render", help="render a MIDI file (a recorded take) to a WAV with the built-in synth")
@@ -34,7 +40,8 @@ def add_commands(sub) -> None:
     s.set_defaults(func=cmd_render)
 
     s = sub.add_parser("recover", help="repair unfinished recordings (done automatically by perform)")
-    s.add_argument("files", nargs="*")
+    s.add_argument("files", nargs="*", metavar="FILE.mid", help="the recordings to repair (default: the takes "
+                   "livegen's journal says were left unfinished)")
     s.set_defaults(func=cmd_recover)
 
 
@@ -46,6 +53,10 @@ def cmd_paths(args) -> int:
 
 def cmd_ports(args) -> int:
     api = ports.resolve_api(args.api)
+    if args.json:
+        running = [name for name in ports.APIS if name == api or ports.api_available(name)]
+        print(json.dumps({"api": api, "apis": {name: ports.list_ports(name) for name in running}}))
+        return 0
     if api is None:
         print("no MIDI system here (no ALSA sequencer, no JACK server); `livegen perform` records only")
         return 0

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from livegen.errors import UserError
-from livegen.faults import say_on_stderr as say
+from livegen.messages import say
 from livegen.train.distributed import default_threads, rank
 
 
@@ -91,7 +91,7 @@ def cmd_prepare(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1")
-    prepare(args.data, args.out, workers=args.workers, log=say)
+    prepare(args.data, args.out, workers=args.workers, log=say, progress=args.verbosity >= 0)
     return 0
 
 
@@ -114,7 +114,7 @@ def cmd_train(args) -> int:
         raise UserError("--minutes must be positive")
     state = train(args.data, args.out, args.minutes, seq_len=args.seq_len, batch=args.batch,
                   threads=args.threads, resume=not args.no_resume, seed=args.seed, log=say,
-                  max_steps=args.steps, device=args.device, accum=args.accum)
+                  max_steps=args.steps, device=args.device, accum=args.accum, progress=args.verbosity >= 0)
     if rank() == 0:
         say(f"done: {state['step']} steps, best held-out NLL {state['best_val']:.3f} nats/event -> {args.out}")
     return 0
@@ -128,7 +128,7 @@ def _train_dcrnn(args) -> int:
         raise UserError("--minutes must be positive")
     state = train(args.data, args.out, args.minutes, batch=args.batch, threads=args.threads,
                   resume=not args.no_resume, seed=args.seed, log=say, max_steps=args.steps, device=args.device,
-                  accum=args.accum)
+                  accum=args.accum, progress=args.verbosity >= 0)
     if rank() == 0:
         say(f"done: {state['step']} steps ({state['phase']} phase) -> {args.out}")
     return 0
@@ -246,7 +246,8 @@ def cmd_train_commentary(args) -> int:
         raise UserError("--minutes must be positive")
     state = train(args.data, args.out, args.minutes, batch=args.batch, threads=args.threads,
                   resume=not args.no_resume, seed=args.seed, log=say, max_steps=args.steps, device=args.device,
-                  accum=args.accum, config_overrides={"use_attributes": False} if args.no_attributes else None)
+                  accum=args.accum, config_overrides={"use_attributes": False} if args.no_attributes else None,
+                  progress=args.verbosity >= 0)
     if rank() == 0:  # the others never validate: they know no perplexity to report
         best = state["best_val"]
         say(f"done: {state['step']} steps, best held-out perplexity "

@@ -139,7 +139,7 @@ class CommentaryWorker:
 
     def _report(self, text: str) -> None:
         self.error = text
-        self.log(f"livegen: {text}")
+        self.log(text)
 
     def _run(self) -> None:
         try:

@@ -28,6 +28,7 @@ from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.engine.live_generator import LiveGenerator
 from livegen.engine.player import LayerOutput, PlayerConfig, open_port, run_player
 from livegen.errors import UserError
+from livegen.messages import say
 from livegen.midi import recorder
 from livegen.music.conditioning import Controls, clamp_control
 from livegen.sessions import SessionWriter, session_path
@@ -129,7 +130,7 @@ class Engine:
         self.end = end  # performance time at which the take ends (--duration): nothing is played after it
         self.clock_out = clock_out  # (api, port): 24-ppqn MIDI clock at settings.bpm, from the clock process
         self.song_position = song_position  # where the clock out goes on with the song (a follow-up take)
-        self.log = log or (lambda text: print(f"livegen: {text}", file=sys.stderr))
+        self.log = log or say
         self.stats = EngineStats()
         self.start_time = 0.0
         self.failed: str | None = None
@@ -491,7 +492,7 @@ class Engine:
     def _fail(self, message: str) -> None:
         if self.failed is None:
             self.failed = message
-            self.log(message)
+            self.log(f"error: {message}")  # shown under -q too: the take ends on it
         self._stop.set()
         self._wake.set()
 

@@ -18,6 +18,7 @@ from livegen import presets
 from livegen.errors import UserError
 from livegen.gui import theme
 from livegen.gui.window import MainWindow
+from livegen.messages import say
 from livegen.sensors.script import ScriptControls
 
 SCREENSHOT_SIZE = (1280, 720)
@@ -148,11 +149,11 @@ def take_screenshot(app: QApplication, window: MainWindow, path: str) -> int:
         status = 1 if engine.failed else 0
     else:
         wait_until(app, lambda: False, 0.3)  # let the error banner paint
-        print(f"livegen: the take did not start: {window.banner.text.text()}", file=sys.stderr)
+        say(f"error: the take did not start: {window.banner.text.text()}")
         status = 1
     saved = window.grab().save(path)
     window.close()
     if not saved:
         raise UserError(f"cannot write the screenshot {path}")
-    print(f"livegen: saved {path}", file=sys.stderr)
+    say(f"saved {path}")
     return status

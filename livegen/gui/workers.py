@@ -148,20 +148,17 @@ class PortWatch:
             self._api, self.latest = None, None
 
     def _open_lister(self, api: str) -> None:
-        import rtmidi  # needs the system's ALSA library: loaded when the panel first lists ports
-
         self._close_listers()
-        rtapis = {"alsa": rtmidi.API_LINUX_ALSA, "jack": rtmidi.API_UNIX_JACK}
         self._api = api
         if api == "fluidsynth":  # the built-in synth: one output, nothing to list
             self._resolved, self._lister = api, SimpleNamespace(get_ports=lambda: ["fluidsynth"], delete=lambda: None)
         else:
             self._resolved = ports.resolve_api(api)
             if self._resolved is not None:
-                self._lister = rtmidi.MidiOut(rtapis[self._resolved], name="livegen-panel")
+                self._lister = ports.rtmidi_client(self._resolved, output=True)
         clock_api = self._resolved if self._resolved in ports.APIS else ports.resolve_api("auto")  # as --clock-in
         if clock_api is not None:
-            self._input_lister = rtmidi.MidiIn(rtapis[clock_api], name="livegen-panel-in")
+            self._input_lister = ports.rtmidi_client(clock_api, output=False)
 
     def _close_listers(self) -> None:
         for lister in (self._lister, self._input_lister):

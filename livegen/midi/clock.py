@@ -21,13 +21,14 @@ import time
 from collections import deque
 
 from livegen.errors import UserError
-from livegen.midi.ports import _RTMIDI_API, RtMidiOutput, match_port
+from livegen.midi.ports import RtMidiOutput, match_port, rtmidi_client
 from livegen.music.tempo import MAX_BPM, MIN_BPM, BeatSource, TempoMap
 
 PPQN = 24
 TICK, START, CONTINUE, STOP, SONG_POSITION = 0xF8, 0xFA, 0xFB, 0xFC, 0xF2
 SIXTEENTHS_PER_BAR = 16  # Song Position counts MIDI beats (16th notes, 6 ticks); takes begin on a 4/4 bar
 MAX_SONG_POSITION = 0x3FFF
+CLOCK_IN_PORT = "clock in"  # the input port a MIDI clock in listens on: livegen:clock in
 
 
 def next_bar_position(position: int, ticks: int) -> int | None:
@@ -164,12 +165,10 @@ class ClockIn(BeatSource):
     """Listens to an external MIDI clock on an input port: a ``TempoFollower`` as a beat source."""
 
     def __init__(self, api: str, port: str, follower: TempoFollower | None = None):
-        import rtmidi  # needs the system's ALSA library: loaded only to follow a clock in
-
         self.follower = follower or TempoFollower()
         try:
-            self._in = rtmidi.MidiIn(getattr(rtmidi, f"API_{_RTMIDI_API[api]}"), name="livegen-clock-in")
-        except rtmidi.SystemError as exc:
+            self._in = rtmidi_client(api, output=False)
+        except Exception as exc:  # no rtmidi, or the MIDI system refused a client
             raise UserError(f"cannot listen for a MIDI clock on {api}: {exc}") from None
         names = self._in.get_ports()
         try:
@@ -179,7 +178,7 @@ class ClockIn(BeatSource):
             raise
         self._in.ignore_types(sysex=True, timing=False, active_sense=True)
         self._in.set_callback(self._on_midi)
-        self._in.open_port(names.index(wanted))
+        self._in.open_port(names.index(wanted), CLOCK_IN_PORT)
         self.name = f"the MIDI clock from {wanted}"
 
     @property

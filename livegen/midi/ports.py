@@ -2,7 +2,8 @@
 
 ``OutputPort.send`` validates and locks; backends write ``_send``. Every port remembers the notes
 it has sounding, so ``close()`` and ``panic()`` end exactly those and then send all-notes-off.
-Backends are picked by name and imported lazily (mido + python-rtmidi only when used).
+ALSA and JACK ports go through python-rtmidi, imported only when used, and every rtmidi client
+livegen opens is named ``livegen`` (``CLIENT``): other programs list its ports as ``livegen:...``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from abc import ABC, abstractmethod
 from livegen.errors import UserError
 
 APIS = ("alsa", "jack")
+CLIENT = "livegen"  # the MIDI client name other programs see (JACK: livegen:PORT; ALSA: client livegen)
+OWN_PORT = "out"  # livegen's own port when it connects to another program's (JACK: livegen:out)
 # the system messages livegen sends (a MIDI clock out), by length: Song Position, clock, start, continue, stop
 CLOCK_MESSAGE_LENGTHS = {0xF2: 3, 0xF8: 1, 0xFA: 1, 0xFB: 1, 0xFC: 1}
 _RTMIDI_API = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK"}
@@ -98,29 +101,47 @@ class NullOutput(OutputPort):
 
 
 class RtMidiOutput(OutputPort):
+    """Another program's MIDI input, ``name`` as ``list_ports`` gives it (or ``match_port`` finds
+    it), reached through livegen's own port ``OWN_PORT``; with ``virtual``, a port ``name`` of
+    livegen's that other programs connect to."""
+
     def __init__(self, api: str, name: str, virtual: bool = False):
         super().__init__()
-        backend = _backend(api)
         self.api = api
         try:
-            self._port = backend.open_output(name, virtual=virtual)
-        except Exception as exc:
+            self._raw = rtmidi_client(api, output=True)
+        except Exception as exc:  # no rtmidi, or the MIDI system refused a client
             raise UserError(f"cannot open MIDI output {name!r} on {api}: {exc}") from None
-        self.name = self._port.name
-        self._raw = self._port._rt  # python-rtmidi MidiOut: send bytes without building mido objects
+        try:
+            if virtual:
+                self._raw.open_virtual_port(name)
+            else:
+                available = self._raw.get_ports()
+                name = match_port(name, available)
+                self._raw.open_port(available.index(name), OWN_PORT)
+        except UserError:
+            self._raw.delete()
+            raise
+        except Exception as exc:
+            self._raw.delete()
+            raise UserError(f"cannot open MIDI output {name!r} on {api}: {exc}") from None
+        self.name = name
 
     def _send(self, message: list[int]) -> None:
         self._raw.send_message(message)
 
     def _close(self) -> None:
-        self._port.close()
+        self._raw.close_port()
+        self._raw.delete()
 
 
-def _backend(api: str):
+def rtmidi_client(api: str, output: bool):
+    """A python-rtmidi MidiOut (``output``) or MidiIn on ``api``, its client named ``CLIENT``."""
     os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never spawn a JACK server behind the user's back
-    import mido  # and python-rtmidi under it: only when an rtmidi port opens (not for the synth or a recording)
+    import rtmidi  # needs the system's ALSA library: loaded only when a MIDI port opens
 
-    return mido.Backend(f"mido.backends.rtmidi/{_RTMIDI_API[api]}", load=True)
+    kind = rtmidi.MidiOut if output else rtmidi.MidiIn
+    return kind(getattr(rtmidi, f"API_{_RTMIDI_API[api]}"), name=CLIENT)
 
 
 def api_available(api: str) -> bool:
@@ -133,19 +154,20 @@ def api_available(api: str) -> bool:
 
 
 def _jack_running() -> bool:
-    os.environ.setdefault("JACK_NO_START_SERVER", "1")
-    import rtmidi  # needs the system's ALSA library: loaded only to look for JACK
-
     with quiet_stderr():  # libjack prints its connection failures straight to fd 2
         try:
-            probe = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="livegen-probe")
+            probe = rtmidi_client("jack", output=True)
+        except Exception:
+            return False
+        try:
             probe.get_port_count()
             probe.open_virtual_port("probe")  # rtmidi's JACK client connects lazily; this forces it
             probe.close_port()
-            del probe
             return True
         except Exception:
             return False
+        finally:
+            probe.delete()  # now: a client left to the garbage collector keeps the name "livegen" taken
 
 
 @contextlib.contextmanager
@@ -175,8 +197,16 @@ def resolve_api(api: str) -> str | None:
 
 
 def list_ports(api: str) -> dict[str, list[str]]:
-    backend = _backend(api)
-    return {"outputs": list(backend.get_output_names()), "inputs": list(backend.get_input_names())}
+    """{"outputs": the ports livegen can play to, "inputs": the ports it can listen to (a MIDI
+    clock), other programs' and its own}, as the MIDI system names them."""
+    listing = {}
+    for kind, output in (("outputs", True), ("inputs", False)):
+        client = rtmidi_client(api, output)
+        try:
+            listing[kind] = list(client.get_ports())
+        finally:
+            client.delete()
+    return listing
 
 
 _ALSA_NUMBERS = re.compile(r"\s*\(?\b\d+:\d+\)?\s*$|\s*\(\d+\)")

@@ -7,11 +7,13 @@ reason, never fatal; a folder with no music at all is a user error.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import mido
 import numpy as np
@@ -22,6 +24,7 @@ from livegen.music.events import Note
 MIDI_SUFFIXES = {".mid", ".midi"}
 MUSIC21_SUFFIXES = {".krn", ".abc", ".xml", ".musicxml", ".mxl"}
 DRUM_CHANNEL = 9
+PROGRESS_EVERY = 5.0  # seconds between the lines saying how far parsing a corpus has come
 
 
 def read_midi(path: str | os.PathLike) -> list[Note]:
@@ -131,15 +134,17 @@ def load_file(path: Path) -> list[tuple[str, list[Note]]]:
     return [(f"{path}#{i}", notes) for i, notes in enumerate(read_music21(path))]
 
 
-def load_corpus(folder: str | os.PathLike, min_notes: int = 8, workers: int = 1) -> Corpus:
-    """Every readable piece under ``folder``; raises UserError when nothing is usable."""
+def load_corpus(folder: str | os.PathLike, min_notes: int = 8, workers: int = 1,
+                log: Callable[[str], None] | None = None) -> Corpus:
+    """Every readable piece under ``folder``; raises UserError when nothing is usable. ``log`` hears
+    how far parsing has come, every ``PROGRESS_EVERY`` seconds (a big corpus takes a minute)."""
     files = music_files(folder)
-    corpus = Corpus()
     if workers > 1 and len(files) > 1:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_load_or_reason, files, chunksize=4))
+            results = _with_progress(pool.map(_load_or_reason, files, chunksize=4), len(files), folder, log)
     else:
-        results = [_load_or_reason(f) for f in files]
+        results = _with_progress(map(_load_or_reason, files), len(files), folder, log)
+    corpus = Corpus()
     for result in results:
         if isinstance(result, str):
             corpus.skipped[result] += 1
@@ -153,6 +158,22 @@ def load_corpus(folder: str | os.PathLike, min_notes: int = 8, workers: int = 1)
         found = f"{len(files)} music files" if files else "no .mid/.midi/.krn/.abc/.xml/.musicxml/.mxl files"
         raise UserError(f"no usable music in {folder} ({found}; skipped: {dict(corpus.skipped) or 'none'})")
     return corpus
+
+
+def _with_progress(results, total: int, folder, log: Callable[[str], None] | None) -> list:
+    """``results`` read to the end, saying every ``PROGRESS_EVERY`` s how many of ``total`` files are parsed."""
+    if log is None or not total:
+        return list(results)
+    log(f"parsing {total} music files in {folder}")
+    started = said = time.monotonic()
+    done = []
+    for result in results:
+        done.append(result)
+        if time.monotonic() - said >= PROGRESS_EVERY:
+            said = time.monotonic()
+            log(f"parsed {len(done)} of {total} files ({100 * len(done) // total} %)")
+    log(f"parsed {total} files in {time.monotonic() - started:.1f} s")
+    return done
 
 
 def _load_or_reason(path: Path):

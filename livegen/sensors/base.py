@@ -8,13 +8,13 @@ one warning per field (``clamp_controls``), the one place raw values are turned 
 """
 from __future__ import annotations
 
-import sys
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Callable
 
-from livegen.faults import Faults, run_steps, say_on_stderr
+from livegen.faults import Faults, run_steps
+from livegen.messages import say, warn
 from livegen.music.conditioning import Controls, clamp_control, key_histogram, range_text
 
 Sink = Callable[[Controls, "float | None"], object]
@@ -23,7 +23,7 @@ Sink = Callable[[Controls, "float | None"], object]
 class ControlSource(ABC):
     name = "source"
 
-    def __init__(self, say: Callable[[str], None] = say_on_stderr):
+    def __init__(self, say: Callable[[str], None] = warn):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._sink: Sink | None = None
@@ -71,7 +71,7 @@ class ControlSource(ABC):
     def warn_once(self, key: str, text: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            print(f"livegen: warning: {text}", file=sys.stderr)
+            say(f"warning: {text}")
 
 
 def clamp_controls(values: dict, previous: Controls, warn: Callable[[str, str], None]) -> Controls:

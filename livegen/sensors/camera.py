@@ -12,7 +12,6 @@ the controls hold, glide to neutral, and follow the hand again when the camera r
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from collections import deque
 
@@ -20,6 +19,7 @@ import numpy as np
 
 from livegen import presets
 from livegen.errors import UserError
+from livegen.messages import say
 from livegen.music.conditioning import Controls
 from livegen.sensors.base import ControlSource, clamp_controls
 from livegen.vision.capture import ENDED, FrameGrabber, FrameSource, open_frame_source
@@ -28,10 +28,6 @@ from livegen.vision.trackers import Tracker, make_tracker
 
 OVERRIDES = {"source": str, "tracker": str, "preset": str, "mirror": bool, "dead_zone": float,
              "min_cutoff": float, "beta": float, "lost_hold": float, "lost_glide": float}
-
-
-def say(text: str) -> None:
-    print(f"livegen: {text}", file=sys.stderr, flush=True)
 
 
 def camera_settings(args: str = "", preset: str | None = None):

@@ -14,8 +14,8 @@ from livegen.midi.link import AbletonLink
 from livegen.take.spec import OutputWish, TakeSpec
 
 
-def choose_output(wish: OutputWish, log: Callable[[str], None]) -> OutputChoice:
-    """Which API and port to play on."""
+def choose_output(wish: OutputWish, record: str | None, log: Callable[[str], None]) -> OutputChoice:
+    """Which API and port to play on; with no MIDI system, whether the take is kept at all is said."""
     if wish.no_port:
         return OutputChoice()
     if wish.api == "fluidsynth":
@@ -25,7 +25,11 @@ def choose_output(wish: OutputWish, log: Callable[[str], None]) -> OutputChoice:
         if wish.port or wish.virtual:
             raise UserError("no MIDI system here (no ALSA sequencer, no JACK server) to open "
                             f"{wish.port or wish.virtual!r} on: start one, or use --no-port to only record")
-        log("no MIDI system here (no ALSA sequencer, no JACK server): playing into the recording only")
+        if record:
+            log("no MIDI system here (no ALSA sequencer, no JACK server): playing into the recording only")
+        else:
+            log("warning: no MIDI system here (no ALSA sequencer, no JACK server) and no --record: nothing is "
+                "heard or recorded; give --record FILE or start a MIDI system")
         return OutputChoice()
     if wish.virtual:
         return OutputChoice(api, wish.virtual, virtual=True)

@@ -21,7 +21,7 @@ from livegen import presets
 from livegen.engine.engine import Engine, EngineStats
 from livegen.engine.tempo_follow import TempoFollow
 from livegen.errors import UserError
-from livegen.faults import say_on_stderr
+from livegen.messages import say
 from livegen.midi.clock import next_bar_position
 from livegen.midi.recorder import recover_unfinished
 from livegen.models.checkpoint import load_model
@@ -38,7 +38,7 @@ Log = Callable[[str], None]
 
 
 class TakeRunner:
-    def __init__(self, hub: ControlHub | None = None, log: Log = say_on_stderr, report: Log | None = None):
+    def __init__(self, hub: ControlHub | None = None, log: Log = say, report: Log | None = None):
         self.hub = hub or ControlHub()
         self.log = log  # what a take says as it goes
         self.report = report or log  # what the performer must see: a tempo that could not be followed
@@ -89,7 +89,7 @@ class TakeRunner:
             spec = self._replay_spec(spec, source)
         model = self.model(spec.model)
         check_external_z(model, spec)
-        output = choose_output(spec.output, self.log)
+        output = choose_output(spec.output, spec.record, self.log)
         layers = build_layers(spec, output, model, self.model, self.log)
         if replay:
             for what in source.mismatches(seed=spec.settings.seed, model=model.kind, bpm=spec.settings.bpm,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -16,6 +15,7 @@ from typing import Callable, Mapping
 from livegen.engine.engine import EngineSettings
 from livegen.engine.layers import LayerSpec, parse_layer
 from livegen.errors import UserError
+from livegen.messages import say
 from livegen.music.conditioning import Controls, clamp_control, in_range, key_histogram, range_text
 from livegen.presets import Preset
 
@@ -151,4 +151,4 @@ def _flag(key: str) -> str:
 
 
 def _warn(text: str) -> None:
-    print(f"livegen: warning: {text}", file=sys.stderr)
+    say(f"warning: {text}")

@@ -34,8 +34,9 @@ def _torch_setup(threads: int):
 def train(data: str, out: str, minutes: float, seq_len: int = 256, batch: int = 48, lr: float = 2e-3,
           seed: int = 0, threads: int | None = None, resume: bool = True, log=print,
           config_overrides: dict | None = None, max_steps: int | None = None, device: str = "auto",
-          accum: int = 1, eval_every: float = 120.0) -> dict:
-    """Train until ``minutes`` pass (or ``max_steps``); keeps the checkpoint with the best held-out NLL.
+          accum: int = 1, eval_every: float = 120.0, progress: bool = True) -> dict:
+    """Train until ``minutes`` pass (or ``max_steps``); keeps the checkpoint with the best held-out NLL;
+    ``progress``: a progress bar on stderr.
 
     ``batch`` is the global batch of one optimizer step: split over the processes torchrun started
     and over ``accum`` micro-batches each, so the same ``batch`` trains the same model at any scale.
@@ -44,11 +45,11 @@ def train(data: str, out: str, minutes: float, seq_len: int = 256, batch: int = 
     """
     with distributed.session(device, threads) as dist:
         return _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, config_overrides,
-                      max_steps, accum, eval_every)
+                      max_steps, accum, eval_every, progress and dist.main)
 
 
 def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, config_overrides, max_steps, accum,
-           eval_every):
+           eval_every, progress):
     import torch  # the training runtime, loaded when training starts
 
     from livegen.models.nets.charrnn import CharRNN  # a torch model: loaded with the runtime
@@ -57,7 +58,7 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
     if accum < 1 or batch < 1 or batch % (dist.world * accum):
         raise UserError(f"--batch {batch} must be a multiple of processes x --accum ({dist.world} x {accum})")
     micro = batch // (dist.world * accum)
-    pieces = load_pieces(dist, data)
+    pieces = load_pieces(dist, data, say)
     say(f"corpus: {int(training_pieces(pieces).sum())} training pieces, {int(pieces.held_out.sum())} held out, "
         f"{sum(pieces.skipped.values())} files skipped; {dist.world} process(es) on {dist.device.type}, "
         f"{micro} windows x {accum} micro-batch(es) each" + (", bf16 autocast" if dist.mixed_precision else ""))
@@ -89,7 +90,7 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
     from tqdm import tqdm  # the progress bar: loaded when training starts
 
-    bar = tqdm(total=int(minutes * 60), unit="s", desc="train charrnn", file=sys.stderr, disable=not dist.main,
+    bar = tqdm(total=int(minutes * 60), unit="s", desc="train charrnn", file=sys.stderr, disable=not progress,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}")
     started = time.monotonic()
     deadline = started + minutes * 60

@@ -29,9 +29,9 @@ def is_held_out(name: str, fraction: float = 0.05) -> bool:
     return zlib.crc32(Path(name).name.encode()) % 1000 < fraction * 1000
 
 
-def load_cached(folder: str, workers: int = 2) -> Corpus:
-    """Parse a corpus once; later runs read the cache in ``paths.cache_dir()`` (keyed by the files'
-    names, sizes and times)."""
+def load_cached(folder: str, workers: int = 2, log=None) -> Corpus:
+    """Parse a corpus once (``log`` hears how far it has come); later runs read the cache in
+    ``paths.cache_dir()`` (keyed by the files' names, sizes and times)."""
     files = music_files(folder)
     h = hashlib.sha1()
     for f in files:
@@ -46,7 +46,7 @@ def load_cached(folder: str, workers: int = 2) -> Corpus:
             a = z["notes"][offsets[i]:offsets[i + 1]]
             corpus.pieces.append((str(name), [Note(float(s), float(e), int(p), int(v)) for s, e, p, v in a]))
         return corpus
-    corpus = load_corpus(folder, workers=workers)
+    corpus = load_corpus(folder, workers=workers, log=log)
     arrays = [np.array([tuple(n) for n in notes], dtype=np.float64) for _, notes in corpus.pieces]
     offsets = np.cumsum([0] + [len(a) for a in arrays])
     cache.parent.mkdir(parents=True, exist_ok=True)

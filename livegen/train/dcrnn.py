@@ -255,18 +255,22 @@ class BatchNoise:
 
 def train(data: str, out: str, minutes: float, batch: int = 32, lr: float = 1e-3, seed: int = 0,
           threads: int | None = None, resume: bool = True, log=print, max_steps: int | None = None,
-          config_overrides: dict | None = None, device: str = "auto", accum: int = 1) -> dict:
+          config_overrides: dict | None = None, device: str = "auto", accum: int = 1,
+          progress: bool = True) -> dict:
     """Train for ``minutes`` (or ``max_steps``): the first 60 % as a VAE, then WGAN-GP (a resumed GAN
     phase stays GAN). Every 3 minutes and at the end: thresholds calibrated, sample MIDI files in
     ``<out>-samples/``, metrics vs held-out; the weights (and the optimizers beside them,
     ``.opt.safetensors``) are written when the metrics are the closest to real music so far.
+    ``progress``: a progress bar on stderr.
 
     ``batch`` is the global batch (over torchrun's processes and ``accum`` micro-batches each)."""
     with distributed.session(device, threads) as dist:
-        return _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, accum)
+        return _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, accum,
+                      progress and dist.main)
 
 
-def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, accum) -> dict:
+def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, config_overrides, accum,
+           progress) -> dict:
     import torch  # the training runtime, loaded when training starts: the windows and metrics above need only numpy
 
     from livegen.models.nets.dcrnn import DCRNN  # a torch model: loaded with the runtime
@@ -294,7 +298,7 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
     model.to(dist.device).train()
     dist.broadcast_parameters(model)
     c = model.config
-    pieces = load_pieces(dist, data)
+    pieces = load_pieces(dist, data, say_any)
     windows = RollWindows(pieces, c, seed)
     held = RollWindows(pieces, c, 0, transpose=0, held_out=True).fixed(128) if dist.main else None
     say_any(f"corpus: {int((np.diff(windows.order.first) > 0).sum())} training pieces, {windows.order.total} "
@@ -311,7 +315,7 @@ def _train(dist, data, out, minutes, batch, lr, seed, resume, log, max_steps, co
     from tqdm import tqdm  # the progress bar: loaded when training starts
 
     total = int(minutes * 60)
-    bar = tqdm(total=total, unit="s", desc="train dcrnn", file=sys.stderr, disable=not dist.main,
+    bar = tqdm(total=total, unit="s", desc="train dcrnn", file=sys.stderr, disable=not progress,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}")
     started = time.monotonic()
     last_save = started

@@ -68,25 +68,25 @@ class ConcatPieces:
         return part.name(j)
 
 
-def open_pieces(data: str, workers: int = 2):
+def open_pieces(data: str, workers: int = 2, log=None):
     """The pieces of comma-separated ``data``: prepared shard folders are memory-mapped, plain folders
-    parsed (through the cache) and held in memory."""
+    parsed (through the cache; ``log`` hears how far parsing has come) and held in memory."""
     folders = [d for d in data.split(",") if d]
     if not folders:
         raise UserError("--data names no folder")
-    parts = [ShardPieces(d) if is_prepared(d) else MemoryPieces([load_cached(d, workers)]) for d in folders]
+    parts = [ShardPieces(d) if is_prepared(d) else MemoryPieces([load_cached(d, workers, log)]) for d in folders]
     pieces = parts[0] if len(parts) == 1 else ConcatPieces(parts)
     if not len(pieces):
         raise UserError(f"no usable music in {data}")
     return pieces
 
 
-def load_pieces(dist, data: str):
-    """The corpus on every process; rank 0 parses (and caches) plain folders first, so processes never
-    write the same cache file."""
+def load_pieces(dist, data: str, log=None):
+    """The corpus on every process; rank 0 parses (and caches) plain folders first, telling ``log``
+    how far it has come, so processes never write the same cache file."""
     if not dist.main:
         dist.barrier()
-    pieces = open_pieces(data)
+    pieces = open_pieces(data, log=log if dist.main else None)
     if dist.main:
         dist.barrier()
     return pieces

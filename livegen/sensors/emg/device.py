@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from livegen.faults import Faults, run_steps, say_on_stderr
+from livegen.faults import Faults, run_steps
+from livegen.messages import say
 
 # samples: (n, channels) float64 raw device units; t: time.monotonic() of arrival of the block
 SampleSink = Callable[[np.ndarray, float], None]
@@ -118,7 +119,7 @@ class EmgDevice(ABC):
         if self.on_notice is not None:
             self.on_notice(text)
         else:
-            say_on_stderr(f"EMG {self.name}: {text}")
+            say(f"EMG {self.name}: {text}")
 
     def _set_state(self, state: str, detail: str | None = None) -> None:
         """Change state (``detail``: why, set before ``on_state`` hears of it)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-import sys
 import threading
 import time
 from collections import deque
@@ -25,6 +24,7 @@ import numpy as np
 
 from livegen import presets
 from livegen.errors import UserError
+from livegen.messages import say
 from livegen.music.conditioning import Controls
 from livegen.sensors.base import ControlSource
 from livegen.sensors.emg import open_device
@@ -68,17 +68,13 @@ class RateMeter:
         return (self.samples - self.first_block) / self.seconds if self.seconds > 0 else None
 
 
-def _stderr(text: str) -> None:
-    print(f"livegen: {text}", file=sys.stderr, flush=True)
-
-
 class DeviceNotices:
     """One line each time the device turns (called in its reader thread, through its ``on_state``
     and ``on_retry`` hooks): it cannot connect yet (why and what to do, once per reason), it is
     lost, it is back, it gave up for good (no Bluetooth: said once), a replay ended; and what
     it lives with (``on_notice``: garbage skipped, a fault survived)."""
 
-    def __init__(self, device, spec: str, say: Callable[[str], None] = _stderr):
+    def __init__(self, device, spec: str, say: Callable[[str], None] = say):
         self.device, self.spec, self.say = device, spec, say
         self._reasons: set[str] = set()  # connection failures said since it last streamed
         self._troubled = False  # a line said it is not streaming
