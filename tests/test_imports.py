@@ -4,7 +4,7 @@
     take        take                          (a preset made into a running take)
     parts       engine, sensors, vision, commentary, control, train, presets, sessions
     foundation  models, midi, music
-    basics      errors, checks, faults, paths
+    basics      errors, checks, faults, paths, extras
 
 A module may import its own layer and the ones below. Imports inside functions count too: they
 hide a dependency, they do not remove it.
@@ -33,7 +33,7 @@ LAYERS = (  # top to bottom
     ("parts", ("livegen.engine", "livegen.sensors", "livegen.vision", "livegen.commentary", "livegen.control",
                "livegen.train", "livegen.presets", "livegen.sessions")),
     ("foundation", ("livegen.models", "livegen.midi", "livegen.music")),
-    ("basics", ("livegen.errors", "livegen.checks", "livegen.faults", "livegen.paths", "livegen")),
+    ("basics", ("livegen.errors", "livegen.checks", "livegen.faults", "livegen.paths", "livegen.extras", "livegen")),
 )
 
 
@@ -63,6 +63,7 @@ HEAVY = {
     "link": "4 ms, but LinkPython-extern has wheels for few Pythons: livegen runs without it",
     "serial": "6-10 ms, but the EMG sources keep pyserial optional: a replay or a Myo over BLE needs none",
     "mediapipe": "an optional extra (livegen[mediapipe]), for Python <= 3.12",
+    "tomlkit": "30-35 ms",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from livegen import extras
 from livegen.errors import UserError
 from livegen.faults import say_on_stderr as say
 from livegen.train.distributed import default_threads, rank
@@ -93,6 +94,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_train(args) -> int:
+    extras.require("train", "livegen train", "torch", "tqdm")
     if args.threads is None:  # the cores, shared by the processes torchrun started on this machine
         args.threads = default_threads()
     if args.batch is None:
@@ -132,6 +134,7 @@ def _train_dcrnn(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    extras.require("train", "livegen eval", "torch")
     from livegen.models import checkpoint  # loads numpy: only when the command runs
 
     if checkpoint.read_metadata(args.checkpoint).get("kind") in checkpoint.TEXT_KINDS:
@@ -152,6 +155,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    extras.require("train", "livegen bench", "torch", "scipy")
     from livegen.bench.engine import run_bench  # loads numpy and torch: only when the bench runs
     from livegen.models.checkpoint import load_model  # loads numpy: only when the command runs
 
