@@ -10,7 +10,7 @@ from livegen.faults import say_on_stderr as say
 
 def add_commands(sub) -> None:
     s = sub.add_parser("perform", help="play live (headless)")
-    s.add_argument("--preset", help="preset name or .toml path (default: presets/default.toml)")
+    s.add_argument("--preset", help="preset name or .toml path (default: the shipped default)")
     s.add_argument("--model", help="charrnn (shipped default), dcrnn, or a checkpoint path")
     s.add_argument("--port", help="MIDI output name (ALSA client:port numbers may be left out)")
     s.add_argument("--virtual", metavar="NAME", help="create a virtual output port for a DAW to connect to")
