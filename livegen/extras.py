@@ -39,7 +39,7 @@ def require(extra: str, feature: str, *modules: str) -> None:
     for module in modules or EXTRAS[extra]:
         try:
             found = importlib.util.find_spec(module) is not None
-        except ValueError:  # imported without a spec (__main__-like modules): it is there
+        except ValueError:  # in sys.modules without a __spec__: imported, so there
             found = True
         if not found:
             raise missing(extra, feature, module)
