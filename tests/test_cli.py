@@ -6,7 +6,8 @@ import subprocess
 import mido
 import pytest
 
-from conftest import livegen_cmd, shared_data
+from conftest import livegen_cmd
+from songs import write_songs
 
 NO_MIDI = {"JACK_DEFAULT_SERVER": "livegen-no-such-server", "JACK_NO_START_SERVER": "1"}
 
@@ -118,11 +119,8 @@ def test_bad_preset_key(tmp_path):
     one_line_error(livegen("perform", "--no-port", "--preset", str(preset), "--duration", "1"), "engine.lookahed")
 
 
-def test_train_resume_and_eval_on_real_data(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    for song in ("003", "004", "005"):
-        os.symlink(shared_data("music", "pop909", song, f"{song}.mid"), data / f"{song}.mid")
+def test_train_resume_and_eval(tmp_path):
+    data = write_songs(tmp_path / "data", 3)
     out = tmp_path / "m.safetensors"
     for expected_step in (2, 4):
         run = livegen("train", "charrnn", "--data", str(data), "--out", str(out), "--steps", "2", "--batch", "4",
@@ -130,8 +128,8 @@ def test_train_resume_and_eval_on_real_data(tmp_path):
         assert run.returncode == 0, run.stderr
         assert f"done: {expected_step} steps" in run.stderr
     assert (tmp_path / "m.safetensors.opt.safetensors").exists()
-    run = livegen("eval", str(out), "--data", str(shared_data("music", "nottingham", "MIDI", "melody")), "--json",
-                  "--limit", "5")
+    run = livegen("eval", str(out), "--data", str(write_songs(tmp_path / "other", 6, first_seed=20, beats=64)),
+                  "--json", "--limit", "5")
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
     assert 0 < result["nll_nats_per_event"] < 7 and result["pieces"] == 5
@@ -154,7 +152,7 @@ def test_damaged_and_foreign_checkpoints_through_the_command_line(tmp_path):
 
     save_file({"weight": np.zeros((3, 3), dtype=np.float32)}, str(foreign))
     one_line_error(livegen("perform", "--no-port", "--duration", "1", "--model", str(foreign)), str(foreign))
-    data = shared_data("music", "nottingham", "MIDI", "melody")
+    data = write_songs(tmp_path / "songs", 1, beats=32)
     one_line_error(livegen("eval", "livegen/models/dcrnn-pop909.safetensors", "--data", str(data), "--limit", "1"),
                    "is a dcrnn", "livegen bench")
     one_line_error(livegen("bench", "--model", "dcrnn", "--json"), "is a dcrnn", "--parts dcrnn")

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from captions import write_captions
 from conftest import livegen_cmd, shared_data
 from livegen.commentary import attributes, text
 from livegen.commentary import filter as word_filter
@@ -53,13 +54,8 @@ def test_split_sentences_and_attributes_from_aspects():
 # --- training --------------------------------------------------------------------------------------
 
 def small_csv(tmp_path, count=120):
-    rows = text.read_captions(shared_data("text", "musiccaps.csv"))[:count]
-    path = tmp_path / "captions.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    """Captions the test writes (tests/captions.py): training runs without ../shared/data."""
+    return write_captions(tmp_path / "captions.csv", count)
 
 
 TINY = {"embed_dim": 24, "encoder_hidden": 24, "decoder_hidden": 32, "latent_dim": 8, "kl_anneal_steps": 4}

@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 
-from conftest import livegen_cmd, shared_data
+from captions import write_captions
+from conftest import livegen_cmd
 from livegen.commentary import text
 from livegen.train.commentary import write_held_out
 from test_commentary import TINY, small_csv
@@ -16,7 +17,9 @@ def run(*args, timeout=300):
 
 
 def held_out_csv(tmp_path, count=40):
-    rows = [r for r in text.read_captions(shared_data("text", "musiccaps.csv")) if text.is_held_out(r["ytid"])][:count]
+    """Held-out captions of clips the test writes (tests/captions.py), not the training ones."""
+    rows = [r for r in text.read_captions(write_captions(tmp_path / "all.csv", 800, seed=1))
+            if text.is_held_out(r["ytid"])][:count]
     path = tmp_path / "held.csv"
     write_held_out(rows, path)  # as training writes its held-out captions
     return path

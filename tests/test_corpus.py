@@ -4,6 +4,7 @@ import pytest
 from conftest import shared_data
 from livegen.errors import UserError
 from livegen.music.corpus import load_corpus, read_midi
+from songs import write_song
 
 ABC = """X:1
 T:Test tune
@@ -56,8 +57,7 @@ def test_abc_kern_and_musicxml_files(tmp_path):
 
 
 def test_broken_files_are_skipped_and_counted(tmp_path):
-    src = shared_data("music", "pop909", "002", "002.mid")
-    (tmp_path / "good.mid").write_bytes(src.read_bytes())
+    write_song(tmp_path / "good.mid", 2)
     (tmp_path / "broken.mid").write_bytes(b"MThd garbage")
     (tmp_path / "broken.abc").write_bytes(b"\x00\x01\x02")
     corpus = load_corpus(tmp_path)

@@ -1,6 +1,5 @@
 """The DCRNN: shapes, a real training step, determinism with rollbacks, roll -> note events, themes,
 and a live run on the JACK test port with z changing mid-run."""
-import shutil
 import subprocess
 import time
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import livegen_cmd, shared_data
+from conftest import livegen_cmd
 from livegen.bench.dcrnn import take_notes
 from livegen.engine.dcrnn_live import DCRNNGenerator, theme_z
 from livegen.errors import UserError
@@ -17,6 +16,7 @@ from livegen.models.dcrnn import DCRNNConfig
 from livegen.models.nets.dcrnn import DCRNN
 from livegen.music.conditioning import Controls
 from livegen.music.roll import RollDecoder
+from songs import write_songs
 
 TINY = dict(z_dim=8, coarse_hidden=16, fine_hidden=16, strip_channels=4, critic_channels=8)
 
@@ -92,14 +92,11 @@ def test_gan_steps_move_critic_and_generator(model):
     assert not torch.equal(before_c, m.critic.out.weight) and not torch.equal(before_g, m.generator.deconv.weight)
 
 
-def test_a_tiny_real_training_run_writes_checkpoint_samples_and_resumes(tmp_path):
+def test_a_tiny_training_run_writes_checkpoint_samples_and_resumes(tmp_path):
     from livegen.models import checkpoint
     from livegen.train.dcrnn import train
 
-    source = shared_data("music", "pop909")
-    data = tmp_path / "data"
-    for song in ("001", "002", "003"):
-        shutil.copytree(source / song, data / song)
+    data = write_songs(tmp_path / "data", 3, pop909=True)
     out = tmp_path / "dc.safetensors"
     state = train(str(data), str(out), 5.0, batch=4, max_steps=2, config_overrides=TINY, log=lambda _: None)
     assert state["step"] == 2 and out.exists() and (tmp_path / "dc.safetensors.opt.safetensors").exists()

@@ -15,10 +15,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import livegen_cmd, shared_data
+from conftest import livegen_cmd
 from livegen.errors import UserError
 from livegen.train import shards
 from livegen.train.data import WindowOrder, permute
+from songs import write_song, write_songs
 
 TINY_CHARRNN = dict(embed_dim=16, hidden=32, layers=2, dropout=0.1)  # dropout masks follow the sample
 TINY_DCRNN = dict(z_dim=8, coarse_hidden=16, fine_hidden=16, strip_channels=4, critic_channels=8)
@@ -35,14 +36,12 @@ RUNNER = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """A tiny prepared corpus from real files: two POP909 songs and three Nottingham tunes."""
+    """A tiny prepared corpus of songs the test writes: two laid out as POP909's, with beat
+    annotations, and three plain MIDI tunes."""
     root = tmp_path_factory.mktemp("music")
-    for song in ("003", "004"):
-        (root / song).mkdir()
-        for f in ("beat_midi.txt", f"{song}.mid"):
-            os.symlink(shared_data("music", "pop909", song, f), root / song / f)
-    for name in ("ashover3.mid", "ashover4.mid", "ashover5.mid"):
-        os.symlink(shared_data("music", "nottingham", "MIDI", name), root / name)
+    write_songs(root, 2, first_seed=2, pop909=True)
+    for seed in (5, 6, 7):
+        write_song(root / f"tune{seed}.mid", seed, beats=96)
     out = tmp_path_factory.mktemp("prepared") / "shards"
     shards.prepare(str(root), str(out), workers=2, log=lambda _: None, progress=False)
     return out

@@ -166,7 +166,7 @@ def test_the_preset_dialogs_open_in_the_users_presets_folder(make_window, qtbot,
     qtbot.mouseClick(buttons["Save…"], LEFT)
     qtbot.mouseClick(buttons["Load…"], LEFT)
     mine = str(paths.presets_dir())
-    assert asked == [("load", str(presets.REPO_PRESETS)), ("save", mine), ("load", mine)]
+    assert asked == [("load", str(presets.SHIPPED_PRESETS)), ("save", mine), ("load", mine)]
     assert paths.presets_dir().is_dir()
 
 

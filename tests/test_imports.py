@@ -4,7 +4,7 @@
     take        take                          (a preset made into a running take)
     parts       engine, sensors, vision, commentary, control, train, presets, sessions
     foundation  models, midi, music
-    basics      errors, checks, faults, paths, messages
+    basics      errors, checks, faults, paths, messages, extras
 
 A module may import its own layer and the ones below. Imports inside functions count too: they
 hide a dependency, they do not remove it.
@@ -34,7 +34,7 @@ LAYERS = (  # top to bottom
                "livegen.train", "livegen.presets", "livegen.sessions")),
     ("foundation", ("livegen.models", "livegen.midi", "livegen.music")),
     ("basics", ("livegen.errors", "livegen.checks", "livegen.faults", "livegen.paths", "livegen.messages",
-                "livegen")),
+                "livegen.extras", "livegen")),
 )
 
 
@@ -65,6 +65,7 @@ HEAVY = {
     "serial": "6-10 ms, but the EMG sources keep pyserial optional: a replay or a Myo over BLE needs none",
     "mediapipe": "an optional extra (livegen[mediapipe]), for Python <= 3.12",
     "importlib.metadata": "35-40 ms: only `livegen --version` and a --log-file read the installed version",
+    "tomlkit": "30-35 ms",
 }
 
 

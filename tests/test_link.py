@@ -204,5 +204,5 @@ def test_a_missing_package_or_a_bad_tempo_is_a_user_error(monkeypatch):
     with pytest.raises(UserError, match="outside"):
         AbletonLink(1000.0)  # refused before Link is even imported
     monkeypatch.setitem(sys.modules, "link", None)  # as if LinkPython-extern were not installed
-    with pytest.raises(UserError, match="pip install LinkPython-extern"):
+    with pytest.raises(UserError, match=r"^Ableton Link needs LinkPython-extern: pip install 'livegen\[link\]'$"):
         AbletonLink(120.0)

@@ -1,17 +1,18 @@
-"""``livegen prepare``: real files parsed in worker processes into memory-mapped shards that give
-training exactly the pieces, split, tokens and piano-roll windows of the in-memory path."""
+"""``livegen prepare``: music files parsed in worker processes into memory-mapped shards that give
+training exactly the pieces, split, tokens and piano-roll windows of the in-memory path. The songs
+are written by the test (tests/songs.py), so this runs on a fresh clone too."""
 import json
-import os
 import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import livegen_cmd, shared_data
+from conftest import livegen_cmd
 from livegen.errors import UserError
 from livegen.train import shards
 from livegen.train.data import TokenWindows, is_held_out, load_corpus, validation_windows
 from livegen.train.pieces import MemoryPieces
+from songs import write_song, write_songs
 
 ABC = """X:1
 T:Two tunes, one file
@@ -29,18 +30,12 @@ GAB cde|dcB AGF|G6|
 
 
 def make_corpus(root):
-    """Three POP909 songs (with their beat annotations), two Nottingham MIDI files, a two-tune ABC
-    file and a broken MIDI file, in nested folders."""
-    pop = shared_data("music", "pop909")
-    nott = shared_data("music", "nottingham", "MIDI")
-    for song in ("001", "002", "003"):
-        (root / "pop" / song).mkdir(parents=True)
-        for f in (pop / song).iterdir():
-            if f.is_file():
-                os.symlink(f, root / "pop" / song / f.name)
+    """Three songs laid out as POP909's (each in its folder, with beat annotations), two plain MIDI
+    files, a two-tune ABC file and a broken MIDI file, in nested folders."""
+    write_songs(root / "pop", 3, pop909=True)
     (root / "folk" / "abc").mkdir(parents=True)
-    for name in ("ashover1.mid", "ashover2.mid"):
-        os.symlink(nott / name, root / "folk" / name)
+    for seed, name in ((11, "reel1.mid"), (12, "reel2.mid")):
+        write_song(root / "folk" / name, seed, beats=96)
     (root / "folk" / "abc" / "tunes.abc").write_text(ABC)
     (root / "folk" / "broken.mid").write_bytes(b"not a MIDI file at all")
     return root
@@ -80,7 +75,7 @@ def test_shards_hold_the_in_memory_corpus_exactly(prepared):
         assert bool(mapped.held_out[i]) == is_held_out(memory.name(i))
     pop = [i for i in range(len(memory)) if "/pop/" in memory.name(i)]
     assert len(pop) == 3
-    for i in pop:  # POP909's beat annotations travel with the notes
+    for i in pop:  # the beat annotations travel with the notes
         beats, downbeats = mapped.beats(i)
         expected_beats, expected_downbeats = memory.beats(i)
         assert np.array_equal(beats, expected_beats) and np.array_equal(downbeats, expected_downbeats)
@@ -144,7 +139,7 @@ def test_preparing_again_is_incremental_and_resumes_an_unfinished_run(prepared, 
     assert np.array_equal(np.load(out / "index.npy")[["note_count", "held_out"]], index[["note_count", "held_out"]])
 
     # a new file is parsed on its own; the existing shards stay
-    os.symlink(shared_data("music", "pop909", "004", "004.mid"), root / "pop" / "004.mid")
+    write_song(root / "pop" / "004.mid", 4)
     try:
         grown = shards.prepare(str(root), str(out), workers=1, shard_files=3, log=lambda _: None, progress=False)
     finally:

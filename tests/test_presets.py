@@ -26,6 +26,43 @@ def test_save_load_round_trip(tmp_path):
     assert presets.load(str(tmp_path / "mine.toml")) == p
 
 
+def test_saving_over_a_preset_keeps_its_comments_and_layout(tmp_path):
+    path = tmp_path / "stage.toml"
+    path.write_text("# Friday's set: slow and low\n\n[engine]\nbpm = 90.0  # the band's tempo\n\n"
+                    "[controls]\n# starts dark\npitch = 0.2\nkey = \"A minor\"\n")
+    preset = presets.load(str(path))
+    preset.engine.bpm, preset.controls.pitch = 96.0, 0.3
+    presets.save(preset, path)
+    text = path.read_text()
+    assert text.startswith("# Friday's set: slow and low\n\n[engine]\nbpm = 96.0  # the band's tempo\n")
+    assert "# starts dark\npitch = 0.3\n" in text
+    assert presets.load(str(path)) == preset  # every other key written out, with its default
+
+
+def test_a_new_preset_carries_the_shipped_defaults_comments(tmp_path):
+    preset = presets.Preset()
+    preset.gui.booth = True
+    presets.save(preset, tmp_path / "booth.toml")
+    text = (tmp_path / "booth.toml").read_text()
+    shipped = presets.DEFAULT.read_text()
+    assert text == shipped.replace("booth = false", "booth = true")
+    presets.save(presets.Preset(), tmp_path / "same.toml")
+    assert (tmp_path / "same.toml").read_text() == shipped  # the defaults, written out: the shipped file
+
+
+def test_saving_over_a_broken_file_replaces_it(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[engine\nbpm = \n")
+    presets.save(presets.Preset(), path)
+    assert presets.load(str(path)) == presets.Preset()
+
+
+def test_the_shipped_presets_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./presets here: the package's own
+    assert presets.find("default") == presets.DEFAULT
+    assert presets.DEFAULT.parent == presets.SHIPPED_PRESETS and presets.SHIPPED_PRESETS.parent.name == "livegen"
+
+
 @pytest.mark.parametrize("text,fragment", [
     ("[engine]\nlookahed = 0.2\n", "engine.lookahed is unknown"),
     ("[engine]\nlookahead = 'fast'\n", "engine.lookahead must be float"),

@@ -83,9 +83,16 @@ def test_render_bad_input_is_one_line(tmp_path, case):
     assert not (tmp_path / "o.wav").exists()
 
 
-def test_a_missing_fluidsynth_library_says_what_to_install(monkeypatch):
-    monkeypatch.setitem(sys.modules, "fluidsynth", None)  # what `import fluidsynth` does without it
-    with pytest.raises(UserError, match="apt-get install libfluidsynth3"):
+def test_a_missing_fluidsynth_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "fluidsynth", None)  # what `import fluidsynth` does without pyfluidsynth
+    with pytest.raises(UserError, match=r"^the built-in synth needs pyfluidsynth: pip install 'livegen\[synth\]'$"):
+        fs.new_synth()
+    # pyfluidsynth there, the system's libfluidsynth not: its import raises this
+    (tmp_path / "fluidsynth.py").write_text('raise ImportError("Couldn\'t find the FluidSynth library.")\n')
+    monkeypatch.delitem(sys.modules, "fluidsynth")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(UserError, match=r"^the built-in synth cannot load pyfluidsynth \(Couldn't find the "
+                                        r"FluidSynth library.\): apt-get install libfluidsynth3 fluid-soundfont-gm$"):
         fs.new_synth()
 
 

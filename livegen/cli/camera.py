@@ -37,7 +37,7 @@ def add_commands(sub) -> None:
     s.add_argument("--source", help="camera: index, video file or folder of images; emg: the device, like "
                    "myo or serial:PORT,BAUD,csv (default: the preset's)")
     s.add_argument("--from-frames", metavar="DIR", help="calibrate headless from a folder of images or a video")
-    s.add_argument("--preset", help="preset to start from (default: presets/default.toml)")
+    s.add_argument("--preset", help="preset to start from (default: the shipped default)")
     s.add_argument("--save", metavar="FILE.toml", help="camera: where to write the preset (default: "
                    f"{paths.camera_preset()}); emg: the profile (default: {paths.emg_profiles_dir() / 'USER.toml'})")
     s.add_argument("--tracker", choices=TRACKER_NAMES, help="default: color with --point or a click, else the preset's")

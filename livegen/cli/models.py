@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from livegen import extras
 from livegen.errors import UserError
 from livegen.messages import say
 from livegen.train.distributed import default_threads, rank
@@ -96,6 +97,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_train(args) -> int:
+    extras.require("train", "livegen train", "torch", "tqdm")
     if args.threads is None:  # the cores, shared by the processes torchrun started on this machine
         args.threads = default_threads()
     if args.batch is None:
@@ -135,6 +137,7 @@ def _train_dcrnn(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    extras.require("train", "livegen eval", "torch")
     from livegen.models import checkpoint  # loads numpy: only when the command runs
 
     if checkpoint.read_metadata(args.checkpoint).get("kind") in checkpoint.TEXT_KINDS:
@@ -165,6 +168,8 @@ def cmd_bench(args) -> int:
         raise UserError("--seconds must be a positive number")
     if not 1 <= args.launches <= 100:
         raise UserError("--launches is 1..100")
+    if parts - {"startup"}:
+        extras.require("train", "livegen bench", "torch", "scipy")
     result = {}
     if "startup" in parts:
         from livegen.bench.startup import startup_bench  # loads mido: only when the bench runs

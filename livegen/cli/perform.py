@@ -37,7 +37,7 @@ def add_performance_options(s, network: bool, seed: bool = True, heading: str = 
     first = len(s._actions)
     preset = s.add_argument_group(f"{heading}preset")
     preset.add_argument("--preset", metavar="NAME", help="preset name or .toml path; the flags below override it "
-                        "(default: presets/default.toml)")
+                        "(default: the shipped default)")
     model = s.add_argument_group(f"{heading}model")
     model.add_argument("--model", help="charrnn (the shipped default), dcrnn, or a checkpoint .safetensors path")
     model.add_argument("--temperature", type=float, metavar="T", help="sampling temperature 0.05..5: 1 plays as "

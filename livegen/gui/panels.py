@@ -306,7 +306,7 @@ class PresetPanel(QGroupBox):
             except OSError:  # the dialog still opens; writing elsewhere is the user's choice there
                 pass
         elif not folder.is_dir():
-            folder = presets.REPO_PRESETS
+            folder = presets.SHIPPED_PRESETS
         path, _ = dialog(self, "Preset", str(folder), "Presets (*.toml)")
         if path:
             signal.emit(path if path.endswith(".toml") else path + ".toml")

@@ -12,11 +12,12 @@ import os
 import wave
 from pathlib import Path
 
+from livegen import extras
 from livegen.errors import UserError
 from livegen.midi.ports import OutputPort, api_available
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"  # Debian/Ubuntu: fluid-soundfont-gm
-INSTALL_HINT = "apt-get install libfluidsynth3 fluid-soundfont-gm (and pip install pyfluidsynth)"
+INSTALL_HINT = "apt-get install libfluidsynth3 fluid-soundfont-gm"
 AUDIO_DRIVERS = ("jack", "pulseaudio", "alsa")  # tried in this order unless one is named
 GAIN = 0.5
 RENDER_BLOCK = 512  # frames synthesised per call between MIDI events
@@ -27,10 +28,8 @@ SILENCE_LEVEL = 8  # 16-bit sample value
 
 def load_library():
     """pyfluidsynth, or a one-line UserError saying what to install."""
-    try:
+    with extras.needed("synth", "the built-in synth", broken=INSTALL_HINT):
         import fluidsynth  # needs the system's libfluidsynth: a missing one fails only the built-in synth
-    except (ImportError, OSError) as exc:
-        raise UserError(f"the built-in synth needs FluidSynth ({exc}): {INSTALL_HINT}") from None
     return fluidsynth
 
 

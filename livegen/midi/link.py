@@ -27,15 +27,14 @@ import statistics
 import threading
 import time
 
+from livegen import extras
 from livegen.errors import UserError
 from livegen.music.tempo import MAX_BPM, MIN_BPM, BeatSource
 
 
 def _import_link():
-    try:
+    with extras.needed("link", "Ableton Link"):
         import link  # LinkPython-extern may be missing: only a take that joins a Link session needs it
-    except ImportError:
-        raise UserError("Ableton Link needs the LinkPython-extern package: pip install LinkPython-extern") from None
     return link
 
 

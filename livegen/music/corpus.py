@@ -18,6 +18,7 @@ from typing import Callable
 import mido
 import numpy as np
 
+from livegen import extras
 from livegen.errors import UserError
 from livegen.music.events import Note
 
@@ -49,10 +50,8 @@ def read_midi(path: str | os.PathLike) -> list[Note]:
 
 def read_music21(path: str | os.PathLike) -> list[list[Note]]:
     """Pieces in a **kern, ABC or MusicXML file (an ABC file may hold many tunes)."""
-    try:
+    with extras.needed("train", "reading kern, ABC and MusicXML"):
         import music21  # 0.5 s to import: only for kern, ABC and MusicXML, never for MIDI
-    except ImportError as exc:  # pragma: no cover - music21 is a dependency
-        raise UserError("reading kern/ABC/MusicXML needs music21: pip install music21") from exc
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         parsed = music21.converter.parse(str(path))

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livegen import extras
 from livegen.errors import UserError
 from livegen.music.corpus import beat_grid, load_file, music_files
 from livegen.train.data import is_held_out
@@ -152,7 +153,8 @@ def prepare(data: str, out: str, workers: int | None = None, shard_files: int = 
     """Parse every music file under the comma-separated folders ``data`` into shards in ``out``.
 
     Returns the summary that is also written to ``index.json``."""
-    from tqdm import tqdm  # the progress bar: not loaded by the parsing processes, which import this module
+    with extras.needed("train", "livegen prepare"):
+        from tqdm import tqdm  # the progress bar: not loaded by the parsing processes, which import this module
 
     started = time.monotonic()
     sources = [Path(d).absolute() for d in data.split(",") if d]

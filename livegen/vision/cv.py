@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from livegen import extras
 from livegen.errors import UserError
 
 
@@ -11,10 +12,8 @@ def cv2():
     """The cv2 module, imported on first use."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
-    try:
+    with extras.needed("camera", "camera tracking"):
         import cv2 as module  # OpenCV: 0.2-0.4 s, and may be missing; only the camera needs it
-    except ImportError as exc:
-        raise UserError(f"camera tracking needs OpenCV: pip install 'opencv-python-headless>=4.9,<5' ({exc})") from None
     module.utils.logging.setLogLevel(module.utils.logging.LOG_LEVEL_SILENT)  # also when imported earlier
     return module
 

@@ -1,5 +1,5 @@
 """EMG armbands and boards, picked by name with ``--source KIND[:ARGS]`` and imported lazily
-(bleak, pyserial load only when their device is used).
+(bleak, pyserial load only when their device is used; all of them are ``livegen[emg]``).
 
     myo[:ADDRESS]                     a Myo over Bluetooth LE (scans for one when no address)
     bled112[:PORT]                    a Myo through the BLED112 USB dongle
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 
+from livegen import extras
 from livegen.errors import UserError
 
 # kind -> "module:Class"; the class is an EmgDevice with from_spec(args)
@@ -21,6 +22,9 @@ DEVICES = {
     "cyton": "livegen.sensors.emg.cyton:Cyton",
     "replay": "livegen.sensors.emg.replay:Replay",
 }
+# kind -> the libraries of livegen[emg] it needs besides SciPy, which filters blocks of samples for all
+DEVICE_LIBRARIES = {"myo": ("bleak",), "bled112": ("serial",), "serial": ("serial",), "cyton": ("serial",),
+                    "replay": ()}
 
 
 def open_device(spec: str):
@@ -29,6 +33,7 @@ def open_device(spec: str):
     if kind not in DEVICES:
         raise UserError(f"unknown EMG source {spec!r}: use one of {', '.join(DEVICES)} "
                         "(e.g. myo, serial:/dev/ttyUSB0,115200,csv, replay:recording.csv)")
+    extras.require("emg", f"EMG source {kind!r}", "scipy", *DEVICE_LIBRARIES[kind])
     module, _, cls = DEVICES[kind].partition(":")
     try:
         device_class = getattr(importlib.import_module(module), cls)

@@ -10,13 +10,13 @@ another plausible header (or a pause in the stream): after garbage it locks on a
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import struct
 import time
 from collections import deque
 from typing import Callable, NamedTuple
 
+from livegen import extras
 from livegen.errors import UserError
 from livegen.sensors.emg import myo
 from livegen.sensors.emg.device import EmgDevice
@@ -268,8 +268,7 @@ class Bled112Myo(EmgDevice):
     @classmethod
     def from_spec(cls, args: str) -> "Bled112Myo":
         port, options = myo.parse_spec("bled112", args, "serial port", ("mode", "myo"))
-        if importlib.util.find_spec("serial") is None:
-            raise UserError("--source bled112 needs pyserial: pip install pyserial")
+        extras.require("emg", "--source bled112", "serial")
         if not port:
             port = find_dongle()
         elif port.startswith("/dev/") and not os.path.exists(port):

@@ -10,11 +10,11 @@ emulated armband in the tests.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import re
 import time
 from typing import Any
 
+from livegen import extras
 from livegen.errors import UserError
 from livegen.sensors.emg import myo
 from livegen.sensors.emg.device import EmgDevice
@@ -64,9 +64,8 @@ class MyoBle(EmgDevice):
             raise UserError(f"--source myo:{address}: not a Bluetooth address; use AA:BB:CC:DD:EE:FF, "
                             "or --source myo alone to scan for the armband")
         mode = myo.parse_mode("myo", options["mode"]) if "mode" in options else myo.EmgMode.RAW_FILTERED
-        if not backends.get("client_backend") and importlib.util.find_spec("bleak") is None:
-            raise UserError("--source myo needs bleak: pip install 'bleak>=3.1' "
-                            "(or use --source bled112 with the USB dongle)")
+        if not backends.get("client_backend"):
+            extras.require("emg", "--source myo", "bleak")
         return cls(address or None, mode, options.get("adapter") or None, **backends)
 
     # -- the reader thread -------------------------------------------------------------------

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livegen import paths
+from livegen import extras, paths
 from livegen.errors import UserError
 
 HIGHPASS_HZ = 10.0  # below the EMG band (20-450 Hz), above electrode drift and movement artefacts
@@ -187,7 +187,8 @@ class OnePole:
         return y
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        from scipy.signal import lfilter  # scipy.signal takes 2 s to import: only for a block of samples
+        with extras.needed("emg", "filtering a block of EMG samples"):
+            from scipy.signal import lfilter  # scipy.signal takes 2 s to import: only for a block of samples
 
         zi = (self.b1 * np.array(self.x1) - self.a1 * np.array(self.y1))[None]
         y, _ = lfilter(self.b, self.a, x, axis=0, zi=zi)
