@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from livegen import extras
+from livegen.bench.startup import startup_bench
 from livegen.errors import UserError
 from livegen.messages import say
 from livegen.train.distributed import default_threads, rank
@@ -172,8 +173,6 @@ def cmd_bench(args) -> int:
         extras.require("train", "livegen bench", "torch", "scipy")
     result = {}
     if "startup" in parts:
-        from livegen.bench.startup import startup_bench  # loads mido: only when the bench runs
-
         say(f"bench: start-up, {args.launches} launches of livegen perform to the first note at a JACK port")
         result["startup"] = startup_bench(args.launches, log=say)
     model = None
