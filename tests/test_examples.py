@@ -47,8 +47,9 @@ def test_the_armband_recording_replays_through_the_emg_path():
     assert max(stats["levels"][:4]) > 0.3 and max(stats["levels"][4:]) < 0.1  # 2.5 s in: channels 1-4 tensed
 
 
-def test_the_booth_preset_is_a_valid_preset_that_returns_to_a_shipped_one():
-    booth = presets.load(str(EXAMPLES / "booth.toml"))
+def test_the_booth_preset_is_a_valid_preset_that_returns_to_a_shipped_one(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the project's presets/ folder is found by name from the project folder
+    booth = presets.load("booth")
     assert booth.gui.booth and booth.gui.idle_reset > 0
     assert presets.find(booth.gui.reset_preset).parent == presets.SHIPPED_PRESETS
 
