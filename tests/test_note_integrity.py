@@ -147,5 +147,6 @@ def test_random_controls_and_rollbacks_on_the_real_generator_and_clock_keep_note
         engine.stop()
     assert engine.failed is None
     notes = recorded_notes(record)
-    assert sum(kind == "on" for *_, kind in notes) > 5
+    # the take played (a density near 0 from the first second on leaves only a handful of notes)
+    assert sum(kind == "on" for *_, kind in notes) >= 3
     check_stream(notes, max_seconds=1.0)
