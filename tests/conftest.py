@@ -113,5 +113,23 @@ def receiver(jack_server, request):
     r.close()
 
 
+def dcrnn_frames(live, z):
+    """The DCRNN runtime's frame probabilities, step by step, for one z per beat (rows of ``z``),
+    each segment restarting its coarse RNN as the live generator does."""
+    import numpy as np  # only the model tests need it
+
+    c = live.config
+    coarse, fine = live.initial_state(z[0])
+    frames = []
+    for k in range(len(z)):
+        if k % (c.beats_per_bar * c.bars_per_segment) == 0:
+            coarse = live.segment_start(z[k])
+        coarse = live.coarse_step(z[k], k % c.beats_per_bar, coarse)
+        for j in range(c.steps_per_beat):
+            fine, frame = live.fine_step(coarse, z[k], j, fine)
+            frames.append(frame)
+    return np.stack(frames)
+
+
 def livegen_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "livegen", *args]

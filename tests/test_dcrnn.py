@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import livegen_cmd
+from conftest import dcrnn_frames, livegen_cmd
 from livegen.bench.dcrnn import take_notes
 from livegen.engine.dcrnn_live import DCRNNGenerator, theme_z
 from livegen.errors import UserError
@@ -65,16 +65,7 @@ def test_live_numpy_steps_match_the_torch_generator_across_a_segment_boundary(mo
     with torch.no_grad():
         expected = torch.sigmoid(model.generator(torch.tensor(z, dtype=torch.float32)[None])[0][0]).numpy()
     live = model.live()
-    coarse, fine = live.initial_state(z[0])
-    frames = []
-    for k in range(beats):
-        if k % (beats - 2) == 0:
-            coarse = live.segment_start(z[k])
-        coarse = live.coarse_step(z[k], k % c.beats_per_bar, coarse)
-        for j in range(c.steps_per_beat):
-            fine, frame = live.fine_step(coarse, z[k], j, fine)
-            frames.append(frame)
-    np.testing.assert_allclose(np.stack(frames), expected, atol=1e-5)
+    np.testing.assert_allclose(dcrnn_frames(live, z), expected, atol=1e-5)
 
 
 def test_gan_steps_move_critic_and_generator(model):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, shared_data
-from livegen.engine.charrnn_live import SEED_TOKEN, CharRNNGenerator, TokenSampler
+from conftest import ROOT, dcrnn_frames, shared_data
+from livegen.engine.charrnn_live import SEED_TOKEN, TokenSampler
 from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.models import checkpoint
 from livegen.models.charrnn import LiveCharRNN
@@ -84,16 +84,7 @@ def test_the_dcrnn_runtime_makes_the_frames_of_the_torch_generator():
     z = np.random.default_rng(1).standard_normal((beats, c.z_dim))  # a new z every beat
     with torch.no_grad():
         expected = torch.sigmoid(net.generator(torch.tensor(z, dtype=torch.float32)[None])[0][0]).numpy()
-    coarse, fine = live.initial_state(z[0])
-    frames = []
-    for k in range(beats):
-        if k % (c.beats_per_bar * c.bars_per_segment) == 0:
-            coarse = live.segment_start(z[k])
-        coarse = live.coarse_step(z[k], k % c.beats_per_bar, coarse)
-        for j in range(c.steps_per_beat):
-            fine, frame = live.fine_step(coarse, z[k], j, fine)
-            frames.append(frame)
-    np.testing.assert_allclose(np.stack(frames), expected, atol=1e-5)
+    np.testing.assert_allclose(dcrnn_frames(live, z), expected, atol=1e-5)
 
 
 class TorchDCRNNSteps:
