@@ -175,7 +175,7 @@ def test_preset_save_then_load_round_trips_every_control(make_window, qtbot, tmp
     script.write_text('{"t": 0.0, "pitch": 0.3}\n')
     window = make_window()
     window.output.channel.setValue(5)
-    window.output.program.setValue(10)
+    window.output.set_program(10)
     window.output.soundfont.setText("/fonts/Stage Piano.sf2")
     window.output.set_ports(["Drum machine"])  # as the port list would offer it
     window.output.clock_out.setCurrentIndex(window.output.clock_out.findData("Drum machine"))
