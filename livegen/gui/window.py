@@ -229,7 +229,7 @@ class MainWindow(QMainWindow):
         self.locked = False
         self.preset_name = preset_name
         self._saved_preset: presets.Preset | None = None  # the panel as last loaded or saved (for the * mark)
-        self._undo: tuple[presets.Preset, str] | None = None  # the panel before the last preset change
+        self._undo: tuple | None = None  # (panel, name, as saved) before the last preset change
         self._last_sent = 0.0  # monotonic time the last MIDI message was drained (the MIDI-out light)
         self._beat: tuple[object, float, float] | None = None  # (engine, its time, beats since it began)
         self._output_gone = False  # the take's port vanished: it plays into nothing
@@ -393,8 +393,7 @@ class MainWindow(QMainWindow):
     def quit(self) -> None:
         """Ctrl+Q: close the panel (a locked booth ignores it: visitors cannot end the show)."""
         if not self.locked:
-            self.close()
-            QApplication.instance().quit()
+            self.close()  # the last window: the application ends with it
 
     # --- transport ------------------------------------------------------------------------------
 
@@ -737,16 +736,17 @@ class MainWindow(QMainWindow):
         except (UserError, OSError) as exc:
             self.banner.show_error(f"Preset: {exc}")
             return
-        self._undo = (self.preset(), self.preset_name)
+        self._undo = (self.preset(), self.preset_name, self._saved_preset)
         self.apply_preset(preset, Path(path).stem)
 
     def undo_preset(self) -> None:
         """Ctrl+Z: the panel as it was before the last preset change (again: the change is back)."""
         if self.locked or self._undo is None:
             return
-        preset, name = self._undo
-        self._undo = (self.preset(), self.preset_name)
+        preset, name, saved = self._undo
+        self._undo = (self.preset(), self.preset_name, self._saved_preset)
         self.apply_preset(preset, name)
+        self._saved_preset = saved  # edits made before the change are unsaved again
         self._show_unsaved()
 
     def step_preset(self, step: int) -> None:
