@@ -59,7 +59,8 @@ PANEL_WORDS = (("use --no-port to only record", "choose Output → API fluidsynt
                ("choose another with --port", "choose another in Output → Port"),
                ("give --record FILE or start a MIDI system", "press Rec or start a MIDI system"),
                ("and no --record", "and no recording"), ("--record", "Rec"), ("--port", "Output → Port"),
-               ("--api", "Output → API"), ("--soundfont", "Output → SoundFont"), ("--channel", "Output → Channel"),
+               ("--api", "Output → API"), ("--soundfont", "Output → SoundFont"),
+               ("--channel", "Output → Channel"),
                ("--program", "Output → Instrument"), ("--temperature", "Model → Temperature"),
                ("--lookahead", "Model → Lookahead"), ("--bpm", "Model → Tempo"), ("--seed", "Model → Seed"))
 
