@@ -26,6 +26,7 @@ SHIPPED_PRESETS = Path(__file__).resolve().parent / "shipped_presets"
 DEFAULT = SHIPPED_PRESETS / "default.toml"
 MAX_BYTES = 256 * 1024  # the shipped presets are under 4 KiB
 MAX_NAME = 64
+VIEWS = ("full", "performance")  # the panel's views; booth mode shows only the performance one
 NAME_PUNCTUATION = " _-.+"
 
 
@@ -49,6 +50,7 @@ class OutputPreset:
     virtual: str = ""  # name of a virtual output port to create instead
     channel: int = 1  # 1..16
     program: int = -1  # General MIDI program 0..127; -1 leaves the synth's own
+    volume: int = -1  # channel volume (CC 7) 0..127; -1 leaves the synth's own
     soundfont: str = ""  # the built-in synth's SoundFont (.sf2); "" = its default (--soundfont overrides)
     clock_out: str = ""  # MIDI clock output port; "" = none (--clock-out overrides)
 
@@ -130,6 +132,7 @@ class GuiPreset:
 
     booth: bool = False  # full screen, controls locked, plays on launch, restarts a failed engine
     full_screen: bool = False  # full screen without the rest of booth mode
+    view: str = "full"  # what the panel opens on: full (every control) | performance (read from the stage)
     unlock_key: str = "Ctrl+Shift+U"  # locks and unlocks the controls (Qt key sequence)
     idle_reset: float = 120.0  # s without a touch before booth mode returns to reset_preset; 0 = never
     reset_preset: str = "default"  # the preset booth mode returns to
@@ -161,6 +164,8 @@ class GuiPreset:
         if not (self.gesture_source in ("pad", "camera") or kind == "script" and path.strip()):
             raise UserError(f"preset key gui.gesture_source {self.gesture_source!r} is not pad, camera or "
                             "script:PATH")
+        if self.view not in VIEWS:
+            raise UserError(f"preset key gui.view {self.view!r} is not one of {', '.join(VIEWS)}")
         if not 1 <= len(self.dcrnn_theme) <= 32:
             raise UserError("preset key gui.dcrnn_theme must be a theme name of 1..32 characters, like \"A\"")
         if not 0 <= self.comment_every <= 64:
@@ -297,6 +302,8 @@ def parse(text: str, origin: str = "preset") -> Preset:
         raise UserError(f"{origin}: output.channel must be 1..16")
     if not -1 <= preset.output.program <= 127:
         raise UserError(f"{origin}: output.program must be -1..127")
+    if not -1 <= preset.output.volume <= 127:
+        raise UserError(f"{origin}: output.volume must be -1..127")
     return preset
 
 
@@ -327,6 +334,17 @@ def find(name: str) -> Path:
         raise UserError(f"preset {name!r} not found (looked for {name}.toml in ./presets, {SHIPPED_PRESETS} "
                         f"and {folders[2]})")
     return found
+
+
+def names() -> list[str]:
+    """Every preset ``find`` finds by name, sorted: what the panel's next / previous preset steps through."""
+    found = set()
+    for folder in (Path("presets"), SHIPPED_PRESETS, paths.presets_dir()):
+        try:
+            found.update(p.stem for p in folder.glob("*.toml") if p.is_file())
+        except OSError:  # an unreadable folder holds nothing to step to
+            continue
+    return sorted(found, key=str.lower)
 
 
 def _read(path: Path) -> Preset:

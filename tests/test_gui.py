@@ -175,7 +175,7 @@ def test_preset_save_then_load_round_trips_every_control(make_window, qtbot, tmp
     script.write_text('{"t": 0.0, "pitch": 0.3}\n')
     window = make_window()
     window.output.channel.setValue(5)
-    window.output.program.setValue(10)
+    window.output.set_program(10)
     window.output.soundfont.setText("/fonts/Stage Piano.sf2")
     window.output.set_ports(["Drum machine"])  # as the port list would offer it
     window.output.clock_out.setCurrentIndex(window.output.clock_out.findData("Drum machine"))
@@ -305,6 +305,8 @@ def test_the_camera_view_shows_the_tracked_hand_and_steers_the_music(make_window
     qtbot.waitUntil(lambda: window.gesture.camera.hand is not None, timeout=10_000)
     assert window.gesture.view.currentWidget() is window.gesture.camera
     assert window.gesture.camera_light.state == "connected"
+    qtbot.waitUntil(lambda: window.gesture.hand_light.state == "connected", timeout=5000)  # the hand, tracked
+    assert window.stage.hand._text.text() == "tracked" and window.stage.camera_light.state == "connected"
     qtbot.waitUntil(lambda: window.hub.controls.density != 0.8, timeout=5000)  # the hand moved the controls
     qtbot.waitUntil(lambda: window.gesture.camera_light.state == "lost", timeout=10_000)  # the clip ended
 
@@ -522,9 +524,8 @@ def test_r_starts_a_recording_and_r_again_stops_it_leaving_a_valid_file(make_win
     qtbot.waitUntil(lambda: window.transport.record.isChecked() and len(receiver.notes()) >= 10, timeout=START_MS)
     qtbot.keyClick(window, Qt.Key.Key_R)
     assert window.recording is None and window.transport.take.text() != take  # the next take gets a new name
-    qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine is not first
-                    and window.takes.engine.now() > 0, timeout=START_MS)
-    assert window.takes.engine.record is None and window.takes.engine.running  # the music goes on, unrecorded
+    qtbot.waitUntil(lambda: first.record is None and not window.takes.busy, timeout=5000)
+    assert window.takes.engine is first and first.running  # the music goes on in the same take, unrecorded
     qtbot.waitUntil(lambda: not window.transport.record.isChecked(), timeout=5000)
     recorded = note_pairs(mido.MidiFile(take))
     assert len(recorded) >= 10 and sum(kind == "note_on" for kind, _ in recorded) == sum(

@@ -131,3 +131,71 @@ def test_a_followed_tempo_never_carries_a_scripts_change_before_its_time():
     hub.tempo(140.0, 1.5)
     assert sent[-2] == (1.5, Controls(pitch=0.5, bpm=140.0))
     assert sent[-1] == (3.0, Controls(pitch=0.9, bpm=140.0))
+
+
+def test_rec_pressed_mid_take_records_from_then_on_the_same_clock_without_a_gap(tmp_path, receiver):
+    """Rec inside a playing take: the same engine plays on (its time never goes back, its model is
+    not started again), the port hears no gap, and the file and its session start at the press."""
+    import time
+
+    from livegen.sessions import read_take
+    from livegen.take.runner import TakeRunner
+
+    preset = presets.Preset()
+    preset.output.api, preset.output.port = "jack", receiver.name
+    preset.controls.density = 0.9
+    runner = TakeRunner(log=lambda text: None)
+    take = tmp_path / "later" / "mid.mid"
+    try:
+        engine = runner.start_take(TakeSpec.from_preset(preset, {"seed": 4}))
+        deadline = time.monotonic() + 30
+        while engine.now() < 1.5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        generator, tokens = engine.generators[0], engine.stats.tokens
+        runner.start_recording(str(take))
+        pressed = engine.record_from
+        assert 1.5 <= pressed < 3.0 and engine.record == str(take)
+        while engine.now() < pressed + 2.5:
+            time.sleep(0.05)
+        assert runner.stop_recording() == str(take)
+        stopped = engine.now()
+        assert runner.engine is engine and engine.running and engine.record is None
+        assert engine.generators[0] is generator and engine.stats.tokens > tokens  # the model went on
+        time.sleep(0.5)
+        assert engine.now() > stopped  # the clock went on after Rec was released, too
+    finally:
+        runner.close()
+    receiver.settle()
+    arrivals = [at - engine.start_time for at, m in receiver.messages if m.type == "note_on" and m.velocity]
+    around = [t for t in arrivals if pressed - 1.0 <= t <= pressed + 1.0]
+    assert len(around) >= 4 and max(b - a for a, b in zip(around, around[1:])) < 0.6  # no silence at the press
+
+    midi = mido.MidiFile(take)
+    starts, now, sounding = [], 0.0, set()
+    for message in mido.merge_tracks(midi.tracks):
+        now += mido.tick2second(message.time, midi.ticks_per_beat, 500_000)
+        if message.type == "note_on" and message.velocity:
+            starts.append(now)
+            sounding.add(message.note)
+        elif message.type in ("note_on", "note_off"):
+            assert message.note in sounding  # no note-off for a note begun before the press
+            sounding.discard(message.note)
+    assert not sounding and len(starts) >= 5
+    assert starts[0] < 0.6 and 2.0 <= midi.length <= stopped - pressed + 0.2  # time 0 is the press
+    heard = [t - pressed for t in arrivals if pressed + 0.1 <= t <= stopped - 0.1]
+    assert len(starts) >= len(heard) >= len(starts) - 4  # what the port heard while recording
+
+    recorded = read_take(take)
+    assert recorded.header["from"] == pytest.approx(pressed, abs=0.01)
+    assert recorded.ended and recorded.duration == pytest.approx(stopped - pressed, abs=0.1)
+    replayed = tmp_path / "replayed.mid"
+    replay = TakeRunner(log=lambda text: None)
+    try:
+        engine = replay.start_take(TakeSpec.from_preset(presets.Preset(), {
+            **recorded.replay_overrides(), "no_port": True, "record": str(replayed)}))
+        while engine.running and engine.now() < recorded.duration + 0.3:
+            time.sleep(0.05)
+    finally:
+        replay.close()
+    again = mido.MidiFile(replayed)
+    assert sum(m.type == "note_on" and m.velocity > 0 for m in again) >= 5  # its controls play a take again

@@ -126,7 +126,9 @@ class Engine:
         s = self.settings  # layer 0 is the main voice; ``layers`` play beside it on the same clock
         self.layers = [Layer(model, output, s.channel, s.program, s.volume), *layers]
         self.initial = controls or Controls()
-        self.record = record
+        self.record = record  # the file being recorded now (None: the take plays unrecorded)
+        self.record_from = 0.0  # performance time the recording began: 0, or the press of Rec mid-take
+        self.record_error: str | None = None  # why the last recording started mid-take could not go on
         self.end = end  # performance time at which the take ends (--duration): nothing is played after it
         self.clock_out = clock_out  # (api, port): 24-ppqn MIDI clock at settings.bpm, from the clock process
         self.song_position = song_position  # where the clock out goes on with the song (a follow-up take)
@@ -139,6 +141,7 @@ class Engine:
         # (arrival monotonic, performance t it was made at, effective t, controls)
         self._changes: list[tuple[float, float, float, Controls]] = []
         self.session = None  # SessionWriter: the control stream beside the recording
+        self._session_lock = threading.Lock()  # the generator thread writes it, Rec opens and closes it
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
@@ -179,7 +182,11 @@ class Engine:
         # however long its process took to start, both keep one timeline
         self.start_time = time.monotonic() + START_MARGIN
         if self.record:
-            self._open_session()
+            try:
+                self.session = self._open_session(self.initial)
+            except UserError:
+                self._send(("stop", None))
+                raise
         self._send(("start", self.start_time))
         for layer, batch in enumerate(primed):
             if batch:
@@ -207,7 +214,7 @@ class Engine:
                                     f"{i + 1} {layer.model.kind} ch{layer.channel + 1}", s.max_note_seconds)
                         for i, layer in enumerate(self.layers))
         return PlayerConfig(outputs, self.record, clock_out=self.clock_out, bpm=s.bpm,
-                            song_position=self.song_position, resume=resume)
+                            song_position=self.song_position, resume=resume, record_from=self.record_from)
 
     def _track_names(self) -> list[str] | None:
         """A layered take's track names, as the clock's recorder gives them (None: one track)."""
@@ -250,18 +257,55 @@ class Engine:
             s, channel=layer.channel, seed=s.seed + index,
             temperature=s.temperature if layer.temperature is None else layer.temperature))
 
-    def _open_session(self) -> None:
+    def _open_session(self, initial: Controls) -> SessionWriter:
+        """The control stream beside the recording, starting from ``initial`` at its time 0."""
         s = self.settings
         header = {"midi": os.path.basename(self.record), "model": self.model.kind, "seed": s.seed,
                   "temperature": s.temperature, "bpm": s.bpm, "lookahead": s.lookahead, "channel": s.channel + 1,
                   "program": s.program, "volume": s.volume, "steering": s.steering}
+        if self.record_from:
+            header["from"] = round(self.record_from, 3)  # a replay starts a fresh model: the notes differ
         if len(self.layers) > 1:
             header["layers"] = [layer.describe() for layer in self.layers[1:]]
         try:
-            self.session = SessionWriter(session_path(self.record), header, self.initial)
+            return SessionWriter(session_path(self.record), header, initial)
         except OSError as exc:
-            self._send(("stop", None))
             raise UserError(f"cannot write the session {session_path(self.record)}: {exc.strerror}") from None
+
+    def start_recording(self, path: str) -> None:
+        """Record from now on into ``path`` (and its session beside it) while the take plays on:
+        the same clock, the same model, no gap. The file's time 0 is this instant; notes sounding
+        already are left out of it, as are their note-offs."""
+        if not self.running:
+            raise UserError("nothing is playing to record")
+        if self.record:
+            raise UserError(f"already recording to {self.record}")
+        with self._session_lock:
+            at = max(0.0, self.now())
+            self.record, self.record_from, self.record_error = path, at, None
+            self._session_until = at  # the controls governing now are the session's first row
+            try:
+                self.session = self._open_session(self.generators[0].timeline.at(at))
+            except UserError:
+                self.record, self.record_from = None, 0.0
+                raise
+        self._send(("record", path, at, self._track_names()))
+
+    def stop_recording(self) -> str | None:
+        """Close the recording started with ``start_recording`` (or at the start); the take plays
+        on. Returns the file, or None when nothing was recorded."""
+        path = self.record
+        if path is None:
+            return None
+        with self._session_lock:
+            at = max(self.record_from, self.now())
+            if self.session is not None:
+                self._write_session(at)
+                self.session.close(at - self.record_from)
+                self.session = None
+            self.record, self.record_from = None, 0.0
+        self._send(("record_stop",))
+        return path
 
     def now(self) -> float:
         """Performance time in seconds (negative before the first note's instant)."""
@@ -314,9 +358,12 @@ class Engine:
             self._thread.join(timeout)
         ended = self.end is not None and self.now() >= self.end
         self._send(("stop", self.end if ended else None))
-        if self.session is not None:
-            self._write_session(self.end if ended else self.now())
-            self.session.close(self.end if ended else max(0.0, self.now()))
+        with self._session_lock:
+            if self.session is not None:
+                until = self.end if ended else max(self.record_from, self.now())
+                self._write_session(until)
+                self.session.close(until - self.record_from)
+                self.session = None
         self._finished.wait(2.0 if self._clock_stuck else timeout)
         if hasattr(self, "_proc"):
             self._proc.join(0.5 if self._clock_stuck else timeout)
@@ -398,6 +445,10 @@ class Engine:
                 self.stats.late_dropped = reply[3]
                 for listener in self.listeners:
                     listener(reply[1])
+            elif kind == "record_failed":  # the clock could not open the file: the take plays on
+                self.record_error = reply[1]
+                self.log(f"error: {reply[1]}")
+                self.stop_recording()
             elif kind == "stopped":
                 self._final = reply[1]
                 self._finished.set()
@@ -537,8 +588,9 @@ class Engine:
                     batches[layer] = []
                 continue
             self._flush(batches)
-            if self.session is not None:
-                self._write_session(now)
+            with self._session_lock:
+                if self.session is not None:
+                    self._write_session(now)
             for g in gens:
                 g.forget_before(now - 1.0)
             if len(self.stats.step_seconds) > 100_000:
@@ -556,7 +608,7 @@ class Engine:
             if self._session_until < effective <= until and last_at_its_time:
                 made = self._made.pop(effective, effective - CONTROL_DELAY)
                 if self.end is None or made < self.end:
-                    self.session.change(made, controls)
+                    self.session.change(max(0.0, made - self.record_from), controls)
                 self._session_until = effective
         if len(self._made) > 1000:  # changes overridden before they governed
             self._made = {t: m for t, m in self._made.items() if t > self._session_until}

@@ -80,6 +80,7 @@ class PlayerConfig:
     bpm: float = 120.0  # the clock's tempo
     song_position: int | None = None  # the clock goes on with the song from here (16ths); None: Start
     resume: tuple[int, int | None] | None = None  # (tick, layer): go on with a repaired recording
+    record_from: float = 0.0  # performance time that is the recording's 0 (Rec pressed mid-take)
 
 
 def run_player(conn, config: PlayerConfig) -> None:
@@ -99,7 +100,8 @@ def run_player(conn, config: PlayerConfig) -> None:
         recorder = None
         if config.record:
             names = [layer.name for layer in config.layers] if len(config.layers) > 1 else None
-            recorder = Recorder(config.record, config.tempo_us, track_names=names, resume=config.resume)
+            recorder = Recorder(config.record, config.tempo_us, track_names=names, resume=config.resume,
+                                origin=config.record_from)
         clock = None
         if config.clock_out:
             clock = ClockOut(*config.clock_out, config.bpm, config.song_position)
@@ -173,6 +175,7 @@ class Player:
         self.last_report = 0.0
         self.reported_timing = 0
         self.opener: PortOpener | None = None  # a switch in progress
+        self.recorded_on: set[tuple[int, int, int]] = set()  # (layer, channel, key) sounding in the recording
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -267,10 +270,37 @@ class Player:
                 self.opener.join()
                 self._switch_to_opened()
             self.opener = PortOpener(command[1:])
+        elif name == "record":  # (path, performance time of its 0, track names): Rec pressed mid-take
+            self._start_recording(*command[1:])
+        elif name == "record_stop":
+            self._stop_recording(self.now())
         elif name == "stop":
             self.finish(command[1])
             return False
         return True
+
+    def _start_recording(self, path: str, origin: float, names: list[str] | None) -> None:
+        """Record from ``origin`` on, the music going on: each layer's program and volume first,
+        so the file sounds as the take does."""
+        self._stop_recording(origin)
+        try:
+            self.recorder = Recorder(path, self.config.tempo_us, track_names=names, origin=origin)
+        except OSError as exc:
+            self.conn.send(("record_failed", f"cannot record to {path}: {exc.strerror or exc}"))
+            return
+        for layer, output in enumerate(self.config.layers):
+            for msg in output.setup_messages():
+                self.recorder.add(origin, msg, layer)
+
+    def _stop_recording(self, at: float) -> None:
+        """End the notes sounding in the recording at ``at`` (in the file only) and close it."""
+        if self.recorder is None:
+            return
+        for layer, channel, key in sorted(self.recorded_on):
+            self.recorder.add(at, [0x80 | channel, key, 0], layer)
+        self.recorded_on.clear()
+        self.recorder.close()
+        self.recorder = None
 
     def _switch_to_opened(self) -> None:
         """End our notes on the main layer's old port, then play on the new one (or only record if
@@ -318,10 +348,26 @@ class Player:
     def _send(self, t: float, port: int, layer: int, msg: list[int]) -> None:
         self.ports[port].send(msg)
         if self.recorder is not None:
-            self.recorder.add(t, msg, layer)
+            self._record(t, msg, layer)
         self.sent += 1
         if len(self.sent_log) < 10_000:
             self.sent_log.append((t, msg))
+
+    def _record(self, t: float, msg: list[int], layer: int) -> None:
+        """Into the recording: a note-off only for a note it holds (one begun before Rec was
+        pressed, or made before its 0, stays out)."""
+        kind = msg[0] & 0xF0
+        if kind in (0x80, 0x90):
+            key = (layer, msg[0] & 0x0F, msg[1])
+            if kind == 0x90 and msg[2] > 0:
+                if t < self.recorder.origin:
+                    return
+                self.recorded_on.add(key)
+            elif key in self.recorded_on:
+                self.recorded_on.discard(key)
+            elif self.recorder.origin > 0:
+                return
+        self.recorder.add(t, msg, layer)
 
     def finish(self, end: float | None = None) -> None:
         """Drop the future, end every sounding note (also in the recording), close everything.

@@ -17,11 +17,12 @@ from PyQt6.QtWidgets import QApplication
 from livegen import presets
 from livegen.errors import UserError
 from livegen.gui import theme
-from livegen.gui.window import MainWindow
+from livegen.gui.window import MIN_SIZE, MainWindow, go_full_screen
 from livegen.messages import say
 from livegen.sensors.script import ScriptControls
 
 SCREENSHOT_SIZE = (1280, 720)
+MAX_SIZE = (7680, 4320)  # the largest --size a screenshot is rendered at
 SCREENSHOT_MUSIC_SECONDS = 6.0
 STARTUP_LIMIT = 60.0  # s for the first take to start before --screenshot gives up
 
@@ -58,8 +59,9 @@ class BoothMode(QObject):
         self.timer.start()
 
     def begin(self) -> None:
+        """Locked on the performance view, frameless over the whole screen, playing."""
         self.window.set_locked(True, self.settings.unlock_key)
-        self.window.showFullScreen()
+        go_full_screen(self.window)
         self.window.play()
 
     def eventFilter(self, obj, event) -> bool:
@@ -86,18 +88,37 @@ class BoothMode(QObject):
             self.window.play()
 
 
-def run(preset_name: str | None, screenshot: str | None = None) -> int:
+def parse_size(text: str) -> tuple[int, int]:
+    """``--size WxH`` as (width, height), within what the panel is laid out for."""
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise UserError(f"--size {text!r:.40} is not WIDTHxHEIGHT, like 1920x1080")
+    size = int(width), int(height)
+    if not (MIN_SIZE[0] <= size[0] <= MAX_SIZE[0] and MIN_SIZE[1] <= size[1] <= MAX_SIZE[1]):
+        raise UserError(f"--size {text} is outside {MIN_SIZE[0]}x{MIN_SIZE[1]}..{MAX_SIZE[0]}x{MAX_SIZE[1]}, "
+                        "the screens the panel is laid out for")
+    return size
+
+
+def run(preset_name: str | None, screenshot: str | None = None, size: str | None = None,
+        view: str | None = None) -> int:
+    """The panel on ``preset_name``; with ``screenshot``, a picture of ``view`` at ``size`` instead."""
+    shot_size = parse_size(size) if size else SCREENSHOT_SIZE
+    if view is not None and view not in presets.VIEWS:
+        raise UserError(f"--view {view!r} is not one of {', '.join(presets.VIEWS)}")
     app = application(headless_ok=screenshot is not None)
     preset = presets.load(preset_name)
     window = MainWindow(preset, Path(preset_name).stem if preset_name else "default")
     sys.excepthook = lambda kind, exc, tb: show_bug(window, kind, exc, tb)
+    window.show_view(view or preset.gui.view)
     if screenshot:
-        return take_screenshot(app, window, screenshot)
+        if preset.gui.booth:  # as a booth opens: locked, on the performance view
+            window.set_locked(True, preset.gui.unlock_key)
+        return take_screenshot(app, window, screenshot, shot_size)
     if preset.gui.booth:
-        booth = BoothMode(window, preset.gui)
-        booth.begin()
+        BoothMode(window, preset.gui).begin()
     elif preset.gui.full_screen:
-        window.showFullScreen()
+        go_full_screen(window)
     else:
         window.resize(*SCREENSHOT_SIZE)
         window.show()
@@ -130,9 +151,9 @@ def wait_until(app: QApplication, condition, limit: float) -> bool:
     return True
 
 
-def take_screenshot(app: QApplication, window: MainWindow, path: str) -> int:
-    """Play a few seconds of the preset's model under a scripted gesture, then save the window."""
-    window.resize(*SCREENSHOT_SIZE)
+def take_screenshot(app: QApplication, window: MainWindow, path: str, size: tuple[int, int] = SCREENSHOT_SIZE) -> int:
+    """Play a few seconds of the preset's model under a scripted gesture, then save the window at ``size``."""
+    window.resize(*size)
     window.show()
     window.play()
     started = wait_until(app, lambda: window.takes.engine is not None or not window.takes.busy, STARTUP_LIMIT)
@@ -151,6 +172,7 @@ def take_screenshot(app: QApplication, window: MainWindow, path: str) -> int:
         wait_until(app, lambda: False, 0.3)  # let the error banner paint
         say(f"error: the take did not start: {window.banner.text.text()}")
         status = 1
+    wait_until(app, lambda: False, 0.1)  # the last tick's repaint lands
     saved = window.grab().save(path)
     window.close()
     if not saved:

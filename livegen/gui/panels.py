@@ -11,12 +11,25 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, 
 
 from livegen import paths, presets
 from livegen.gui.widgets import PITCH_CLASS_NAMES, Bars, CameraView, HistogramSliders, StatusLight, XYPad
+from livegen.gui.stage import level_color
 from livegen.music.conditioning import CONTROL_RANGES, control_density_to_rate, control_pitch_to_midi, key_histogram
+from livegen.music.general_midi import PROGRAM_NAMES, program_name
 
 VIRTUAL = "\0virtual"  # the port list's "create a virtual port" entry
 KEYS = [f"{name} {mode}" for mode in ("major", "minor") for name in
         ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")]
 FREE, CUSTOM = "Free (the model decides)", "Custom (sliders)"
+
+
+PORT_CHARS = 30  # a port name longer than this is cut in its middle: its start and its number both show
+
+
+def elide_middle(text: str, limit: int = PORT_CHARS) -> str:
+    """``text`` cut in the middle to ``limit`` characters ("Scarlett 2i2…Stage 3 MIDI")."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 def note_name(midi: float) -> str:
@@ -38,6 +51,9 @@ def offer(combo: QComboBox, first: list, entries: list, last: list) -> None:
     for text, data in wanted:
         combo.addItem(text, data)
     combo.setCurrentIndex(max(0, combo.findData(chosen or "")))
+    for index, (_, data) in enumerate(wanted):
+        if data and data != VIRTUAL:
+            combo.setItemData(index, data, Qt.ItemDataRole.ToolTipRole)  # the whole name where it is cut
     combo.blockSignals(False)
 
 
@@ -54,6 +70,7 @@ class OutputPanel(QGroupBox):
     and the port a MIDI clock goes to, so a drum machine or DAW follows the take's tempo."""
 
     refresh_requested = pyqtSignal()
+    sound_changed = pyqtSignal()  # the instrument or the volume: the playing take hears it at once
 
     def __init__(self):
         super().__init__("Output")
@@ -71,10 +88,23 @@ class OutputPanel(QGroupBox):
         self.virtual.setPlaceholderText("livegen")
         self.channel = QSpinBox()
         self.channel.setRange(1, 16)
-        self.program = QSpinBox()
-        self.program.setRange(-1, 127)
-        self.program.setSpecialValueText("synth's own")
-        self.program.setToolTip("General MIDI program 0..127 sent at the start of a take")
+        self.program = QComboBox()
+        self.program.addItem("synth's own", -1)
+        for number in range(len(PROGRAM_NAMES)):
+            self.program.addItem(program_name(number), number)
+        self.program.setMaxVisibleItems(16)
+        self.program.setMinimumContentsLength(14)
+        self.program.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.program.setToolTip("the General MIDI instrument: at the start of a take, and at once while one plays")
+        self.volume = QSlider(Qt.Orientation.Horizontal)
+        self.volume.setRange(-1, 127)
+        self.volume.setToolTip("channel volume (MIDI CC 7): at the start of a take, and at once while one plays; "
+                               "all the way left leaves the synth's own")
+        self.volume_text = QLabel()
+        self.volume_text.setMinimumWidth(76)
+        self.volume.valueChanged.connect(self._show_volume)
+        self.program.currentIndexChanged.connect(self.sound_changed)
+        self.volume.valueChanged.connect(self.sound_changed)
         self.soundfont = QLineEdit()
         self.soundfont.setPlaceholderText("General MIDI")
         self.soundfont.setToolTip("the built-in synth's SoundFont (.sf2); empty: $LIVEGEN_SOUNDFONT, else "
@@ -101,6 +131,10 @@ class OutputPanel(QGroupBox):
         self.form.addRow("SoundFont", self.soundfont_row)
         self.form.addRow("Channel", self.channel)
         self.form.addRow("Instrument", self.program)
+        volume_row = QHBoxLayout()
+        volume_row.addWidget(self.volume, 1)
+        volume_row.addWidget(self.volume_text)
+        self.form.addRow("Volume", volume_row)
         self.form.addRow("Clock out", self.clock_out)
         self.port.currentIndexChanged.connect(self._virtual_enabled)
         self.api.currentTextChanged.connect(self._show_api_rows)
@@ -111,9 +145,21 @@ class OutputPanel(QGroupBox):
         """Offer ``outputs`` for the notes and the clock; a chosen port stays chosen (and listed)
         even when it is gone."""
         names = [p for p in outputs if "livegen" not in p.lower()]
-        offer(self.port, [("Automatic", "")], [(p, p) for p in names], [("Virtual port", VIRTUAL)])
-        offer(self.clock_out, [("Off", "")], [(p, p) for p in names if p != "fluidsynth"], [])
+        offer(self.port, [("Automatic", "")], [(elide_middle(p), p) for p in names], [("Virtual port", VIRTUAL)])
+        offer(self.clock_out, [("Off", "")], [(elide_middle(p), p) for p in names if p != "fluidsynth"], [])
         self._virtual_enabled()
+
+    def _show_volume(self, value: int) -> None:
+        self.volume_text.setText("synth's own" if value < 0 else str(value))
+
+    def set_program(self, program: int) -> None:
+        self.program.setCurrentIndex(self.program.findData(program))
+
+    def sound_messages(self, channel: int) -> list[list[int]]:
+        """The program change and channel volume the panel asks for, for ``channel`` (0..15)."""
+        program, volume = self.program.currentData(), self.volume.value()
+        return ([[0xC0 | channel, program]] if program >= 0 else []) + (
+            [[0xB0 | channel, 7, volume]] if volume >= 0 else [])
 
     def _virtual_enabled(self) -> None:
         self.virtual.setEnabled(self.port.currentData() == VIRTUAL)
@@ -144,7 +190,11 @@ class OutputPanel(QGroupBox):
         self.virtual.setText(out.virtual)
         self.soundfont.setText(out.soundfont)
         self.channel.setValue(out.channel)
-        self.program.setValue(out.program)
+        self.blockSignals(True)  # a preset's sound reaches a playing take through apply_preset, once
+        self.set_program(out.program)
+        self.volume.setValue(out.volume)
+        self._show_volume(out.volume)
+        self.blockSignals(False)
 
     def fill(self, preset: presets.Preset) -> None:
         out = preset.output
@@ -154,7 +204,7 @@ class OutputPanel(QGroupBox):
         out.virtual = (self.virtual.text().strip() or "livegen") if virtual else ""
         out.soundfont = self.soundfont_file() or ""
         out.clock_out = self.clock_port() or ""
-        out.channel, out.program = self.channel.value(), self.program.value()
+        out.channel, out.program, out.volume = self.channel.value(), self.program.currentData(), self.volume.value()
 
 
 class ModelPanel(QGroupBox):
@@ -292,9 +342,13 @@ class PresetPanel(QGroupBox):
         layout.addWidget(load)
         layout.addWidget(save)
 
-    def show_name(self, name: str) -> None:
-        self.name.setText(name)
-        self.name.setToolTip(name)  # in full, where the row cuts it
+    def show_name(self, name: str, unsaved: bool = False) -> None:
+        """The preset's name, with * while the panel has changes it does not hold."""
+        text = f"{name} *" if unsaved else name
+        if self.name.text() != text:
+            self.name.setText(text)
+            self.name.setToolTip(f"{name}: unsaved changes (Save… keeps them; Ctrl+Z undoes a preset change)"
+                                 if unsaved else f"{name} (PageUp / PageDown: the previous / next preset)")
 
     def _ask(self, dialog, signal, saving: bool) -> None:
         """Save in the user's presets folder, where ``--preset NAME`` finds them (never inside the
@@ -373,7 +427,10 @@ class GesturePanel(QGroupBox):
         self.source.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.show_script(None)
         self.source.currentIndexChanged.connect(lambda: self.source_changed.emit(self.source.currentData()))
-        self.camera_light = StatusLight("Camera")
+        self.camera_light = StatusLight("Camera")  # the device: connected or not
+        self.camera_light.setToolTip("the camera device: connected, reconnecting or lost")
+        self.hand_light = StatusLight("Hand")  # what it sees: a hand tracked or not
+        self.hand_light.setToolTip("whether a hand is tracked in the image (apart from the camera being connected)")
         self.pad, self.camera = XYPad(), CameraView()
         self.view = QStackedWidget()
         self.view.addWidget(self.pad)
@@ -385,6 +442,7 @@ class GesturePanel(QGroupBox):
         top = QHBoxLayout()
         top.addWidget(self.source, 1)
         top.addWidget(self.camera_light)
+        top.addWidget(self.hand_light)
         sliders = QFormLayout()
         sliders.addRow("Pitch", self.pitch)
         sliders.addRow("Density", self.density)
@@ -427,7 +485,9 @@ class GesturePanel(QGroupBox):
 
     def show_camera(self, on: bool) -> None:
         self.view.setCurrentWidget(self.camera if on else self.pad)
-        self.camera_light.set_state("reconnecting" if on else "off")
+        self.camera_light.set_state("reconnecting" if on else "off", "opening" if on else "off")
+        self.camera_light.setVisible(on)
+        self.hand_light.setVisible(on)
 
 
 class MusclesPanel(QGroupBox):
@@ -753,7 +813,8 @@ class ConditioningPanel(QGroupBox):
 class NumbersPanel(QGroupBox):
     """The engine's live numbers: control latency and timing error (ms), CPU, messages sent."""
 
-    ROWS = (("latency", "Control → MIDI"), ("timing", "Timing error"))
+    ROWS = (("latency", "Response", "from a move of the hand to the MIDI it changes"),
+            ("timing", "Timing", "how late notes leave, against their beat"))
 
     def __init__(self):
         super().__init__("Engine")
@@ -764,8 +825,10 @@ class NumbersPanel(QGroupBox):
             label.setObjectName("muted")
             align = Qt.AlignmentFlag.AlignRight if column else Qt.AlignmentFlag.AlignLeft
             grid.addWidget(label, 0, column, alignment=align)
-        for row, (key, name) in enumerate(self.ROWS, 1):
-            grid.addWidget(QLabel(name), row, 0)
+        for row, (key, name, tip) in enumerate(self.ROWS, 1):
+            label = QLabel(name)
+            label.setToolTip(tip)
+            grid.addWidget(label, row, 0)
             for column, part in enumerate(("p50", "p99"), 1):
                 grid.addWidget(self._value(f"{key}_{part}"), row, column, alignment=Qt.AlignmentFlag.AlignRight)
         grid.addWidget(QLabel("CPU · sent"), 3, 0)
@@ -777,9 +840,12 @@ class NumbersPanel(QGroupBox):
         self.labels[key].setObjectName("value")
         return self.labels[key]
 
-    def show_numbers(self, numbers: dict[str, str]) -> None:
+    def show_numbers(self, numbers: dict[str, str], levels: dict[str, str] | None = None) -> None:
+        """Texts, each coloured by its level against the limits (livegen.gui.stage.LIMITS)."""
         for key, text in numbers.items():
             self.labels[key].setText(text)
+            level = (levels or {}).get(key, "ok")
+            self.labels[key].setStyleSheet("" if level == "ok" else f"color: {level_color(level).name()};")
 
 
 class Column(QWidget):

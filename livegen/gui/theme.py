@@ -40,6 +40,11 @@ QPushButton[transport="true"] {{
 QPushButton#play:checked {{ background: {PLAY.name()}; color: #0b1a10; border-color: {PLAY.name()}; }}
 QPushButton#record:checked {{ background: {RECORD.name()}; color: #1a0b0d; border-color: {RECORD.name()}; }}
 QPushButton#panic {{ border-color: {NOTICE.name()}; color: {NOTICE.name()}; }}
+QPushButton[transport="true"]:disabled {{
+    background: {BACKGROUND.name()}; color: {GRID.lighter(150).name()}; border: 1px dashed {GRID.lighter(130).name()};
+}}
+QLabel#locked {{ color: {NOTICE.name()}; font-weight: 700; }}
+QWidget#performanceView {{ background: {BACKGROUND.name()}; }}
 QComboBox, QSpinBox, QDoubleSpinBox, QLineEdit {{
     background: {RAISED.name()}; border: 1px solid {GRID.name()}; border-radius: 5px; padding: 3px 6px;
     min-height: 22px;

@@ -36,9 +36,96 @@ class StatusLight(QWidget):
         self.set_state("off")
 
     def set_state(self, state: str, text: str | None = None) -> None:
+        if getattr(self, "state", None) != state:
+            self._dot.setStyleSheet(f"color: {self.COLORS[state].name()}; font-size: 16pt;")
         self.state = state
-        self._dot.setStyleSheet(f"color: {self.COLORS[state].name()}; font-size: 16pt;")
         self._text.setText(text or state)
+
+    def set_text_pixels(self, pixels: int) -> None:
+        """Type sized for the stage view (the full panel keeps the theme's)."""
+        for label in self.findChildren(QLabel):
+            font = label.font()
+            font.setPixelSize(pixels)
+            label.setFont(font)
+        self._dot.setStyleSheet(f"color: {self.COLORS[self.state].name()}; font-size: {round(pixels * 1.3)}px;")
+
+
+class ActivityLight(QWidget):
+    """A drawn lamp that lights as MIDI goes out: ``on`` (a message just went), ``idle``, or
+    ``dead`` (playing with no output: red, so silence is never mistaken for a quiet passage)."""
+
+    COLORS = {"on": theme.PLAY, "idle": theme.GRID, "dead": theme.RECORD}
+
+    def __init__(self):
+        super().__init__()
+        self.state = "idle"
+        self.set_dot(18)
+
+    def set_dot(self, pixels: int) -> None:
+        self.setFixedSize(pixels + 4, pixels + 4)
+
+    def show_activity(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self.update()
+
+    def paintEvent(self, event):
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        p.setPen(QPen(theme.MUTED, 1))
+        p.setBrush(self.COLORS[self.state])
+        p.drawEllipse(QRectF(2, 2, self.width() - 4, self.height() - 4))
+
+
+class BeatLights(QWidget):
+    """Four drawn dots, the beat of the bar lit (the downbeat in the accent colour)."""
+
+    def __init__(self):
+        super().__init__()
+        self.beat: int | None = None
+        self.set_dot(16)
+
+    def set_dot(self, pixels: int) -> None:
+        self.dot = pixels
+        self.setFixedSize(4 * pixels + 3 * pixels // 2 + 4, pixels + 4)
+
+    def show_beat(self, beat: int | None) -> None:
+        if beat != self.beat:
+            self.beat = beat
+            self.update()
+
+    def paintEvent(self, event):
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        step = self.dot * 1.5
+        for i in range(4):
+            lit = i == self.beat
+            p.setPen(QPen(theme.MUTED, 1))
+            p.setBrush((theme.ACCENT if i == 0 else theme.TEXT) if lit else theme.RAISED)
+            p.drawEllipse(QRectF(2 + i * step, 2, self.dot, self.dot))
+
+
+class LockIcon(QWidget):
+    """A padlock drawn with the painter (an emoji glyph renders as an empty box where the font lacks it)."""
+
+    def __init__(self, pixels: int = 22):
+        super().__init__()
+        self.setFixedSize(pixels, pixels)
+
+    def paintEvent(self, event):
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        w, h = self.width(), self.height()
+        p.setPen(QPen(theme.NOTICE, max(2.0, w / 9)))
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawArc(QRectF(w * 0.25, h * 0.06, w * 0.5, h * 0.6), 0, 180 * 16)
+        p.drawLine(QPointF(w * 0.25, h * 0.36), QPointF(w * 0.25, h * 0.46))
+        p.drawLine(QPointF(w * 0.75, h * 0.36), QPointF(w * 0.75, h * 0.46))
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(theme.NOTICE)
+        p.drawRoundedRect(QRectF(w * 0.12, h * 0.44, w * 0.76, h * 0.52), w * 0.08, w * 0.08)
+        p.setBrush(theme.BACKGROUND)
+        p.drawEllipse(QPointF(w * 0.5, h * 0.66), w * 0.08, w * 0.08)
 
 
 class XYPad(QWidget):

@@ -1,5 +1,7 @@
-"""The main window: transport on top, setup on the left, the music in the middle, the gesture
-and harmony on the right.
+"""The main window: transport on top (Panic always there), then one of its views: the full
+panel (setup on the left, the music in the middle, the gesture and harmony on the right) or the
+performance view (livegen.gui.stage), read from the stage. F2 or the view button switches;
+booth mode shows the performance view only. A new view is one ``add_view`` call in ``_build``.
 
 The engine runs outside the Qt thread (generator thread + clock process); this window only
 submits takes to ``Takes`` and drains the engine's ring buffers on a QTimer at ``PANEL_HZ``.
@@ -18,18 +20,21 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QTabWidget, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QMainWindow, QPushButton, QSizePolicy,
+                             QStackedWidget, QTabWidget, QVBoxLayout, QWidget)
 
 from livegen import paths, presets
 from livegen.commentary.commentator import Commentator
 from livegen.commentary.worker import CommentaryWorker, history_path_for
 from livegen.errors import UserError
 from livegen.faults import Faults, guarded
+from livegen.midi.ports import NullOutput
 from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
                                 MusclesPanel, NumbersPanel, OscPanel, OutputPanel, PresetPanel, TakesPanel)
 from livegen.gui.workers import OscLink, PanelPerformance, PlayedNotes, PortWatch, TakeWorker
-from livegen.gui.widgets import PianoRoll
+from livegen.gui import theme
+from livegen.gui.stage import PerformanceView, health
+from livegen.gui.widgets import LockIcon, PianoRoll
 from livegen.music.conditioning import Controls
 from livegen.sensors.camera import CameraControls
 from livegen.sensors.emg import open_device
@@ -46,6 +51,34 @@ PANEL_HZ = 30  # display refresh: smooth to the eye; above 60 (a screen's rate) 
 PORT_CHECK_MS = 1000  # re-list MIDI outputs to notice a vanished port
 NUMBERS_EVERY = 8  # ticks between updates of the engine numbers (readable, not flickering)
 CAPTURE_SECONDS = 3.0  # of a relaxed arm, then of the strongest contraction, to calibrate the armband
+MIN_SIZE = (1024, 600)  # the smallest screen laid out for (a booth's 1024x768, a 1280x720 projector)
+ACTIVITY_HOLD = 0.12  # s the MIDI-out light stays lit after a message: visible at 30 Hz, still a blink
+# command-line advice in messages the take layer shares with `livegen perform`, said as panel actions
+PANEL_WORDS = (("use --no-port to only record", "choose Output → API fluidsynth (the built-in synth) to hear it"),
+               ("or use --api auto / --no-port", "or choose Output → API auto"),
+               ("choose another with --port", "choose another in Output → Port"),
+               ("give --record FILE or start a MIDI system", "press Rec or start a MIDI system"),
+               ("and no --record", "and no recording"), ("--record", "Rec"), ("--port", "Output → Port"),
+               ("--api", "Output → API"), ("--soundfont", "Output → SoundFont"),
+               ("--channel", "Output → Channel"),
+               ("--program", "Output → Instrument"), ("--temperature", "Model → Temperature"),
+               ("--lookahead", "Model → Lookahead"), ("--bpm", "Model → Tempo"), ("--seed", "Model → Seed"))
+
+
+def in_panel_words(text: str) -> str:
+    """A message that names command-line flags, naming the panel's controls instead."""
+    for flag, action in PANEL_WORDS:
+        text = text.replace(flag, action)
+    return text
+
+
+def go_full_screen(window: QWidget) -> None:
+    """Frameless and as large as its screen: with no window manager to honour "full screen"
+    (a booth's bare X server), the geometry does it."""
+    screen = window.screen() or QApplication.primaryScreen()
+    window.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
+    window.setGeometry(screen.geometry())
+    window.showFullScreen()
 
 
 class TransportBar(QFrame):
@@ -56,26 +89,36 @@ class TransportBar(QFrame):
         self.setObjectName("transportBar")
         self.play, self.stop = self._button("▶  Play", "play", True), self._button("■  Stop", "stop")
         self.panic, self.record = self._button("Panic", "panic"), self._button("●  Rec", "record", True)
+        self.view = self._button("Stage view", "view")
         self.play.setToolTip("Space: play / stop")
         self.panic.setToolTip("Esc: all notes off")
-        self.record.setToolTip("R: record the take to the file named here")
+        self.record.setToolTip("R: record from now on to the file named here (the music goes on); R again stops")
+        self.view.setToolTip("F2: the performance view (big, for the stage) or the full panel")
         self.take = QLabel()
         self.take.setObjectName("value")
         self.elapsed = QLabel("0:00")
         self.elapsed.setObjectName("big")
         self.status = QLabel("stopped")
         self.status.setObjectName("muted")
+        self.lock_icon = LockIcon()
+        self.lock_icon.hide()
         self.lock = QLabel()
+        self.lock.setObjectName("locked")
+        self.info = QWidget()
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # cut, never pushing
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 8)
         for button in (self.play, self.stop, self.panic, self.record):
             layout.addWidget(button)
         layout.addSpacing(12)
-        info = QVBoxLayout()
+        info = QVBoxLayout(self.info)
+        info.setContentsMargins(0, 0, 0, 0)
         info.addWidget(self.take)
         info.addWidget(self.status)
-        layout.addLayout(info, 1)
+        layout.addWidget(self.info, 1)
+        layout.addWidget(self.lock_icon)
         layout.addWidget(self.lock)
+        layout.addWidget(self.view)
         layout.addSpacing(12)
         layout.addWidget(self.elapsed)
 
@@ -114,7 +157,7 @@ class ErrorBanner(QFrame):
         self.hide()
 
     def show_error(self, text: str, action: str | None = None) -> None:
-        self.text.setText(text)
+        self.text.setText(in_panel_words(text))
         self.action.setVisible(action is not None)
         if action:
             self.action.setText(action)
@@ -129,16 +172,25 @@ class EngineReadout:
         self.sent = 0  # messages drained this take
         self._cpu = (time.process_time(), time.monotonic())
 
-    def numbers(self, engine) -> dict[str, str]:
-        """Label texts: p50/p99 of the recent latencies and timing errors, CPU of this process."""
+    def measure(self, engine) -> dict[str, float | None]:
+        """p50/p99 (ms) of the recent latencies and timing errors, CPU (%) of this process; None: none yet."""
         cpu_now = (time.process_time(), time.monotonic())
         cpu = (cpu_now[0] - self._cpu[0]) / max(cpu_now[1] - self._cpu[1], 1e-6) * 100
         self._cpu = cpu_now
-        out = {"cpu": f"{cpu:.0f} %", "sent": "–" if engine is None else str(self.sent)}
+        out: dict[str, float | None] = {"cpu": cpu}
         latency = engine.stats.control_to_midi[-200:] if engine is not None else []
-        for key, values, digits in (("latency", latency, 1), ("timing", np.abs(self.timing), 3)):
+        for key, values in (("latency", latency), ("timing", np.abs(self.timing))):
             for part, q in (("p50", 50), ("p99", 99)):
-                out[f"{key}_{part}"] = f"{np.percentile(values, q) * 1e3:.{digits}f}" if len(values) else "–"
+                out[f"{key}_{part}"] = float(np.percentile(values, q)) * 1e3 if len(values) else None
+        return out
+
+    def numbers(self, values: dict[str, float | None], engine) -> dict[str, str]:
+        """Label texts for ``measure``'s values."""
+        out = {"cpu": f"{values['cpu']:.0f} %", "sent": "–" if engine is None else str(self.sent)}
+        for key, digits in (("latency", 1), ("timing", 3)):
+            for part in ("p50", "p99"):
+                value = values[f"{key}_{part}"]
+                out[f"{key}_{part}"] = "–" if value is None else f"{value:.{digits}f}"
         return out
 
 
@@ -176,6 +228,13 @@ class MainWindow(QMainWindow):
         self.recording: str | None = None
         self.last_take: str | None = None  # the file the last recording went to
         self.locked = False
+        self.preset_name = preset_name
+        self._saved_preset: presets.Preset | None = None  # the panel as last loaded or saved (for the * mark)
+        self._undo: tuple | None = None  # (panel, name, as saved) before the last preset change
+        self._last_sent = 0.0  # monotonic time the last MIDI message was drained (the MIDI-out light)
+        self._beat: tuple[object, float, float] | None = None  # (engine, its time, beats since it began)
+        self._output_gone = False  # the take's port vanished: it plays into nothing
+        self._armband_samples = (0, 0.0)  # (samples seen, when they last rose): is the armband sending?
         self._loading: str | None = None  # a checkpoint being loaded in the background
         self._ticks = 0
         self._build()
@@ -234,11 +293,16 @@ class MainWindow(QMainWindow):
         remote_layout.addStretch(1)
         self.sensors.addTab(remote, "OSC")
         self.columns["right"].add(self.sensors, 1)
-        body = QHBoxLayout()
+        full = QWidget()
+        body = QHBoxLayout(full)
         body.setContentsMargins(12, 4, 12, 12)
         body.setSpacing(12)
         for name in ("left", "centre", "right"):
             body.addWidget(self.columns[name], 1 if name == "centre" else 0)
+        self.views = QStackedWidget()
+        self.view_names: list[str] = []
+        self.add_view("full", full)
+        self.stage = self.add_view("performance", PerformanceView())
         central = QWidget()
         central.setObjectName("central")
         central.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # a click on the background gives Space back
@@ -249,18 +313,21 @@ class MainWindow(QMainWindow):
         banner_row.setContentsMargins(12, 6, 12, 0)
         banner_row.addWidget(self.banner)
         layout.addLayout(banner_row)
-        layout.addLayout(body, 1)
+        layout.addWidget(self.views, 1)
         self.setCentralWidget(central)
         for button in self.findChildren(QPushButton):  # a focused button would swallow Space on stage
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.setMinimumSize(1152, 648)  # laid out for 1280x720 (a booth screen) and up
+        self.setMinimumSize(*MIN_SIZE)
 
         self.transport.play.clicked.connect(lambda: self.play())
         self.transport.stop.clicked.connect(lambda: self.stop())
         self.transport.panic.clicked.connect(lambda: self.panic())
         self.transport.record.clicked.connect(lambda: self.toggle_record())
+        self.transport.view.clicked.connect(lambda: self.next_view())
+        self.stage.pad.moved.connect(lambda pitch, density: self.hub.gesture(Controls(pitch, density)))
         self.banner.action.clicked.connect(lambda: self.reconnect())
         self.output.refresh_requested.connect(self._rescan_ports)
+        self.output.sound_changed.connect(self._send_sound)
         self.model.checkpoint_chosen.connect(self.choose_checkpoint)
         self.preset_panel.load_requested.connect(self.load_preset)
         self.preset_panel.save_requested.connect(self.save_preset)
@@ -284,10 +351,50 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         self.centralWidget().setFocus()  # not a button: a focused button would take Space
 
+    def add_view(self, name: str, widget: QWidget) -> QWidget:
+        """Another view of the window, switched to with F2 (in order) or ``show_view(name)``."""
+        self.views.addWidget(widget)
+        self.view_names.append(name)
+        return widget
+
+    @property
+    def view(self) -> str:
+        return self.view_names[self.views.currentIndex()]
+
+    def show_view(self, name: str) -> None:
+        self.views.setCurrentIndex(self.view_names.index(name))
+        following = self.view_names[(self.views.currentIndex() + 1) % len(self.view_names)]
+        self.transport.view.setText("Stage view" if following == "performance" else f"{following.title()} panel")
+        for widget in (self.transport.info, self.transport.elapsed):
+            widget.setVisible(name != "performance")  # the stage view says them larger
+
+    def next_view(self) -> None:
+        """F2: the next view; a locked booth stays on the performance view."""
+        if not self.locked:
+            self.show_view(self.view_names[(self.views.currentIndex() + 1) % len(self.view_names)])
+
     def _shortcuts(self) -> None:
         for key, action in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Escape, self.panic),
-                            (Qt.Key.Key_R, self.toggle_record)):
+                            (Qt.Key.Key_R, self.toggle_record), (Qt.Key.Key_F2, self.next_view),
+                            (Qt.Key.Key_F11, self.toggle_full_screen), (Qt.Key.Key_PageDown, self.next_preset),
+                            (Qt.Key.Key_PageUp, self.previous_preset)):
             QShortcut(QKeySequence(key), self, action)
+        QShortcut(QKeySequence("Ctrl+Q"), self, self.quit)
+        QShortcut(QKeySequence("Ctrl+Z"), self, self.undo_preset)
+
+    def toggle_full_screen(self) -> None:
+        """F11: full screen and back (locked, a booth stays full screen)."""
+        if self.locked:
+            return
+        if self.isFullScreen():
+            self.showNormal()
+        else:
+            go_full_screen(self)
+
+    def quit(self) -> None:
+        """Ctrl+Q: close the panel (a locked booth ignores it: visitors cannot end the show)."""
+        if not self.locked:
+            self.close()  # the last window: the application ends with it
 
     # --- transport ------------------------------------------------------------------------------
 
@@ -299,10 +406,12 @@ class MainWindow(QMainWindow):
         if spec is None:
             return
         self.takes.play(spec)
+        self._output_gone = False
         self._comment_to = self.recording  # the history goes beside the take (set when the worker is up)
         self._start_commentary()
         self.played.sent_messages.clear()
         self.roll.clear()
+        self.stage.roll.clear()
         self.banner.hide()
         self.readout.timing.clear()
         self.readout.sent = 0
@@ -404,12 +513,22 @@ class MainWindow(QMainWindow):
         self.stop() if self.takes.engine is not None else self.play()
 
     def toggle_record(self) -> None:
+        """Rec: record from now on into the take playing (its clock and model go on, no gap), or
+        start a recorded take when none plays; again: close the file, the music playing on."""
         if self.locked:
             self.transport.show_state(self.takes.engine is not None, self.recording is not None)
             return
+        engine = self.takes.engine
+        playing = engine is not None and engine.running and not self.takes.busy
         if self.recording:
+            if playing:
+                self.takes.stop_recording()
             self._finish_recording()
-            self.play()  # the music goes on in a take without a file
+            self._comment_to = None
+        elif playing:
+            self.recording = self.transport.take.text() or self._new_take_name()
+            self.takes.start_recording(self.recording)
+            self._comment_to = self.recording  # the commentary's history from here goes beside it
         else:
             self.play(record=self.transport.take.text() or self._new_take_name())
 
@@ -445,14 +564,19 @@ class MainWindow(QMainWindow):
         self.hub.gesture(Controls(preset.controls.pitch, preset.controls.density))
         self.harmony.show_preset(preset)
         self.hub.set_histogram(self.harmony.histogram())
-        program = preset.output.program
+        if preset.output.program >= 0:
+            self.output.set_program(preset.output.program)  # a playing take hears it at once (_send_sound)
+
+    def _send_sound(self) -> None:
+        """The instrument or volume chosen while a take plays: sent at once, not at the next Play."""
         engine = self.takes.engine
-        if program >= 0:
-            self.output.program.setValue(program)
-            if engine is not None and engine.running:
-                engine.send_now([[0xC0 | engine.settings.channel, program]])
+        if engine is not None and engine.running:
+            messages = self.output.sound_messages(engine.settings.channel)
+            if messages:
+                engine.send_now(messages)
 
     def _finish_recording(self) -> None:
+        """The recording is closed (by Stop, or Rec again): the next one gets a new name."""
         if self.recording:
             self.last_take, self.recording = self.recording, None
             self.transport.take.setText(self._new_take_name())
@@ -592,6 +716,7 @@ class MainWindow(QMainWindow):
         self.base_preset = copy.deepcopy(preset)
         for panel in self._preset_panels():
             panel.show_preset(preset)
+        self._send_sound()
         self.hub.gesture(Controls(preset.controls.pitch, preset.controls.density))
         self.hub.set_histogram(self.harmony.histogram())
         self.hub.muscles(z=tuple(preset.gui.dcrnn_z) or None, theme=preset.gui.dcrnn_theme, toward=None, mix=0.0)
@@ -599,17 +724,59 @@ class MainWindow(QMainWindow):
         self.gesture.choose_source(kind)
         self.use_source(kind, script or None)
         self.gesture.show_position(preset.controls.pitch, preset.controls.density)
+        self.preset_name = name
         self.preset_panel.show_name(name or "(unsaved)")
         self.transport.take.setText(self._new_take_name())
         self.use_osc()
+        self._saved_preset = self._settings(self.preset())
 
     def load_preset(self, path: str) -> None:
+        """Load a preset (a file or a name); Ctrl+Z brings back the panel as it was before."""
         try:
             preset = presets.load(path)
         except (UserError, OSError) as exc:
             self.banner.show_error(f"Preset: {exc}")
             return
+        self._undo = (self.preset(), self.preset_name, self._saved_preset)
         self.apply_preset(preset, Path(path).stem)
+
+    def undo_preset(self) -> None:
+        """Ctrl+Z: the panel as it was before the last preset change (again: the change is back)."""
+        if self.locked or self._undo is None:
+            return
+        preset, name, saved = self._undo
+        self._undo = (self.preset(), self.preset_name, self._saved_preset)
+        self.apply_preset(preset, name)
+        self._saved_preset = saved  # edits made before the change are unsaved again
+        self._show_unsaved()
+
+    def step_preset(self, step: int) -> None:
+        """The next (+1) or previous (-1) preset by name, as ``--preset NAME`` finds them."""
+        if self.locked:
+            return
+        names = presets.names()
+        if not names:
+            return
+        at = names.index(self.preset_name) if self.preset_name in names else -1 if step > 0 else 0
+        self.load_preset(names[(at + step) % len(names)])
+
+    def next_preset(self) -> None:
+        self.step_preset(1)
+
+    def previous_preset(self) -> None:
+        self.step_preset(-1)
+
+    @staticmethod
+    def _settings(preset: presets.Preset) -> presets.Preset:
+        """A preset's settings, without the gesture of the moment (moving the pad is playing, not editing)."""
+        preset.controls.pitch = preset.controls.density = 0.0
+        preset.gui.dcrnn_z = []
+        return preset
+
+    def _show_unsaved(self) -> None:
+        """The preset's name, marked * while the panel differs from it as loaded or saved."""
+        unsaved = self._saved_preset is not None and self._settings(self.preset()) != self._saved_preset
+        self.preset_panel.show_name(self.preset_name or "(unsaved)", unsaved)
 
     def save_preset(self, path: str) -> None:
         try:
@@ -617,17 +784,25 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.banner.show_error(f"Preset: cannot save {path}: {exc.strerror or exc}")
             return
-        self.preset_panel.show_name(Path(path).stem)
+        self.preset_name = Path(path).stem
+        self._saved_preset = self._settings(self.preset())
+        self.preset_panel.show_name(self.preset_name)
 
     # --- booth lock ---------------------------------------------------------------------------
 
     def set_locked(self, locked: bool, unlock_key: str = "") -> None:
-        """Lock everything but the gesture and Panic (a booth's visitors play, they do not configure)."""
+        """Lock everything but the gesture and Panic (a booth's visitors play, they do not configure):
+        locked, the window shows the performance view only, with a padlock saying how to unlock."""
         self.locked = locked
         for widget in (self.columns["left"], self.harmony, self.gesture.source, self.osc_panel, self.transport.play,
-                       self.transport.stop, self.transport.record):
+                       self.transport.stop, self.transport.record, self.transport.view):
             widget.setEnabled(not locked)
-        self.transport.lock.setText(f"🔒 locked ({unlock_key} unlocks)" if locked else "")
+        self.transport.lock_icon.setVisible(locked)
+        self.transport.view.setVisible(not locked)  # visitors see the performance view only
+        self.transport.lock.setText(f"Locked · {unlock_key} unlocks" if locked and unlock_key else
+                                    "Locked" if locked else "")
+        if locked:
+            self.show_view("performance")
 
     # --- the timers ---------------------------------------------------------------------------
 
@@ -640,12 +815,16 @@ class MainWindow(QMainWindow):
             while engine.sent_messages:
                 t, message = engine.sent_messages.popleft()
                 self.roll.add(t, message)
+                self.stage.roll.add(t, message)
                 self.played.sent_messages.append((t, message))
                 self.readout.sent += 1
+                self._last_sent = time.monotonic()
             while engine.recent_timing:
                 self.readout.timing.append(engine.recent_timing.popleft())
-            self.roll.now = engine.now()
-            self.roll.update()
+            self.roll.now = self.stage.roll.now = engine.now()
+            (self.stage.roll if self.view == "performance" else self.roll).update()
+            if self.recording and not self.takes.busy and engine.running and engine.record != self.recording:
+                self.recording = None  # the file could not be opened (said on the banner): not recording
             if self.takes.replaying and engine.end is not None and engine.now() > engine.end + 0.5:
                 self.stop()  # the replayed take is over
             if engine.failed and not self.takes.busy:
@@ -653,26 +832,41 @@ class MainWindow(QMainWindow):
         self._show_transport(engine)
         controls = self.hub.controls
         self.gesture.show_position(controls.pitch, controls.density)
-        if self.source is not None:
-            self._show_camera()
+        self.stage.pad.show_position(controls.pitch, controls.density)
+        self._show_sensors()
         self.conditioning.show_controls(controls)
         self._show_tempo(engine)
         self._show_commentary()
         self.muscles.z.show_values(controls.z or ())
-        if self.armband is not None:
-            self._show_armband()
         if self._ticks % NUMBERS_EVERY == 0:
-            self.numbers.show_numbers(self.readout.numbers(engine))
+            values = self.readout.measure(engine)
+            playing = engine is not None and engine.running
+            levels, warnings = health(values if playing else {}, engine.stats.late_dropped if playing else 0)
+            self.numbers.show_numbers(self.readout.numbers(values, engine), levels)
+            if playing and self._no_output(engine):
+                warnings.insert(0, "no MIDI output plays these notes — choose Output → Port, or API fluidsynth")
+            self.stage.show_warnings(warnings, "alarm" in levels.values() or bool(warnings and playing
+                                                                                  and self._no_output(engine)))
             server = self.osc.server
             self.osc_panel.show_status(self.osc.status, server.received if server else 0, list(self.osc_ignored))
+            self._show_unsaved()
 
     def _show_tempo(self, engine) -> None:
-        """The playing take's tempo (the followed one, with what it follows), else the one a take starts at."""
+        """The playing take's tempo (the followed one, with what it follows) and its beat, else the
+        one a take starts at."""
         if engine is None or not engine.running:
             self.conditioning.show_tempo(self.model.tempo.value())
+            self.stage.show_tempo(self.model.tempo.value(), None)
+            self._beat = None
             return
         follow = self.takes.follow
         bpm = engine.controls.bpm or engine.settings.bpm
+        now = engine.now()
+        if self._beat is None or self._beat[0] is not engine:
+            self._beat = (engine, max(0.0, now), 0.0)
+        _, last, beats = self._beat
+        self._beat = (engine, max(last, now), beats + max(0.0, now - last) * bpm / 60.0)  # follows tempo changes
+        self.stage.show_tempo(bpm, self._beat[2] if now >= 0 else None)
         if follow is None:
             self.conditioning.show_tempo(bpm)
         else:
@@ -697,14 +891,35 @@ class MainWindow(QMainWindow):
                 self.recording = None
             self.banner.show_error(message, "Retry")
 
+    def _no_output(self, engine) -> bool:
+        """The take plays into nothing: no MIDI system, a port that failed to open, or one that vanished."""
+        return (engine.output.api is None or engine.port_error is not None or self._output_gone
+                or engine.player_info.get("port") == NullOutput.name)
+
+    def state_word(self, engine) -> str:
+        """What the performance view says in large letters."""
+        if self.takes.busy:
+            return "STARTING"
+        if engine is None or not engine.running:
+            return "STOPPED"
+        if self._no_output(engine):
+            return "NO OUTPUT"
+        return "RECORDING" if self.recording and engine.record else "PLAYING"
+
     def _show_transport(self, engine) -> None:
         playing = engine is not None and engine.running
         busy = self.takes.busy
         self.transport.show_state(playing or busy, self.recording is not None and (playing or busy))
+        word = self.state_word(engine)
+        self.stage.show_state(word)
+        lamp = "dead" if word == "NO OUTPUT" else "on" if time.monotonic() - self._last_sent < ACTIVITY_HOLD else "idle"
+        self.stage.midi_light.show_activity(lamp if playing else "idle")
         if busy:
             status = "starting…"
+        elif word == "NO OUTPUT":
+            status = "NO OUTPUT: no MIDI port plays these notes (choose Output → Port, or API fluidsynth)"
         elif playing:
-            status = f"playing on {engine.player_info.get('port', '(no port)')}"
+            status = f"playing on {engine.player_info.get('port', NullOutput.name)}"
         else:
             status = "stopped" if engine is None else "stopped: the engine failed"
             if self.last_take:
@@ -712,22 +927,46 @@ class MainWindow(QMainWindow):
         if self.osc.server is not None:
             status += " · OSC {}:{}".format(*self.osc.server.address)
         self.transport.status.setText(status)
+        self.transport.status.setStyleSheet(f"color: {theme.RECORD.name()}; font-weight: 700;"
+                                            if word == "NO OUTPUT" else "")
         seconds = max(0.0, engine.now()) if playing else 0.0
         self.transport.elapsed.setText(f"{int(seconds) // 60}:{int(seconds) % 60:02d}")
         self.transport.elapsed.setStyleSheet("color: #ff4d5e;" if self.recording and playing else "")
+        self.stage.show_time(seconds, bool(self.recording and playing))
 
-    def _show_camera(self) -> None:
-        frame, hand = self.source.latest_frame()
-        self.gesture.camera.show_frame(frame, hand, self.base_preset.camera.mirror)
-        state = {"running": "connected" if frame is not None else "reconnecting", "lost": "reconnecting",
-                 "ended": "lost"}[self.source.state]
-        self.gesture.camera_light.set_state(state)
-
-    def _show_armband(self) -> None:
+    def _show_sensors(self) -> None:
+        """Each device's light (connected or not) apart from what it tracks (a hand in the image,
+        muscles sending), on both views."""
+        if self.source is not None:
+            frame, hand = self.source.latest_frame()
+            mirror = self.base_preset.camera.mirror
+            self.gesture.camera.show_frame(frame, hand, mirror)
+            self.stage.camera.show_frame(frame, hand, mirror)
+            device = {"running": ("connected", "connected") if frame is not None else ("reconnecting", "opening"),
+                      "lost": ("reconnecting", "reconnecting"), "ended": ("lost", "lost")}[self.source.state]
+            tracked = ("connected", "tracked") if hand is not None else ("lost", "lost")
+        else:
+            device = ("off", "off")
+            tracked = ("off", "script" if self.script_path else "mouse")
+        for panel in (self.gesture, self.stage):
+            panel.camera_light.set_state(*device)
+        self.gesture.hand_light.set_state(*tracked)
+        self.stage.hand.set_state(*tracked)
+        if self.armband is None:
+            self.stage.armband.set_state("off", "off")
+            return
         view = self.armband.view()
         self.muscles.show_armband(view.state, view.levels, view.calibrated)
         if view.error and view.state == "lost" and not self.banner.isVisible():
             self.banner.show_error(f"Armband: {view.error}")
+        samples, since = self._armband_samples
+        count, now = int(view.stats.get("samples", 0)), time.monotonic()
+        if count != samples:
+            self._armband_samples = samples, since = (count, now)
+        sending = view.state == "connected" and now - since < 0.5
+        self.stage.armband.set_state(*(("connected", "tracked") if sending else
+                                       ("reconnecting", "no signal") if view.state == "connected" else
+                                       ("lost", view.state)))
 
     def _check_ports(self) -> None:
         """Slow path (1 Hz): list the outputs off the Qt thread and notice a vanished port."""
@@ -741,6 +980,7 @@ class MainWindow(QMainWindow):
         if (engine is not None and engine.running and engine.output.port and not engine.output.virtual
                 and engine.output.api == api and self.ports.listed_at > engine.start_time
                 and engine.output.port not in outputs):
+            self._output_gone = True
             self.banner.show_error(f"MIDI output {engine.output.port!r} is gone: the music goes on (and into "
                                    "the recording) but does not reach it. Reconnect once it is back.", "Reconnect")
 

@@ -78,6 +78,13 @@ class TakeWorker:
     def stop(self) -> None:
         self._submit(self.runner.end_take)
 
+    def start_recording(self, path: str) -> None:
+        """Record the playing take from now on, on its clock: no new take, no gap."""
+        self._submit(self.runner.start_recording, path)
+
+    def stop_recording(self) -> None:
+        self._submit(self.runner.stop_recording)
+
     def use_script(self, path: str | None) -> None:
         """Steer the playing take from a control script, from its first line on (None: stop it)."""
         self._submit(self.runner.use_script, path)

@@ -52,11 +52,14 @@ class Recorder:
     FLUSH_EVERY = 0.1  # s: what a killed clock process can lose of the take
 
     def __init__(self, path: str | os.PathLike, tempo_us: int = DEFAULT_TEMPO_US,
-                 track_names: list[str] | None = None, resume: tuple[int, int | None] | None = None):
+                 track_names: list[str] | None = None, resume: tuple[int, int | None] | None = None,
+                 origin: float = 0.0):
         """``track_names``: one per layer for a multi-track take; None records one track.
         ``resume``: (tick, layer) where ``repair(path, split=False)`` left the take: go on with it
-        (a new clock after the last one died) instead of starting the file anew."""
+        (a new clock after the last one died) instead of starting the file anew. ``origin``: the
+        take's time (s) that is the file's 0, for a recording begun while the take played."""
         self.path = Path(path)
+        self.origin = origin
         self.tempo_us = tempo_us
         self.track_names = track_names
         self._layer = None  # the layer whose port prefix was written last
@@ -86,7 +89,7 @@ class Recorder:
         self._journal.write_text(json.dumps({"path": str(self.path.resolve()), "pid": os.getpid()}))
 
     def add(self, seconds: float, message: list[int], layer: int = 0) -> None:
-        tick = max(self._last_tick, round(seconds * 1e6 / self.tempo_us * TICKS_PER_BEAT))
+        tick = max(self._last_tick, round((seconds - self.origin) * 1e6 / self.tempo_us * TICKS_PER_BEAT))
         if self.track_names is not None and layer != self._layer:
             self._pending += _varlen(tick - self._last_tick) + PORT_PREFIX + bytes([layer])
             self._last_tick, self._layer = tick, layer

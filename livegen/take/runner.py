@@ -96,6 +96,9 @@ class TakeRunner:
                                           temperature=spec.settings.temperature,
                                           layers=[layer.describe() for layer in layers]):
                 self.log(f"warning: the take was recorded with {what}: the notes will differ")
+            if source.header.get("from"):
+                self.log(f"warning: the take was recorded from {source.header['from']:g} s into a performance; "
+                         "its controls replay on a model started afresh: the notes will differ")
         clock_out = clock_port(spec.output.api, spec.clock_out) if spec.clock_out else None
         if spec.record:
             _make_folder(spec.record)
@@ -141,6 +144,18 @@ class TakeRunner:
             self.follow.stop()
             self.follow = None
         return engine.stop() if engine is not None else None
+
+    def start_recording(self, path: str) -> None:
+        """Record the playing take from now on into ``path`` (and its session), without stopping it."""
+        engine = self.engine
+        if engine is None or not engine.running:
+            raise UserError("nothing is playing to record: press Play first")
+        _make_folder(path)
+        engine.start_recording(path)
+
+    def stop_recording(self) -> str | None:
+        """Close the playing take's recording; the music goes on. The file, or None."""
+        return self.engine.stop_recording() if self.engine is not None else None
 
     def use_script(self, path: str | None) -> None:
         """Steer the playing take from a control script, from its first line on (None: stop it)."""

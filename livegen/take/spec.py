@@ -86,7 +86,7 @@ class TakeSpec:
         bpm = o("bpm", preset.engine.bpm)
         if not (math.isfinite(bpm) and in_range("bpm", bpm)):
             raise UserError(f"--bpm must be in {range_text('bpm')}")
-        volume = o("volume")
+        volume = o("volume", None if preset.output.volume < 0 else preset.output.volume)
         if volume is not None and not 0 <= volume <= 127:
             raise UserError("--volume is 0..127 (MIDI channel volume)")
         if o("clock_in") and o("link"):
