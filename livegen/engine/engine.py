@@ -64,7 +64,8 @@ class EngineSettings:
     steering: bool = True
     max_note_seconds: float = 4.0
     max_polyphony: int = 12
-    bpm: float = 120.0  # the DCRNN's grid (the Char-RNN keeps its own time)
+    bpm: float = 120.0  # the beat: the DCRNN's grid, the Char-RNN's in grid timing, the MIDI clock out
+    timing: str = "grid"  # the Char-RNN's onsets: "grid" (on the beat's 16ths) or "free" (its own timing)
     external_z: tuple[int, ...] = tuple(range(8))  # the DCRNN's z dims that the controls' "z" plays
     volume: int | None = None  # channel volume (CC 7) of the main layer; None leaves the synth's
 
