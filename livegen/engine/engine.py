@@ -23,7 +23,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from livegen.engine.charrnn_live import CharRNNGenerator, Steering
+from livegen.engine.charrnn_live import CharRNNGenerator, Steering, Structure
 from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.engine.live_generator import LiveGenerator
 from livegen.engine.player import LayerOutput, PlayerConfig, open_port, run_player
@@ -91,7 +91,7 @@ def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveG
     if model.kind == "charrnn":
         return CharRNNGenerator(model, controls, settings.seed, settings.temperature,
                                 Steering(enabled=settings.steering), settings.channel, settings.max_note_seconds,
-                                settings.max_polyphony)
+                                settings.max_polyphony, settings.bpm, Structure(timing=settings.timing))
     if model.kind == "dcrnn":
         return DCRNNGenerator(model, controls, settings.seed, settings.bpm, settings.channel,
                               settings.max_note_seconds, settings.max_polyphony, settings.external_z)
