@@ -255,7 +255,7 @@ class Engine:
         s = self.settings
         header = {"midi": os.path.basename(self.record), "model": self.model.kind, "seed": s.seed,
                   "temperature": s.temperature, "bpm": s.bpm, "lookahead": s.lookahead, "channel": s.channel + 1,
-                  "program": s.program, "volume": s.volume, "steering": s.steering}
+                  "program": s.program, "volume": s.volume, "steering": s.steering, "timing": s.timing}
         if len(self.layers) > 1:
             header["layers"] = [layer.describe() for layer in self.layers[1:]]
         try:
