@@ -87,8 +87,8 @@ def test_grid_timing_puts_every_onset_on_the_beats_16ths_and_free_timing_does_no
     for bpm in (120.0, 93.0):
         gen = CharRNNGenerator(charrnn, Controls(density=0.7), seed=3, bpm=bpm)
         onsets = np.array([n[0] for n in render(gen, 12.0)])
-        sixteenths = onsets * bpm / 60 * 4
-        assert len(onsets) > 40 and np.allclose(sixteenths, np.round(sixteenths), atol=1e-6)
+        late = onsets - np.floor(onsets * bpm / 60 * 4 + 1e-6) * 60 / bpm / 4
+        assert len(onsets) > 40 and np.all(late <= 0.01 + 1e-9) and np.mean(late < 1e-6) > 0.8
     free = CharRNNGenerator(charrnn, Controls(density=0.7), seed=3, structure=Structure(timing="free"))
     onsets = np.array([n[0] for n in render(free, 12.0)]) * 8
     assert np.mean(np.abs(onsets - np.round(onsets)) > 0.05) > 0.3

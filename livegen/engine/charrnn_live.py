@@ -80,6 +80,7 @@ class Steering:
 PITCHES = np.arange(128, dtype=np.float64)
 TIMINGS = ("grid", "free")
 STEPS_PER_BEAT = 4  # the grid: 16th notes
+GRID_LATE = 0.01  # s after a 16th that a note-on may still sound, as a player a hair late is on the beat
 FORBIDDEN = -1e9  # logit of a token the structure rules out
 
 
@@ -90,11 +91,12 @@ class Structure:
     so a rollback or a replayed take plays the same notes.
 
     - pulse: in ``grid`` timing a note-on waits for the next 16th of the engine's beat (its tempo
-      map: the bpm, a MIDI clock in or Link), and the density loop counts that wait as time the
-      model took; ``free`` keeps the model's own timing;
+      map: the bpm, a MIDI clock in or Link) unless it is at most ``GRID_LATE`` past one, and the
+      density loop counts that wait as time the model took; ``free`` keeps the model's own timing;
     - key: unless the performer gives pitch classes, the key is latched from the first notes;
     - clean notes: a pitch is not struck while it sounds or just after it ended, a note is not
-      ended before ``min_note``, and a note held past ``hold_soft`` grows likelier to end;
+      ended before ``min_note``, a note held past ``hold_soft`` grows likelier to end, and none
+      is held past ``hold_limit`` (one TIME_SHIFT, stretched for a sparse density, can span 4 s);
     - motifs: phrases (``phrase_beats``) are remembered with the controls they were played under;
       at a phrase start, with chance ``recall``, an earlier phrase played under the same controls
       is fed to the model again as if it were sampled, re-priming it with that idea.
@@ -106,7 +108,7 @@ class Structure:
     restrike_gap: float = 0.03  # s after a pitch ended before it may start again
     hold_soft: float = 1.5  # s
     hold_push: float = 3.0  # logits per second past hold_soft on the note's NOTE_OFF
-    hold_limit: float = 3.0  # s: no TIME_SHIFT may carry a sounding note past this
+    hold_limit: float = 3.0  # s: the decoder ends a note held this long (one long TIME_SHIFT can get there)
     phrase_beats: int = 8
     recall: float = 0.3
     bank: int = 4  # phrases remembered
@@ -181,7 +183,8 @@ class CharRNNGenerator(LiveGenerator):
         self._cache: dict[Controls, tuple] = {}
         self._scale_bias: dict[int, np.ndarray] = {}
         state = self.model.initial_state(controls.vector())
-        decoder = StreamingDecoder(max_note_seconds=max_note_seconds, max_polyphony=max_polyphony)
+        decoder = StreamingDecoder(max_note_seconds=min(max_note_seconds, self.structure.hold_limit),
+                                   max_polyphony=max_polyphony)
         prior = self.steering.rate_tau / 2  # as if the model had played at the target rate for a while
         self.current = Snapshot(0, 0.0, SEED_TOKEN, state, decoder,
                                 (prior * control_density_to_rate(controls.density), prior))
@@ -219,11 +222,15 @@ class CharRNNGenerator(LiveGenerator):
         return bias
 
     def _onset_time(self, t: float) -> float:
-        """When a note-on made at decoder time ``t`` sounds: the next 16th of the beat on the grid."""
+        """When a note-on made at decoder time ``t`` sounds: on the grid, then or at most
+        ``GRID_LATE`` after a 16th of the beat, else at the next 16th."""
         if self.structure.timing == "free":
             return t
         tempo = self.timeline.tempo
-        return max(t, tempo.time_at_beat(math.ceil(tempo.beat_at(t) * STEPS_PER_BEAT - 1e-6) / STEPS_PER_BEAT))
+        grid = tempo.time_at_beat(math.floor(tempo.beat_at(t) * STEPS_PER_BEAT + 1e-6) / STEPS_PER_BEAT)
+        if t - grid <= GRID_LATE:
+            return t
+        return max(t, tempo.time_at_beat(math.ceil(tempo.beat_at(t) * STEPS_PER_BEAT) / STEPS_PER_BEAT))
 
     def _phrase(self, motif: Motif, t: float, heard: tuple) -> Motif:
         """The motif memory at decoder time ``t``: at a new phrase, the last one is remembered
@@ -246,17 +253,15 @@ class CharRNNGenerator(LiveGenerator):
         return Motif(phrase, (), 0, heard, bank, ())
 
     def _shape(self, logits: np.ndarray, register, key: int | None, decoder: StreamingDecoder,
-               onset: float, scale: float) -> np.ndarray:
+               onset: float) -> np.ndarray:
         """The logits with the steering biases and the clean-note rules applied."""
         st = self.structure
         out = logits.astype(np.float64)
         pitch = np.zeros(128) if register is None else register.copy()
         if key is not None and register is not None:
             pitch += self._key_bias(key)
-        oldest = None
         for p, started in decoder.active.items():
             pitch[p] = FORBIDDEN  # struck while sounding: it would cut itself off
-            oldest = started if oldest is None else min(oldest, started)
             age = decoder.time - started
             if age < st.min_note:
                 out[NOTE_OFF_FIRST + p] = FORBIDDEN
@@ -265,29 +270,20 @@ class CharRNNGenerator(LiveGenerator):
         for p, ended in decoder.ended.items():
             if ended > onset - st.restrike_gap:
                 pitch[p] = FORBIDDEN
-        if oldest is not None:  # a long shift would hold the oldest note past the limit in one token
-            steps = int((oldest + st.hold_limit - decoder.time) / (scale * events.STEP_SECONDS))
-            out[TIME_SHIFT_FIRST + max(steps, 0):TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS] = FORBIDDEN
         if register is None:
             out[NOTE_ON] += pitch
             return out
         return steer_pitch(out, pitch)
 
     @staticmethod
-    def _replayed(motif: Motif, logits: np.ndarray, decoder: StreamingDecoder) -> tuple[int, Motif]:
-        """The next token of a recalled phrase that the clean-note rules allow now (-1: none).
-
-        A note-on or note-off they forbid is left out; a time shift that would hold a note too
-        long waits while the oldest sounding note is ended first."""
+    def _replayed(motif: Motif, logits: np.ndarray) -> tuple[int, Motif]:
+        """The next token of a recalled phrase that the clean-note rules allow now (-1: none);
+        a note-on or note-off they forbid is left out."""
         replay = motif.replay
         while replay:
             token = replay[0]
             if logits[token] > FORBIDDEN / 2:
                 return token, replace(motif, replay=replay[1:])
-            if token >= TIME_SHIFT_FIRST and decoder.active:
-                oldest = min(decoder.active, key=decoder.active.get)
-                if logits[NOTE_OFF_FIRST + oldest] > FORBIDDEN / 2:
-                    return NOTE_OFF_FIRST + oldest, replace(motif, replay=replay)
             replay = replay[1:]
         return -1, replace(motif, replay=())
 
@@ -306,8 +302,8 @@ class CharRNNGenerator(LiveGenerator):
         scale = 1.0  # the stretch of a TIME_SHIFT sampled now
         if self.steering.enabled and controls.conditioning:
             scale = min(max(onsets / span / target_rate, self.steering.min_scale), self.steering.max_scale)
-        logits = self._shape(logits, register, key, decoder, onset, scale)
-        token, motif = self._replayed(motif, logits, decoder)
+        logits = self._shape(logits, register, key, decoder, onset)
+        token, motif = self._replayed(motif, logits)
         if token < 0:
             token = self.sampler.sample(logits, s.index)
         messages = []
