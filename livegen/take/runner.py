@@ -202,9 +202,13 @@ class TakeRunner:
 
     @staticmethod
     def _replay_spec(spec: TakeSpec, source) -> TakeSpec:
-        """A replay ends where the take ended, and never records over the session it plays."""
+        """A replay ends where the take ended, keeps the take's timing, and never records over the
+        session it plays."""
         if spec.record and session_path(spec.record).resolve() == Path(source.path).resolve():
             raise UserError(f"--record {spec.record} would overwrite the take being replayed: record to another name")
+        timing = source.header.get("timing", spec.settings.timing)  # played as recorded: grid or free
+        if timing != spec.settings.timing:
+            spec = dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, timing=timing))
         if spec.duration is None and source.end is not None:
             return dataclasses.replace(spec, duration=source.end)
         return spec
