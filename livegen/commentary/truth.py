@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from livegen.commentary.attributes import Reading
+from livegen.music.events import Note
 
 # (what the claim is about, the value it claims, the words that claim it: a regex over lower-case text)
 SCALE_CLAIMS: tuple[tuple[str, str, str], ...] = (
@@ -70,7 +71,8 @@ INSTRUMENT_CLAIMS: tuple[tuple[str, range | tuple[int, ...], str], ...] = (
     ("timpani", (47,), r"timpani|kettle ?drums?"),
     ("choir", range(52, 55), r"choir|choral|choirs|voices|humming|hums|oohs?|aahs?|chant\w*"),
     ("singer", ALWAYS, r"vocals?|vocalists?|vocalist's|singers?|singer's|sing|sings|singing|sung|lyrics?|lyrical|"
-                       r"rapp\w*|raps?|verses?|crooning|croons|falsetto|voice|backing vocals|duet|a cappella"),
+                       r"rapp\w*|raps?|verses?|crooning|croons|falsetto|voice|backing vocals|duet|a cappella|"
+                       r"male|female|man|men|woman|women|girls?|boys?|child|children|kids?|people|person"),
     ("brass", range(56, 64), r"brass|trumpets?|trumpeter|trombones?|tubas?|horns?|flugelhorn|cornet|bugle"),
     ("reed", range(64, 72), r"sax|saxes|saxophones?|saxophonist|clarinets?|oboes?|bassoons?|reeds?"),
     ("pipe", range(72, 80), r"flutes?|flutist|flautist|piccolo|recorders?|pan ?flutes?|pan ?pipes|ocarina|"
@@ -92,7 +94,7 @@ INSTRUMENT_CLAIMS: tuple[tuple[str, range | tuple[int, ...], str], ...] = (
                                           r"baby|dogs?|water|ocean|waves|room sounds?|ambient sounds?|ambience|tapping"),
     ("recording", ALWAYS, r"(?:low|poor|bad|amateur) (?:audio |sound |recording )?quality|amateur|muffled|mono|"
                           r"home video|video|youtube|tutorial|mp3|radio|reverb\w*|echo\w*|delay|distort\w*|"
-                          r"wah|flanger|phaser|sidechain\w*|fades? (?:in|out)|live (?:performance|recording)"),
+                          r"wah|flanger|phaser|sidechain\w*|fades? (?:in|out)|live (?:performance|recording)|stereo|panned"),
 )
 SPECIFIC = ("pace", "dynamics", "register", "mode", "density", "texture", "instrument")
 _SCALES = [(about, value, re.compile(rf"\b(?:{words})\b")) for about, value, words in SCALE_CLAIMS]
@@ -154,3 +156,16 @@ def informative(true_claims: list[Claim]) -> float:
     instrument, half for the instrument (every take has one, so naming it says less)."""
     kinds = {c.about for c in true_claims}
     return len(kinds - {"instrument"}) + 0.5 * ("instrument" in kinds)
+
+
+# contrasting takes of one piece the checker is measured on (``livegen eval --midi``, ``livegen bench``):
+# (name, time stretch, velocity map, transposition)
+TAKES = (("as played", 1.0, lambda v: v, 0),
+         ("slow soft low", 2.2, lambda v: v * 0.45, -12),
+         ("fast loud high", 0.6, lambda v: 100 + v * 0.2, 12))
+
+
+def variant(notes: list[Note], stretch: float, velocity, shift: int) -> list[Note]:
+    """The same notes slower or faster, softer or louder, lower or higher (kept on the piano's keys)."""
+    return [Note(n.start * stretch, n.end * stretch, n.pitch + shift, int(min(127, max(1, velocity(n.velocity)))))
+            for n in notes if 21 <= n.pitch + shift <= 108]
