@@ -72,7 +72,7 @@ INSTRUMENT_CLAIMS: tuple[tuple[str, range | tuple[int, ...], str], ...] = (
     ("choir", range(52, 55), r"choir|choral|choirs|voices|humming|hums|oohs?|aahs?|chant\w*"),
     ("singer", ALWAYS, r"vocals?|vocalists?|vocalist's|singers?|singer's|sing|sings|singing|sung|lyrics?|lyrical|"
                        r"rapp\w*|raps?|verses?|crooning|croons|falsetto|voice|backing vocals|duet|a cappella|"
-                       r"male|female|man|men|woman|women|girls?|boys?|child|children|kids?|people|person"),
+                       r"male|female|man|men|woman|women|girls?|boys?|child|children|kids?|people|person|she|he|her|him"),
     ("brass", range(56, 64), r"brass|trumpets?|trumpeter|trombones?|tubas?|horns?|flugelhorn|cornet|bugle"),
     ("reed", range(64, 72), r"sax|saxes|saxophones?|saxophonist|clarinets?|oboes?|bassoons?|reeds?"),
     ("pipe", range(72, 80), r"flutes?|flutist|flautist|piccolo|recorders?|pan ?flutes?|pan ?pipes|ocarina|"
@@ -91,7 +91,8 @@ INSTRUMENT_CLAIMS: tuple[tuple[str, range | tuple[int, ...], str], ...] = (
     ("sounds that are not notes", ALWAYS, r"applause|crowd|audience|cheer\w*|footsteps|birds?|chirp\w*|rain|"
                                           r"thunder|speech|speaking|talking|spoken|narrat\w*|dialogue|laugh\w*|"
                                           r"noise|noisy|static|hiss\w*|crackl\w*|sirens?|sound effects?|"
-                                          r"baby|dogs?|water|ocean|waves|room sounds?|ambient sounds?|ambience|tapping"),
+                                          r"baby|dogs?|water|ocean|waves|room sounds?|ambient sounds?|ambience|tapping|doors?|click\w*|"
+                                          r"squeak\w*|knock\w*|bang\w*|creak\w*|vibrations?|wood|wooden"),
     ("recording", ALWAYS, r"(?:low|poor|bad|amateur) (?:audio |sound |recording )?quality|amateur|muffled|mono|"
                           r"home video|video|youtube|tutorial|mp3|radio|reverb\w*|echo\w*|delay|distort\w*|"
                           r"wah|flanger|phaser|sidechain\w*|fades? (?:in|out)|live (?:performance|recording)|stereo|panned"),
