@@ -1,0 +1,91 @@
+"""A learned mapping playing live: sensor inputs in, smoothed outputs out to the control path.
+
+Runs in the sensor's thread (an armband's reader, a camera's, OSC's server): ``feed_emg`` takes a
+block of raw samples through the mapping's own EMG processing (its envelope and smoothing, the
+user's calibration) and rolls the levels by the mapping's ``emg.rotate``; ``set_input`` takes a
+camera's or OSC's value. Each new input vector is predicted (a few tens of µs), a regressed value
+follows a one-pole smoothing with the output's ``smoothing`` time constant, a class must win for
+``smoothing`` s before it is taken, and only what moved (by ``PUBLISH_STEP`` for numbers) goes to
+``sink(values, t)``, values by output name; ``ControlHub.learned`` is that sink.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from typing import Callable
+
+import numpy as np
+
+from livegen.sensors.emg.processing import Calibration, Mapping as EmgMapping, Processor
+from livegen.sensors.learn.mapping import EMG_INPUTS, Mapping
+
+PUBLISH_STEP = 0.01  # smaller moves of a regressed output are not sent: a still arm must not flood the engine
+
+LearnedSink = Callable[[dict, "float | None"], object]
+
+
+class LearnedControls:
+    def __init__(self, mapping: Mapping, sink: LearnedSink | None = None):
+        self.mapping, self.sink = mapping, sink
+        self.predict = mapping.predictor()
+        self.vector = np.zeros(len(mapping.inputs))  # the latest input vector
+        self._emg = np.array([mapping.inputs.index(n) for n in EMG_INPUTS if n in mapping.inputs], dtype=int)
+        self._smoothed: dict[str, float] = {}
+        self._sent: dict = {}
+        self._candidate: dict[str, tuple[object, float]] = {}  # class output -> (class, since)
+        self._last_time: float | None = None
+        self.processor: Processor | None = None
+        self._lock = threading.Lock()
+        self.predictions = 0
+
+    def for_device(self, device, calibration: Calibration) -> "LearnedControls":
+        """Process ``device``'s samples as the mapping was trained: its envelope, window and
+        smoothing, with ``calibration`` (the user's)."""
+        e = self.mapping.emg
+        self.processor = Processor.for_device(device, EmgMapping(envelope=e.envelope, window=e.window,
+                                                                 smoothing=e.smoothing), calibration)
+        return self
+
+    def feed_emg(self, block: np.ndarray, arrival: float, t: float | None = None) -> dict:
+        """Raw samples from the armband; the outputs sent (if any)."""
+        levels = np.roll(self.processor.run(block)[-1], self.mapping.emg.rotate)
+        with self._lock:
+            self.vector[self._emg] = levels[:len(self._emg)]
+            return self._update(arrival, t)
+
+    def set_input(self, name: str, value: float, now: float, t: float | None = None) -> dict:
+        """One input's new value (a camera's hand, an OSC address); ignored if the mapping lacks it."""
+        if name not in self.mapping.inputs:
+            return {}
+        with self._lock:
+            self.vector[self.mapping.inputs.index(name)] = value
+            return self._update(now, t)
+
+    def _update(self, now: float, t: float | None) -> dict:
+        values = self.predict(self.vector)
+        self.predictions += 1
+        dt = 0.0 if self._last_time is None else max(0.0, now - self._last_time)
+        self._last_time = now
+        changes = {}
+        for name, value in values.items():
+            output = self.mapping.outputs[name]
+            if output.kind == "regress":
+                previous = self._smoothed.get(name)
+                if previous is not None and output.smoothing > 0:
+                    value = previous + (1.0 - math.exp(-dt / output.smoothing)) * (value - previous)
+                self._smoothed[name] = value
+                if name not in self._sent or abs(value - self._sent[name]) >= PUBLISH_STEP:
+                    changes[name] = value
+            else:
+                value = str(value)
+                held, since = self._candidate.get(name, (None, now))
+                if value != held:
+                    self._candidate[name] = (value, now)
+                    since = now
+                if now - since >= output.smoothing and self._sent.get(name) != value:
+                    changes[name] = value
+        if changes:
+            self._sent.update(changes)
+            if self.sink is not None:
+                self.sink(changes, t)
+        return changes
