@@ -62,7 +62,8 @@ def read_source(path: Path, settings: EmgSettings, output: str | None = None) ->
         raise UserError(f"examples {path} do not exist" if not path.exists() else
                         f"examples {path} are not a file or folder")
     try:
-        first = path.open(encoding="utf-8").readline()
+        with path.open(encoding="utf-8") as f:
+            first = f.readline()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read the examples {path}: {getattr(exc, 'strerror', None) or exc}") from None
     if first.startswith("take,"):
@@ -126,6 +127,11 @@ def _calibrated_levels(recordings: list[Recording], settings: EmgSettings, rest)
 
 def read_examples_file(path: Path) -> Source:
     """An examples file (see the module's docstring); a line that does not fit is one clear error."""
+    return _read_examples(path)[0]
+
+
+def _read_examples(path: Path) -> tuple[Source, list[int]]:
+    """The examples in a file, and the take of each."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -141,7 +147,7 @@ def read_examples_file(path: Path) -> Source:
         check_input(name)
     if not inputs or not outputs:
         raise UserError(f"{path}: the header names no {'input' if not inputs else 'output'}")
-    x, values = [], {n: [] for n in outputs}
+    x, takes, values = [], [], {n: [] for n in outputs}
     for number, row in enumerate(rows[1:], 2):
         if not any(cell.strip() for cell in row):
             continue
@@ -149,6 +155,7 @@ def read_examples_file(path: Path) -> Source:
             raise UserError(f"{path}: line {number} has {len(row)} values for {len(header)} columns")
         cells = dict(zip(names, (c.strip() for c in row[1:])))
         try:
+            takes.append(int(row[0]))
             vector = [float(cells[n]) for n in inputs]
             for n in outputs:
                 if output_kind(n) == "regress":
@@ -156,12 +163,12 @@ def read_examples_file(path: Path) -> Source:
                 else:
                     values[n].append(cells[n])
         except ValueError:
-            raise UserError(f"{path}: line {number} holds a value that is not a number where one must be") from None
+            raise UserError(f"{path}: line {number} holds a value that is not a number where one must be (the take, an input or a regressed output)") from None
         if not all(map(math.isfinite, vector)):
             raise UserError(f"{path}: line {number} holds an input that is not a finite number")
         x.append(vector)
     columns = {n: np.array(v, dtype=np.float64 if output_kind(n) == "regress" else str) for n, v in values.items()}
-    return Source(inputs, np.array(x, dtype=np.float64).reshape(len(x), len(inputs)), columns)
+    return Source(inputs, np.array(x, dtype=np.float64).reshape(len(x), len(inputs)), columns), takes
 
 
 def _is_output(name: str) -> bool:
@@ -259,9 +266,7 @@ class ExampleRecorder:
     @classmethod
     def load(cls, path: str | Path) -> "ExampleRecorder":
         """An examples file back as takes, to add to, delete from and record again."""
-        source = read_examples_file(Path(path))
-        takes_column = [int(row[0]) for row in list(csv.reader(io.StringIO(Path(path).read_text())))[1:]
-                        if row and row[0].strip()]
+        source, takes_column = _read_examples(Path(path))
         recorder = cls(source.inputs, list(source.outputs))
         for i, take in enumerate(takes_column):
             values = {n: v[i].item() for n, v in source.outputs.items()

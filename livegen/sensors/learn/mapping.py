@@ -223,7 +223,7 @@ class Mapping:
             raise UserError(f"{where} is not valid TOML ({exc})") from None
         try:
             return cls._from_data(data, where)
-        except ValueError as exc:
+        except (ValueError, UserError) as exc:  # an unknown input or output name is a UserError already
             raise UserError(f"{where}: {exc}") from None
 
     @classmethod
