@@ -17,7 +17,7 @@ def add_commands(sub) -> None:
     fit = learn.add_parser("fit", help="fit a mapping on examples and save it as TOML")
     fit.add_argument("--examples", required=True, help=examples_help)
     fit.add_argument("--out", required=True, metavar="MAP.toml", help="where the mapping goes")
-    fit.add_argument("--model", choices=MODELS, help="the model for every output (default: knn)")
+    fit.add_argument("--model", choices=MODELS, help="the model for every output (default: knn for classes, mlp for numbers)")
     fit.add_argument("--output", action="append", default=[], metavar="NAME",
                      help="an output to learn (repeatable): pitch, density, z1..z8, theme, preset; a gesture "
                           "session's labels become theme and a paddle density unless named here")

@@ -39,6 +39,7 @@ class Source:
     x: np.ndarray  # (n, inputs)
     outputs: dict[str, np.ndarray]  # name -> (n,) floats (NaN: unset) or text ("": unset)
     rotate: int | None = None  # the EMG orientation of a recorded session (None: not a recording)
+    lengths: list[int] | None = None  # a session's samples per recording file, in order (time blocks per file)
 
 
 def read_sources(spec: str, settings: EmgSettings, output: str | None = None) -> list[Source]:
@@ -78,7 +79,7 @@ def read_source(path: Path, settings: EmgSettings, output: str | None = None) ->
     levels = _calibrated_levels([recording], settings, rest=None)
     rotate = orientation(levels[0])
     paddle = np.clip(recording.targets / PADDLE_WIDTH, 0.0, 1.0)
-    return Source(list(EMG_INPUTS), np.roll(levels[0], rotate, axis=1), {name: paddle}, rotate)
+    return Source(list(EMG_INPUTS), np.roll(levels[0], rotate, axis=1), {name: paddle}, rotate, [len(paddle)])
 
 
 def read_session(folder: Path, settings: EmgSettings, output: str) -> Source:
@@ -100,7 +101,8 @@ def read_session(folder: Path, settings: EmgSettings, output: str) -> Source:
     joined = np.concatenate(levels)
     rotate = orientation(joined)
     labels = np.concatenate([r.labels for r in recordings]).astype(str)
-    return Source(list(EMG_INPUTS), np.roll(joined, rotate, axis=1), {output: labels}, rotate)
+    return Source(list(EMG_INPUTS), np.roll(joined, rotate, axis=1), {output: labels}, rotate,
+                  [len(r.samples) for r in recordings])
 
 
 def _calibrated_levels(recordings: list[Recording], settings: EmgSettings, rest) -> list[np.ndarray]:

@@ -35,7 +35,7 @@ HAND_INPUTS = ("hand_x", "hand_y", "hand_size", "hand_open")
 REGRESSED = ("pitch", "density", *(f"z{i}" for i in range(1, 9)))
 CLASSES = ("theme", "preset")
 MODELS = ("knn", "mlp")
-DEFAULT_MODEL = {"classify": "knn", "regress": "knn"}  # kNN: better across sessions, fitted in ms (docs/measurements.md)
+DEFAULT_MODEL = {"classify": "knn", "regress": "mlp"}  # the better of each on the real recordings (docs/measurements.md)
 LOG_FLOOR = 0.02
 MAX_EXAMPLES = 20000
 
