@@ -2,15 +2,18 @@
 the preset's [learn] section and a mapping played live through the control path."""
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from types import SimpleNamespace
 
+import mido
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import shared_data
+from conftest import ROOT, livegen_cmd, shared_data
 from emg_sessions import write_session
 from livegen import presets
 from livegen.errors import UserError
@@ -23,7 +26,10 @@ from livegen.sensors.learn import EmgSettings, ExampleRecorder, Mapping, evaluat
 from livegen.sensors.learn.examples import read_examples_file
 from livegen.sensors.learn.live import LearnedControls
 from livegen.sensors.learn.mapping import orientation
+from livegen.sessions import session_path
 from livegen.take.controls import ControlHub
+
+ARMBAND = ROOT / "examples" / "armband.csv"
 
 points = st.lists(st.tuples(st.integers(-50, 50), st.integers(-50, 50), st.integers(-50, 50)),
                   min_size=2, max_size=60, unique=True)
@@ -237,7 +243,7 @@ def _armband_mapping(tmp_path) -> tuple[Mapping, np.ndarray]:
     """A mapping taught on examples/armband.csv: quiet -> theme A and density 0.2, effort -> B, 0.9."""
     from livegen.sensors.emg.replay import load_recording
 
-    recording = load_recording("examples/armband.csv")
+    recording = load_recording(ARMBAND)
     settings = EmgSettings()
     levels = _levels(recording, settings)
     effort = levels.sum(axis=1) > np.percentile(levels.sum(axis=1), 60)
@@ -263,7 +269,7 @@ def _levels(recording, settings: EmgSettings) -> np.ndarray:
 
 def test_a_mapping_fed_the_same_samples_gives_the_same_controls_after_a_reload(tmp_path):
     mapping, _ = _armband_mapping(tmp_path)
-    device = Replay.from_spec("examples/armband.csv")
+    device = Replay.from_spec(str(ARMBAND))
     runs = []
     for m in (mapping, Mapping.load(tmp_path / "map.toml")):
         sent: list = []
@@ -278,7 +284,7 @@ def test_a_mapping_fed_the_same_samples_gives_the_same_controls_after_a_reload(t
 
 def test_an_armband_replay_with_a_learned_mapping_steers_what_the_mapping_predicts(tmp_path):
     mapping, effort = _armband_mapping(tmp_path)
-    device = Replay.from_spec("examples/armband.csv,speed=4")
+    device = Replay.from_spec(f"{ARMBAND},speed=4")
     source = EmgControls.for_device(device, presets.EmgPreset(), Controls(), mapping)
     hub = ControlHub(Controls(pitch=0.33))
     got: list[Controls] = []
@@ -296,3 +302,45 @@ def test_an_armband_replay_with_a_learned_mapping_steers_what_the_mapping_predic
     assert all(c.pitch == 0.33 and c.z is None for c in got)  # only the mapped outputs moved
     densities = [c.density for c in got]
     assert min(densities) < 0.3 and max(densities) > 0.8
+
+
+def _notes(path):
+    tick, out = 0, []
+    for track in mido.MidiFile(path).tracks:
+        for m in track:
+            tick += m.time
+            if m.type in ("note_on", "note_off"):
+                out.append((tick, m.type, m.note, m.velocity))
+    return out
+
+
+def test_a_take_through_a_learned_mapping_records_its_outputs_and_replays_note_for_note(tmp_path):
+    _armband_mapping(tmp_path)
+    preset = tmp_path / "learned.toml"
+    preset.write_text(f'[learn]\nmapping = "{tmp_path / "map.toml"}"\n')
+    take, again = tmp_path / "take.mid", tmp_path / "again.mid"
+    run = subprocess.run(livegen_cmd("perform", "--model", "dcrnn", "--no-port", "--duration", "10", "--emg",
+                                     f"replay:{ARMBAND}", "--preset", str(preset), "--pitch", "0.7", "--seed", "3",
+                                     "--record", str(take)), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in session_path(take).read_text().splitlines()][1:]
+    assert {"A", "B"} <= {row["theme"] for row in rows if "theme" in row}
+    densities = [row["density"] for row in rows if "density" in row]
+    assert min(densities) < 0.3 and max(densities) > 0.8
+    assert all(row.get("pitch", 0.7) == 0.7 for row in rows)  # the mapping maps no pitch: --pitch holds
+    replay = subprocess.run(livegen_cmd("perform", "--model", "dcrnn", "--no-port", "--controls",
+                                        f"replay:{session_path(take)}", "--seed", "3", "--record", str(again)),
+                            capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 0, replay.stderr
+    assert len(_notes(take)) > 10 and _notes(again) == _notes(take)
+
+
+def test_a_preset_naming_a_corrupt_mapping_stops_the_take_before_it_plays(tmp_path):
+    (tmp_path / "map.toml").write_text("kind = 'livegen-mapping'\nversion = 1\ninputs = [\"emg1\"]\n[outputs.pitch]\n")
+    preset = tmp_path / "learned.toml"
+    preset.write_text(f'[learn]\nmapping = "{tmp_path / "map.toml"}"\n')
+    run = subprocess.run(livegen_cmd("perform", "--model", "dcrnn", "--no-port", "--duration", "2", "--emg",
+                                     f"replay:{ARMBAND}", "--preset", str(preset)), capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert "map.toml" in run.stderr and "no examples" in run.stderr

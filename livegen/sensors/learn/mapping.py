@@ -259,7 +259,7 @@ def _output(name: str, table, width: int, where: str) -> Output:
     if not isinstance(table, dict):
         raise ValueError(f"outputs.{name} must be a table")
     _keys(table, {"model", "smoothing", "knn", "mlp", "weights", "examples"}, f"outputs.{name}.", where)
-    model = table.get("model", "")
+    model = table.get("model", DEFAULT_MODEL[output_kind(name)])
     if model not in MODELS:
         raise ValueError(f"outputs.{name}.model must be one of {', '.join(MODELS)}")
     smoothing = table.get("smoothing", 0.1)
