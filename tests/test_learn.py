@@ -24,7 +24,11 @@ from livegen.sensors.emg.replay import Replay
 from livegen.sensors.emg.source import EmgControls
 from livegen.sensors.learn import EmgSettings, ExampleRecorder, Mapping, evaluate, fit_mapping, read_sources
 from livegen.sensors.learn.examples import read_examples_file
-from livegen.sensors.learn.live import LearnedControls
+from livegen.sensors.camera import CameraControls
+from livegen.sensors.learn.live import LearnedControls, preset_mapping
+from livegen.vision.capture import FrameSource
+from livegen.vision.mapping import HandMapper, MappingSettings
+from livegen.vision.trackers import ColorTracker
 from livegen.sensors.learn.mapping import orientation
 from livegen.sessions import session_path
 from livegen.take.controls import ControlHub
@@ -344,3 +348,53 @@ def test_a_preset_naming_a_corrupt_mapping_stops_the_take_before_it_plays(tmp_pa
                          timeout=120)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert "map.toml" in run.stderr and "no examples" in run.stderr
+
+
+class StillCamera(FrameSource):
+    """A live camera showing one image (a green marker where the hand is)."""
+
+    live = True
+
+    def __init__(self, image):
+        super().__init__("camera 9")
+        self.image, self.count = image, 0
+
+    def open(self):
+        pass
+
+    def read(self):
+        time.sleep(1 / 100)
+        self.count += 1
+        return self.count, self.image
+
+
+def test_a_hand_plays_through_a_learned_mapping_of_its_position(tmp_path):
+    cv2 = pytest.importorskip("cv2", reason="the camera extra (OpenCV) is not installed")
+    recorder = ExampleRecorder(["hand_x", "hand_y"], ["theme", "pitch"])
+    recorder.start()
+    for x, y, theme in ((0.2, 0.8, "B"), (0.8, 0.2, "C")):
+        for dx in (-0.05, 0.0, 0.05):
+            recorder.add((x + dx, y), {"theme": theme, "pitch": y})
+    mapping = fit_mapping([recorder.source()])
+    mapping.save(tmp_path / "hand.toml")
+    preset = tmp_path / "hand-preset.toml"
+    preset.write_text(f'[learn]\nmapping = "{tmp_path / "hand.toml"}"\n')
+    image = np.full((240, 320, 3), 90, np.uint8)
+    cv2.circle(image, (64, 48), 20, (40, 200, 40), -1)  # up and to the image's left: x 0.2, height 0.8
+    learned = preset_mapping(str(tmp_path / "hand.toml"), "camera")
+    assert learned is not None and preset_mapping(str(tmp_path / "hand.toml"), "emg") is None
+    source = CameraControls(StillCamera(image), ColorTracker((40, 80, 60), (80, 255, 255)),
+                            HandMapper(MappingSettings(mirror=False)), Controls(), learned=LearnedControls(learned))
+    hub = ControlHub(Controls(density=0.25))
+    got: list[Controls] = []
+    hub.attach(SimpleNamespace(running=True, set_controls=lambda c, t=None: got.append(c), now=lambda: 0.0))
+    source.learned.sink = hub.learned
+    start = time.monotonic()
+    source.start(hub.gesture, lambda: time.monotonic() - start)
+    try:
+        deadline = time.monotonic() + 20
+        while not (got and got[-1].theme == "B" and got[-1].pitch > 0.7) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        source.stop()
+    assert got[-1].theme == "B" and got[-1].pitch > 0.7 and all(c.density == 0.25 for c in got)

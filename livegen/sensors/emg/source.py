@@ -22,7 +22,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -36,7 +35,7 @@ from livegen.sensors.emg import open_device
 from livegen.sensors.emg.processing import (Calibration, Processor, calibrate_from, load_profile,
                                            profile_path)
 from livegen.sensors.emg.processing import Mapping as EmgMapping
-from livegen.sensors.learn.live import LearnedControls
+from livegen.sensors.learn.live import LearnedControls, preset_mapping
 from livegen.sensors.learn.mapping import Mapping
 
 
@@ -145,7 +144,7 @@ class EmgControls(ControlSource):
     def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "EmgControls":
         loaded = presets.load(preset)
         settings = loaded.emg
-        mapping = Mapping.load(Path(loaded.learn.mapping).expanduser()) if loaded.learn.mapping else None
+        mapping = preset_mapping(loaded.learn.mapping, "emg")
         spec = args or settings.source
         device = open_device(spec)
         device.open()  # a wrong port is an error now, before the engine starts

@@ -2,8 +2,8 @@
 
 Runs in the sensor's thread (an armband's reader, a camera's, OSC's server): ``feed_emg`` takes a
 block of raw samples through the mapping's own EMG processing (its envelope and smoothing, the
-user's calibration) and rolls the levels by the mapping's ``emg.rotate``; ``set_input`` takes a
-camera's or OSC's value. Each new input vector is predicted (a few tens of µs), a regressed value
+user's calibration) and rolls the levels by the mapping's ``emg.rotate``; ``set_inputs`` takes a
+camera's hand (``hand_x`` 0 left .. 1 right, ``hand_y`` 0 bottom .. 1 top of the image). Each new input vector is predicted (a few tens of µs), a regressed value
 follows a one-pole smoothing with the output's ``smoothing`` time constant, a class must win for
 ``smoothing`` s before it is taken, and only what moved (by ``PUBLISH_STEP`` for numbers) goes to
 ``sink(values, t)``, values by output name; ``ControlHub.learned`` is that sink.
@@ -12,16 +12,33 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from livegen.sensors.emg.processing import Calibration, Mapping as EmgMapping, Processor
-from livegen.sensors.learn.mapping import EMG_INPUTS, Mapping
+from livegen.errors import UserError
+from livegen.sensors.learn.mapping import EMG_INPUTS, HAND_INPUTS, Mapping
 
+SENSORS = {"emg": EMG_INPUTS, "camera": HAND_INPUTS}
 PUBLISH_STEP = 0.01  # smaller moves of a regressed output are not sent: a still arm must not flood the engine
 
 LearnedSink = Callable[[dict, "float | None"], object]
+
+
+def preset_mapping(path: str, sensor: str) -> Mapping | None:
+    """The preset's mapping (``[learn] mapping``) when it reads ``sensor``'s inputs ("emg",
+    "camera"); None when there is none or it reads another sensor. A mapping played live reads one
+    sensor: one that mixes them is a ``UserError``."""
+    if not path:
+        return None
+    mapping = Mapping.load(Path(path).expanduser())
+    read = {name for name, inputs in SENSORS.items() if set(mapping.inputs) & set(inputs)}
+    if len(read) > 1 or set(mapping.inputs) - set(EMG_INPUTS) - set(HAND_INPUTS):
+        raise UserError(f"mapping {path} reads {', '.join(mapping.inputs)}: a mapping played live reads the "
+                        "armband's levels or the camera's hand, one of them")
+    return mapping if sensor in read else None
 
 
 class LearnedControls:
@@ -53,12 +70,13 @@ class LearnedControls:
             self.vector[self._emg] = levels[:len(self._emg)]
             return self._update(arrival, t)
 
-    def set_input(self, name: str, value: float, now: float, t: float | None = None) -> dict:
-        """One input's new value (a camera's hand, an OSC address); ignored if the mapping lacks it."""
-        if name not in self.mapping.inputs:
-            return {}
+    def set_inputs(self, values: dict[str, float], now: float, t: float | None = None) -> dict:
+        """New values of inputs by name (a camera's hand, an OSC address; those the mapping lacks
+        are left out), ``now`` when they were taken (monotonic s); the outputs sent (if any)."""
         with self._lock:
-            self.vector[self.mapping.inputs.index(name)] = value
+            for name, value in values.items():
+                if name in self.mapping.inputs:
+                    self.vector[self.mapping.inputs.index(name)] = value
             return self._update(now, t)
 
     def _update(self, now: float, t: float | None) -> dict:
