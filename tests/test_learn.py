@@ -19,8 +19,9 @@ from livegen import presets
 from livegen.errors import UserError
 from livegen.models.learners import Knn, KnnConfig, Mlp, MlpConfig, evenly_kept
 from livegen.music.conditioning import Controls
-from livegen.sensors.emg.processing import Calibration
-from livegen.sensors.emg.replay import Replay
+from livegen.sensors.emg.processing import Calibration, Processor
+from livegen.sensors.emg.processing import Mapping as EmgMapping
+from livegen.sensors.emg.replay import Replay, load_recording
 from livegen.sensors.emg.source import EmgControls
 from livegen.sensors.learn import EmgSettings, ExampleRecorder, Mapping, evaluate, fit_mapping, read_sources
 from livegen.sensors.learn.examples import read_examples_file
@@ -245,8 +246,6 @@ def test_the_hub_takes_only_the_outputs_a_mapping_maps():
 
 def _armband_mapping(tmp_path) -> tuple[Mapping, np.ndarray]:
     """A mapping taught on examples/armband.csv: quiet -> theme A and density 0.2, effort -> B, 0.9."""
-    from livegen.sensors.emg.replay import load_recording
-
     recording = load_recording(ARMBAND)
     settings = EmgSettings()
     levels = _levels(recording, settings)
@@ -263,8 +262,6 @@ def _armband_mapping(tmp_path) -> tuple[Mapping, np.ndarray]:
 
 
 def _levels(recording, settings: EmgSettings) -> np.ndarray:
-    from livegen.sensors.emg.processing import Mapping as EmgMapping, Processor
-
     calibration = Calibration.default(recording.value_range, 8, recording.rectified)
     processor = Processor(recording.rate_hz, EmgMapping(envelope=settings.envelope, window=settings.window,
                                                         smoothing=settings.smoothing), calibration)

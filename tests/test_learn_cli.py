@@ -38,6 +38,10 @@ def test_fit_then_eval_prints_the_class_contract(sessions, tmp_path, model):
     assert report["balanced_accuracy"] > 0.7 and report["n"] == sum(c["n"] for c in report["per_class"].values())
     words = learn("eval", str(mapping), "--examples", str(sessions[1]))
     assert words.returncode == 0 and "balanced" in words.stderr + words.stdout
+    again = tmp_path / "again.toml"  # fitted anew on the examples the mapping holds
+    assert learn("fit", "--examples", str(mapping), "--out", str(again)).returncode == 0
+    assert json.loads(learn("eval", str(again), "--examples", str(sessions[1]), "--json").stdout) \
+        | {"train_ms": 0, "predict_us": 0} == report | {"train_ms": 0, "predict_us": 0}
 
 
 def test_a_regression_from_an_examples_file(tmp_path):

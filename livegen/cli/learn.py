@@ -46,7 +46,7 @@ def cmd_fit(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from livegen.sensors.learn import EmgSettings, Mapping, evaluate, read_sources  # numpy: only when it runs
+    from livegen.sensors.learn import Mapping, evaluate, read_sources  # numpy: only when it runs
 
     mapping = Mapping.load(args.mapping)
     outputs = list(mapping.outputs)

@@ -36,7 +36,8 @@ __all__ = ["EmgSettings", "ExampleRecorder", "Mapping", "Source", "evaluate", "f
 def fit_mapping(sources: list[Source], outputs: list[str] | None = None, model: str | None = None,
                 settings: EmgSettings | None = None) -> Mapping:
     """A mapping fitted on the sources' examples, for ``outputs`` (None: every output they set),
-    each with ``model`` (None: the default for its kind). The examples kept are at most as many
+    each with ``model`` (None: the one a mapping given as a source had, with its settings, else the
+    default for its kind). The examples kept are at most as many
     as the model uses (evenly over classes and time), so the file stays small."""
     if not sources:
         raise UserError("no examples to learn from")
@@ -50,7 +51,9 @@ def fit_mapping(sources: list[Source], outputs: list[str] | None = None, model: 
     for name in names:
         kind = output_kind(name)
         x, y = examples_for(sources, name)
-        output = Output(name, model or DEFAULT_MODEL[kind])
+        before = next((s.settings[name] for s in sources if s.settings and name in s.settings), None)
+        output = Output(name, model or DEFAULT_MODEL[kind]) if before is None else Output(
+            name, model or before.model, before.knn, before.mlp, before.smoothing)
         limit = output.knn.max_examples if output.model == "knn" else output.mlp.max_examples
         keep = evenly_kept(y, kind, limit)
         output.examples = Examples(x[keep], y[keep])

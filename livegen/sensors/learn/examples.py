@@ -1,5 +1,6 @@
 """Examples to learn from: recordings (a Myo readings session folder, a Neuro-Breakout CSV) and
-the examples files the panel records, read into the inputs and outputs of a mapping.
+the examples files the panel records, read into the inputs and outputs of a mapping; a mapping's own TOML gives back
+the examples it holds.
 
 Recordings go through the same EMG processing as live input (``Processor``: high-pass, envelope,
 calibration, smoothing), calibrated per session as ``livegen calibrate emg`` does live: rest from
@@ -25,7 +26,8 @@ import numpy as np
 from livegen.errors import UserError
 from livegen.sensors.emg.processing import Calibration, Mapping as EmgMapping, Processor, calibrate_from
 from livegen.sensors.emg.replay import Recording, load_recording
-from livegen.sensors.learn.mapping import (EMG_INPUTS, EmgSettings, check_input, orientation, output_kind)
+from livegen.sensors.learn.mapping import (EMG_INPUTS, EmgSettings, Mapping, Output, check_input, orientation,
+                                           output_kind)
 
 PADDLE_WIDTH = 1400.0  # Neuro-Breakout's screen, in pixels: the paddle's x is normalised by it
 REST_LABEL = 0
@@ -40,6 +42,7 @@ class Source:
     outputs: dict[str, np.ndarray]  # name -> (n,) floats (NaN: unset) or text ("": unset)
     rotate: int | None = None  # the EMG orientation of a recorded session (None: not a recording)
     lengths: list[int] | None = None  # a session's samples per recording file, in order (time blocks per file)
+    settings: dict[str, Output] | None = None  # a mapping's outputs: model, its settings, smoothing kept on a new fit
 
 
 def read_sources(spec: str, settings: EmgSettings, output: str | None = None) -> list[Source]:
@@ -69,6 +72,8 @@ def read_source(path: Path, settings: EmgSettings, output: str | None = None) ->
         raise UserError(f"cannot read the examples {path}: {getattr(exc, 'strerror', None) or exc}") from None
     if first.startswith("take,"):
         return read_examples_file(path)
+    if path.suffix == ".toml":
+        return mapping_source(Mapping.load(path))
     recording = load_recording(path)
     if recording.targets is None:
         raise UserError(f"{path}: a recording without a target to learn (no paddle column and no labels): "
@@ -171,6 +176,19 @@ def _read_examples(path: Path) -> tuple[Source, list[int]]:
         x.append(vector)
     columns = {n: np.array(v, dtype=np.float64 if output_kind(n) == "regress" else str) for n, v in values.items()}
     return Source(inputs, np.array(x, dtype=np.float64).reshape(len(x), len(inputs)), columns), takes
+
+
+def mapping_source(mapping: Mapping) -> Source:
+    """The examples a mapping holds (each output's rows, the other outputs unset in them), to fit
+    it again after editing."""
+    rows = [o.examples.x for o in mapping.outputs.values()]
+    columns = {}
+    for name, o in mapping.outputs.items():
+        parts = [o.examples.y if other is o else np.full(len(other.examples), math.nan if o.kind == "regress" else "")
+                 for other in mapping.outputs.values()]
+        columns[name] = np.concatenate(parts)
+    return Source(list(mapping.inputs), np.concatenate(rows), columns, mapping.emg.rotate,
+                  settings=dict(mapping.outputs))
 
 
 def _is_output(name: str) -> bool:

@@ -64,10 +64,10 @@ class EmgSettings:
     smoothing: float = 0.2  # s: steadier than the z path's, a class must not flicker
     rotate: int = 0  # live levels are rolled by this many channels (see the module's docstring)
 
-    def check(self, where: str) -> None:
+    def check(self) -> None:
         if self.envelope not in ("rms", "ema") or not 0.01 <= self.window <= 1.0 or not 0 <= self.smoothing <= 2.0 \
                 or not 0 <= self.rotate < CHANNELS:
-            raise UserError(f"{where}: emg needs envelope rms|ema, window 0.01..1 s, smoothing 0..2 s, rotate 0..7")
+            raise ValueError("emg needs envelope rms|ema, window 0.01..1 s, smoothing 0..2 s, rotate 0..7")
 
 
 def orientation(levels: np.ndarray) -> int:
@@ -177,8 +177,8 @@ class Mapping:
     # --- TOML -----------------------------------------------------------------------------------
 
     def dumps(self) -> str:
-        lines = [f"# livegen learned mapping (`livegen learn fit`): inputs -> outputs, a model per output",
-                 "# and the examples it learned from (edit them and `livegen learn fit` again).",
+        lines = ["# livegen learned mapping (`livegen learn fit`): inputs -> outputs, a model per output",
+                 "# and the examples it learned from (edit them, then `livegen learn fit --examples THIS.toml`).",
                  f"kind = {_text(FORMAT)}", "version = 1", f"inputs = {_list(self.inputs)}", "",
                  "[emg]", f"envelope = {_text(self.emg.envelope)}", f"window = {self.emg.window!r}",
                  f"smoothing = {self.emg.smoothing!r}", f"rotate = {self.emg.rotate}"]
@@ -223,27 +223,27 @@ class Mapping:
         except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
             raise UserError(f"{where} is not valid TOML ({exc})") from None
         try:
-            return cls._from_data(data, where)
+            return cls._from_data(data)
         except (ValueError, UserError) as exc:  # an unknown input or output name is a UserError already
             raise UserError(f"{where}: {exc}") from None
 
     @classmethod
-    def _from_data(cls, data: dict, where: str) -> "Mapping":
-        _keys(data, {"kind", "version", "inputs", "emg", "outputs"}, "", where)
+    def _from_data(cls, data: dict) -> "Mapping":
+        _keys(data, {"kind", "version", "inputs", "emg", "outputs"}, "")
         if data.get("kind") != FORMAT or data.get("version") != 1:
             raise ValueError(f"kind must be {FORMAT!r} and version 1: not a livegen mapping")
         inputs = data.get("inputs")
         if not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
             raise ValueError("inputs must be a list of input names")
-        emg = _section(data.get("emg", {}), EmgSettings, "emg", where)
-        emg.check(where)
+        emg = _section(data.get("emg", {}), EmgSettings, "emg")
+        emg.check()
         raw = data.get("outputs")
         if not isinstance(raw, dict) or not raw:
             raise ValueError("[outputs] must hold one table per output")
         outputs = {}
         for name, table in raw.items():
             output_kind(name)
-            outputs[name] = _output(name, table, len(inputs), where)
+            outputs[name] = _output(name, table, len(inputs))
         mapping = cls(list(inputs), outputs, emg)
         for o in mapping.outputs.values():
             if o.examples is None:
@@ -256,18 +256,18 @@ class Mapping:
         return mapping
 
 
-def _output(name: str, table, width: int, where: str) -> Output:
+def _output(name: str, table, width: int) -> Output:
     if not isinstance(table, dict):
         raise ValueError(f"outputs.{name} must be a table")
-    _keys(table, {"model", "smoothing", "knn", "mlp", "weights", "examples"}, f"outputs.{name}.", where)
+    _keys(table, {"model", "smoothing", "knn", "mlp", "weights", "examples"}, f"outputs.{name}.")
     model = table.get("model", DEFAULT_MODEL[output_kind(name)])
     if model not in MODELS:
         raise ValueError(f"outputs.{name}.model must be one of {', '.join(MODELS)}")
     smoothing = table.get("smoothing", 0.1)
     if not _number(smoothing) or not 0 <= smoothing <= 10:
         raise ValueError(f"outputs.{name}.smoothing must be 0..10 s")
-    knn = _section(table.get("knn", {}), KnnConfig, f"outputs.{name}.knn", where)
-    mlp = _section(table.get("mlp", {}), MlpConfig, f"outputs.{name}.mlp", where)
+    knn = _section(table.get("knn", {}), KnnConfig, f"outputs.{name}.knn")
+    mlp = _section(table.get("mlp", {}), MlpConfig, f"outputs.{name}.mlp")
     knn.check()
     mlp.check()
     weights = table.get("weights")
@@ -300,12 +300,12 @@ def _output(name: str, table, width: int, where: str) -> Output:
     return output
 
 
-def _section(values, cls, key: str, where: str):
+def _section(values, cls, key: str):
     if not isinstance(values, dict):
         raise ValueError(f"{key} must be a table")
     defaults = cls()
     known = {f.name for f in fields(cls)}
-    _keys(values, known, f"{key}.", where)
+    _keys(values, known, f"{key}.")
     out = {}
     for k, v in values.items():
         want = getattr(defaults, k)
@@ -323,7 +323,7 @@ def _section(values, cls, key: str, where: str):
     return replace(defaults, **out)
 
 
-def _keys(table: dict, known: set, prefix: str, where: str) -> None:
+def _keys(table: dict, known: set, prefix: str) -> None:
     unknown = set(table) - known
     if unknown:
         raise ValueError(f"unknown key {prefix}{sorted(unknown)[0]} (known: {', '.join(sorted(known))})")
