@@ -242,6 +242,11 @@ def test_the_hub_takes_only_the_outputs_a_mapping_maps():
     assert got[-1].z == (0.5, -0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)
     hub.learned({"theme": "B", "pitch": 1.7})
     assert got[-1].theme == "B" and got[-1].pitch == 1.0 and got[-1].density == 0.9
+    chosen: list[str] = []
+    hub.on_preset = chosen.append
+    count = len(got)
+    hub.learned({"preset": "booth"})
+    assert chosen == ["booth"] and len(got) == count  # a preset class changes no control itself
 
 
 def _armband_mapping(tmp_path) -> tuple[Mapping, np.ndarray]:
@@ -395,3 +400,22 @@ def test_a_hand_plays_through_a_learned_mapping_of_its_position(tmp_path):
     finally:
         source.stop()
     assert got[-1].theme == "B" and got[-1].pitch > 0.7 and all(c.density == 0.25 for c in got)
+
+
+def test_a_recorder_listening_to_the_armband_keeps_its_levels_then_a_fit_plays_them(tmp_path):
+    device = Replay.from_spec(str(ARMBAND))
+    inputs = [f"emg{i}" for i in range(1, 9)]
+    recorder = ExampleRecorder(inputs, ["density"])
+    live = LearnedControls(Mapping(inputs, {})).for_device(device, Calibration.default(device.value_range, 8, False))
+    outputs = {"density": 0.2}
+    live.listeners.append(lambda vector: recorder.add(vector, outputs))
+    samples = device.recording.samples
+    recorder.start()
+    for i in range(0, len(samples), 2):
+        if i == len(samples) // 2:
+            outputs["density"] = 0.8
+        live.feed_emg(samples[i:i + 2], i / 200.0)
+    recorder.stop()
+    assert recorder.counts() == {1: len(samples) // 2}
+    x = recorder.source().x
+    assert x.shape == (len(samples) // 2, 8) and 0 <= x.min() and x.max() <= 1 and x.max() > 0.3

@@ -14,8 +14,11 @@ The API (GUI-free; the panel's Learn tab and ``livegen learn`` both use it):
 - ``evaluate(mapping, sources)``: accuracy and balanced accuracy per class output, RMSE and
   Pearson r per regressed one, fit and prediction times.
 - ``LearnedControls(mapping, sink)`` (``live.py``): the live sink: ``feed_emg(block, arrival, t)``
-  from an armband's reader thread, ``set_input(name, value, t)`` from a camera or OSC; it smooths
-  the predictions and sends the changed outputs to ``sink(values, t)`` (``ControlHub.learned``).
+  from an armband's reader thread (``EmgControls.learned``), ``set_inputs({name: value}, now, t)``
+  from a camera's (``CameraControls.learned``); it smooths the predictions and sends the changed
+  outputs to ``sink(values, t)`` (``ControlHub.learned``); its ``listeners`` get every input vector
+  (``recorder.add`` there records examples; ``Mapping(inputs, {})`` records before any fit).
+- In a preset: ``[learn] mapping = "MAP.toml"``; the sensor whose inputs it reads plays through it.
 """
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,6 +224,7 @@ class ExampleRecorder:
     outputs: list[str]
     takes: dict[int, list[tuple[list[float], dict]]] = field(default_factory=dict)
     recording: int | None = None  # the take being recorded
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self):
         for name in self.inputs:
@@ -232,16 +234,17 @@ class ExampleRecorder:
 
     def start(self, take: int | None = None) -> int:
         """Start recording a take (a number given: record it again, its old examples dropped)."""
-        take = max(self.takes, default=0) + 1 if take is None else take
-        self.takes[take] = []
-        self.recording = take
+        with self._lock:
+            take = max(self.takes, default=0) + 1 if take is None else take
+            self.takes[take] = []
+            self.recording = take
         return take
 
     def stop(self) -> None:
         self.recording = None
 
     def add(self, inputs, outputs: dict) -> None:
-        """One example (thread-safe enough for a sensor thread: one list append)."""
+        """One example, kept while a take records (thread-safe: a sensor's thread calls it)."""
         if self.recording is None:
             return
         vector = [float(v) for v in inputs]
@@ -250,18 +253,22 @@ class ExampleRecorder:
         unknown = set(outputs) - set(self.outputs)
         if unknown:
             raise UserError(f"output {sorted(unknown)[0]} is not one this recorder records")
-        self.takes[self.recording].append((vector, dict(outputs)))
+        with self._lock:
+            if self.recording is not None:
+                self.takes[self.recording].append((vector, dict(outputs)))
 
     def delete(self, take: int) -> None:
-        self.takes.pop(take, None)
-        if self.recording == take:
-            self.recording = None
+        with self._lock:
+            self.takes.pop(take, None)
+            if self.recording == take:
+                self.recording = None
 
     def counts(self) -> dict[int, int]:
         return {take: len(rows) for take, rows in self.takes.items()}
 
     def source(self) -> Source:
-        rows = [(vector, out) for take in sorted(self.takes) for vector, out in self.takes[take]]
+        with self._lock:
+            rows = [(vector, out) for take in sorted(self.takes) for vector, out in self.takes[take]]
         x = np.array([v for v, _ in rows], dtype=np.float64).reshape(len(rows), len(self.inputs))
         columns = {}
         for name in self.outputs:

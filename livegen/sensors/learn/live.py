@@ -6,7 +6,9 @@ user's calibration) and rolls the levels by the mapping's ``emg.rotate``; ``set_
 camera's hand (``hand_x`` 0 left .. 1 right, ``hand_y`` 0 bottom .. 1 top of the image). Each new input vector is predicted (a few tens of µs), a regressed value
 follows a one-pole smoothing with the output's ``smoothing`` time constant, a class must win for
 ``smoothing`` s before it is taken, and only what moved (by ``PUBLISH_STEP`` for numbers) goes to
-``sink(values, t)``, values by output name; ``ControlHub.learned`` is that sink.
+``sink(values, t)``, values by output name; ``ControlHub.learned`` is that sink. ``listeners``
+get each new input vector, e.g. an ``ExampleRecorder`` while examples are recorded; a mapping with
+no outputs yet (``Mapping(inputs, {})``) only feeds them.
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ class LearnedControls:
         self.processor: Processor | None = None
         self._lock = threading.Lock()
         self.predictions = 0
+        self.listeners: list[Callable[[np.ndarray], object]] = []  # each new input vector (an ExampleRecorder's add)
 
     def for_device(self, device, calibration: Calibration) -> "LearnedControls":
         """Process ``device``'s samples as the mapping was trained: its envelope, window and
@@ -80,6 +83,8 @@ class LearnedControls:
             return self._update(now, t)
 
     def _update(self, now: float, t: float | None) -> dict:
+        for listener in self.listeners:
+            listener(self.vector)
         values = self.predict(self.vector)
         self.predictions += 1
         dt = 0.0 if self._last_time is None else max(0.0, now - self._last_time)
