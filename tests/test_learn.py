@@ -218,7 +218,7 @@ def test_neuro_breakout_paddle_becomes_a_regressed_output():
     path = shared_data("emg", "neuro-breakout", "20_0x03_raw.csv")
     source, = read_sources(str(path), EmgSettings())
     assert list(source.outputs) == ["density"] and 0 <= source.outputs["density"].min() <= 1
-    with pytest.raises(UserError, match="regressed"):
+    with pytest.raises(UserError, match="teaches pitch, density"):
         read_sources(str(path), EmgSettings(), output="theme")
 
 

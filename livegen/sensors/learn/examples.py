@@ -81,7 +81,7 @@ def read_source(path: Path, settings: EmgSettings, output: str | None = None) ->
                         "give a Myo readings session folder, a Neuro-Breakout CSV or an examples file")
     name = output or "density"
     if output_kind(name) != "regress":
-        raise UserError(f"{path}: a paddle position is a number: --output must be a regressed output, not {name}")
+        raise UserError(f"{path}: a paddle position is a number: it teaches pitch, density or z1..z8, not {name}")
     levels = _calibrated_levels([recording], settings, rest=None)
     rotate = orientation(levels[0])
     paddle = np.clip(recording.targets / PADDLE_WIDTH, 0.0, 1.0)
@@ -97,7 +97,7 @@ def read_session(folder: Path, settings: EmgSettings, output: str) -> Source:
     if not files:
         raise UserError(f"{folder} holds no <label>.txt recordings (a Myo readings session folder)")
     if output_kind(output) != "classify":
-        raise UserError(f"{folder}: gestures are classes: --output must be theme or preset, not {output}")
+        raise UserError(f"{folder}: gestures are classes: they teach theme or preset, not {output}")
     recordings = [load_recording(f) for f in files]
     for f, r in zip(files, recordings):
         if r.labels is None:
