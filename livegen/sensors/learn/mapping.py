@@ -38,7 +38,6 @@ CLASSES = ("theme", "preset")
 MODELS = ("knn", "mlp")
 DEFAULT_MODEL = {"classify": "knn", "regress": "mlp"}  # the better of each on the real recordings (docs/measurements.md)
 LOG_FLOOR = 0.02
-MAX_EXAMPLES = 20000
 
 
 def check_input(name: str) -> str:
