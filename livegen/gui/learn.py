@@ -117,7 +117,7 @@ class LearnPanel(QGroupBox):
         self.trained = QLabel("not trained")
         self.trained.setObjectName("muted")
         self.trained.setWordWrap(True)
-        self.play = QPushButton("▶  Play mapping")
+        self.play = QPushButton("▶  Play")
         self.play.setObjectName("play")
         self.play.setCheckable(True)
         self.play.setToolTip("the mapping steers the running take at once (no restart), and every take after it")
@@ -133,7 +133,7 @@ class LearnPanel(QGroupBox):
         row.addWidget(self.inputs, 1)
         layout.addLayout(row)
         layout.addWidget(self.pad, 2)
-        title = QLabel("OUTPUTS · tick, then set their values by hand")
+        title = QLabel("OUTPUTS · tick, set by hand")
         title.setObjectName("muted")
         layout.addWidget(title)
         layout.addWidget(scroll, 3)
@@ -179,7 +179,8 @@ class LearnPanel(QGroupBox):
         for take, count in counts.items():
             rows = recorder.takes.get(take) or [([], {})]
             said = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[0][1].items())
-            item = QListWidgetItem(f"Take {take} · {count} samples · {said or 'no outputs'}")
+            item = QListWidgetItem(f"{take}: {count} samples · {said or 'no outputs'}")
+            item.setToolTip(item.text())
             item.setData(Qt.ItemDataRole.UserRole, take)
             self.takes.addItem(item)
             if take == selected:
@@ -341,8 +342,7 @@ class Learning(QWidget):
             return
         mapping, seconds, report, n = result
         self.use_mapping(mapping, "")
-        self.panel.trained.setText(f"trained in {seconds * 1000:.0f} ms on {n} examples · "
-                                   f"{describe(report)} (on the examples it learned from)")
+        self.panel.trained.setText(f"trained in {seconds * 1000:.0f} ms on {n} examples; on them: {describe(report)}")
 
     # --- playing -----------------------------------------------------------------------------
 
@@ -373,7 +373,7 @@ class Learning(QWidget):
                 self.panel.play.setChecked(False)
                 return
         self._install()
-        self.panel.playing.setText("the mapping steers the running take now (no restart needed)" if on else "")
+        self.panel.playing.setText("playing: the take follows the mapping now, no restart" if on else "")
 
     def _source_for(self, inputs: list[str]):
         """The panel's source that gives ``inputs``: the armband, the camera, or "pad"."""
@@ -538,7 +538,7 @@ def describe(report: dict) -> str:
     for name, result in report.items():
         if "accuracy" in result:
             parts.append(f"{name} {result['accuracy'] * 100:.0f} % right "
-                         f"(balanced {result['balanced_accuracy'] * 100:.0f} %)")
+                         f"({result['balanced_accuracy'] * 100:.0f} % balanced)")
         else:
             parts.append(f"{name} rmse {result['rmse']:.3f}, r {result['pearson_r']:.2f}")
     return "; ".join(parts)
