@@ -215,7 +215,7 @@ class Learning(QWidget):
         self._installed: LearnedControls | None = None
         self.hand = (0.5, 0.5)  # the pad's last position as (x, y): what the hand inputs read from it
         self._training: threading.Thread | None = None
-        self._trained: tuple | None = None  # (mapping, seconds, report, n) or (UserError,)
+        self._trained: tuple | None = None  # (mapping, seconds, report, n), or (why it failed,)
         p = self.panel
         p.record.clicked.connect(lambda: self.record())
         p.rerecord.clicked.connect(lambda: self.record(p.selected_take()))
@@ -235,8 +235,13 @@ class Learning(QWidget):
     def _set_by_hand(self, name: str) -> None:
         """The music follows an output set by hand (so the gesture is taught with its sound)."""
         self._values = self.panel.values()
-        if name in self._values and not self.panel.play.isChecked():
-            self.window.hub.learned({name: self._values[name]})
+        value = self._values.get(name)
+        if value is None or self.panel.play.isChecked() or (name == "preset" and value not in presets.names()):
+            return  # a preset name half typed is not loaded
+        try:
+            self.window.hub.learned({name: value})
+        except UserError as exc:  # a preset that does not load
+            self.window.banner.show_error(f"Learn: {exc}")
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -318,6 +323,8 @@ class Learning(QWidget):
                 self._trained = (mapping, seconds, evaluate(mapping, [source]), len(source.x))
             except UserError as exc:
                 self._trained = (exc,)
+            except Exception as exc:  # whatever broke, the tab says it and the panel lives on
+                self._trained = (f"training failed: {type(exc).__name__}: {exc}",)
 
         self.panel.train.setEnabled(False)
         self.panel.trained.setText("training…")
@@ -357,8 +364,10 @@ class Learning(QWidget):
                                        + (f" · {Path(path).name}" if path else ""))
         else:
             self.panel.trained.setText("not trained")
-        if self.panel.play.isChecked():
-            self.set_playing(mapping is not None)
+        if self.panel.play.isChecked() and mapping is None:
+            self.panel.play.setChecked(False)  # Play off: the source plays its usual controls again
+        elif self.panel.play.isChecked():
+            self.set_playing(True)
 
     def set_playing(self, on: bool) -> None:
         """Play: the mapping steers the panel's source for its inputs (a missing source, or no
