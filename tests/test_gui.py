@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import mido
+import numpy as np
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -901,3 +902,165 @@ def test_the_tempo_source_and_osc_are_saved_in_the_preset_and_loaded_back(make_w
     assert other.preset() == saved and other.model.tempo_source.currentText() == "Link"
     qtbot.waitUntil(lambda: other.osc.server is not None, timeout=5000)  # the preset turned OSC on
     assert other.osc_panel.network.isChecked() and other.osc.server.address == ("0.0.0.0", port)
+
+
+# --- the Learn tab -----------------------------------------------------------------------------
+
+def learn_tab(window, monkeypatch, inputs: int):
+    """The window's Learn tab shown, with ``inputs`` (0: armband, 1: hand) chosen and short takes."""
+    from livegen.gui import learn
+
+    monkeypatch.setattr(learn, "RECORD_SECONDS", 0.6)
+    window.sensors.setCurrentWidget(window.learn)
+    window.learn.panel.inputs.setCurrentIndex(inputs)
+    return window.learn.panel
+
+
+def record_take(qtbot, panel, values: dict) -> None:
+    """Set the outputs by hand, press Record, wait for the take to end."""
+    for name, row in panel.rows.items():
+        row.box.setChecked(name in values)
+        if name in values:
+            row.set_current(values[name])
+    before = panel.takes.count()
+    qtbot.mouseClick(panel.record, LEFT)
+    assert not panel.record.isEnabled()  # recording
+    qtbot.waitUntil(lambda: panel.record.isEnabled(), timeout=5_000)
+    assert panel.takes.count() == before + 1
+
+
+def click_pad(qtbot, pad, x: float, y: float) -> None:
+    """The pad clicked at (x, y), 0..1 left to right and bottom to top."""
+    qtbot.mouseClick(pad, LEFT, pos=QPoint(int(x * pad.width()), int((1 - y) * pad.height())))
+
+
+def test_the_learn_tab_records_trains_and_plays_a_mapping_of_the_pad_into_the_take(make_window, receiver, qtbot,
+                                                                                   monkeypatch):
+    window = make_window(receiver.name)
+    panel = learn_tab(window, monkeypatch, 1)
+    qtbot.waitUntil(lambda: panel.pad.isVisible() and panel.pad.width() > 50)
+    click_pad(qtbot, panel.pad, 0.1, 0.1)
+    record_take(qtbot, panel, {"pitch": 0.2, "z3": -0.5})
+    assert window.hub.controls.pitch == pytest.approx(0.2)  # an output set by hand is heard while teaching
+    click_pad(qtbot, panel.pad, 0.9, 0.9)
+    record_take(qtbot, panel, {"pitch": 0.8, "z3": 0.5})
+    counts = window.learn.recorder.counts()
+    assert list(counts) == [1, 2] and min(counts.values()) >= 5  # many samples per take, the pad held still
+    assert panel.takes.item(0).text().startswith("1: ")
+    qtbot.mouseClick(panel.train, LEFT)
+    qtbot.waitUntil(lambda: panel.trained.text().startswith("trained in"), timeout=10_000)
+    assert "pitch rmse" in panel.trained.text() and not window.banner.isVisible()
+    qtbot.mouseClick(window.transport.play, LEFT)
+    wait_playing(qtbot, window)
+    qtbot.mouseClick(panel.play, LEFT)
+    assert panel.play.isChecked() and "no restart" in panel.playing.text()
+    engine = window.takes.engine
+    for (x, y), pitch, z in (((0.15, 0.1), 0.2, -0.5), ((0.85, 0.95), 0.8, 0.5)):
+        click_pad(qtbot, panel.pad, x, y)
+        qtbot.waitUntil(lambda: abs(engine.controls.pitch - pitch) < 0.1 and abs(engine.controls.z[2] - z) < 0.15,
+                        timeout=10_000)  # the running take follows the mapping: no restart
+    assert engine is window.takes.engine
+    qtbot.mouseClick(panel.play, LEFT)  # off: the pad is the hand again
+    click_pad(qtbot, panel.pad, 0.5, 0.3)
+    assert window.hub.controls.pitch == pytest.approx(0.3, abs=0.02)
+
+    panel.name.setText("taught")
+    qtbot.mouseClick(panel.save, LEFT)
+    saved = paths.presets_dir() / "taught.toml"
+    assert presets.load(str(saved)).learn.mapping == str(paths.presets_dir() / "mappings" / "taught.toml")
+    window.stop()
+    wait_stopped(qtbot, window)
+    again = make_window()
+    again.load_preset(str(saved))
+    assert not again.banner.isVisible() and again.learn.recorder.counts() == counts
+    grid = np.array([[x, y] for x in np.linspace(0, 1, 7) for y in np.linspace(0, 1, 7)])
+    before, after = window.learn.mapping.predict(grid), again.learn.mapping.predict(grid)
+    assert before.keys() == after.keys() == {"pitch", "z3"}
+    for name in before:
+        np.testing.assert_allclose(after[name], before[name], atol=1e-9)
+    assert again.learn.panel.inputs.currentIndex() == 1
+
+
+def steady_emg(path: Path, label: int, seconds: float = 4.0) -> Path:
+    """A recording of one gesture held throughout (tests/emg_sessions' pattern for ``label``)."""
+    from emg_sessions import RATE, gesture_pattern
+
+    rng = np.random.default_rng(label)
+    samples = np.clip(np.round(rng.normal(size=(int(seconds * RATE), 8)) * gesture_pattern(label)), -128, 127)
+    path.write_text("\n".join(",".join(str(int(v)) for v in row) + f",{label}" for row in samples))
+    return path
+
+
+def connect_armband(qtbot, window, recording: Path) -> None:
+    if window.armband is not None:
+        qtbot.mouseClick(window.muscles.connect, LEFT)  # disconnect the last one
+    window.muscles.source.setEditText(f"replay:{recording},loop")
+    qtbot.mouseClick(window.muscles.connect, LEFT)
+    assert window.armband is not None, window.banner.text.text()
+    qtbot.waitUntil(lambda: max(window.muscles.levels.values) > 0, timeout=10_000)
+
+
+def test_the_learn_tab_teaches_the_armband_two_themes_and_plays_them_through_a_reconnection(
+        make_window, qtbot, monkeypatch, tmp_path):
+    window = make_window()
+    first, second = steady_emg(tmp_path / "one.csv", 1), steady_emg(tmp_path / "five.csv", 5)
+    panel = learn_tab(window, monkeypatch, 0)
+    connect_armband(qtbot, window, first)
+    record_take(qtbot, panel, {"theme": "B"})
+    connect_armband(qtbot, window, second)
+    record_take(qtbot, panel, {"theme": "F"})
+    assert min(window.learn.recorder.counts().values()) >= 30  # the armband's 200 Hz, recorded in its thread
+    qtbot.mouseClick(panel.train, LEFT)
+    qtbot.waitUntil(lambda: panel.trained.text().startswith("trained in"), timeout=10_000)
+    assert "theme 100 % right" in panel.trained.text()
+    qtbot.mouseClick(panel.play, LEFT)
+    qtbot.waitUntil(lambda: window.hub.controls.theme == "F", timeout=5_000)
+    assert window.armband.learned is not None
+    connect_armband(qtbot, window, first)  # a new armband: the mapping plays it too
+    qtbot.waitUntil(lambda: window.hub.controls.theme == "B", timeout=5_000)
+    qtbot.mouseClick(panel.play, LEFT)
+    assert window.armband.learned is None  # off: the armband plays z again
+
+
+def one_banner_line(window, starts: str) -> None:
+    text = window.banner.text.text()
+    assert window.banner.isVisible() and text.startswith(f"Learn: {starts}") and "\n" not in text, text
+    window.banner.hide()
+
+
+def test_bad_input_in_the_learn_tab_is_one_line_on_the_banner(make_window, qtbot, monkeypatch, tmp_path):
+    window = make_window()
+    panel = learn_tab(window, monkeypatch, 1)
+    qtbot.mouseClick(panel.train, LEFT)
+    one_banner_line(window, "no examples yet")
+    qtbot.mouseClick(panel.play, LEFT)
+    one_banner_line(window, "nothing to play yet")
+    assert not panel.play.isChecked()
+    qtbot.mouseClick(panel.record, LEFT)  # no output ticked
+    one_banner_line(window, "tick an output")
+    record_take(qtbot, panel, {"theme": "A"})
+    qtbot.mouseClick(panel.train, LEFT)
+    qtbot.waitUntil(window.banner.isVisible, timeout=10_000)
+    one_banner_line(window, "output theme: the examples hold one class only")
+    panel.inputs.setCurrentIndex(0)  # the armband's inputs, the takes are the hand's
+    qtbot.mouseClick(panel.train, LEFT)
+    one_banner_line(window, "the takes read hand_x, hand_y but the inputs chosen are emg1")
+    qtbot.mouseClick(panel.record, LEFT)
+    one_banner_line(window, "the takes recorded read hand_x, hand_y")
+    panel.takes.setCurrentRow(0)
+    qtbot.mouseClick(panel.delete, LEFT)
+    assert panel.takes.count() == 0 and window.learn.recorder.inputs[0] == "emg1"
+    qtbot.mouseClick(panel.record, LEFT)
+    one_banner_line(window, "the inputs are the armband's: connect it")
+
+    corrupt = tmp_path / "corrupt.toml"
+    corrupt.write_text("kind = 'livegen-mapping'\ninputs = [\n")
+    monkeypatch.setattr("livegen.gui.learn.QFileDialog.getOpenFileName", lambda *a, **k: (str(corrupt), ""))
+    qtbot.mouseClick(panel.load, LEFT)
+    one_banner_line(window, f"mapping {corrupt} is not valid TOML")
+    preset = presets.Preset()
+    preset.learn.mapping = str(corrupt)
+    presets.save(preset, tmp_path / "broken.toml")
+    window.load_preset(str(tmp_path / "broken.toml"))
+    one_banner_line(window, f"mapping {corrupt} is not valid TOML")
+    assert window.learn.mapping is None and window.preset().learn.mapping == ""

@@ -29,6 +29,7 @@ from livegen.commentary.worker import CommentaryWorker, history_path_for
 from livegen.errors import UserError
 from livegen.faults import Faults, guarded
 from livegen.midi.ports import NullOutput
+from livegen.gui.learn import Learning
 from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
                                 MusclesPanel, NumbersPanel, OscPanel, OutputPanel, PresetPanel, TakesPanel)
 from livegen.gui.workers import OscLink, PanelPerformance, PlayedNotes, PortWatch, TakeWorker
@@ -292,6 +293,8 @@ class MainWindow(QMainWindow):
         remote_layout.addWidget(self.osc_panel)
         remote_layout.addStretch(1)
         self.sensors.addTab(remote, "OSC")
+        self.learn = Learning(self)
+        self.sensors.addTab(self.learn, "Learn")
         self.columns["right"].add(self.sensors, 1)
         full = QWidget()
         body = QHBoxLayout(full)
@@ -324,14 +327,15 @@ class MainWindow(QMainWindow):
         self.transport.panic.clicked.connect(lambda: self.panic())
         self.transport.record.clicked.connect(lambda: self.toggle_record())
         self.transport.view.clicked.connect(lambda: self.next_view())
-        self.stage.pad.moved.connect(lambda pitch, density: self.hub.gesture(Controls(pitch, density)))
+        self.stage.pad.moved.connect(self._hand_moved)
+        self.learn.panel.pad.moved.connect(self._hand_moved)
         self.banner.action.clicked.connect(lambda: self.reconnect())
         self.output.refresh_requested.connect(self._rescan_ports)
         self.output.sound_changed.connect(self._send_sound)
         self.model.checkpoint_chosen.connect(self.choose_checkpoint)
         self.preset_panel.load_requested.connect(self.load_preset)
         self.preset_panel.save_requested.connect(self.save_preset)
-        self.gesture.moved.connect(lambda pitch, density: self.hub.gesture(Controls(pitch, density)))
+        self.gesture.moved.connect(self._hand_moved)
         self.gesture.source_changed.connect(self.use_source)
         self.harmony.changed.connect(lambda: self.hub.set_histogram(self.harmony.histogram()))
         self.muscles.z_moved.connect(lambda z: self.hub.muscles(z=z))
@@ -674,6 +678,13 @@ class MainWindow(QMainWindow):
             self.use_script(path)
         self.gesture.show_camera(kind == "camera")
 
+    def _hand_moved(self, pitch: float, density: float) -> None:
+        """The pad or the sliders: the hand's pitch and density, unless the Learn tab takes the
+        pad as its hand (a take recording, a mapping playing from it)."""
+        self.learn.pad_moved(pitch, density)
+        if not self.learn.hand_from_pad:
+            self.hub.gesture(Controls(pitch, density))
+
     def use_script(self, path: str) -> None:
         """Steer from a control script: the playing take from now (the script's t = 0 is now),
         each take after it from its start; a script that is not valid shows why and the pad stays."""
@@ -725,6 +736,7 @@ class MainWindow(QMainWindow):
         self.use_source(kind, script or None)
         self.gesture.show_position(preset.controls.pitch, preset.controls.density)
         self.preset_name = name
+        self.learn.show_preset(self.base_preset)
         self.preset_panel.show_name(name or "(unsaved)")
         self.transport.take.setText(self._new_take_name())
         self.use_osc()
@@ -837,6 +849,7 @@ class MainWindow(QMainWindow):
         self.conditioning.show_controls(controls)
         self._show_tempo(engine)
         self._show_commentary()
+        self.learn.tick()
         self.muscles.z.show_values(controls.z or ())
         if self._ticks % NUMBERS_EVERY == 0:
             values = self.readout.measure(engine)
