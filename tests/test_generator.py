@@ -7,7 +7,7 @@ from livegen.engine.charrnn_live import CharRNNGenerator, TokenSampler
 from livegen.engine.live_generator import ControlTimeline
 from livegen.models.charrnn import CharRNNConfig
 from livegen.models.nets.charrnn import CharRNN
-from livegen.music.conditioning import Controls
+from livegen.music.conditioning import Controls, control_pitch_to_midi
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_pitch_steering_moves_probability_between_pitches_but_keeps_its_total():
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=388)
-    steered = steer_pitch(logits, Steering().register_bias(Controls(pitch=0.95)))
+    steered = steer_pitch(logits, Steering().register_bias(control_pitch_to_midi(0.95)))
 
     def note_on_mass(x):
         p = np.exp(x - x.max())

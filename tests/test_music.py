@@ -134,6 +134,44 @@ def test_a_rollback_through_latched_keys_and_recalled_phrases_plays_what_knowing
     assert [m for m in ahead if m[1] < first] + messages(live, 30.0) == expected
 
 
+def sweep(gen, frames=90):
+    """A hand from low to high as a camera sends it: 0.16 for 1 s, up to 0.83 over 3 s at 30 Hz."""
+    changes = [(0.002, Controls(pitch=0.16))] + [(1.0 + i / 30, Controls(pitch=0.16 + 0.67 * i / frames))
+                                                 for i in range(frames + 1)]
+    for t, controls in changes:
+        gen.timeline.set(t, controls)
+    return changes
+
+
+def test_the_register_follows_a_hand_sweep_within_a_second(charrnn):
+    for seed in range(1, 9):
+        gen = CharRNNGenerator(charrnn, Controls(), seed=seed)
+        sweep(gen)
+        notes = render(gen, 6.0)
+        start, pitch = np.array([n[0] for n in notes]), np.array([n[2] for n in notes])
+        low, high = pitch[start < start.min() + 1.5], pitch[start > start.max() - 1.5]
+        assert high.mean() > low.mean() + 16, (seed, low.mean(), high.mean())
+
+
+def test_a_sweep_rolled_back_at_every_frame_plays_what_knowing_it_would(charrnn):
+    planned = CharRNNGenerator(charrnn, Controls(), seed=5)
+    changes = sweep(planned)
+    expected = []
+    while planned.time < 6.0:
+        expected += planned.step()
+    live, heard = CharRNNGenerator(charrnn, Controls(), seed=5), []
+    for t, controls in changes:  # each value arrives as the music 0.3 s ahead of it is made already
+        while live.time < t + 0.3:
+            heard += live.step()
+        live.timeline.set(t, controls)
+        first = live.rollback(t)
+        if first is not None:  # None: nothing made after t yet, the new value simply applies
+            heard = [m for m in heard if m[1] < first]
+    while live.time < 6.0:
+        heard += live.step()
+    assert heard == expected
+
+
 def test_the_dcrnn_at_a_fixed_z_varies_its_segments_and_releases_a_key_before_striking_it_again(dcrnn):
     r = music_stats(render(DCRNNGenerator(dcrnn, Controls(), seed=1), 40.0))
     assert r["notes"] > 200 and r["rec8"] <= 0.5 and r["stutter"] <= 0.04 and r["grid_kappa"] >= 0.95

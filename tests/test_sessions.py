@@ -149,3 +149,42 @@ def test_a_temperature_is_clamped_into_its_range_once_warned_and_null_gives_the_
         merged = clamp_controls({"temperature": value}, merged, lambda key, text: warned.append(key))
         seen.append(merged.temperature)
     assert seen == [2.0, 0.2, 1.2, None] and warned == ["temperature", "temperature"]
+
+
+def test_a_take_steered_by_late_stamped_values_replays_and_renders_note_for_note(tmp_path):
+    """A camera stamps each value with its capture time, already past when it arrives: every value
+    rolls the generator back through its structure (grid waits, key, phrases, rate, register)."""
+    from dataclasses import replace
+
+    from livegen.bench.music import render
+    from livegen.engine.engine import CONTROL_DELAY, make_generator
+    from livegen.models.checkpoint import load_model
+
+    take, seconds = tmp_path / "sweep.mid", 5.0
+    model = load_model("charrnn")
+    engine = Engine(model, OutputChoice(), EngineSettings(seed=1), Controls(), record=str(take), end=seconds)
+    engine.start()
+    while (now := engine.now()) < seconds + 0.05:
+        engine.set_controls(Controls(pitch=0.16 if now < 1 else min(0.83, 0.16 + (now - 1) / 3)), now - 0.06)
+        time.sleep(1 / 30)
+    engine.stop()
+    assert engine.stats.late_controls > 60
+    heard = [(tick, note) for tick, kind, _, note, velocity in notes(take) if kind == "note_on" and velocity]
+    assert len(heard) >= 10
+
+    again = tmp_path / "again.mid"
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--controls", f"replay:{session_path(take)}",
+                                     "--seed", "1", "--record", str(again)), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert notes(again) == notes(take)
+
+    rows = [json.loads(line) for line in session_path(take).read_text().splitlines()][1:]
+    controls = Controls(pitch=rows[0]["pitch"], density=rows[0]["density"])
+    offline = make_generator(model, controls, EngineSettings(seed=1))
+    for row in rows[1:-1]:
+        controls = replace(controls, pitch=row["pitch"])
+        offline.timeline.set(row["t"] + CONTROL_DELAY, controls)
+    ticks_per_second = 960 * 2  # 120 bpm
+    rendered = sorted((round(start * ticks_per_second), pitch) for start, _, pitch in render(offline, seconds))
+    assert [p for _, p in rendered] == [p for _, p in sorted(heard)]
+    assert max(abs(a - b) for (a, _), (b, _) in zip(rendered, sorted(heard))) <= 1

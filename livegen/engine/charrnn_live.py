@@ -21,6 +21,7 @@ from livegen.music.conditioning import Controls, best_diatonic, control_density_
 from livegen.music.events import StreamingDecoder
 
 NOTE_ON = np.arange(events.token_range("NOTE_ON").start, events.token_range("NOTE_ON").stop)
+NOTE_ON_FIRST = events.token_range("NOTE_ON").start
 NOTE_OFF_FIRST = events.token_range("NOTE_OFF").start
 TIME_SHIFT_FIRST = events.token_range("TIME_SHIFT").start
 SEED_TOKEN = events.encode("TIME_SHIFT", 10)
@@ -60,17 +61,33 @@ class Steering:
     notes played), and (2) stretches time so the realised note rate meets the target: the model's
     own onset rate (onsets per unscaled second, forgotten over real time so the estimate lags by
     the same second however far time is stretched) divided by the target gives the stretch.
+
+    The register bias is wide, so it moves the music without squeezing its spread, and on its own
+    too weak to pull the model out of the register it has been playing in: after a change the
+    music stayed where it was for seconds. So the bias is centred beyond the target by ``lead``
+    times how far the recent played pitches (their mean, forgotten over ``register_tau`` s of
+    played time) lag it, at most ``reach`` semitones; once the music is there, it is centred on it.
     """
 
     enabled: bool = True
     register_sigma: float = 12.0  # semitones: wide, so the register moves the music rather than squeezing it
+    lead: float = 1.0  # the bias centre's lead beyond the target, per semitone the played mean lags it
+    reach: float = 24.0  # semitones: the most the centre leads the target
+    register_tau: float = 1.0  # seconds of played time the recent played mean averages over
     scale_bonus: float = 3.0  # logits out-of-key pitches lose once a key is asked for or latched
     rate_tau: float = 1.0  # seconds of played (real) time the model's onset-rate estimate averages over
     min_scale: float = 0.25
     max_scale: float = 4.0
 
-    def register_bias(self, controls: Controls) -> np.ndarray:
-        return -0.5 * ((PITCHES - control_pitch_to_midi(controls.pitch)) / self.register_sigma) ** 2
+    def register_bias(self, target: float, played: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+        """The NOTE_ON bias toward MIDI pitch ``target``, led past it while the music lags:
+        ``played`` is (pitches, onsets) of the recent note-ons, both forgotten alike."""
+        centre = target
+        pitches, onsets = played
+        if onsets > PLAYED_MIN:
+            lag = target - pitches / onsets
+            centre += min(max(self.lead * lag, -self.reach), self.reach)
+        return -0.5 * ((PITCHES - centre) / self.register_sigma) ** 2
 
     def scale_bias(self, key: int) -> np.ndarray:
         """Out-of-key pitches (``key`` a 12-bit mask of pitch classes) lose ``scale_bonus``."""
@@ -79,6 +96,7 @@ class Steering:
 
 
 PITCHES = np.arange(128, dtype=np.float64)
+PLAYED_MIN = 0.5  # recent onsets (forgotten weight) below which the played mean is not trusted to lead
 TIMINGS = ("grid", "free")
 STEPS_PER_BEAT = 4  # the grid: 16th notes
 GRID_LATE = 0.01  # s after a 16th that a note-on may still sound, as a player a hair late is on the beat
@@ -163,6 +181,7 @@ class Snapshot:
     key: int | None = None  # the latched key (12-bit mask of pitch classes)
     heard: tuple[int, ...] = (0,) * 12  # pitch classes of the onsets before the key was latched
     motif: Motif = Motif()
+    played: tuple[float, float] = (0.0, 0.0)  # (pitches, onsets) of the recent note-ons, forgotten over real time
 
 
 class CharRNNGenerator(LiveGenerator):
@@ -206,13 +225,13 @@ class CharRNNGenerator(LiveGenerator):
         if hit is None:
             if len(self._cache) > 256:
                 self._cache.clear()
-            register = None
+            target = None  # the register's MIDI pitch, when steered
             if self.steering.enabled and controls.conditioning:
-                register = self.steering.register_bias(controls)
+                target = control_pitch_to_midi(controls.pitch)
             key = None
             if controls.histogram is not None and sum(controls.histogram) > 0:
                 key = sum(1 << pc for pc, w in enumerate(controls.histogram) if w > 0)
-            hit = (self.model.condition(controls.vector()), register, control_density_to_rate(controls.density), key)
+            hit = (self.model.condition(controls.vector()), target, control_density_to_rate(controls.density), key)
             self._cache[controls] = hit
         return hit
 
@@ -258,7 +277,7 @@ class CharRNNGenerator(LiveGenerator):
         """The logits with the steering biases and the clean-note rules applied."""
         st = self.structure
         out = logits.astype(np.float64)
-        pitch = np.zeros(128) if register is None else register.copy()
+        pitch = np.zeros(128) if register is None else register
         if key is not None and register is not None:
             pitch += self._key_bias(key)
         for p, started in decoder.active.items():
@@ -293,13 +312,15 @@ class CharRNNGenerator(LiveGenerator):
         s = self.current
         self.history.append(s)
         controls = self.timeline.at(s.time)
-        cond, register, target_rate, asked_key = self._prepared(controls)
+        cond, target, target_rate, asked_key = self._prepared(controls)
+        register = None if target is None else self.steering.register_bias(target, s.played)
         logits, lstm = self.model.step(s.prev_token, cond, s.lstm)
         decoder = s.decoder.copy()
         onset = self._onset_time(decoder.time)
         motif = self._phrase(s.motif, s.time, heard_by_charrnn(controls))
         key = asked_key if asked_key is not None else s.key
         onsets, span = s.rate
+        pitches, played = s.played
         scale = 1.0  # the stretch of a TIME_SHIFT sampled now
         if self.steering.enabled and controls.conditioning:
             scale = min(max(onsets / span / target_rate, self.steering.min_scale), self.steering.max_scale)
@@ -314,13 +335,18 @@ class CharRNNGenerator(LiveGenerator):
             decoder.time_scale = scale
             forget = math.exp(-dt * scale / self.steering.rate_tau)
             onsets, span = onsets * forget, span * forget + dt
+            fade = math.exp(-dt * scale / self.steering.register_tau)
+            pitches, played = pitches * fade, played * fade
         elif token < NOTE_ON[-1] + 1:
             if onset > decoder.time:  # the wait for the grid is time the model took
                 wait = onset - decoder.time
                 forget = math.exp(-wait / self.steering.rate_tau)
                 onsets, span = onsets * forget, span * forget + wait / decoder.time_scale
+                fade = math.exp(-wait / self.steering.register_tau)
+                pitches, played = pitches * fade, played * fade
                 messages = decoder.advance(onset)
             onsets += 1.0
+            pitches, played = pitches + (token - NOTE_ON_FIRST), played + 1.0
             if key is None:
                 heard = tuple(c + (pc == token % 12) for pc, c in enumerate(heard))
                 if sum(heard) >= self.structure.key_after:
@@ -331,7 +357,8 @@ class CharRNNGenerator(LiveGenerator):
             else:
                 motif = replace(motif, taking=None)
         messages += decoder.feed(token)
-        self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, (onsets, span), latched, heard, motif)
+        self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, (onsets, span), latched, heard, motif,
+                                (pitches, played))
         self.steps += 1
         status_on, status_off = 0x90 | self.channel, 0x80 | self.channel
         return [(m.time, s.index, [status_on, m.pitch, m.velocity] if m.velocity else [status_off, m.pitch, 0])
