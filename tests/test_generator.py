@@ -128,3 +128,42 @@ def test_pitch_steering_moves_probability_between_pitches_but_keeps_its_total():
     assert note_on_mass(steered) == pytest.approx(note_on_mass(logits))
     assert mean_pitch(steered) > 80 > mean_pitch(logits) + 10  # the register moves to the hand's height
     assert np.array_equal(np.delete(steered, NOTE_ON), np.delete(logits, NOTE_ON))
+
+
+def test_a_temperature_change_rolled_back_to_equals_knowing_it_in_advance(trained):
+    hotter = Controls(temperature=1.8)
+    planned = CharRNNGenerator(trained, Controls(), seed=6)
+    planned.timeline.set(2.0, hotter)
+    expected = run(planned, 6.0)
+    live = CharRNNGenerator(trained, Controls(), seed=6)
+    ahead = run(live, 3.0)
+    live.timeline.set(2.0, hotter)
+    first = live.rollback(2.0)  # the engine rolls back for a temperature: the generator hears it
+    assert first is not None and live.hears(Controls(), hotter)
+    assert [m for m in ahead if m[1] < first] + run(live, 6.0) == expected
+    assert expected != run(CharRNNGenerator(trained, Controls(), seed=6), 6.0)  # the change was heard
+
+
+def _entropy(tokens) -> float:
+    p = np.bincount(tokens) / len(tokens)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def test_a_hotter_temperature_plays_more_distinct_pitches_and_tokens(trained):
+    def take(temperature, seed):
+        gen = CharRNNGenerator(trained, Controls(temperature=temperature), seed=seed)
+        notes = [m[2][1] for m in run(gen, 20.0) if m[2][0] & 0xF0 == 0x90]
+        tokens = [h.prev_token for h in gen.history][1:]
+        return len(set(notes)), _entropy(tokens)
+
+    for seed in (1, 2, 3):
+        cool_pitches, cool_entropy = take(0.3, seed)
+        hot_pitches, hot_entropy = take(1.8, seed)
+        assert hot_pitches > cool_pitches and hot_entropy > cool_entropy + 0.5
+
+
+def test_the_controls_temperature_overrides_the_generators_own(trained):
+    own = run(CharRNNGenerator(trained, Controls(), seed=4, temperature=1.5), 5.0)
+    assert run(CharRNNGenerator(trained, Controls(temperature=1.5), seed=4, temperature=0.6), 5.0) == own
+    assert run(CharRNNGenerator(trained, Controls(temperature=None), seed=4, temperature=1.5), 5.0) == own

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -979,6 +980,55 @@ def test_the_learn_tab_records_trains_and_plays_a_mapping_of_the_pad_into_the_ta
     for name in before:
         np.testing.assert_allclose(after[name], before[name], atol=1e-9)
     assert again.learn.panel.inputs.currentIndex() == 1
+
+
+def test_the_learn_tab_records_osc_values_trains_and_plays_them_with_temperature(make_window, receiver, qtbot,
+                                                                               monkeypatch):
+    from pythonosc.udp_client import SimpleUDPClient
+    from test_osc import free_port
+
+    window = make_window(receiver.name)
+    start_osc(qtbot, window, free_port())
+    panel = learn_tab(window, monkeypatch, 2)
+    assert panel.addresses.isVisible() and not panel.pad.isVisible()
+    panel.rows["pitch"].box.setChecked(True)
+    qtbot.mouseClick(panel.record, LEFT)  # no address typed yet: one line, nothing records
+    assert "type the OSC addresses" in window.banner.text.text() and panel.record.isEnabled()
+    panel.addresses.setText("/fader/1")
+    client = SimpleUDPClient(*window.osc.server.address)
+    fader, stop = [0.0], threading.Event()
+
+    def another_tool():  # a controller sending its fader at 100 Hz, as TouchOSC does
+        while not stop.wait(0.01):
+            client.send_message("/fader/1", fader[0])
+
+    sender = threading.Thread(target=another_tool, daemon=True)
+    sender.start()
+    try:
+        record_take(qtbot, panel, {"pitch": 0.2, "temperature": 0.5})
+        fader[0] = 1.0
+        time.sleep(0.1)
+        record_take(qtbot, panel, {"pitch": 0.8, "temperature": 1.5})
+        counts = window.learn.recorder.counts()
+        assert window.learn.recorder.inputs == ["osc:/fader/1"] and min(counts.values()) >= 20
+        qtbot.mouseClick(panel.train, LEFT)
+        qtbot.waitUntil(lambda: panel.trained.text().startswith("trained in"), timeout=10_000)
+        qtbot.mouseClick(window.transport.play, LEFT)
+        wait_playing(qtbot, window)
+        qtbot.mouseClick(panel.play, LEFT)
+        assert panel.play.isChecked() and window.osc.server.learned is not None
+        engine = window.takes.engine
+        for value, pitch, temperature in ((0.0, 0.2, 0.5), (1.0, 0.8, 1.5)):
+            fader[0] = value
+            qtbot.waitUntil(lambda: abs(engine.controls.pitch - pitch) < 0.1
+                            and abs((engine.controls.temperature or 0) - temperature) < 0.15, timeout=10_000)
+        qtbot.mouseClick(panel.play, LEFT)  # off: the addresses are the listener's no more
+        assert window.osc.server.learned is None
+    finally:
+        stop.set()
+        sender.join()
+        client.close()
+    assert panel.rows["temperature"].value.minimum() == pytest.approx(0.2)
 
 
 def steady_emg(path: Path, label: int, seconds: float = 4.0) -> Path:

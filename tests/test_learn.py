@@ -242,6 +242,8 @@ def test_the_hub_takes_only_the_outputs_a_mapping_maps():
     assert got[-1].z == (0.5, -0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)
     hub.learned({"theme": "B", "pitch": 1.7})
     assert got[-1].theme == "B" and got[-1].pitch == 1.0 and got[-1].density == 0.9
+    hub.learned({"temperature": 3.5})  # clamped into 0.2..2 like every control
+    assert got[-1].temperature == 2.0 and got[-1].pitch == 1.0 and got[-1].theme == "B"
     chosen: list[str] = []
     hub.on_preset = chosen.append
     count = len(got)

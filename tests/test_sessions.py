@@ -13,6 +13,8 @@ from conftest import livegen_cmd
 from livegen.engine.engine import Engine, EngineSettings, OutputChoice
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls
+from livegen.music.control_stream import read_stream
+from livegen.sensors.base import clamp_controls
 from livegen.sessions import list_sessions, read_take, session_path
 
 
@@ -42,7 +44,7 @@ def live_take(model_name, path, seconds=6.0, seed=7):
             z = tuple(rng.uniform(-1, 1) for _ in range(8)) if rng.random() < 0.4 else None
             key = rng.choice([None, (1.0, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0, 1)])
             engine.set_controls(Controls(pitch=rng.random(), density=rng.uniform(0.3, 1.0), histogram=key, z=z,
-                                         theme=rng.choice("AB")))
+                                         theme=rng.choice("AB"), temperature=rng.choice([None, 0.4, 1.6])))
 
     sensor = threading.Thread(target=hand, daemon=True)
     sensor.start()
@@ -64,6 +66,7 @@ def test_a_live_take_replays_note_for_note(tmp_path, model):
     assert lines[0]["livegen"] == "session" and lines[0]["seed"] == 7 and lines[0]["model"] == model
     assert lines[-1] == {"t": 6.0, "end": True}
     assert len(lines) > 10  # the header, the initial state, the changes, the end
+    assert {0.4, 1.6} <= {line.get("temperature") for line in lines}  # changed mid-take, and recorded
     again = tmp_path / "again.mid"
     run = subprocess.run(livegen_cmd("perform", "--no-port", "--model", model, "--controls", f"replay:{session}",
                                      "--seed", "7", "--record", str(again)), capture_output=True, text=True,
@@ -129,6 +132,23 @@ def test_sessions_are_listed_newest_first_with_their_duration(tmp_path):
         read_take(tmp_path / "gesture.jsonl")
     with pytest.raises(UserError, match="does not exist"):
         list_sessions(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("value", ['"hot"', "true", "[1.0]"])
+def test_a_temperature_that_is_not_a_number_is_one_line_naming_the_line(tmp_path, value):
+    script = tmp_path / "script.jsonl"
+    script.write_text('{"t": 0, "pitch": 0.5}\n{"t": 1, "temperature": %s}\n' % value)
+    with pytest.raises(UserError, match=r"line 2: temperature must be a number in 0.2..2"):
+        read_stream(str(script))
+
+
+def test_a_temperature_is_clamped_into_its_range_once_warned_and_null_gives_the_engines_back():
+    warned: list[str] = []
+    merged, seen = Controls(), []
+    for value in (9, 0.05, 1.2, None):
+        merged = clamp_controls({"temperature": value}, merged, lambda key, text: warned.append(key))
+        seen.append(merged.temperature)
+    assert seen == [2.0, 0.2, 1.2, None] and warned == ["temperature", "temperature"]
 
 
 def test_a_take_steered_by_late_stamped_values_replays_and_renders_note_for_note(tmp_path):

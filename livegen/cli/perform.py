@@ -210,6 +210,7 @@ def _start_osc(port: int | None, host: str | None, out: str | None, runner) -> l
     from livegen.control.osc import OscServer, OscState  # loads numpy: only when the command runs
 
     parts = [OscServer(runner, port, host or "127.0.0.1", log=say).start()]
+    runner.osc = parts[0]  # a preset's mapping of OSC inputs listens here
     host, port = parts[0].address
     say(f"OSC on {host}:{port}" + (" (open to the network)" if host != "127.0.0.1" else ""))
     if out:

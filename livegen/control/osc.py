@@ -6,10 +6,15 @@ In (UDP, 127.0.0.1 unless opened with ``--osc-host``), all under ``/livegen``:
     /density f          0..1, sparse..dense                /stop       end the take: notes off, file closed
     /z/0 .. /z/7 f      one noise dim, -1..1 (the DCRNN)   /panic      end every sounding note now
     /z f f f f f f f f  all eight at once                  /preset s   a preset's controls (pitch, density, key)
+    /temperature f      0.2..2, the Char-RNN's sampling
 
-Out (to ``--osc-out HOST:PORT``): ``/livegen/state/pitch f``, ``/density f``, ``/z f×8``, ``/playing i``,
-``/time f`` (seconds into the take) at up to 20 Hz when they change, and ``/livegen/note i i i``
-(channel 1..16, note, velocity; 0 = off) for every note played.
+A learned mapping reading ``osc:/ADDRESS`` inputs (``learned``, a ``LearnedControls``) takes one
+number at each of those addresses, any address outside ``/livegen`` another tool sends: the latest
+value per address, a prediction whenever one changes, in this thread.
+
+Out (to ``--osc-out HOST:PORT``): ``/livegen/state/pitch f``, ``/density f``, ``/z f×8``,
+``/temperature f`` (once one is set), ``/playing i``, ``/time f`` (seconds into the take) at up to 20 Hz when
+they change, and ``/livegen/note i i i`` (channel 1..16, note, velocity; 0 = off) for every note played.
 
 A message that is not one of these, carries the wrong arguments or fails in any way is counted,
 logged once per address (and kind of failure) and ignored, and the listener goes on; values out of
@@ -21,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
+import time
 from collections import deque
 from typing import Callable, Protocol
 
@@ -62,6 +68,7 @@ class OscServer:
         self._stop = threading.Event()
         self.received = 0
         self.ignored = 0
+        self.learned = None  # a LearnedControls whose osc:/ADDRESS inputs this server feeds (None: none)
         if not 0 <= port <= 65535:
             raise UserError(f"--osc {port} is not a UDP port (1..65535)")
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -77,7 +84,8 @@ class OscServer:
         self._sock.settimeout(0.1)
         self.address = self._sock.getsockname()
         self._handlers = {f"{PREFIX}/pitch": self._pitch, f"{PREFIX}/density": self._density,
-                          f"{PREFIX}/z": self._z_all, f"{PREFIX}/play": self._command("play"),
+                          f"{PREFIX}/z": self._z_all, f"{PREFIX}/temperature": self._temperature,
+                          f"{PREFIX}/play": self._command("play"),
                           f"{PREFIX}/stop": self._command("stop"), f"{PREFIX}/panic": self._command("panic"),
                           f"{PREFIX}/preset": self._preset}
         for dim in range(Z_DIMS):
@@ -116,8 +124,12 @@ class OscServer:
 
     def _handle(self, address: str, params: list) -> None:
         handler = self._handlers.get(address)
+        learned = self.learned
+        if handler is None and learned is not None and f"osc:{address}" in learned.mapping.inputs:
+            handler = self._learned_input(learned)
         if handler is None:
-            self._ignore(address, f"{_shown(address)}: not a livegen address (see the README's OSC table)")
+            self._ignore(address, f"{_shown(address)}: not a livegen address (see the README's OSC table)"
+                         + (" nor an input of the learned mapping" if learned is not None else ""))
             return
         try:
             handler(address, params)
@@ -160,6 +172,17 @@ class OscServer:
 
     def _density(self, address: str, params: list) -> None:
         self._steer(density=self._one_number(address, params, "density"))
+
+    def _temperature(self, address: str, params: list) -> None:
+        self._steer(temperature=self._one_number(address, params, "temperature"))
+
+    @staticmethod
+    def _learned_input(learned):
+        def handler(address: str, params: list) -> None:
+            if len(params) != 1 or not is_number(params[0]):
+                raise UserError("expects one number (an input of the learned mapping)")
+            learned.set_inputs({f"osc:{address}": float(params[0])}, time.monotonic())
+        return handler
 
     def _z_dim(self, dim: int):
         def handler(address: str, params: list) -> None:
@@ -242,6 +265,8 @@ class OscState:
         c = self.performance.controls()
         state = {"pitch": float(c.pitch), "density": float(c.density),
                  "z": [float(v) for v in (c.z or (0.0,) * Z_DIMS)], "playing": int(bool(self.playing()))}
+        if c.temperature is not None:
+            state["temperature"] = float(c.temperature)
         for key, value in state.items():
             if self._last.get(key) != value:
                 self._last[key] = value

@@ -1,8 +1,8 @@
 """The Char-RNN live: token generation with rollback, the model's state saved before every token.
 
-``CharRNNGenerator.step()`` samples one token (the one place a token is sampled is ``TokenSampler``)
-and decodes it into timed note messages. ``rollback(t)`` restores the state saved at the first
-token at or after performance time ``t``, so a control change is heard at once instead of after
+``CharRNNGenerator.step()`` samples one token (the one place a token is sampled is ``TokenSampler``,
+at the temperature of the controls in force at that token's time, else the generator's) and
+decodes it into timed note messages. ``rollback(t)`` restores the state saved at the first at or after performance time ``t``, so a control change is heard at once instead of after
 the lookahead drains. Randomness is counter-based (one uniform per token index), so a rollback
 and a straight run with the same controls produce the same notes.
 """
@@ -43,8 +43,9 @@ class TokenSampler:
             self._block, self._block_index = np.random.Generator(bitgen).random(self.BLOCK), block
         return float(self._block[index % self.BLOCK])
 
-    def sample(self, logits: np.ndarray, index: int) -> int:
-        z = logits / max(self.temperature, 1e-3)
+    def sample(self, logits: np.ndarray, index: int, temperature: float | None = None) -> int:
+        """Token ``index``'s draw at ``temperature`` (None: the sampler's own)."""
+        z = logits / max(self.temperature if temperature is None else temperature, 1e-3)
         p = np.exp(z - z.max())
         cdf = np.cumsum(p)
         return int(min(np.searchsorted(cdf, self.uniform(index) * cdf[-1], side="right"), len(cdf) - 1))
@@ -214,8 +215,8 @@ class CharRNNGenerator(LiveGenerator):
         return state.time
 
     def hears(self, before: Controls, after: Controls) -> bool:
-        """Pitch, density and pitch classes, and on the grid the tempo; not the DCRNN's z."""
-        if self.structure.timing == "grid" and before.bpm != after.bpm:
+        """Pitch, density, pitch classes and temperature, and on the grid the tempo; not the DCRNN's z."""
+        if self.structure.timing == "grid" and before.bpm != after.bpm or before.temperature != after.temperature:
             return True
         return heard_by_charrnn(before) != heard_by_charrnn(after)
 
@@ -326,7 +327,7 @@ class CharRNNGenerator(LiveGenerator):
         logits = self._shape(logits, register, key, decoder, onset)
         token, motif = self._replayed(motif, logits)
         if token < 0:
-            token = self.sampler.sample(logits, s.index)
+            token = self.sampler.sample(logits, s.index, controls.temperature)  # the temperature in force then
         messages = []
         heard, latched = s.heard, key
         if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:

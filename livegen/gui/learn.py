@@ -1,10 +1,11 @@
 """The panel's Learn tab: teach the instrument by demonstration, as Wekinator does.
 
-Pick the inputs (the armband's 8 levels, or the hand: the camera's when it is on, else the XY
-pad's position), pick the outputs and set their values by hand (the music follows them), hold
+Pick the inputs (the armband's 8 levels, the hand: the camera's when it is on, else the XY pad's
+position, or OSC: numbers another tool sends to the addresses typed, through the OSC box's listener), pick the outputs and set their values by hand (the music follows them), hold
 the gesture and press Record: for ``RECORD_SECONDS`` every sensor sample becomes an example.
 Takes can be deleted or recorded again; Train fits a ``Mapping`` on a worker thread; Play puts it
-on the panel's own source (``EmgControls.learned`` / ``CameraControls.learned``, or the pad), whose
+on the panel's own source (``EmgControls.learned`` / ``CameraControls.learned`` / ``OscServer.learned``,
+or the pad), whose
 outputs go to ``ControlHub.learned``: the running take follows at once, nothing restarts.
 Save writes the mapping (its examples and model) and the takes beside the user's presets and
 names it in the preset's ``[learn] mapping``; a preset naming one loads it here.
@@ -29,11 +30,12 @@ from livegen.gui.widgets import XYPad
 from livegen.music.conditioning import CONTROL_RANGES
 from livegen.sensors.learn import ExampleRecorder, Mapping, evaluate, fit_mapping
 from livegen.sensors.learn.examples import Source, mapping_source
-from livegen.sensors.learn.live import LearnedControls
-from livegen.sensors.learn.mapping import CLASSES, EMG_INPUTS, HAND_INPUTS, MODELS, REGRESSED, EmgSettings
+from livegen.sensors.learn.live import LearnedControls, sensor_of
+from livegen.sensors.learn.mapping import CLASSES, EMG_INPUTS, HAND_INPUTS, MODELS, REGRESSED, EmgSettings, check_input
 
 RECORD_SECONDS = 3.0  # one take: long enough to hold a gesture steadily, short enough to repeat
-INPUTS = (("Armband: 8 levels", EMG_INPUTS), ("Hand: x, y (camera or pad)", HAND_INPUTS))
+INPUTS = (("Armband: 8 levels", EMG_INPUTS), ("Hand: x, y (camera or pad)", HAND_INPUTS),
+          ("OSC: the addresses typed", None))
 THEMES = tuple("ABCDEFGH")  # the DCRNN's seeded themes, as the Muscles tab offers them
 
 
@@ -83,11 +85,17 @@ class LearnPanel(QGroupBox):
         self.inputs = QComboBox()
         for text, names in INPUTS:
             self.inputs.addItem(text, names)
-        self.inputs.setToolTip("what the mapping reads: the armband (Muscles tab) or the hand (camera, else the pad)")
+        self.inputs.setToolTip("what the mapping reads: the armband (Muscles tab), the hand (camera, else the pad) "
+                               "or numbers another tool sends over OSC (the OSC box must be on)")
+        self.addresses = QLineEdit()
+        self.addresses.setPlaceholderText("/fader/1 /fader/2")
+        self.addresses.setToolTip("the OSC addresses whose numbers the mapping reads, separated by spaces")
+        self.addresses.hide()
+        self.inputs.currentIndexChanged.connect(lambda: self.addresses.setVisible(self.inputs.currentData() is None))
         self.pad = XYPad()  # the hand without a camera: x left-right, y bottom-top
         self.pad.setMinimumSize(120, 90)
         self.pad.setToolTip("the hand, when no camera is on: hold it where the gesture is")
-        self.inputs.currentIndexChanged.connect(lambda: self.pad.setVisible(self.chosen_inputs() == list(HAND_INPUTS)))
+        self.inputs.currentIndexChanged.connect(lambda: self.pad.setVisible(self.inputs.currentData() == HAND_INPUTS))
         self.pad.hide()
         self.rows = {name: OutputRow(name) for name in (*REGRESSED, *CLASSES)}
         grid_holder = QWidget()
@@ -132,6 +140,7 @@ class LearnPanel(QGroupBox):
         row.addWidget(QLabel("Inputs"))
         row.addWidget(self.inputs, 1)
         layout.addLayout(row)
+        layout.addWidget(self.addresses)
         layout.addWidget(self.pad, 2)
         title = QLabel("OUTPUTS · tick, set by hand")
         title.setObjectName("muted")
@@ -160,10 +169,21 @@ class LearnPanel(QGroupBox):
         layout.addLayout(row)
 
     def chosen_inputs(self) -> list[str]:
-        return list(self.inputs.currentData())
+        """The inputs chosen; OSC addresses typed wrong (or none) are a ``UserError``."""
+        names = self.inputs.currentData()
+        if names is not None:
+            return list(names)
+        typed = self.addresses.text().replace(",", " ").split()
+        if not typed or not all(a.startswith("/") for a in typed) or len(set(typed)) != len(typed):
+            raise UserError("type the OSC addresses the mapping reads, each once, like /fader/1 /fader/2")
+        return [check_input(f"osc:{a}") for a in typed]
 
     def choose_inputs(self, names: list[str]) -> None:
-        self.inputs.setCurrentIndex(next((i for i, (_, n) in enumerate(INPUTS) if list(n) == list(names)), 0))
+        if sensor_of(names) == "osc":
+            self.inputs.setCurrentIndex(len(INPUTS) - 1)
+            self.addresses.setText(" ".join(n[len("osc:"):] for n in names))
+            return
+        self.inputs.setCurrentIndex(next((i for i, (_, n) in enumerate(INPUTS) if n is not None and list(n) == list(names)), 0))
 
     def values(self) -> dict:
         """The ticked outputs' values as set by hand (a class left empty is not set)."""
@@ -225,6 +245,7 @@ class Learning(QWidget):
         p.save.clicked.connect(lambda: self.save())
         p.load.clicked.connect(lambda: self.ask_load())
         p.inputs.currentIndexChanged.connect(lambda: self._inputs_chosen())
+        p.addresses.textChanged.connect(lambda: self._inputs_chosen())
         for row in p.rows.values():
             signal = row.value.currentTextChanged if isinstance(row.value, QComboBox) else row.value.valueChanged
             signal.connect(lambda *_, name=row.name: self._set_by_hand(name))
@@ -248,7 +269,10 @@ class Learning(QWidget):
     def _inputs_chosen(self) -> None:
         """New inputs: a recorder for them, unless takes of the others are kept (Train says so)."""
         if not self.recorder.takes:
-            self.recorder = ExampleRecorder(self.panel.chosen_inputs(), [*REGRESSED, *CLASSES])
+            try:
+                self.recorder = ExampleRecorder(self.panel.chosen_inputs(), [*REGRESSED, *CLASSES])
+            except UserError:  # OSC addresses still being typed: Record says what is wrong
+                pass
 
     def record(self, take: int | None = None) -> None:
         """Record a take (``take`` given: record it again) for ``RECORD_SECONDS`` from now."""
@@ -385,15 +409,19 @@ class Learning(QWidget):
         self.panel.playing.setText("playing: the take follows the mapping now, no restart" if on else "")
 
     def _source_for(self, inputs: list[str]):
-        """The panel's source that gives ``inputs``: the armband, the camera, or "pad"."""
+        """The panel's source that gives ``inputs``: the armband, the camera, "pad", or the OSC listener."""
         if set(inputs) <= set(EMG_INPUTS):
             if self.window.armband is None:
                 raise UserError("the inputs are the armband's: connect it in the Muscles tab first")
             return self.window.armband
         if set(inputs) <= set(HAND_INPUTS):
             return self.window.source if self.window.source is not None else "pad"
+        if sensor_of(inputs) == "osc":
+            if self.window.osc.server is None:
+                raise UserError("the inputs are OSC addresses: switch OSC on (the OSC box) first")
+            return self.window.osc.server
         raise UserError(f"the mapping reads {', '.join(inputs)}: the panel plays mappings of the armband's "
-                        "levels or of the hand")
+                        "levels, of the hand or of OSC addresses, one of them")
 
     def _controls_for(self, target, mapping: Mapping, sink=None) -> LearnedControls:
         """Live controls of ``mapping`` for ``target``: an armband's get its device and calibration."""
@@ -475,9 +503,9 @@ class Learning(QWidget):
         one banner line and the tab keeps what it had."""
         try:
             mapping = Mapping.load(Path(path).expanduser())
-            if not (set(mapping.inputs) <= set(EMG_INPUTS) or set(mapping.inputs) <= set(HAND_INPUTS)):
+            if sensor_of(mapping.inputs) is None:
                 raise UserError(f"mapping {path} reads {', '.join(mapping.inputs)}: the panel plays mappings of "
-                                "the armband's levels or of the hand, one of them")
+                                "the armband's levels, of the hand or of OSC addresses, one of them")
             takes = Path(path).expanduser().with_suffix(".csv")
             recorder = ExampleRecorder.load(takes) if takes.is_file() else _recorder_of(mapping_source(mapping))
         except UserError as exc:

@@ -121,6 +121,7 @@ CONTROL_RANGES = {  # the one table of what each control may be; every source cl
     "z": (-1.0, 1.0),  # each of the DCRNN's played z dims
     "mix": (0.0, 1.0),
     "bpm": (MIN_BPM, MAX_BPM),
+    "temperature": (0.2, 2.0),  # the Char-RNN's sampling: 0.2 all but picks the likeliest token, 2.0 wanders far
 }
 
 
@@ -153,6 +154,7 @@ class Controls:
     toward: str | None = None  # DCRNN: a second theme, reached linearly as ``mix`` goes 0 -> 1
     mix: float = 0.0
     bpm: float | None = None  # the DCRNN's beat grid and the MIDI clock out; None: the engine's setting
+    temperature: float | None = None  # the Char-RNN's sampling temperature; None: the engine's (or layer's) setting
 
     def as_dict(self) -> dict:
         d = asdict(self)

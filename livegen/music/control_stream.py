@@ -17,6 +17,8 @@ linear interpolation toward it; naming a theme alone clears the interpolation:
 
 ``bpm`` (20..300) changes the tempo of the beat grid and the MIDI clock out from then on; a
 followed MIDI clock or Ableton Link session is recorded this way, so its take replays exactly.
+``temperature`` (0.2..2) is the Char-RNN's sampling temperature from then on (``null``: the
+engine's own setting again); the DCRNN does not sample and ignores it.
 
 Values hold until a later line changes them. ``"histogram": null`` / ``"z": null`` clear a
 histogram or z set before.
@@ -40,7 +42,7 @@ from livegen.checks import check_finite, is_number, parse_json
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, key_histogram, range_text
 
-FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix", "bpm", "end"}
+FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix", "bpm", "temperature", "end"}
 CONTROL_FIELDS = FIELDS - {"t", "end"}
 THEME_KEYS = ("theme", "toward", "mix")
 MAX_LINE = 64 * 1024  # characters; a script's or session's lines are under 1 KiB
@@ -80,8 +82,9 @@ def check_row(row: dict, where: str, before: dict | None) -> None:
             raise UserError(f"{where}: {key} must be a theme name of 1..32 characters, like \"A\"")
     if "mix" in row and not is_number(row["mix"]):
         raise UserError(f"{where}: mix must be a number in {range_text('mix')}")
-    if "bpm" in row and row["bpm"] is not None and not is_number(row["bpm"]):
-        raise UserError(f"{where}: bpm must be a number in {range_text('bpm')}")
+    for key in ("bpm", "temperature"):
+        if key in row and row[key] is not None and not is_number(row[key]):
+            raise UserError(f"{where}: {key} must be a number in {range_text(key)}")
     if "key" in row:
         try:
             key_histogram(str(row["key"]))
@@ -119,7 +122,7 @@ def read_stream(path: str) -> tuple[dict, list[dict]]:
 def changed_row(controls: Controls, previous: Controls | None) -> dict:
     """The fields of a line that take ``previous`` to ``controls`` (all of them when there is none)."""
     row: dict = {}
-    for key in ("pitch", "density", "histogram", "z", "bpm"):
+    for key in ("pitch", "density", "histogram", "z", "bpm", "temperature"):
         value = getattr(controls, key)
         if previous is None or value != getattr(previous, key):
             if value is not None or previous is not None:

@@ -75,7 +75,7 @@ class ControlSource(ABC):
 
 
 def clamp_controls(values: dict, previous: Controls, warn: Callable[[str, str], None]) -> Controls:
-    """Merge raw values (pitch, density, histogram, key, z, mix, bpm) over ``previous``, each
+    """Merge raw values (pitch, density, histogram, key, z, mix, bpm, temperature) over ``previous``, each
     clamped to its range in ``CONTROL_RANGES``, one warning per field."""
     def clamp(key: str, x: float) -> float:
         inside = clamp_control(key, x)
@@ -86,6 +86,8 @@ def clamp_controls(values: dict, previous: Controls, warn: Callable[[str, str], 
     changes = {key: clamp(key, values[key]) for key in ("pitch", "density", "mix") if key in values}
     if values.get("bpm") is not None:
         changes["bpm"] = clamp("bpm", values["bpm"])
+    if "temperature" in values:  # None: the engine's own temperature again
+        changes["temperature"] = None if values["temperature"] is None else clamp("temperature", values["temperature"])
     if "histogram" in values:  # None: no histogram (a recorded session clearing the key)
         changes["histogram"] = None if values["histogram"] is None else tuple(
             clamp("histogram", v) for v in values["histogram"])

@@ -2,7 +2,7 @@
 
 Each source changes only the fields it plays, so none undoes another's moves: the hand (XY pad,
 camera) sets pitch and density, the armband or the z bars set z and recall themes, OSC sets pitch,
-density and z, the panel sets the pitch-class histogram, a learned mapping sets the outputs it maps, a script
+density, z and temperature, the panel sets the pitch-class histogram, a learned mapping sets the outputs it maps, a script
 sets what its lines change and a replayed take sets everything. The merged value outlives a take: the next one starts from it.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ class ControlHub:
 
     def learned(self, values: dict, t: float | None = None) -> None:
         """Sink for a learned mapping (thread-safe): the outputs it maps and nothing else, by output
-        name (pitch, density, z1..z8, theme; a preset goes to ``on_preset``)."""
+        name (pitch, density, z1..z8, temperature, theme; a preset goes to ``on_preset``)."""
         changes: dict = {}
         dims = {int(name[1:]) - 1: value for name, value in values.items() if name[:1] == "z" and name[1:].isdigit()}
         if dims:
@@ -78,7 +78,7 @@ class ControlHub:
             for dim, value in dims.items():
                 z[dim] = clamp_control("z", value)
             changes["z"] = tuple(z[:max(Z_DIMS, len(self.controls.z or ()))])
-        for name in ("pitch", "density"):
+        for name in ("pitch", "density", "temperature"):
             if name in values:
                 changes[name] = clamp_control(name, values[name])
         if "theme" in values:
@@ -103,8 +103,8 @@ class ControlHub:
         return sink
 
     def remote(self, controls: Controls, t: float | None = None) -> None:
-        """Sink for OSC (thread-safe): the pitch, density and z it plays, never the key or theme."""
-        self._update(t, pitch=controls.pitch, density=controls.density, z=controls.z)
+        """Sink for OSC (thread-safe): the pitch, density, z and temperature it plays, never the key or theme."""
+        self._update(t, pitch=controls.pitch, density=controls.density, z=controls.z, temperature=controls.temperature)
 
     def everything(self, controls: Controls, t: float | None = None) -> None:
         """Sink for a replayed take, which holds every control."""

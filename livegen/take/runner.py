@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from livegen import presets
+from livegen.control.osc import OscServer
 from livegen.engine.engine import Engine, EngineStats
 from livegen.engine.tempo_follow import TempoFollow
 from livegen.errors import UserError
@@ -28,6 +29,7 @@ from livegen.models.checkpoint import load_model
 from livegen.music.conditioning import Controls, key_histogram
 from livegen.sensors import open_source
 from livegen.sensors.emg.source import EmgControls
+from livegen.sensors.learn.live import LearnedControls, preset_mapping
 from livegen.sensors.script import ScriptControls
 from livegen.sessions import session_path
 from livegen.take.controls import ControlHub
@@ -50,6 +52,8 @@ class TakeRunner:
         self.beats = None  # the open BeatSource, kept from take to take while the choice stays
         self.beats_for = "internal"  # the tempo source ``beats`` was opened for
         self.listeners: list = []  # attached to every take's engine (OSC out's note feed)
+        self.osc: OscServer | None = None  # the OSC listener open beside the takes (perform --osc), if any
+        self.osc_inputs: OscInputs | None = None  # the take's mapping of OSC inputs, playing through a listener
         self.play_requested = threading.Event()
         self.stop_requested = threading.Event()
         self._models: dict[str, object] = {}
@@ -71,6 +75,8 @@ class TakeRunner:
         try:
             if spec.emg:  # the armband first when starting: a bad port fails before anything plays
                 opened.insert(0, EmgControls.from_spec(spec.emg, source.initial(), spec.preset))
+            if source.name != "replay":  # a replay plays its recorded controls, nothing else
+                self.osc_inputs = OscInputs.open(spec.preset, self.osc, self, self.log)
             engine, spec = self._open_engine(spec, source, song_position)
             self._start(engine, spec, source, opened)
         except BaseException:
@@ -78,6 +84,7 @@ class TakeRunner:
                 self.end_take()
             for opened_source in opened:
                 opened_source.stop()
+            self._close_osc_inputs()
             raise
         self._follow_tempo(spec, engine)
         return engine
@@ -134,6 +141,8 @@ class TakeRunner:
             sink = self.hub.sink_for(s)
             if sink is not None:
                 s.start(sink, engine.now)
+        if self.osc_inputs is not None:
+            self.osc_inputs.play(self.hub.learned)
 
     def end_take(self) -> EngineStats | None:
         """Stop the playing take (its sources, tempo following, then the engine); its stats."""
@@ -143,10 +152,16 @@ class TakeRunner:
         for source in self.sources:
             source.stop()
         self.sources = []
+        self._close_osc_inputs()
         if self.follow is not None:
             self.follow.stop()
             self.follow = None
         return engine.stop() if engine is not None else None
+
+    def _close_osc_inputs(self) -> None:
+        if self.osc_inputs is not None:
+            self.osc_inputs.close()
+            self.osc_inputs = None
 
     def start_recording(self, path: str) -> None:
         """Record the playing take from now on into ``path`` (and its session), without stopping it."""
@@ -296,6 +311,44 @@ class TakeRunner:
         if preset.output.program >= 0 and engine is not None and engine.running:
             engine.send_now([[0xC0 | engine.settings.channel, preset.output.program]])
         self.log(f"osc: preset {name}")
+
+
+class OscInputs:
+    """A preset's mapping of ``osc:/ADDRESS`` inputs, fed by an OSC listener's thread: the one open
+    beside the takes, else one this take opens on the preset's ``gui.osc_port`` (and closes)."""
+
+    def __init__(self, mapping, server: OscServer, opened: bool):
+        self.learned = LearnedControls(mapping)
+        self.server, self.opened = server, opened
+
+    @classmethod
+    def open(cls, preset: str | None, server: OscServer | None, performance, log: Log) -> "OscInputs | None":
+        """None when the preset's mapping (if any) reads no OSC; a port that cannot be listened on
+        is a ``UserError``."""
+        loaded = presets.load(preset)
+        mapping = preset_mapping(loaded.learn.mapping, "osc")
+        if mapping is None:
+            return None
+        if server is not None:
+            return cls(mapping, server, False)
+        gui = loaded.gui
+        if not gui.osc_port:
+            raise UserError(f"mapping {loaded.learn.mapping} reads OSC ({', '.join(mapping.inputs)}): listen with "
+                            "--osc PORT, or set gui.osc_port in the preset")
+        server = OscServer(performance, gui.osc_port, gui.osc_host, log=log).start()
+        log("OSC on {}:{} for the learned mapping's inputs".format(*server.address))
+        return cls(mapping, server, True)
+
+    def play(self, sink) -> None:
+        """Values at the mapping's addresses steer ``sink`` (``ControlHub.learned``) from now on."""
+        self.learned.sink = sink
+        self.server.learned = self.learned
+
+    def close(self) -> None:
+        if self.server.learned is self.learned:
+            self.server.learned = None
+        if self.opened:
+            self.server.close()
 
 
 def summary(stats: EngineStats, record: str | None) -> str:

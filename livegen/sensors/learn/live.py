@@ -3,8 +3,9 @@
 Runs in the sensor's thread (an armband's reader, a camera's, OSC's server): ``feed_emg`` takes a
 block of raw samples through the mapping's own EMG processing (its envelope and smoothing, the
 user's calibration) and rolls the levels by the mapping's ``emg.rotate``; ``set_inputs`` takes a
-camera's hand (``hand_x`` 0 left .. 1 right, ``hand_y`` 0 bottom .. 1 top of the image). Each new input vector is predicted (a few tens of µs), a regressed value
-follows a one-pole smoothing with the output's ``smoothing`` time constant, a class must win for
+camera's hand (``hand_x`` 0 left .. 1 right, ``hand_y`` 0 bottom .. 1 top of the image) or a
+number another tool sent to an OSC address (``osc:/ADDRESS``; the latest value of each). Each
+new input vector is predicted (a few tens of µs), a regressed value follows a one-pole smoothing with the output's ``smoothing`` time constant, a class must win for
 ``smoothing`` s before it is taken, and only what moved (by ``PUBLISH_STEP`` for numbers) goes to
 ``sink(values, t)``, values by output name; ``ControlHub.learned`` is that sink. ``listeners``
 get each new input vector, e.g. an ``ExampleRecorder`` while examples are recorded; a mapping with
@@ -29,18 +30,27 @@ PUBLISH_STEP = 0.01  # smaller moves of a regressed output are not sent: a still
 LearnedSink = Callable[[dict, "float | None"], object]
 
 
+def sensor_of(inputs: list[str]) -> str | None:
+    """The one sensor whose inputs these are: "emg", "camera", "osc" (each ``osc:/ADDRESS``, numbers
+    another tool sends to livegen's OSC listener); None when they mix sensors."""
+    read = {name for name, names in SENSORS.items() if set(inputs) & set(names)}
+    if any(name.startswith("osc:") for name in inputs):
+        read.add("osc")
+    return read.pop() if len(read) == 1 else None
+
+
 def preset_mapping(path: str, sensor: str) -> Mapping | None:
     """The preset's mapping (``[learn] mapping``) when it reads ``sensor``'s inputs ("emg",
-    "camera"); None when there is none or it reads another sensor. A mapping played live reads one
-    sensor: one that mixes them is a ``UserError``."""
+    "camera", "osc"); None when there is none or it reads another sensor. A mapping played live
+    reads one sensor: one that mixes them is a ``UserError``."""
     if not path:
         return None
     mapping = Mapping.load(Path(path).expanduser())
-    read = {name for name, inputs in SENSORS.items() if set(mapping.inputs) & set(inputs)}
-    if len(read) > 1 or set(mapping.inputs) - set(EMG_INPUTS) - set(HAND_INPUTS):
+    read = sensor_of(mapping.inputs)
+    if read is None:
         raise UserError(f"mapping {path} reads {', '.join(mapping.inputs)}: a mapping played live reads the "
-                        "armband's levels or the camera's hand, one of them")
-    return mapping if sensor in read else None
+                        "armband's levels, the camera's hand or OSC addresses, one of them")
+    return mapping if read == sensor else None
 
 
 class LearnedControls:

@@ -4,9 +4,9 @@ examples it was fitted on, saved as TOML (``MAP.toml``).
 Inputs: ``emg1``..``emg8`` (an armband's levels 0..1 after the mapping's EMG processing and the
 user's calibration), ``hand_x``, ``hand_y`` (a camera's hand: 0 left .. 1 right, 0 bottom .. 1
 top of the image; no tracker gives the hand's size or openness) and ``osc:/ADDRESS`` (a number
-another tool sends, in an examples file; live, a mapping reads the armband or the camera). Outputs: ``pitch``, ``density``, ``z1``..``z8``
-(regressed), ``theme`` and ``preset`` (classes, as text). EMG levels enter the models as
-``log(level + 0.02)``: a muscle's envelope grows multiplicatively with effort, and the log keeps
+another tool sends to livegen's OSC listener). Outputs: ``pitch``, ``density``, ``z1``..``z8``,
+``temperature`` (regressed), ``theme`` and ``preset`` (classes, as text). EMG levels enter the
+models as ``log(level + 0.02)``: a muscle's envelope grows multiplicatively with effort, and the log keeps
 the quiet channels' pattern from being drowned by one loud one.
 
 An armband sits at another angle on every arm and every session, so EMG examples from a recording
@@ -33,7 +33,7 @@ from livegen.sensors.emg.processing import CHANNELS
 FORMAT = "livegen-mapping"
 EMG_INPUTS = tuple(f"emg{i}" for i in range(1, CHANNELS + 1))
 HAND_INPUTS = ("hand_x", "hand_y")  # where the trackers see the hand (none gives its size or openness)
-REGRESSED = ("pitch", "density", *(f"z{i}" for i in range(1, 9)))
+REGRESSED = ("pitch", "density", *(f"z{i}" for i in range(1, 9)), "temperature")
 CLASSES = ("theme", "preset")
 MODELS = ("knn", "mlp")
 DEFAULT_MODEL = {"classify": "knn", "regress": "mlp"}  # the better of each on the real recordings (docs/measurements.md)
