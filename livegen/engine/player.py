@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from livegen.engine.note_guard import NoteGuard
@@ -45,6 +46,7 @@ CLOCK_PRIORITY = 2
 REPORT_EVERY = 0.05  # s between reports of sent messages to the engine (displays drain them at <= 60 Hz)
 MAX_TIMING_SAMPLES = 200_000
 VOLUME_CC = 7
+RECENT_SENT = 1024  # messages kept for a recording begun a moment before its command arrived
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,9 @@ class Player:
         self.reported_timing = 0
         self.opener: PortOpener | None = None  # a switch in progress
         self.recorded_on: set[tuple[int, int, int]] = set()  # (layer, channel, key) sounding in the recording
+        # what was sent lately: Rec is stamped in the main process, so what went out between that
+        # instant and the command reaching this process still belongs in the file
+        self.recent: deque[tuple[float, int, list[int]]] = deque(maxlen=RECENT_SENT)
 
     def now(self) -> float:
         return time.monotonic() - self.start
@@ -291,6 +296,9 @@ class Player:
         for layer, output in enumerate(self.config.layers):
             for msg in output.setup_messages():
                 self.recorder.add(origin, msg, layer)
+        for t, layer, msg in self.recent:
+            if t >= origin:
+                self._record(t, msg, layer)
 
     def _stop_recording(self, at: float) -> None:
         """End the notes sounding in the recording at ``at`` (in the file only) and close it."""
@@ -347,6 +355,7 @@ class Player:
 
     def _send(self, t: float, port: int, layer: int, msg: list[int]) -> None:
         self.ports[port].send(msg)
+        self.recent.append((t, layer, msg))
         if self.recorder is not None:
             self._record(t, msg, layer)
         self.sent += 1
