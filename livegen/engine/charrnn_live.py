@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from livegen.music.events import StreamingDecoder
 
 NOTE_ON = np.arange(events.token_range("NOTE_ON").start, events.token_range("NOTE_ON").stop)
 TIME_SHIFT_FIRST = events.token_range("TIME_SHIFT").start
+NOT_A_START = np.r_[np.arange(events.token_range("NOTE_OFF").start, events.token_range("NOTE_OFF").stop),
+                    np.arange(TIME_SHIFT_FIRST, events.token_range("TIME_SHIFT").stop)]
 SEED_TOKEN = events.encode("TIME_SHIFT", 10)
 
 
@@ -127,6 +129,30 @@ class CharRNNGenerator(LiveGenerator):
                                 (prior * control_density_to_rate(controls.density), prior))
         self.history: deque[Snapshot] = deque()
         self.steps = 0
+        self.decoder_limits = (max_note_seconds, max_polyphony)
+        self.override: dict = {}  # controls a phrase of its own plays under, over the timeline's
+        self.phrase_start = math.nan  # where that phrase begins: its first token strikes a note there
+
+    def begin_phrase(self, at: float, override: dict, prime: list[int]) -> None:
+        """Start a phrase of its own at performance time ``at`` (an answer to a player): the model
+        state afresh, primed with ``prime`` tokens (a phrase to continue), under the timeline's
+        controls with ``override``; its first notes sound at ``at``, not after a pause."""
+        self.override = override
+        controls = self.controls_at(at)
+        cond, _, target_rate = self._prepared(controls)
+        lstm = self.model.initial_state(controls.vector())
+        prev = SEED_TOKEN
+        for token in prime:
+            _, lstm = self.model.step(prev, cond, lstm)
+            prev = token
+        decoder = StreamingDecoder(*self.decoder_limits, time=at)
+        prior = self.steering.rate_tau / 2
+        self.current = Snapshot(self.current.index, at, prev, lstm, decoder, (prior * target_rate, prior))
+        self.phrase_start = at
+
+    def controls_at(self, t: float) -> Controls:
+        controls = self.timeline.at(t)
+        return replace(controls, **self.override) if self.override else controls
 
     def _time_of(self, state: Snapshot) -> float:
         return state.time
@@ -151,11 +177,14 @@ class CharRNNGenerator(LiveGenerator):
         """Sample one token; returns (time, token index, MIDI bytes) for the messages it makes."""
         s = self.current
         self.history.append(s)
-        controls = self.timeline.at(s.time)
+        controls = self.controls_at(s.time)
         cond, bias, target_rate = self._prepared(controls)
         logits, lstm = self.model.step(s.prev_token, cond, s.lstm)
         if bias is not None:
             logits = steer_pitch(logits, bias)
+        if s.time == self.phrase_start and not s.decoder.active:  # a phrase of its own starts on a note
+            logits = logits.copy()
+            logits[NOT_A_START] = -np.inf
         token = self.sampler.sample(logits, s.index)
         decoder = s.decoder.copy()
         onsets, span = s.rate

@@ -45,6 +45,7 @@ CLOCK_PRIORITY = 2
 REPORT_EVERY = 0.05  # s between reports of sent messages to the engine (displays drain them at <= 60 Hz)
 MAX_TIMING_SAMPLES = 200_000
 VOLUME_CC = 7
+PLAYER_TRACK = "player"  # the recording's track of what a player played into --midi-in
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,12 @@ class PlayerConfig:
     song_position: int | None = None  # the clock goes on with the song from here (16ths); None: Start
     resume: tuple[int, int | None] | None = None  # (tick, layer): go on with a repaired recording
     record_from: float = 0.0  # performance time that is the recording's 0 (Rec pressed mid-take)
+    player_track: bool = False  # a player's MIDI is recorded on a track after the layers'
+
+    def track_names(self) -> list[str] | None:
+        """The recording's track names (None: one track, a single layer and no player)."""
+        names = [layer.name for layer in self.layers] + ([PLAYER_TRACK] if self.player_track else [])
+        return names if len(names) > 1 else None
 
 
 def run_player(conn, config: PlayerConfig) -> None:
@@ -99,8 +106,7 @@ def run_player(conn, config: PlayerConfig) -> None:
                 ports[layer.port_key] = open_port(*layer.port_key)
         recorder = None
         if config.record:
-            names = [layer.name for layer in config.layers] if len(config.layers) > 1 else None
-            recorder = Recorder(config.record, config.tempo_us, track_names=names, resume=config.resume,
+            recorder = Recorder(config.record, config.tempo_us, track_names=config.track_names(), resume=config.resume,
                                 origin=config.record_from)
         clock = None
         if config.clock_out:
@@ -258,6 +264,8 @@ class Player:
         elif name == "now":  # send immediately on the main layer (a program change from a preset)
             for msg in command[1]:
                 self._emit(self.now(), msg, -1, 0)
+        elif name == "heard":  # (performance time, message, thru): a player's message, as it arrived
+            self._heard(*command[1:])
         elif name == "tempo":  # (performance time, bpm): the MIDI clock out follows the music's tempo
             if self.clock is not None:
                 self.clock.set_tempo(command[1], command[2])
@@ -278,6 +286,14 @@ class Player:
             self.finish(command[1])
             return False
         return True
+
+    def _heard(self, t: float, msg: list[int], thru: bool) -> None:
+        """A player's message: sent on to the main layer's port (thru), recorded on its own track.
+        It bypasses the guard (the player's notes are theirs); the port still ends them at its close."""
+        if thru:
+            self.ports[self.layer_port[0]].send(msg)
+        if self.recorder is not None and t >= self.recorder.origin:
+            self.recorder.add(t, msg, len(self.config.layers))
 
     def _start_recording(self, path: str, origin: float, names: list[str] | None) -> None:
         """Record from ``origin`` on, the music going on: each layer's program and volume first,

@@ -1,9 +1,15 @@
-"""MIDI output ports: the one place a MIDI byte leaves livegen (notes, controls, the MIDI clock out).
+"""MIDI ports: the one place a MIDI byte leaves livegen (notes, controls, the MIDI clock out), and
+the one place a player's MIDI comes in.
 
 ``OutputPort.send`` validates and locks; backends write ``_send``. Every port remembers the notes
 it has sounding, so ``close()`` and ``panic()`` end exactly those and then send all-notes-off.
 ALSA and JACK ports go through python-rtmidi, imported only when used, and every rtmidi client
 livegen opens is named ``livegen`` (``CLIENT``): other programs list its ports as ``livegen:...``.
+
+``InputPort`` is the template for inputs: backends deliver raw bytes to ``_receive`` on their own
+thread (rtmidi's callback), which timestamps them on the monotonic clock, keeps only well-formed
+channel messages (running status expanded, SysEx and out-of-range bytes dropped) and hands each to
+the listener; a listener that raises is reported once and the port goes on.
 """
 from __future__ import annotations
 
@@ -11,13 +17,16 @@ import contextlib
 import os
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
+from typing import Callable
 
 from livegen.errors import UserError
 
 APIS = ("alsa", "jack")
 CLIENT = "livegen"  # the MIDI client name other programs see (JACK: livegen:PORT; ALSA: client livegen)
 OWN_PORT = "out"  # livegen's own port when it connects to another program's (JACK: livegen:out)
+OWN_INPUT = "in"  # livegen's own port when it listens to another program's output (JACK: livegen:in)
 # the system messages livegen sends (a MIDI clock out), by length: Song Position, clock, start, continue, stop
 CLOCK_MESSAGE_LENGTHS = {0xF2: 3, 0xF8: 1, 0xFA: 1, 0xFB: 1, 0xFC: 1}
 _RTMIDI_API = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK"}
@@ -135,6 +144,118 @@ class RtMidiOutput(OutputPort):
         self._raw.delete()
 
 
+# data bytes that follow each channel-message kind (note off/on, poly pressure, CC, program, pressure, bend)
+CHANNEL_DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+Listener = Callable[[float, list[int]], None]
+
+
+class InputPort(ABC):
+    """A MIDI input: each well-formed channel message reaches ``listener(monotonic time, bytes)``
+    on the backend's thread. The listener must return at once (queue, never wait)."""
+
+    name: str = ""
+
+    def __init__(self, listener: Listener, report: Callable[[str], None] | None = None):
+        self.listener = listener
+        self.report = report
+        self.closed = False
+        self.received = 0  # well-formed channel messages handed on
+        self.dropped = 0  # bytes that were not (SysEx, stray data bytes, system messages)
+        self._running_status = 0
+        self._failed_once = False
+
+    def _receive(self, data, at: float | None = None) -> None:
+        """From the backend's thread: one packet of raw bytes, split into channel messages."""
+        at = time.monotonic() if at is None else at
+        try:
+            for msg in self._split(list(data)):
+                self.received += 1
+                self.listener(at, msg)
+        except Exception as exc:  # the listener's bug must not end the port's thread
+            if not self._failed_once and self.report is not None:
+                self._failed_once = True
+                self.report(f"MIDI input {self.name}: {type(exc).__name__}: {exc}; listening on")
+
+    def _split(self, data: list[int]) -> list[list[int]]:
+        """Channel messages in ``data``; running status applied, anything else dropped."""
+        out, i = [], 0
+        while i < len(data):
+            byte = data[i]
+            if not 0 <= byte <= 0xFF:
+                self.dropped += 1
+                i += 1
+                continue
+            if byte >= 0xF0:  # system messages (SysEx and its data, clock, ...) carry no music here
+                if byte == 0xF0:
+                    end = next((j for j in range(i + 1, len(data)) if data[j] == 0xF7), len(data) - 1)
+                    self.dropped += end - i + 1
+                    i = end + 1
+                    continue
+                if byte < 0xF8:
+                    self._running_status = 0  # system common cancels running status
+                self.dropped += 1
+                i += 1
+                continue
+            if byte >= 0x80:
+                self._running_status, i = byte, i + 1
+            elif not self._running_status:
+                self.dropped += 1
+                i += 1
+                continue
+            status = self._running_status
+            need = CHANNEL_DATA_BYTES[status & 0xF0]
+            body = data[i:i + need]
+            if len(body) < need or any(not 0 <= b < 0x80 for b in body):
+                self.dropped += max(1, len(body))
+                i += max(1, len(body))
+                continue
+            out.append([status, *body])
+            i += need
+        return out
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close()
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+
+class RtMidiInput(InputPort):
+    """Another program's MIDI output, ``name`` as ``list_ports(api)["inputs"]`` gives it (or
+    ``match_port`` finds it), heard through livegen's own port ``OWN_INPUT``."""
+
+    def __init__(self, api: str, name: str, listener: Listener, report: Callable[[str], None] | None = None):
+        super().__init__(listener, report)
+        self.api = api
+        try:
+            self._raw = rtmidi_client(api, output=False)
+        except Exception as exc:  # no rtmidi, or the MIDI system refused a client
+            raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
+        try:
+            available = self._raw.get_ports()
+            name = match_port(name, available, kind="input")
+            self._raw.ignore_types(sysex=True, timing=True, active_sense=True)
+            self._raw.set_callback(self._on_rtmidi)
+            self._raw.open_port(available.index(name), OWN_INPUT)
+        except UserError:
+            self._raw.delete()
+            raise
+        except Exception as exc:
+            self._raw.delete()
+            raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
+        self.name = name
+
+    def _on_rtmidi(self, event, _data=None) -> None:
+        self._receive(event[0])
+
+    def _close(self) -> None:
+        self._raw.cancel_callback()
+        self._raw.close_port()
+        self._raw.delete()
+
+
 def rtmidi_client(api: str, output: bool):
     """A python-rtmidi MidiOut (``output``) or MidiIn on ``api``, its client named ``CLIENT``."""
     os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never spawn a JACK server behind the user's back
@@ -197,8 +318,8 @@ def resolve_api(api: str) -> str | None:
 
 
 def list_ports(api: str) -> dict[str, list[str]]:
-    """{"outputs": the ports livegen can play to, "inputs": the ports it can listen to (a MIDI
-    clock), other programs' and its own}, as the MIDI system names them."""
+    """{"outputs": the ports livegen can play to, "inputs": the ports it can listen to (a player's
+    keyboard, a controller, a MIDI clock), other programs' and its own}, as the MIDI system names them."""
     listing = {}
     for kind, output in (("outputs", True), ("inputs", False)):
         client = rtmidi_client(api, output)
