@@ -24,6 +24,8 @@ TIME_SHIFT_FIRST = events.token_range("TIME_SHIFT").start
 NOT_A_START = np.r_[np.arange(events.token_range("NOTE_OFF").start, events.token_range("NOTE_OFF").stop),
                     np.arange(TIME_SHIFT_FIRST, events.token_range("TIME_SHIFT").stop)]
 SEED_TOKEN = events.encode("TIME_SHIFT", 10)
+PHRASE_KEY_WEIGHT = 1.5  # logits per e-fold of a pitch class's share in a phrase of its own's histogram
+PHRASE_KEY_FLOOR = 0.05  # the share below which a pitch class is no less likely
 
 
 class TokenSampler:
@@ -132,12 +134,18 @@ class CharRNNGenerator(LiveGenerator):
         self.decoder_limits = (max_note_seconds, max_polyphony)
         self.override: dict = {}  # controls a phrase of its own plays under, over the timeline's
         self.phrase_start = math.nan  # where that phrase begins: its first token strikes a note there
+        self.phrase_bias = None  # its pitch classes' weights, as note logits: it keeps to the key it was given
 
     def begin_phrase(self, at: float, override: dict, prime: list[int]) -> None:
         """Start a phrase of its own at performance time ``at`` (an answer to a player): the model
         state afresh, primed with ``prime`` tokens (a phrase to continue), under the timeline's
         controls with ``override``; its first notes sound at ``at``, not after a pause."""
         self.override = override
+        histogram = override.get("histogram")
+        self.phrase_bias = None
+        if histogram is not None and self.steering.enabled:
+            share = np.asarray(histogram, dtype=np.float64) / max(max(histogram), 1e-9)
+            self.phrase_bias = PHRASE_KEY_WEIGHT * np.log(np.maximum(share, PHRASE_KEY_FLOOR))[np.arange(128) % 12]
         controls = self.controls_at(at)
         cond, _, target_rate = self._prepared(controls)
         lstm = self.model.initial_state(controls.vector())
@@ -181,7 +189,7 @@ class CharRNNGenerator(LiveGenerator):
         cond, bias, target_rate = self._prepared(controls)
         logits, lstm = self.model.step(s.prev_token, cond, s.lstm)
         if bias is not None:
-            logits = steer_pitch(logits, bias)
+            logits = steer_pitch(logits, bias if self.phrase_bias is None else bias + self.phrase_bias)
         if s.time == self.phrase_start and not s.decoder.active:  # a phrase of its own starts on a note
             logits = logits.copy()
             logits[NOT_A_START] = -np.inf

@@ -57,6 +57,7 @@ class Responder:
         self.answer_from = -1  # the answer's first token index
         self.deadline = math.inf  # when the silence threshold elapses (or the pedal was pressed)
         self.phrase_from = -math.inf  # the player's phrase begins after the last answer was cut
+        self.ended = False  # the answer is made to its end (it may still be playing)
         self.answers = 0
         self.last_answer: dict = {}  # when the last answer began and what it was made from
 
@@ -91,12 +92,15 @@ class Responder:
             if self.phrase.silent_since() is None and self.deadline == math.inf:
                 return []
             return self._prepare(now, lookahead)
-        if self.state in ("ready", "answering") and self.gen.time >= self.answer_end:
-            self.state = "idle"
-            return [("schedule", 0, [(min(t, self.answer_end), i, m) for t, i, m in self.gen.release()])]
+        commands = []
+        if self.state in ("ready", "answering") and self.gen.time >= self.answer_end and not self.ended:
+            self.ended = True  # made to its end: its last notes end there
+            commands = [("schedule", 0, [(min(t, self.answer_end), i, m) for t, i, m in self.gen.release()])]
         if self.state == "ready" and now >= self.answer_at:
             self.state = "answering"
-        return []
+        if self.state == "answering" and now >= self.answer_end:
+            self.state = "idle"
+        return commands
 
     def _prepare(self, now: float, lookahead: float) -> list[tuple]:
         gen = self.gen
@@ -116,7 +120,7 @@ class Responder:
                 break
         self.answer_at, self.answer_end = at, at + self.settings.answer_bars * self.bar_seconds
         batch = [e for e in batch if e[0] < self.answer_end]
-        self.state = "ready"
+        self.state, self.ended = "ready", False
         self.answers += 1
         self.last_answer = {"at": at, "deadline": self.deadline, "notes": len(notes), "controls": estimated}
         return [("replace", 0, self.answer_from, batch, 0)]
@@ -126,6 +130,8 @@ class Responder:
         gen = self.gen
         cut = max(t, now + 0.001)
         first = gen.rollback(cut)
+        if first is None and gen.history and gen.history[-1].time < cut <= gen.time:
+            first = gen.rollback(gen.history[-1].time)  # the step that spans the cut (a pause)
         self.state = "listening"
         self.answer_end = math.inf
         if first is None:  # not made that far: end what it holds where it stopped
