@@ -20,6 +20,7 @@ from livegen.music.phrase import PlayerPhrase, estimate_controls, phrase_tokens
 
 PREPARE_AHEAD = 0.3  # s before the deadline the answer is made (priming takes ~0.1 s on a laptop)
 LATE_MARGIN = 0.015  # s: an answer made after its deadline starts this far after it was made
+KEY_SECONDS = 10.0  # s of the player's playing the key is heard from (a phrase alone may hold a few notes)
 PRIME_TOKENS = 96  # the phrase's last tokens the Char-RNN is primed with (continue)
 FIRST_NOTES_AHEAD = 0.1  # s of the answer made before it is handed over, at least its first note
 MAX_PREPARE_STEPS = 200
@@ -82,15 +83,13 @@ class Responder:
         if self.state in ("ready", "answering"):
             commands = self._cut(t, now)
         self.state = "listening"
-        silent = self.phrase.silent_since()
-        self.deadline = math.inf if silent is None else silent + self.settings.answer_after
+        # silence is no note struck or released: a note held on (or whose note-off was lost) ends the phrase too
+        self.deadline = self.phrase.last_event + self.settings.answer_after
         return commands
 
     def poll(self, now: float, lookahead: float) -> list[tuple]:
         """Prepare the answer when its deadline is near; end it when it has played its bars."""
         if self.state == "listening" and now >= self.deadline - PREPARE_AHEAD:
-            if self.phrase.silent_since() is None and self.deadline == math.inf:
-                return []
             return self._prepare(now, lookahead)
         commands = []
         if self.state in ("ready", "answering") and self.gen.time >= self.answer_end and not self.ended:
@@ -106,10 +105,11 @@ class Responder:
         gen = self.gen
         at = max(self.deadline, now + LATE_MARGIN)
         notes = self.phrase.between(self.phrase_from, self.deadline)
-        base = gen.timeline.at(at)
-        estimated = estimate_controls(notes, base)
-        override = {"histogram": estimated.histogram, "density": estimated.density, "pitch": estimated.pitch}
-        prime = phrase_tokens(notes, PRIME_TOKENS) if self.settings.mode == "continue" else []
+        recent = self.phrase.between(self.deadline - KEY_SECONDS, self.deadline)
+        estimated = estimate_controls(notes, gen.timeline.at(at))
+        override = {"histogram": estimate_controls(recent, estimated).histogram, "density": estimated.density,
+                    "pitch": estimated.pitch}
+        prime = phrase_tokens(recent, PRIME_TOKENS) if self.settings.mode == "continue" else []
         self.answer_from = gen.current.index
         gen.begin_phrase(at, override, prime)
         batch = []

@@ -57,12 +57,6 @@ class PlayerPhrase:
             if onset < now - STUCK_SECONDS:
                 self._end(pitch, onset + STUCK_SECONDS)
 
-    def silent_since(self) -> float | None:
-        """Performance time the player fell silent (None: a note is held)."""
-        if any(onset >= self.last_event - STUCK_SECONDS for onset, _ in self.held.values()):
-            return None
-        return self.last_event
-
     def between(self, start: float, end: float) -> list[Note]:
         """Notes struck in [start, end), held ones ending at ``end``."""
         held = [Note(onset, end, p, v) for p, (onset, v) in self.held.items()]
