@@ -83,8 +83,7 @@ class Responder:
         if self.state in ("ready", "answering"):
             commands = self._cut(t, now)
         self.state = "listening"
-        # silence is no note struck or released: a note held on (or whose note-off was lost) ends the phrase too
-        self.deadline = self.phrase.last_event + self.settings.answer_after
+        self.deadline = self.phrase.quiet_from() + self.settings.answer_after
         return commands
 
     def poll(self, now: float, lookahead: float) -> list[tuple]:

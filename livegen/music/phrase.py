@@ -20,6 +20,7 @@ from livegen.music.events import Note
 MEMORY_SECONDS = 30.0  # how far back notes are kept
 MAX_NOTES = 2048  # and at most this many (a flood of notes cannot grow it)
 STUCK_SECONDS = 8.0  # a note held longer is taken as one whose note-off was lost
+HOLD_SECONDS = 2.0  # a note held longer no longer keeps a phrase open (a last held note, or a lost note-off)
 
 
 class PlayerPhrase:
@@ -56,6 +57,11 @@ class PlayerPhrase:
         for pitch, (onset, _) in list(self.held.items()):
             if onset < now - STUCK_SECONDS:
                 self._end(pitch, onset + STUCK_SECONDS)
+
+    def quiet_from(self) -> float:
+        """Performance time from which the player is silent: no note struck or released since,
+        and none held for less than ``HOLD_SECONDS`` then."""
+        return max([self.last_event, *(onset + HOLD_SECONDS for onset, _ in self.held.values())])
 
     def between(self, start: float, end: float) -> list[Note]:
         """Notes struck in [start, end), held ones ending at ``end``."""
