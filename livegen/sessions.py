@@ -133,6 +133,20 @@ class ReplayControls(ScriptControls):
         self._stop.wait(min(max(min(due), 0.0), 0.05))
         return False
 
+    @classmethod
+    def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "ReplayControls":
+        if not args:
+            raise UserError("--controls replay: needs a session, e.g. --controls replay:take.jsonl")
+        path = Path(args)
+        if path.suffix == ".mid":  # the take itself was named: its session lies beside it
+            path = session_path(path)
+        return cls(str(path), initial)
+
+    def mismatches(self, **used) -> list[str]:
+        """Settings this replay uses that differ from the recorded take's (the notes will differ)."""
+        return [f"{key} {self.header[key]!r} (now {value!r})" for key, value in used.items()
+                if key in self.header and value is not None and self.header[key] != value]
+
 
 @dataclass
 class RecordedTake:
