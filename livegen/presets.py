@@ -64,8 +64,11 @@ class EnginePreset:
     bpm: float = 120.0  # tempo of the DCRNN's 16th-note grid
     external_z: list = field(default_factory=lambda: list(range(8)))  # DCRNN z dims the controls' "z" plays
     tempo_source: str = "internal"  # internal (bpm) | clock:PORT (MIDI clock in) | link; --clock-in, --link override
+    timing: str = "grid"  # the Char-RNN's onsets: grid (the beat's 16ths) | free (its own expressive timing)
 
     def __post_init__(self):
+        if self.timing not in ("grid", "free"):
+            raise UserError(f"preset key engine.timing {self.timing!r} is not grid or free")
         if not 0.02 <= self.lookahead <= 5.0:
             raise UserError("preset key engine.lookahead must be 0.02..5 s")
         if not in_range("bpm", self.bpm):

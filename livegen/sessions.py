@@ -27,8 +27,8 @@ from livegen.sensors.script import LEAD, ScriptControls
 VERSION = 1
 NUMBER = (int, float)
 HEADER_TYPES = {"model": str, "seed": int, "temperature": NUMBER, "bpm": NUMBER, "lookahead": NUMBER, "channel": int,
-                "program": (int, type(None)), "volume": (int, type(None)), "steering": bool, "started": str,
-                "midi": str, "layers": list, "from": NUMBER, "respond": dict}
+                "program": (int, type(None)), "volume": (int, type(None)), "steering": bool, "timing": str,
+                "started": str, "midi": str, "layers": list, "from": NUMBER, "respond": dict}
 LAYER_TYPES = {"model": str, "channel": int, "program": (int, type(None)), "volume": (int, type(None)),
                "temperature": (*NUMBER, type(None)), "port": (str, type(None))}
 

@@ -115,12 +115,16 @@ def test_pitch_steering_moves_probability_between_pitches_but_keeps_its_total():
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=388)
-    steered = steer_pitch(logits, Steering().note_bias(Controls(pitch=0.95)))
+    steered = steer_pitch(logits, Steering().register_bias(Controls(pitch=0.95)))
 
     def note_on_mass(x):
         p = np.exp(x - x.max())
         return p[NOTE_ON].sum() / p.sum()
 
+    def mean_pitch(x):
+        p = np.exp(x[NOTE_ON] - x[NOTE_ON].max())
+        return float(np.arange(128) @ p / p.sum())
+
     assert note_on_mass(steered) == pytest.approx(note_on_mass(logits))
-    assert np.argmax(steered[NOTE_ON]) > 80
+    assert mean_pitch(steered) > 80 > mean_pitch(logits) + 10  # the register moves to the hand's height
     assert np.array_equal(np.delete(steered, NOTE_ON), np.delete(logits, NOTE_ON))

@@ -80,6 +80,7 @@ def test_the_shipped_presets_are_found_by_name_from_any_folder(tmp_path, monkeyp
     ("[emg]\nsource = ' '\n", "emg.source must name an armband"),
     ("[engine]\ntempo_source = 'midi'\n", "engine.tempo_source 'midi' is not internal, clock:PORT or link"),
     ("[engine]\ntempo_source = 'clock:'\n", "engine.tempo_source 'clock:' is not internal"),
+    ("[engine]\ntiming = 'swing'\n", "engine.timing 'swing' is not grid or free"),
     ("[gui]\nosc_port = 70000\n", "gui.osc_port must be 0 (off) or a UDP port"),
     ("[gui]\nosc_out = 'mixer'\n", "gui.osc_out 'mixer' is not HOST:PORT"),
 ])
@@ -87,6 +88,13 @@ def test_mistakes_name_the_key(text, fragment):
     with pytest.raises(UserError) as err:
         presets.parse(text)
     assert fragment in str(err.value)
+
+
+def test_the_timing_reaches_the_engine_and_defaults_to_the_grid():
+    from livegen.take.spec import TakeSpec
+
+    assert TakeSpec.from_preset(presets.Preset()).settings.timing == "grid"
+    assert TakeSpec.from_preset(presets.parse("[engine]\ntiming = 'free'\n")).settings.timing == "free"
 
 
 def test_integers_are_accepted_where_floats_are_expected():

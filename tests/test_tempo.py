@@ -53,12 +53,13 @@ def test_a_tempo_change_retimes_the_dcrnn_grid_and_a_rollback_matches_a_straight
     assert early + notes(rolled, 5.0) == played
 
 
-def test_the_charrnn_does_not_regenerate_for_a_tempo_change():
+def test_the_charrnn_regenerates_for_a_tempo_change_only_when_its_notes_sit_on_the_beat():
     from livegen.engine.engine import make_generator
 
-    gen = make_generator(load_model("charrnn"), Controls(), EngineSettings())
-    assert not gen.hears(Controls(), Controls(bpm=90.0))
-    assert gen.hears(Controls(), Controls(pitch=0.9))
+    on_grid = make_generator(load_model("charrnn"), Controls(), EngineSettings())
+    free = make_generator(load_model("charrnn"), Controls(), EngineSettings(timing="free"))
+    assert on_grid.hears(Controls(), Controls(bpm=90.0)) and not free.hears(Controls(), Controls(bpm=90.0))
+    assert free.hears(Controls(), Controls(pitch=0.9))
 
 
 def test_the_tempo_follower_reads_beat_and_bpm_off_the_ticks():

@@ -4,6 +4,7 @@ with each part's rows (load, layers, dcrnn, clock, emg, camera, the panel) when 
 from __future__ import annotations
 
 from livegen.bench.emg import report_rows
+from livegen.bench.music import music_rows
 
 
 def format_report(r: dict) -> str:
@@ -65,6 +66,8 @@ def _optional_rows(r: dict) -> list[str]:
     emg = r.get("emg")
     if emg:
         rows += report_rows(emg)
+    if r.get("music"):
+        rows += music_rows(r["music"])
     camera = r.get("camera")
     if camera:
         for name, sizes in camera["fps"].items():

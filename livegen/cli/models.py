@@ -65,14 +65,20 @@ def add_commands(sub) -> None:
     s = sub.add_parser("bench", help="the engine's numbers: latency, timing, speed, fidelity")
     s.add_argument("--json", action="store_true")
     s.add_argument("--model", default="charrnn")
-    s.add_argument("--seconds", type=float, default=20.0, help="length of the live timing run")
+    s.add_argument("--seconds", type=float, help="length of the live timing run (default 20) and of each music "
+                   "take (default 60)")
+    s.add_argument("--seeds", type=int, default=2, help="music: takes of each kind, seeds 1..N")
+    s.add_argument("--timing", choices=["grid", "free"], default="grid",
+                   help="music: the Char-RNN's timing (grid: onsets on the beat's 16ths; free: its own)")
     s.add_argument("--parts", default="engine,camera,dcrnn,gui,emg,layers",
                    help="comma-separated: engine (the live engine's latency, timing, speed and fidelity), "
                         "startup (launch of `livegen perform` -> its first note at a JACK port, median of "
                         "--launches; not in the default), camera, dcrnn, gui (timing with the panel open), "
                         "layers (the live run with the DCRNN beside the Char-RNN), "
                         "clock (MIDI clock out and tempo following on JACK; not in the default), "
-                        "emg (parse/process cost, 200 Hz over a pty into the DCRNN, the mapping on real recordings)")
+                        "emg (parse/process cost, 200 Hz over a pty into the DCRNN, the mapping on real recordings), "
+                        "music (key, pulse, recurrence, clean notes and pitch spread of rendered takes beside "
+                        "--real-data; not in the default)")
     s.add_argument("--launches", type=int, default=5, help="startup: launches to take the median of")
     s.add_argument("--load", type=int, default=None, metavar="N",
                    help="also run the live timing run and a scripted DCRNN take with N busy processes beside "
@@ -84,7 +90,8 @@ def add_commands(sub) -> None:
     s.add_argument("--hands-data", default="../shared/data/hands",
                    help="real photos of a hand with MediaPipe labels: each tracker's detection rate (skipped when absent)")
     s.add_argument("--real-data", default="../shared/data/music/pop909",
-                   help="POP909 folder for the DCRNN's real-vs-generated metrics (skipped when absent)")
+                   help="POP909 folder for the DCRNN's real-vs-generated metrics and the music part's real "
+                   "column (skipped when absent)")
     s.set_defaults(func=cmd_bench)
 
 
@@ -165,8 +172,11 @@ def cmd_bench(args) -> int:
     if parts - BENCH_PARTS:
         raise UserError(f"unknown bench part {sorted(parts - BENCH_PARTS)[0]!r}: choose from "
                         f"{', '.join(sorted(BENCH_PARTS))}")
-    if not args.seconds > 0:
+    if args.seconds is not None and not args.seconds > 0:
         raise UserError("--seconds must be a positive number")
+    if not 1 <= args.seeds <= 100:
+        raise UserError("--seeds is 1..100")
+    seconds = args.seconds or 20.0
     if not 1 <= args.launches <= 100:
         raise UserError("--launches is 1..100")
     if parts - {"startup"}:
@@ -185,7 +195,7 @@ def cmd_bench(args) -> int:
     if "engine" in parts:
         from livegen.bench.engine import run_bench  # loads numpy: only when the bench runs
 
-        result.update(run_bench(model, path, seconds=args.seconds, log=say))
+        result.update(run_bench(model, path, seconds=seconds, log=say))
     if "camera" in parts:
         from livegen.bench.camera import camera_bench  # loads numpy: only when the bench runs
 
@@ -207,14 +217,21 @@ def cmd_bench(args) -> int:
         from livegen.bench.engine import layered_run  # loads numpy: only when the bench runs
 
         say("bench: live engine run with the DCRNN layered beside the Char-RNN")
-        result["layers"] = layered_run(model, load_model("dcrnn"), args.seconds, say)
+        result["layers"] = layered_run(model, load_model("dcrnn"), seconds, say)
     if args.load is not None:
         from livegen.bench.load import load_run  # loads numpy: only when the bench runs
 
         if not 0 <= args.load <= 64:
             raise UserError("--load is 0..64 busy processes")
         say(f"bench: the live run and a scripted DCRNN take with {args.load} busy processes beside them")
-        result["load"] = load_run(model, load_model("dcrnn"), args.load, args.seconds, say)
+        result["load"] = load_run(model, load_model("dcrnn"), args.load, seconds, say)
+    if "music" in parts:
+        from livegen.bench.music import music_bench  # loads numpy and mido: only when the bench runs
+
+        real = Path(args.real_data)
+        result["music"] = music_bench(load_model("charrnn"), load_model("dcrnn"), args.timing,
+                                      seconds=args.seconds or 60.0, seeds=args.seeds,
+                                      real=str(real) if real.is_dir() else None, log=say)
     if "clock" in parts:
         from livegen.bench.clock import clock_bench  # loads numpy: only when the bench runs
 
@@ -240,7 +257,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-BENCH_PARTS = {"engine", "startup", "camera", "dcrnn", "gui", "emg", "layers", "clock"}
+BENCH_PARTS = {"engine", "startup", "camera", "dcrnn", "gui", "emg", "layers", "clock", "music"}
 
 
 def cmd_train_commentary(args) -> int:

@@ -15,11 +15,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from livegen.engine.live_generator import ControlTimeline, LiveGenerator
+from livegen.errors import UserError
 from livegen.music import events
-from livegen.music.conditioning import Controls, control_density_to_rate, control_pitch_to_midi
+from livegen.music.conditioning import Controls, best_diatonic, control_density_to_rate, control_pitch_to_midi
 from livegen.music.events import StreamingDecoder
 
 NOTE_ON = np.arange(events.token_range("NOTE_ON").start, events.token_range("NOTE_ON").stop)
+NOTE_OFF_FIRST = events.token_range("NOTE_OFF").start
 TIME_SHIFT_FIRST = events.token_range("TIME_SHIFT").start
 NOT_A_START = np.r_[np.arange(events.token_range("NOTE_OFF").start, events.token_range("NOTE_OFF").stop),
                     np.arange(TIME_SHIFT_FIRST, events.token_range("TIME_SHIFT").stop)]
@@ -57,26 +59,77 @@ class Steering:
 
     A plain conditional LSTM trained on POP909 snaps back to the middle register and compresses
     density (see the README), so the engine also (1) biases NOTE_ON logits toward the target
-    register and, given a key, toward its scale, and (2) stretches time so the realised note rate
-    meets the target: the model's own onset rate (onsets per unscaled second, forgotten over real
-    time so the estimate lags by the same second however far time is stretched) divided by the
-    target gives the stretch.
+    register and toward a key (the performer's pitch classes, else the one latched from the first
+    notes played), and (2) stretches time so the realised note rate meets the target: the model's
+    own onset rate (onsets per unscaled second, forgotten over real time so the estimate lags by
+    the same second however far time is stretched) divided by the target gives the stretch.
     """
 
     enabled: bool = True
-    register_sigma: float = 4.5  # semitones
-    scale_bonus: float = 1.5  # logit bonus for in-scale pitch classes when a key/histogram is set
+    register_sigma: float = 12.0  # semitones: wide, so the register moves the music rather than squeezing it
+    scale_bonus: float = 3.0  # logits out-of-key pitches lose once a key is asked for or latched
     rate_tau: float = 1.0  # seconds of played (real) time the model's onset-rate estimate averages over
     min_scale: float = 0.25
     max_scale: float = 4.0
 
-    def note_bias(self, controls: Controls) -> np.ndarray:
-        pitches = np.arange(128, dtype=np.float64)
-        bias = -0.5 * ((pitches - control_pitch_to_midi(controls.pitch)) / self.register_sigma) ** 2
-        if controls.histogram is not None and sum(controls.histogram) > 0:
-            in_scale = np.asarray(controls.histogram)[pitches.astype(int) % 12] > 0
-            bias += np.where(in_scale, 0.0, -self.scale_bonus)
-        return bias
+    def register_bias(self, controls: Controls) -> np.ndarray:
+        return -0.5 * ((PITCHES - control_pitch_to_midi(controls.pitch)) / self.register_sigma) ** 2
+
+    def scale_bias(self, key: int) -> np.ndarray:
+        """Out-of-key pitches (``key`` a 12-bit mask of pitch classes) lose ``scale_bonus``."""
+        in_key = (key >> (PITCHES.astype(int) % 12)) & 1
+        return np.where(in_key == 1, 0.0, -self.scale_bonus)
+
+
+PITCHES = np.arange(128, dtype=np.float64)
+TIMINGS = ("grid", "free")
+STEPS_PER_BEAT = 4  # the grid: 16th notes
+GRID_LATE = 0.01  # s after a 16th that a note-on may still sound, as a player a hair late is on the beat
+FORBIDDEN = -1e9  # logit of a token the structure rules out
+
+
+@dataclass(frozen=True)
+class Structure:
+    """What the engine adds to the Char-RNN's own music so it has a pulse, a key, ideas that
+    come back and clean notes. Each is a little bookkeeping per token, kept in the saved state,
+    so a rollback or a replayed take plays the same notes.
+
+    - pulse: in ``grid`` timing a note-on waits for the next 16th of the engine's beat (its tempo
+      map: the bpm, a MIDI clock in or Link) unless it is at most ``GRID_LATE`` past one, and the
+      density loop counts that wait as time the model took; ``free`` keeps the model's own timing;
+    - key: unless the performer gives pitch classes, the key is latched from the first notes;
+    - clean notes: a pitch is not struck while it sounds or just after it ended, a note is not
+      ended before ``min_note``, a note held past ``hold_soft`` grows likelier to end, and none
+      is held past ``hold_limit`` (one TIME_SHIFT, stretched for a sparse density, can span 4 s);
+    - motifs: phrases (``phrase_beats``) are remembered with the controls they were played under;
+      at a phrase start, with chance ``recall``, an earlier phrase played under the same controls
+      is fed to the model again as if it were sampled, re-priming it with that idea.
+    """
+
+    timing: str = "grid"
+    key_after: int = 8  # onsets heard before the key is latched
+    min_note: float = 0.1  # s
+    restrike_gap: float = 0.03  # s after a pitch ended before it may start again
+    hold_soft: float = 1.5  # s
+    hold_push: float = 3.0  # logits per second past hold_soft on the note's NOTE_OFF
+    hold_limit: float = 3.0  # s: the decoder ends a note held this long (one long TIME_SHIFT can get there)
+    phrase_beats: int = 8
+    recall: float = 0.3
+    bank: int = 4  # phrases remembered
+    min_phrase_notes: int = 8  # a phrase with fewer note-ons is not remembered
+    max_phrase_tokens: int = 400
+
+
+@dataclass(frozen=True)
+class Motif:
+    """The phrase memory, as saved with each token."""
+
+    phrase: int = -1  # the phrase the previous token was made in
+    taking: tuple[int, ...] | None = ()  # this phrase's tokens so far (None: not one to remember)
+    notes: int = 0  # note-ons among them
+    under: tuple | None = None  # the controls heard when this phrase began
+    bank: tuple = ()  # (tokens, controls heard) of earlier phrases, newest last
+    replay: tuple[int, ...] = ()  # tokens of a recalled phrase still to play
 
 
 def _logsumexp(x: np.ndarray) -> float:
@@ -110,6 +163,9 @@ class Snapshot:
     lstm: object
     decoder: StreamingDecoder
     rate: tuple[float, float]  # (onsets, unscaled seconds), both forgotten over real time: the model's own rate
+    key: int | None = None  # the latched key (12-bit mask of pitch classes)
+    heard: tuple[int, ...] = (0,) * 12  # pitch classes of the onsets before the key was latched
+    motif: Motif = Motif()
 
 
 class CharRNNGenerator(LiveGenerator):
@@ -117,21 +173,27 @@ class CharRNNGenerator(LiveGenerator):
 
     def __init__(self, model, controls: Controls, seed: int = 0, temperature: float = 1.0,
                  steering: Steering | None = None, channel: int = 0,
-                 max_note_seconds: float = 4.0, max_polyphony: int = 12):
+                 max_note_seconds: float = 4.0, max_polyphony: int = 12, bpm: float = 120.0,
+                 structure: Structure | None = None):
         self.model = model
         self.channel = channel
         self.sampler = TokenSampler(seed, temperature)
+        self.phrase_draws = TokenSampler(seed + (1 << 64))  # its own stream: one uniform per phrase
         self.steering = steering or Steering()
-        self.timeline = ControlTimeline(controls)
+        self.structure = structure or Structure()
+        if self.structure.timing not in TIMINGS:
+            raise UserError(f"timing {self.structure.timing!r} is not one of {', '.join(TIMINGS)}")
+        self.timeline = ControlTimeline(controls, bpm)
         self._cache: dict[Controls, tuple] = {}
+        self._scale_bias: dict[int, np.ndarray] = {}
         state = self.model.initial_state(controls.vector())
-        decoder = StreamingDecoder(max_note_seconds=max_note_seconds, max_polyphony=max_polyphony)
+        self.decoder_limits = (min(max_note_seconds, self.structure.hold_limit), max_polyphony)
+        decoder = StreamingDecoder(*self.decoder_limits)
         prior = self.steering.rate_tau / 2  # as if the model had played at the target rate for a while
         self.current = Snapshot(0, 0.0, SEED_TOKEN, state, decoder,
                                 (prior * control_density_to_rate(controls.density), prior))
         self.history: deque[Snapshot] = deque()
         self.steps = 0
-        self.decoder_limits = (max_note_seconds, max_polyphony)
         self.override: dict = {}  # controls a phrase of its own plays under, over the timeline's
         self.phrase_start = math.nan  # where that phrase begins: its first token strikes a note there
         self.phrase_bias = None  # its pitch classes' weights, as note logits: it keeps to the key it was given
@@ -147,7 +209,7 @@ class CharRNNGenerator(LiveGenerator):
             share = np.asarray(histogram, dtype=np.float64) / max(max(histogram), 1e-9)
             self.phrase_bias = PHRASE_KEY_WEIGHT * np.log(np.maximum(share, PHRASE_KEY_FLOOR))[np.arange(128) % 12]
         controls = self.controls_at(at)
-        cond, _, target_rate = self._prepared(controls)
+        cond, _, target_rate, _ = self._prepared(controls)
         lstm = self.model.initial_state(controls.vector())
         prev = SEED_TOKEN
         for token in prime:
@@ -155,7 +217,9 @@ class CharRNNGenerator(LiveGenerator):
             prev = token
         decoder = StreamingDecoder(*self.decoder_limits, time=at)
         prior = self.steering.rate_tau / 2
-        self.current = Snapshot(self.current.index, at, prev, lstm, decoder, (prior * target_rate, prior))
+        motif = replace(self.current.motif, phrase=-1, taking=(), notes=0, replay=())  # its ideas are kept
+        self.current = Snapshot(self.current.index, at, prev, lstm, decoder, (prior * target_rate, prior),
+                                motif=motif)
         self.phrase_start = at
 
     def controls_at(self, t: float) -> Controls:
@@ -166,7 +230,9 @@ class CharRNNGenerator(LiveGenerator):
         return state.time
 
     def hears(self, before: Controls, after: Controls) -> bool:
-        """Pitch, density and pitch classes; not the tempo (it keeps its own time) nor the DCRNN's z."""
+        """Pitch, density and pitch classes, and on the grid the tempo; not the DCRNN's z."""
+        if self.structure.timing == "grid" and before.bpm != after.bpm:
+            return True
         return heard_by_charrnn(before) != heard_by_charrnn(after)
 
     def _prepared(self, controls: Controls):
@@ -174,40 +240,137 @@ class CharRNNGenerator(LiveGenerator):
         if hit is None:
             if len(self._cache) > 256:
                 self._cache.clear()
-            bias = None
+            register = None
             if self.steering.enabled and controls.conditioning:
-                bias = self.steering.note_bias(controls)
-            hit = (self.model.condition(controls.vector()), bias, control_density_to_rate(controls.density))
+                register = self.steering.register_bias(controls)
+            key = None
+            if controls.histogram is not None and sum(controls.histogram) > 0:
+                key = sum(1 << pc for pc, w in enumerate(controls.histogram) if w > 0)
+            hit = (self.model.condition(controls.vector()), register, control_density_to_rate(controls.density), key)
             self._cache[controls] = hit
         return hit
+
+    def _key_bias(self, key: int) -> np.ndarray:
+        bias = self._scale_bias.get(key)
+        if bias is None:
+            bias = self._scale_bias[key] = self.steering.scale_bias(key)
+        return bias
+
+    def _onset_time(self, t: float) -> float:
+        """When a note-on made at decoder time ``t`` sounds: on the grid, then or at most
+        ``GRID_LATE`` after a 16th of the beat, else at the next 16th."""
+        if self.structure.timing == "free":
+            return t
+        tempo = self.timeline.tempo
+        grid = tempo.time_at_beat(math.floor(tempo.beat_at(t) * STEPS_PER_BEAT + 1e-6) / STEPS_PER_BEAT)
+        if t - grid <= GRID_LATE:
+            return t
+        return max(t, tempo.time_at_beat(math.ceil(tempo.beat_at(t) * STEPS_PER_BEAT) / STEPS_PER_BEAT))
+
+    def _phrase(self, motif: Motif, t: float, heard: tuple) -> Motif:
+        """The motif memory at decoder time ``t``: at a new phrase, the last one is remembered
+        and an earlier one may be recalled; a recall stops when the controls change."""
+        st = self.structure
+        phrase = int(self.timeline.tempo.beat_at(t) // st.phrase_beats)
+        if phrase == motif.phrase:
+            if motif.replay and heard != motif.under:
+                return replace(motif, replay=())
+            return motif
+        bank = motif.bank
+        if motif.taking is not None and motif.notes >= st.min_phrase_notes:
+            bank = (bank + ((motif.taking, motif.under),))[-st.bank:]
+        if motif.replay and heard == motif.under:  # a recalled phrase runs on into this one
+            return Motif(phrase, None, 0, heard, bank, motif.replay)
+        same = [tokens for tokens, under in bank if under == heard]
+        u = self.phrase_draws.uniform(phrase) if same else 1.0
+        if u < st.recall:
+            return Motif(phrase, None, 0, heard, bank, same[int(u / st.recall * len(same))])
+        return Motif(phrase, (), 0, heard, bank, ())
+
+    def _shape(self, logits: np.ndarray, register, key: int | None, decoder: StreamingDecoder,
+               onset: float) -> np.ndarray:
+        """The logits with the steering biases and the clean-note rules applied."""
+        st = self.structure
+        out = logits.astype(np.float64)
+        pitch = np.zeros(128) if register is None else register.copy()
+        if key is not None and register is not None:
+            pitch += self._key_bias(key)
+            if self.phrase_bias is not None:
+                pitch += self.phrase_bias
+        for p, started in decoder.active.items():
+            pitch[p] = FORBIDDEN  # struck while sounding: it would cut itself off
+            age = decoder.time - started
+            if age < st.min_note:
+                out[NOTE_OFF_FIRST + p] = FORBIDDEN
+            elif age > st.hold_soft:
+                out[NOTE_OFF_FIRST + p] += st.hold_push * (age - st.hold_soft)
+        for p, ended in decoder.ended.items():
+            if ended > onset - st.restrike_gap:
+                pitch[p] = FORBIDDEN
+        if register is None:
+            out[NOTE_ON] += pitch
+            return out
+        return steer_pitch(out, pitch)
+
+    @staticmethod
+    def _replayed(motif: Motif, logits: np.ndarray) -> tuple[int, Motif]:
+        """The next token of a recalled phrase that the clean-note rules allow now (-1: none);
+        a note-on or note-off they forbid is left out."""
+        replay = motif.replay
+        while replay:
+            token = replay[0]
+            if logits[token] > FORBIDDEN / 2:
+                return token, replace(motif, replay=replay[1:])
+            replay = replay[1:]
+        return -1, replace(motif, replay=())
 
     def step(self) -> list[tuple[float, int, list[int]]]:
         """Sample one token; returns (time, token index, MIDI bytes) for the messages it makes."""
         s = self.current
         self.history.append(s)
         controls = self.controls_at(s.time)
-        cond, bias, target_rate = self._prepared(controls)
+        cond, register, target_rate, asked_key = self._prepared(controls)
         logits, lstm = self.model.step(s.prev_token, cond, s.lstm)
-        if bias is not None:
-            logits = steer_pitch(logits, bias if self.phrase_bias is None else bias + self.phrase_bias)
-        if s.time == self.phrase_start and not s.decoder.active:  # a phrase of its own starts on a note
-            logits = logits.copy()
-            logits[NOT_A_START] = -np.inf
-        token = self.sampler.sample(logits, s.index)
         decoder = s.decoder.copy()
+        starts_phrase = s.time == self.phrase_start and not decoder.active
+        onset = decoder.time if starts_phrase else self._onset_time(decoder.time)
+        motif = self._phrase(s.motif, s.time, heard_by_charrnn(controls))
+        key = asked_key if asked_key is not None else s.key
         onsets, span = s.rate
+        scale = 1.0  # the stretch of a TIME_SHIFT sampled now
+        if self.steering.enabled and controls.conditioning:
+            scale = min(max(onsets / span / target_rate, self.steering.min_scale), self.steering.max_scale)
+        logits = self._shape(logits, register, key, decoder, onset)
+        if starts_phrase:  # an answer starts on a note, at the instant it was asked for
+            logits[NOT_A_START] = FORBIDDEN
+        token, motif = self._replayed(motif, logits)
+        if token < 0:
+            token = self.sampler.sample(logits, s.index)
+        messages = []
+        heard, latched = s.heard, key
         if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:
             dt = (token - TIME_SHIFT_FIRST + 1) * events.STEP_SECONDS
-            scale = 1.0
-            if self.steering.enabled and controls.conditioning:
-                scale = min(max(onsets / span / target_rate, self.steering.min_scale), self.steering.max_scale)
             decoder.time_scale = scale
             forget = math.exp(-dt * scale / self.steering.rate_tau)
             onsets, span = onsets * forget, span * forget + dt
         elif token < NOTE_ON[-1] + 1:
+            if onset > decoder.time:  # the wait for the grid is time the model took
+                wait = onset - decoder.time
+                forget = math.exp(-wait / self.steering.rate_tau)
+                onsets, span = onsets * forget, span * forget + wait / decoder.time_scale
+                messages = decoder.advance(onset)
             onsets += 1.0
-        messages = decoder.feed(token)
-        self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, (onsets, span))
+            if key is None:
+                heard = tuple(c + (pc == token % 12) for pc, c in enumerate(heard))
+                if sum(heard) >= self.structure.key_after:
+                    latched = best_diatonic(heard)
+        if motif.taking is not None:
+            if len(motif.taking) < self.structure.max_phrase_tokens:
+                motif = replace(motif, taking=motif.taking + (token,), notes=motif.notes + (token < NOTE_ON[-1] + 1))
+            else:
+                motif = replace(motif, taking=None)
+        messages += decoder.feed(token)
+        self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, (onsets, span), latched, heard, motif)
         self.steps += 1
         status_on, status_off = 0x90 | self.channel, 0x80 | self.channel
         return [(m.time, s.index, [status_on, m.pitch, m.velocity] if m.velocity else [status_off, m.pitch, 0])

@@ -6,7 +6,9 @@ interpolated toward a second one by ``mix``, recalled by name) with the external
 the performer's ``z`` values (-1..1, scaled to the prior's range). z enters both RNNs at every
 step, so after a rollback a change of z shapes the very next 16th, and the coarse (beat) RNN
 follows at the next beat; the coarse RNN restarts from z at every segment (2 bars), the fine
-one carries on. The RNN states are saved before every step, so ``rollback(t)`` resumes
+one carries on, and each segment's theme dims vary a little (seeded by the segment), so a held
+gesture keeps its character without repeating one segment note for note. A key struck again is
+released ``RESTRIKE_RELEASE`` before it sounds again, so a step begins that much before its frame. The RNN states are saved before every step, so ``rollback(t)`` resumes
 from the first frame at or after ``t``; the fine state is never reset, so bars join.
 There is no sampling: a frame is decoded with thresholds, and themes are drawn from
 (seed, theme name), so the same seed and controls give the same notes with or without rollbacks.
@@ -25,6 +27,11 @@ from livegen.music.conditioning import Controls, in_range, range_text
 from livegen.music.roll import RollDecoder
 
 EXTERNAL_SCALE = 1.5  # control -1..1 -> z in -1.5..1.5 (the prior is N(0, 1))
+# each 2-bar segment's theme dims (not the played ones) move this far, times seeded N(0, 1) noise:
+# a fixed gesture no longer loops one segment note for note, yet keeps its character (measured in
+# docs/measurements.md: 0.1 still repeats, 0.5 blurs one gesture into the next)
+SEGMENT_VARIATION = 0.2
+RESTRIKE_RELEASE = 0.02  # s a re-struck key is released before it sounds again, as a player's key must rise
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,11 @@ def theme_z(seed: int, name: str, z_dim: int) -> np.ndarray:
     """The theme's noise vector: a function of (seed, name) only, so a recalled theme is the same."""
     key = zlib.crc32(name.encode())
     return np.random.Generator(np.random.Philox(key=[seed, key])).standard_normal(z_dim)
+
+
+def segment_noise(seed: int, segment: int, z_dim: int) -> np.ndarray:
+    """The variation of one 2-bar segment: a function of (seed, segment) only."""
+    return np.random.Generator(np.random.Philox(key=[seed, 1 << 32 | segment])).standard_normal(z_dim)
 
 
 def heard_by_dcrnn(c: Controls) -> tuple:
@@ -62,7 +74,8 @@ class DCRNNGenerator(LiveGenerator):
         self.step_seconds = 60.0 / bpm / c.steps_per_beat  # at the starting tempo (the note-length guard)
         self.timeline = ControlTimeline(controls, bpm)
         self._themes: dict[str, np.ndarray] = {}
-        z = self.z_for(controls)
+        self._varied: tuple[int, np.ndarray] = (-1, np.zeros(c.z_dim))  # the last segment's variation, cached
+        z = self.z_for(controls) + SEGMENT_VARIATION * self._variation(0)
         coarse, fine = self.model.initial_state(z)
         decoder = RollDecoder(c.threshold, c.onset_threshold, max(1, int(max_note_seconds / self.step_seconds)),
                               max_polyphony)
@@ -70,8 +83,13 @@ class DCRNNGenerator(LiveGenerator):
         self.history: deque[Frame] = deque()
         self.steps = 0
 
+    def _frame_time(self, index: int) -> float:
+        """When frame ``index`` sounds: its 16th on the tempo map."""
+        return self.timeline.tempo.time_at_beat(index / self.config.steps_per_beat)
+
     def _time_of(self, state: Frame) -> float:
-        return self.timeline.tempo.time_at_beat(state.index / self.config.steps_per_beat)
+        """A step begins a re-strike's release before its frame sounds: its earliest message."""
+        return self._frame_time(state.index) - RESTRIKE_RELEASE
 
     def hears(self, before: Controls, after: Controls) -> bool:
         """z, its themes and the tempo; the camera's pitch and density are the Char-RNN's."""
@@ -97,8 +115,9 @@ class DCRNNGenerator(LiveGenerator):
         s = self.current
         self.history.append(s)
         c = self.config
-        t = self._time_of(s)
-        z = self.z_for(self.timeline.at(t))
+        t = self._frame_time(s.index)
+        segment = s.index // c.segment_steps
+        z = self.z_for(self.timeline.at(self._time_of(s))) + SEGMENT_VARIATION * self._variation(segment)
         step_in_beat = s.index % c.steps_per_beat
         coarse = s.coarse
         if s.index % c.segment_steps == 0:
@@ -112,8 +131,16 @@ class DCRNNGenerator(LiveGenerator):
         off, on = 0x80 | self.channel, 0x90 | self.channel
         low = c.low_pitch
         velocity = [int(np.clip(40 + 80 * strength, 1, 127)) for _, strength in started]  # firmer onset, louder
-        return ([(t, s.index, [off, low + row, 0]) for row in ended]
+        struck = {row for row, _ in started}
+        return ([(t - RESTRIKE_RELEASE if row in struck else t, s.index, [off, low + row, 0]) for row in ended]
                 + [(t, s.index, [on, low + row, v]) for (row, _), v in zip(started, velocity)])
+
+    def _variation(self, segment: int) -> np.ndarray:
+        if segment != self._varied[0]:
+            noise = segment_noise(self.seed, segment, self.config.z_dim)
+            noise[self.external] = 0.0  # the dims the performer plays stay as played
+            self._varied = (segment, noise)
+        return self._varied[1]
 
 
     def release(self) -> list[tuple[float, int, list[int]]]:

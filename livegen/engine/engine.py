@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 
-from livegen.engine.charrnn_live import CharRNNGenerator, Steering
+from livegen.engine.charrnn_live import CharRNNGenerator, Steering, Structure
 from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.engine.live_generator import LiveGenerator
 from livegen.engine.player import LayerOutput, PlayerConfig, open_port, run_player
@@ -67,7 +67,8 @@ class EngineSettings:
     steering: bool = True
     max_note_seconds: float = 4.0
     max_polyphony: int = 12
-    bpm: float = 120.0  # the DCRNN's grid (the Char-RNN keeps its own time)
+    bpm: float = 120.0  # the beat: the DCRNN's grid, the Char-RNN's in grid timing, the MIDI clock out
+    timing: str = "grid"  # the Char-RNN's onsets: "grid" (on the beat's 16ths) or "free" (its own timing)
     external_z: tuple[int, ...] = tuple(range(8))  # the DCRNN's z dims that the controls' "z" plays
     volume: int | None = None  # channel volume (CC 7) of the main layer; None leaves the synth's
 
@@ -93,7 +94,7 @@ def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveG
     if model.kind == "charrnn":
         return CharRNNGenerator(model, controls, settings.seed, settings.temperature,
                                 Steering(enabled=settings.steering), settings.channel, settings.max_note_seconds,
-                                settings.max_polyphony)
+                                settings.max_polyphony, settings.bpm, Structure(timing=settings.timing))
     if model.kind == "dcrnn":
         return DCRNNGenerator(model, controls, settings.seed, settings.bpm, settings.channel,
                               settings.max_note_seconds, settings.max_polyphony, settings.external_z)
@@ -277,7 +278,7 @@ class Engine:
         s = self.settings
         header = {"midi": os.path.basename(self.record), "model": self.model.kind, "seed": s.seed,
                   "temperature": s.temperature, "bpm": s.bpm, "lookahead": s.lookahead, "channel": s.channel + 1,
-                  "program": s.program, "volume": s.volume, "steering": s.steering}
+                  "program": s.program, "volume": s.volume, "steering": s.steering, "timing": s.timing}
         if self.record_from:
             header["from"] = round(self.record_from, 3)  # a replay starts a fresh model: the notes differ
         if len(self.layers) > 1:

@@ -107,7 +107,7 @@ class Responder:
         recent = self.phrase.between(self.deadline - KEY_SECONDS, self.deadline)
         estimated = estimate_controls(notes, gen.timeline.at(at))
         override = {"histogram": estimate_controls(recent, estimated).histogram, "density": estimated.density,
-                    "pitch": estimated.pitch}
+                    "pitch": estimated.pitch, "conditioning": True}
         prime = phrase_tokens(recent, PRIME_TOKENS) if self.settings.mode == "continue" else []
         self.answer_from = gen.current.index
         gen.begin_phrase(at, override, prime)

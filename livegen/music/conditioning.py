@@ -81,6 +81,15 @@ PITCH_CLASSES = {"C": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "F"
                  "G": 7, "G#": 8, "AB": 8, "A": 9, "A#": 10, "BB": 10, "B": 11}
 
 
+DIATONIC_MASKS = tuple(sum(1 << ((tonic + step) % 12) for step in MAJOR) for tonic in range(12))
+
+
+def best_diatonic(counts) -> int:
+    """The diatonic scale (a 12-bit mask of pitch classes, bit 0 = C) holding most of ``counts``
+    (12 weights); ties go to the first tonic from C."""
+    return max(DIATONIC_MASKS, key=lambda mask: sum(c for pc, c in enumerate(counts) if mask >> pc & 1))
+
+
 def key_histogram(key: str) -> list[float]:
     """'C major', 'F# minor', 'Bb' -> a 12-bin pitch-class histogram of the scale."""
     parts = key.replace("-", " ").split()

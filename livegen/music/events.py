@@ -174,9 +174,11 @@ class NoteMessage(NamedTuple):
 class StreamingDecoder:
     """Tokens in, timed note messages out, one token at a time, with runaway guards.
 
-    ``time_scale`` stretches TIME_SHIFTs (the engine's density control path). The guards end a
-    note held longer than ``max_note_seconds`` and the oldest note when ``max_polyphony`` would
-    be exceeded, so no model can leave a note hanging.
+    ``time_scale`` stretches TIME_SHIFTs (the engine's density control path); ``advance`` moves
+    time on by any amount (the engine's beat grid). The guards end a note held longer than
+    ``max_note_seconds`` and the oldest note when ``max_polyphony`` would be exceeded, so no model
+    can leave a note hanging. ``ended`` keeps when each pitch last stopped sounding, for a
+    generator that would not strike a key the instant it was released.
     """
 
     max_note_seconds: float = 4.0
@@ -185,42 +187,57 @@ class StreamingDecoder:
     time: float = 0.0
     velocity: int = bin_to_velocity(20)
     active: dict[int, float] = field(default_factory=dict)  # pitch -> onset time, in onset order
+    ended: dict[int, float] = field(default_factory=dict)  # pitch -> when its last note ended
+
+    ENDED_KEPT = 1.0  # s a note-off is remembered
 
     def copy(self) -> "StreamingDecoder":
         return StreamingDecoder(self.max_note_seconds, self.max_polyphony, self.time_scale,
-                                self.time, self.velocity, dict(self.active))
+                                self.time, self.velocity, dict(self.active), dict(self.ended))
+
+    def advance(self, new_time: float) -> list[NoteMessage]:
+        """Move time on to ``new_time``; the note-offs of notes that reached the length guard."""
+        out: list[NoteMessage] = []
+        for pitch, onset in list(self.active.items()):
+            if onset + self.max_note_seconds < new_time:
+                out.append(NoteMessage(onset + self.max_note_seconds, pitch, 0))
+                self._end(pitch, onset + self.max_note_seconds)
+        out.sort()
+        self.time = new_time
+        if len(self.ended) > 16:
+            self.ended = {p: t for p, t in self.ended.items() if t > new_time - self.ENDED_KEPT}
+        return out
+
+    def _end(self, pitch: int, t: float) -> None:
+        del self.active[pitch]
+        self.ended[pitch] = t
 
     def feed(self, token: int) -> list[NoteMessage]:
         kind, value = decode(token)
         out: list[NoteMessage] = []
         if kind == "TIME_SHIFT":
-            new_time = self.time + value * STEP_SECONDS * self.time_scale
-            for pitch, onset in list(self.active.items()):
-                if onset + self.max_note_seconds < new_time:
-                    out.append(NoteMessage(onset + self.max_note_seconds, pitch, 0))
-                    del self.active[pitch]
-            out.sort()
-            self.time = new_time
-        elif kind == "VELOCITY":
+            return self.advance(self.time + value * STEP_SECONDS * self.time_scale)
+        if kind == "VELOCITY":
             self.velocity = bin_to_velocity(value)
         elif kind == "NOTE_ON":
             if self.active.get(value) == self.time:
                 return out  # struck twice at one instant: one note, not a zero-length one
             if value in self.active:
                 out.append(NoteMessage(self.time, value, 0))
-                del self.active[value]
+                self._end(value, self.time)
             elif len(self.active) >= self.max_polyphony:
                 oldest = next(iter(self.active))
                 out.append(NoteMessage(self.time, oldest, 0))
-                del self.active[oldest]
+                self._end(oldest, self.time)
             self.active[value] = self.time
             out.append(NoteMessage(self.time, value, self.velocity))
         elif value in self.active:  # NOTE_OFF of a sounding note; others are no-ops
-            del self.active[value]
+            self._end(value, self.time)
             out.append(NoteMessage(self.time, value, 0))
         return out
 
     def release_all(self) -> list[NoteMessage]:
         out = [NoteMessage(self.time, p, 0) for p in self.active]
-        self.active.clear()
+        for p in list(self.active):
+            self._end(p, self.time)
         return out

@@ -223,9 +223,13 @@ class TakeRunner:
 
     @staticmethod
     def _replay_spec(spec: TakeSpec, source) -> TakeSpec:
-        """A replay ends where the take ended, and never records over the session it plays."""
+        """A replay ends where the take ended, keeps the take's timing, and never records over the
+        session it plays."""
         if spec.record and session_path(spec.record).resolve() == Path(source.path).resolve():
             raise UserError(f"--record {spec.record} would overwrite the take being replayed: record to another name")
+        timing = source.header.get("timing", spec.settings.timing)  # played as recorded: grid or free
+        if timing != spec.settings.timing:
+            spec = dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, timing=timing))
         recorded = source.header.get("respond")
         if spec.respond is None and isinstance(recorded, dict):  # the recorded player is answered again
             try:

@@ -102,7 +102,7 @@ class TakeSpec:
             channel=channel - 1, program=None if program < 0 else program,
             steering=o("steering", preset.engine.steering),
             max_note_seconds=preset.engine.max_note_seconds, max_polyphony=preset.engine.max_polyphony,
-            bpm=float(bpm), external_z=tuple(preset.engine.external_z), volume=volume)
+            bpm=float(bpm), external_z=tuple(preset.engine.external_z), volume=volume, timing=preset.engine.timing)
         output = OutputWish(api=o("api", preset.output.api), port=o("port", preset.output.port or None),
                             virtual=o("virtual", preset.output.virtual or None),
                             soundfont=o("soundfont", preset.output.soundfont or None), no_port=o("no_port", False))
