@@ -571,7 +571,7 @@ class Engine:
                     port.send(msg)
                     time.sleep(ORPHAN_PACE)
             finally:
-                port.close(panic=False)
+                port.close(release=False)
             ended += len(messages)
         return ended
 

@@ -271,7 +271,7 @@ class Player:
                 self.clock.set_tempo(command[1], command[2])
         elif name == "panic":
             self.queue.clear()
-            self._release_all(self.now())
+            self._release_all(self.now(), panic=True)
             self.conn.send(("panicked",))
         elif name == "switch":  # another port, opened beside the clock; see _switch_to_opened
             if self.opener is not None:  # a newer choice wins over one still opening
@@ -324,20 +324,22 @@ class Player:
         opener, self.opener = self.opener, None
         main = self.layer_port[0]
         self._release(main, self.now())
-        self.ports[main].close(panic=False)
+        self.ports[main].close(release=False)
         self.ports[main] = opener.port or NullOutput()
         self.conn.send(("switched", self.ports[main].name, opener.error))
 
-    def _release(self, index: int, now: float) -> None:
-        """End every note sounding on ports[index], each in the recording track of its layer."""
+    def _release(self, index: int, now: float, panic: bool = False) -> None:
+        """End every note sounding on ports[index], each in the recording track of its layer
+        (``panic``: and reset the sound on those channels with all-notes-off)."""
         layers = [i for i, p in enumerate(self.layer_port) if p == index]
         by_channel = {self.config.layers[i].channel: i for i in reversed(layers)}
-        for msg in self.ports[index].release_messages():
+        port = self.ports[index]
+        for msg in port.panic_messages() if panic else port.release_messages():
             self._emit(now, msg, -1, by_channel.get(msg[0] & 0x0F, layers[0]))
 
-    def _release_all(self, now: float) -> None:
+    def _release_all(self, now: float, panic: bool = False) -> None:
         for index in range(len(self.ports)):
-            self._release(index, now)
+            self._release(index, now, panic)
 
     def _schedule(self, layer: int, events) -> None:
         late_before = self.now()
@@ -401,7 +403,7 @@ class Player:
             self._send(due, port, layer, msg)
         self._release_all(at)
         for port in self.ports:
-            port.close(panic=False)
+            port.close(release=False)
         if self.clock is not None:
             self.clock.close()
         if self.recorder is not None:

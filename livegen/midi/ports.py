@@ -2,7 +2,8 @@
 the one place a player's MIDI comes in.
 
 ``OutputPort.send`` validates and locks; backends write ``_send``. Every port remembers the notes
-it has sounding, so ``close()`` and ``panic()`` end exactly those and then send all-notes-off.
+it has sounding, so ``close()`` ends exactly those with note-offs; ``panic()`` also sends
+all-notes-off and all-sound-off.
 ALSA and JACK ports go through python-rtmidi, imported only when used, and every rtmidi client
 livegen opens is named ``livegen`` (``CLIENT``): other programs list its ports as ``livegen:...``.
 
@@ -67,27 +68,33 @@ class OutputPort(ABC):
             self.sounding.discard((channel, msg[1]))
 
     def release_messages(self) -> list[list[int]]:
-        """Note-offs for what is sounding, then all-notes-off and all-sound-off on those channels."""
-        out = [[0x80 | ch, note, 0] for ch, note in sorted(self.sounding)]
-        for ch in sorted({ch for ch, _ in self.sounding} or {0}):
-            out += [[0xB0 | ch, ALL_NOTES_OFF, 0], [0xB0 | ch, ALL_SOUND_OFF, 0]]
-        return out
+        """A note-off for each note sounding: the port knows what it started, so a clean end
+        touches nothing else (no controller resets a synth or a recording would keep)."""
+        return [[0x80 | ch, note, 0] for ch, note in sorted(self.sounding)]
+
+    def panic_messages(self, all_channels: bool = False) -> list[list[int]]:
+        """Panic: the note-offs, then all-notes-off and all-sound-off on those channels (on every
+        channel with ``all_channels``), for sound this port does not know of (a stuck synth voice)."""
+        channels = range(16) if all_channels else sorted({ch for ch, _ in self.sounding} or {0})
+        return self.release_messages() + [[0xB0 | ch, c, 0] for ch in channels for c in (ALL_NOTES_OFF, ALL_SOUND_OFF)]
 
     def panic(self, all_channels: bool = False) -> None:
-        """End every note this port started (and, with ``all_channels``, anything on any channel)."""
-        messages = self.release_messages()
-        if all_channels:
-            messages += [[0xB0 | ch, c, 0] for ch in range(16) for c in (ALL_NOTES_OFF, ALL_SOUND_OFF)]
-        for msg in messages:
+        """End every note this port started and reset the sound on its channels (``all_channels``: on any)."""
+        for msg in self.panic_messages(all_channels):
             self.send(msg)
 
-    def close(self, panic: bool = True) -> None:
+    def release(self) -> None:
+        """End every note this port started, with note-offs only."""
+        for msg in self.release_messages():
+            self.send(msg)
+
+    def close(self, release: bool = True) -> None:
         """Close, first ending every note this port started (skip only if the caller just did)."""
         if self.closed:
             return
         try:
-            if panic:
-                self.panic()
+            if release:
+                self.release()
         finally:
             with self._lock:
                 self.closed = True
