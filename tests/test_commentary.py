@@ -168,10 +168,10 @@ def test_the_model_follows_its_attributes(model):
 
 # --- attributes ------------------------------------------------------------------------------------
 
-def test_a_c_major_scale_at_120_bpm_is_major_and_medium_tempo():
-    f = attributes.measure(scale(C_MAJOR, 0.5))
+def test_a_c_major_scale_is_major_medium_paced_and_a_single_line():
+    f = attributes.measure(scale(C_MAJOR, 0.32))
     labels = attributes.describe(f)
-    assert f.key == "C major" and abs(f.bpm - 120) < 3
+    assert f.key == "C major" and 2.9 < f.events_per_second < 3.3
     assert "major key" in labels and "medium tempo" in labels and "solo" in labels and "piano" in labels
 
 
@@ -183,17 +183,16 @@ def test_minor_slow_soft_low_and_fast_loud_high_chords():
     assert {"slow tempo", "minor key", "soft", "low register", "sad"} <= set(labels), labels
 
     chords = []
-    for i in range(40):  # a C-major triad every beat at 150 bpm, loud and high
-        t = i * 0.4
-        chords += [Note(t, t + 0.35, p + 12, 110) for p in (72, 76, 79)]
+    for i in range(60):  # a C-major triad every eighth at 150 bpm, loud and high
+        t = i * 0.2
+        chords += [Note(t, t + 0.18, p + 12, 110) for p in (72, 76, 79)]
     labels = attributes.describe(attributes.measure(chords), programs=[48])
     assert {"fast tempo", "major key", "loud", "high register", "chords", "energetic", "strings"} <= set(labels), labels
 
 
-def test_a_known_tempo_wins_and_silence_says_nothing():
-    f = attributes.measure(scale(C_MAJOR, 0.5), bpm=70)
-    assert "slow tempo" in attributes.describe(f)
+def test_silence_says_nothing():
     assert attributes.describe(attributes.measure([])) == []
+    assert attributes.hear(attributes.measure([])) == {}
 
 
 def test_notes_from_sent_messages_pair_ons_offs_programs_and_drums():
@@ -268,11 +267,13 @@ def test_comment_on_a_midi_file_prints_sentences_with_their_attributes():
     for line in lines:
         sentence, attrs = line.split("  [")
         assert len(sentence.split()) >= 5 and attrs.endswith("]")
-        assert "tempo" in attrs and "piano" in attrs
+        assert "piano" in attrs
     assert run("comment", "--midi", str(midi), "--n", "3", "--seed", "4").stdout == r.stdout  # seeded
     j = run("comment", "--midi", str(midi), "--n", "2", "--json", "--no-lcgan")
     objs = [json.loads(line) for line in j.stdout.splitlines()]
     assert len(objs) == 2 and objs[0]["lcgan"] is False and objs[0]["features"]["key"]
+    assert objs[0]["heard"]["pace"][0] in ("slow", "medium", "fast") and 0.5 <= objs[0]["heard"]["pace"][1] <= 1
+    assert all(claim["true"] for o in objs for claim in o["claims"])
     assert objs[0]["time"] < objs[1]["time"]  # the windows move through the piece
 
 

@@ -8,6 +8,7 @@
 - ``gui``: the engine's timing with the control panel open and busy.
 - ``camera``: each tracker's frame rate, capture -> control latency, detection on real photos.
 - ``emg``: the EMG path's per-sample cost, a pty at 200 Hz into a playing DCRNN, gesture separation.
+- ``commentary``: one shown sentence's wall time on one core (target <= 150 ms).
 - ``report``: the text table ``livegen bench`` prints without ``--json``.
 
 The benchmarks sit on top of the instrument: only ``livegen bench`` (``cli.cmd_bench``) and the

@@ -49,6 +49,13 @@ def _optional_rows(r: dict) -> list[str]:
         rows.append(f"{'  DCRNN take, loaded':<22} timing p99 {d['timing_error_ms']['p99']:.3f} ms, "
                     f"{d['note_ons']} notes ({q['note_ons']} quiet), {d['retriggers']} re-triggers, "
                     f"{d['unended']} unended, {d['late_dropped']} late, same as quiet: {load['identical_to_quiet']}")
+    commentary = r.get("commentary")
+    if commentary:
+        ms, cpu = commentary["ms_per_sentence"], commentary["cpu_ms_per_sentence"]
+        rows.append(f"{'commentary sentence':<22} p50 {ms['p50']:8.3f}  p95 {ms['p95']:8.3f}  max {ms['max']:8.3f} ms"
+                    f"   (one core, target <= {commentary['target_ms']:.0f}; {commentary['written_by_model']} of "
+                    f"{commentary['sentences']} written by the model)")
+        rows.append(f"{'  its CPU time':<22} p50 {cpu['p50']:8.3f}  p95 {cpu['p95']:8.3f}  max {cpu['max']:8.3f} ms")
     layered = r.get("layers")
     if layered:
         c, t = layered["control_to_midi_ms"], layered["timing_error_ms"]

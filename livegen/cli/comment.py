@@ -54,7 +54,7 @@ def cmd_comment(args) -> int:
         raise UserError("--n must be at least 1")
     from livegen.commentary.attributes import read_midi_file  # loads numpy: only when the command runs
 
-    notes, programs, drums, bpm = read_midi_file(args.midi)
+    notes, programs, drums = read_midi_file(args.midi)
     if not notes:
         raise UserError(f"{args.midi} has no pitched notes to comment on")
     end = max(n.end for n in notes)
@@ -62,7 +62,7 @@ def cmd_comment(args) -> int:
     # the windows end evenly through the piece, the last at its end: the commentary follows it
     for i in range(args.n):
         at = start + (end - start) * (i + 1) / args.n
-        _emit(commentator.comment(notes, max(at, start + min(args.window, end - start)), programs, drums, bpm,
+        _emit(commentator.comment(notes, max(at, start + min(args.window, end - start)), programs, drums,
                                   seconds=args.window), args.json)
     return 0
 

@@ -52,13 +52,18 @@ def add_commands(sub) -> None:
                        "attribute_agreement_by_category, classifier_on_real, shown, lcgan (with an LC-GAN), "
                        "independent_judge, "
                        "reward, distinct_1, distinct_2, mean_words, examples, ms_per_sentence, "
-                       "unknown_word_rate, tokens, sentences, captions, model, use_attributes, trained_steps.")
+                       "unknown_word_rate, tokens, sentences, captions, model, use_attributes, trained_steps; "
+                       "with --midi, truth (false_claim_rate, true_claim_rate, written_rate, distinct_2, "
+                       "ms_per_sentence, by_take, examples, files, sentences).")
     s.add_argument("checkpoint")
     s.add_argument("--data", required=True, help="Char-RNN: a folder of music; commentary: a caption CSV")
     s.add_argument("--json", action="store_true", help="one JSON object (the commentary keys: see the description)")
     s.add_argument("--limit", type=int, help="evaluate only the first N pieces (commentary: captions)")
     s.add_argument("--baseline", metavar="FILE", help="commentary: a checkpoint trained with --no-attributes on "
                    "the same captions; its held-out perplexity is reported beside the model's")
+    s.add_argument("--midi", metavar="FOLDER", help="commentary: held-out MIDI files the shown sentences are "
+                   "judged against (key truth: false and true claim rates, distinct-2, by take)")
+    s.add_argument("--midi-limit", type=int, default=12, metavar="N", help="commentary: the first N files of --midi")
     s.add_argument("--threads", type=int, default=2)
     s.set_defaults(func=cmd_eval)
 
@@ -78,7 +83,8 @@ def add_commands(sub) -> None:
                         "clock (MIDI clock out and tempo following on JACK; not in the default), "
                         "emg (parse/process cost, 200 Hz over a pty into the DCRNN, the mapping on real recordings), "
                         "music (key, pulse, recurrence, clean notes and pitch spread of rendered takes beside "
-                        "--real-data; not in the default)")
+                        "--real-data; not in the default), "
+                        "commentary (ms per shown sentence on one core, on --real-data's takes; not in the default)")
     s.add_argument("--launches", type=int, default=5, help="startup: launches to take the median of")
     s.add_argument("--load", type=int, default=None, metavar="N",
                    help="also run the live timing run and a scripted DCRNN take with N busy processes beside "
@@ -150,8 +156,8 @@ def cmd_eval(args) -> int:
 
     if checkpoint.read_metadata(args.checkpoint).get("kind") in checkpoint.TEXT_KINDS:
         return cmd_eval_commentary(args)
-    if args.baseline:
-        raise UserError("--baseline is for commentary checkpoints only")
+    if args.baseline or args.midi:
+        raise UserError(f"{'--baseline' if args.baseline else '--midi'} is for commentary checkpoints only")
     from livegen.train.charrnn import evaluate  # loads numpy and torch: only when the command runs
 
     result = evaluate(args.checkpoint, args.data, threads=args.threads, limit_pieces=args.limit)
@@ -179,7 +185,7 @@ def cmd_bench(args) -> int:
     seconds = args.seconds or 20.0
     if not 1 <= args.launches <= 100:
         raise UserError("--launches is 1..100")
-    if parts - {"startup"}:
+    if parts - {"startup", "commentary"}:
         extras.require("train", "livegen bench", "torch", "scipy")
     result = {}
     if "startup" in parts:
@@ -248,6 +254,12 @@ def cmd_bench(args) -> int:
             raise UserError("--emg-minutes must be positive")
         say("bench: EMG")
         result["emg"] = emg_bench(args.emg_data, load_model("dcrnn"), live_seconds=args.emg_minutes * 60, log=say)
+    if "commentary" in parts:
+        from livegen.bench.commentary import commentary_bench  # loads numpy: only when the bench runs
+
+        say("bench: commentary, one shown sentence on one core")
+        real = Path(args.real_data)
+        result["commentary"] = commentary_bench(str(real) if real.is_dir() else None)
     if args.json:
         print(json.dumps(result))
     else:
@@ -257,7 +269,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-BENCH_PARTS = {"engine", "startup", "camera", "dcrnn", "gui", "emg", "layers", "clock", "music"}
+BENCH_PARTS = {"engine", "startup", "camera", "dcrnn", "gui", "emg", "layers", "clock", "music", "commentary"}
 
 
 def cmd_train_commentary(args) -> int:
@@ -279,7 +291,10 @@ def cmd_train_commentary(args) -> int:
 def cmd_eval_commentary(args) -> int:
     from livegen.train.commentary import evaluate  # loads numpy and torch: only when the command runs
 
-    r = evaluate(args.checkpoint, args.data, threads=args.threads, limit=args.limit, baseline=args.baseline)
+    if args.midi_limit < 1:
+        raise UserError("--midi-limit must be at least 1")
+    r = evaluate(args.checkpoint, args.data, threads=args.threads, limit=args.limit, baseline=args.baseline,
+                 midi=args.midi, midi_limit=args.midi_limit)
     if args.json:
         print(json.dumps(r))
         return 0
@@ -305,6 +320,15 @@ def cmd_eval_commentary(args) -> int:
         lc = r["lcgan"]
         print(f"with the LC-GAN: agreement {100 * lc['attribute_agreement']:.1f} %, reward {lc['reward']:.3f} "
               f"(without {r['reward']:.3f}), distinct-1 {lc['distinct_1']:.3f}, distinct-2 {lc['distinct_2']:.3f}")
+    if "truth" in r:
+        t = r["truth"]
+        print(f"on {t['files']} held-out MIDI files, {t['sentences']} shown sentences: "
+              f"{100 * t['false_claim_rate']:.1f} % with a false claim, {100 * t['true_claim_rate']:.1f} % with a true "
+              f"specific claim and none false, distinct-2 {t['distinct_2']:.2f} per take, "
+              f"{100 * t['written_rate']:.0f} % written by the model, {t['ms_per_sentence']:.0f} ms per sentence")
+        for name, take in t["by_take"].items():
+            print(f"  {name}: {100 * take['false_claim_rate']:.1f} % false, {100 * take['true_claim_rate']:.1f} % true "
+                  f"of {take['sentences']}")
     if "independent_judge" in r:
         j = r["independent_judge"]
         print(f"independent judge (fitted on {j['fitted_on_sentences']} of these sentences): agreement "

@@ -1,14 +1,18 @@
-"""What is being played, in a music writer's words: notes of the last ~15 s -> attribute labels.
+"""What is being played, as a listener hears it: notes of the last ~15 s -> readings and labels.
 
-Measured: tempo (onset autocorrelation, weighted by accents, with a prior around 120 bpm, unless
-the tempo is known), note density, register (mean pitch), key and mode (Krumhansl-Kessler profiles
-against the duration-weighted pitch-class histogram), dynamics (mean velocity), polyphony (notes
-sounding at once) and the instruments (General MIDI programs; drums on channel 10). Each measure
-maps onto the labels of ``text.CANDIDATES`` ("fast tempo", "minor key", "piano", "mellow", ...),
-so the commentary model is conditioned on the same vocabulary it learnt from MusicCaps.
+Measured from the notes alone (never the engine's or the file's nominal tempo): the pace (heard
+events, i.e. onsets with a chord counted once, per second; and the beat, by onset autocorrelation),
+note density, register (mean pitch), key and mode (Krumhansl-Kessler profiles against the
+pitch-class histogram), dynamics (mean velocity), texture (notes sounding at once) and the
+instruments (General MIDI programs; drums on channel 10). Each measure becomes a ``Reading``: a
+value ("slow", "minor", ...) and a confidence, low near the boundary between two values, with few
+notes, or for a mode the relative key fits nearly as well. Only sure readings become the labels
+of ``text.CANDIDATES`` the commentary model is conditioned on, and only they make a sentence's
+claim true (``truth.py``): the commentary says nothing it is unsure of.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
@@ -18,12 +22,19 @@ from livegen.errors import UserError
 from livegen.music.events import Note
 
 WINDOW_SECONDS = 15.0
-# thresholds (bpm, MIDI pitch, velocity, notes sounding, notes/s): where MusicCaps writers' words change
-SLOW_BELOW, FAST_ABOVE = 84.0, 128.0
-LOW_BELOW, HIGH_ABOVE = 55.0, 72.0
-SOFT_BELOW, LOUD_ABOVE = 64.0, 96.0
-SOLO_BELOW, CHORDS_ABOVE = 1.3, 2.5
-SIMPLE_BELOW, COMPLEX_ABOVE = 2.0, 9.0
+SURE = 0.75  # a reading at least this confident is said (and a sentence may claim it)
+FULL_NOTES = 12  # fewer notes than this in a window scale every confidence down
+CHORD_SPREAD = 0.04  # s: onsets this close are one heard event (a chord, a spread chord)
+# (measure, value below the low edge, between, above the high edge, low edge, high edge, margin, scale):
+# at an edge a reading is 50 % sure, a margin inside its band 100 %; "log" scales measure ratios
+SCALES = {
+    "pace": ("events_per_second", ("slow", "medium", "fast"), 2.4, 3.8, math.log(1.25), "log"),
+    "dynamics": ("mean_velocity", ("soft", "moderate", "loud"), 64.0, 96.0, 8.0, "linear"),
+    "register": ("mean_pitch", ("low", "middle", "high"), 57.0, 68.0, 3.0, "linear"),
+    "density": ("notes_per_second", ("sparse", "moderate", "busy"), 3.0, 9.0, math.log(1.25), "log"),
+    "texture": ("polyphony", ("line", "mixed", "chords"), 1.3, 2.2, 0.3, "linear"),
+}
+MODE_MIN_CORRELATION, MODE_FULL_MARGIN = 0.7, 0.1  # best key's fit; its mode's lead over the other mode's
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 # Krumhansl-Kessler key profiles
 _MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -35,15 +46,30 @@ class MusicFeatures:
     seconds: float  # length of the window that had notes
     notes: int
     notes_per_second: float
-    bpm: float | None  # None: too few notes to tell
+    events_per_second: float  # onsets heard apart (a chord is one) per second: the pace
+    bpm: float | None  # the beat the onsets suggest; None: too few notes to tell
     mean_pitch: float
     key: str | None  # e.g. "C major"; None when the histogram fits no key well
     key_correlation: float
+    mode_margin: float  # how much better the key's mode fits than the other mode (< 0: the weightings disagree)
     mean_velocity: float
     polyphony: float  # mean number of notes sounding while any sounds
 
     def to_json(self) -> dict:
         return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Reading:
+    value: str
+    confidence: float  # 0.5: on the edge between two values; 1: clearly this one
+
+    @property
+    def sure(self) -> bool:
+        return self.confidence >= SURE
+
+    def to_json(self) -> list:
+        return [self.value, round(self.confidence, 2)]
 
 
 def window(notes: Iterable[Note], end: float | None = None, seconds: float = WINDOW_SECONDS) -> list[Note]:
@@ -53,6 +79,22 @@ def window(notes: Iterable[Note], end: float | None = None, seconds: float = WIN
         return []
     end = max(n.end for n in notes) if end is None else end
     return [n for n in notes if n.end > end - seconds and n.start < end]
+
+
+def heard_events(notes: list[Note]) -> np.ndarray:
+    """Onset times a listener hears apart: notes starting within CHORD_SPREAD of the previous are one."""
+    onsets = np.sort(np.array([n.start for n in notes]))
+    if not len(onsets):
+        return onsets
+    return onsets[np.r_[True, np.diff(onsets) > CHORD_SPREAD]]
+
+
+def events_per_second(notes: list[Note]) -> float:
+    """The pace: heard events per second between the first and the last (at least a second)."""
+    events = heard_events(notes)
+    if len(events) < 2:
+        return 0.0
+    return (len(events) - 1) / max(events[-1] - events[0], 1.0)
 
 
 def estimate_bpm(notes: list[Note]) -> float | None:
@@ -81,20 +123,34 @@ def estimate_bpm(notes: list[Note]) -> float | None:
     return float(bpm[int(np.argmax(ac * prior))])
 
 
-def estimate_key(notes: list[Note]) -> tuple[str | None, float]:
-    """(e.g. "A minor", correlation) from the duration-weighted pitch-class histogram."""
-    hist = np.zeros(12)
+def _key_fits(hist: np.ndarray) -> dict[str, tuple[float, str]]:
+    """Per mode, (best correlation, key name) over the twelve tonics."""
+    fits = {}
+    for mode, profile in (("major", _MAJOR), ("minor", _MINOR)):
+        fits[mode] = max((float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1]), f"{PITCH_NAMES[tonic]} {mode}")
+                         for tonic in range(12))
+    return fits
+
+
+def estimate_key(notes: list[Note]) -> tuple[str | None, float, float]:
+    """(e.g. "A minor", correlation, mode margin) from the duration-weighted pitch-class histogram.
+
+    The mode margin is how much better the best key of that mode fits than the best of the other
+    (a relative major and minor share their notes, so it is often small), and the smaller of that
+    over the duration-weighted and the note-count histograms: negative when they pick different modes."""
+    by_duration, by_count = np.zeros(12), np.zeros(12)
     for n in notes:
-        hist[n.pitch % 12] += min(n.end - n.start, 2.0)
-    if hist.sum() <= 0 or np.count_nonzero(hist) < 3:
-        return None, 0.0
-    best, name = -2.0, None
-    for tonic in range(12):
-        for mode, profile in (("major", _MAJOR), ("minor", _MINOR)):
-            r = float(np.corrcoef(hist, np.roll(profile, tonic))[0, 1])
-            if r > best:
-                best, name = r, f"{PITCH_NAMES[tonic]} {mode}"
-    return (name if best >= 0.5 else None), best
+        by_duration[n.pitch % 12] += min(n.end - n.start, 2.0)
+        by_count[n.pitch % 12] += 1
+    if by_duration.sum() <= 0 or np.count_nonzero(by_duration) < 3:
+        return None, 0.0, 0.0
+    fits = _key_fits(by_duration)
+    mode = max(fits, key=lambda m: fits[m][0])
+    other = "minor" if mode == "major" else "major"
+    counted = _key_fits(by_count)
+    margin = min(fits[mode][0] - fits[other][0], counted[mode][0] - counted[other][0])
+    best, name = fits[mode]
+    return (name if best >= 0.5 else None), best, margin
 
 
 def polyphony(notes: list[Note]) -> float:
@@ -110,18 +166,43 @@ def polyphony(notes: list[Note]) -> float:
     return weighted / busy if busy > 0 else 0.0
 
 
-def measure(notes: list[Note], bpm: float | None = None) -> MusicFeatures:
-    """Features of the notes of one window (``bpm`` when the tempo is known, e.g. the MIDI file's)."""
+def measure(notes: list[Note]) -> MusicFeatures:
+    """Features of the notes of one window, from the notes alone."""
     if not notes:
-        return MusicFeatures(0.0, 0, 0.0, bpm, 0.0, None, 0.0, 0.0, 0.0)
+        return MusicFeatures(0.0, 0, 0.0, 0.0, None, 0.0, None, 0.0, 0.0, 0.0, 0.0)
     start, end = min(n.start for n in notes), max(n.end for n in notes)
     seconds = max(end - start, 1e-3)
-    key, r = estimate_key(notes)
+    key, r, margin = estimate_key(notes)
     return MusicFeatures(
         seconds=seconds, notes=len(notes), notes_per_second=len(notes) / max(seconds, 1.0),
-        bpm=bpm if bpm is not None else estimate_bpm(notes),
-        mean_pitch=float(np.mean([n.pitch for n in notes])), key=key, key_correlation=r,
+        events_per_second=events_per_second(notes), bpm=estimate_bpm(notes),
+        mean_pitch=float(np.mean([n.pitch for n in notes])), key=key, key_correlation=r, mode_margin=margin,
         mean_velocity=float(np.mean([n.velocity for n in notes])), polyphony=polyphony(notes))
+
+
+def _scale_reading(x: float, values: tuple[str, str, str], low: float, high: float, margin: float,
+                   kind: str) -> Reading:
+    if kind == "log":
+        x, low, high = math.log(max(x, 1e-6)), math.log(low), math.log(high)
+    value = values[0] if x < low else values[2] if x > high else values[1]
+    inside = min(abs(x - low), abs(x - high)) if value == values[1] else abs(x - (low if x < low else high))
+    return Reading(value, 0.5 + 0.5 * min(1.0, inside / margin))
+
+
+def hear(f: MusicFeatures) -> dict[str, Reading]:
+    """The readings of measured features: pace, dynamics, register, density, texture and mode."""
+    if f.notes == 0:
+        return {}
+    few = min(1.0, f.notes / FULL_NOTES)
+    readings = {}
+    for name, (attribute, values, low, high, margin, kind) in SCALES.items():
+        r = _scale_reading(getattr(f, attribute), values, low, high, margin, kind)
+        readings[name] = Reading(r.value, r.confidence * few)
+    if f.key is not None:
+        fit = 1.0 if f.key_correlation >= MODE_MIN_CORRELATION else 0.0
+        lead = max(0.0, min(1.0, f.mode_margin / MODE_FULL_MARGIN))
+        readings["mode"] = Reading(f.key.split()[1], (0.5 + 0.5 * lead) * fit * few)
+    return readings
 
 
 def instrument_label(program: int) -> str | None:
@@ -135,51 +216,48 @@ def instrument_label(program: int) -> str | None:
 
 
 def describe(f: MusicFeatures, programs: Iterable[int] = (0,), drums: bool = False) -> list[str]:
-    """Attribute labels for measured features, in the order a viewer reads them."""
+    """Attribute labels for the sure readings of measured features, in the order a viewer reads them."""
     if f.notes == 0:
         return []
-    labels = []
-    tempo = None
-    if f.bpm is not None:
-        tempo = "slow" if f.bpm < SLOW_BELOW else "fast" if f.bpm > FAST_ABOVE else "medium"
-        labels.append(f"{tempo} tempo")
-    mode = f.key.split()[1] if f.key else None
-    if mode:
-        labels.append(f"{mode} key")
-    soft, loud = f.mean_velocity < SOFT_BELOW, f.mean_velocity > LOUD_ABOVE
-    if soft or loud:
-        labels.append("soft" if soft else "loud")
-    if f.mean_pitch < LOW_BELOW or f.mean_pitch > HIGH_ABOVE:
-        labels.append("low register" if f.mean_pitch < LOW_BELOW else "high register")
+    readings = {name: r.value for name, r in hear(f).items() if r.sure}
+    pace, mode, dynamics = readings.get("pace"), readings.get("mode"), readings.get("dynamics")
+    labels = [f"{pace} tempo"] if pace else []
+    labels += [f"{mode} key"] if mode else []
+    labels += [dynamics] if dynamics in ("soft", "loud") else []
+    register = readings.get("register")
+    labels += [f"{register} register"] if register in ("low", "high") else []
     instruments = sorted({lb for p in programs if (lb := instrument_label(p))})
-    if f.polyphony >= CHORDS_ABOVE:
+    texture = readings.get("texture")
+    if texture == "chords":
         labels.append("chords")
-    elif f.polyphony < SOLO_BELOW and len(instruments) <= 1 and not drums:
+    elif texture == "line" and len(instruments) <= 1 and not drums:
         labels.append("solo")
-    if f.notes_per_second < SIMPLE_BELOW:
-        labels.append("simple")
-    elif f.notes_per_second > COMPLEX_ABOVE:
-        labels.append("complex")
-    labels += _moods(tempo, mode, soft, loud, f)
+    density = readings.get("density")
+    labels += [{"sparse": "simple", "busy": "complex"}[density]] if density in ("sparse", "busy") else []
+    labels += _moods(pace, mode, dynamics == "soft", dynamics == "loud")
     labels += instruments + (["drums"] if drums else [])
     return labels
 
 
-def _moods(tempo: str | None, mode: str | None, soft: bool, loud: bool, f: MusicFeatures) -> list[str]:
-    """At most two mood words, from the tempo, mode and dynamics a listener hears them in."""
+def _moods(tempo: str | None, mode: str | None, soft: bool, loud: bool) -> list[str]:
+    """At most two mood words, from the tempo, mode and dynamics a listener hears them in; a mood
+    word that says a pace or a loudness ("energetic", "calm", "intense") only when that is heard."""
     moods = []
     if mode == "minor":
-        moods.append({"slow": "sad", "fast": "intense"}.get(tempo or "", "emotional"))
+        moods.append("sad" if tempo == "slow" else "emotional")
         if soft and tempo != "fast":
             moods.append("dark")
     elif mode == "major":
-        if tempo == "fast" or (loud and tempo != "slow"):
+        if tempo == "fast":
             moods.append("energetic")
-        moods.append("happy" if tempo != "slow" else "calm")
-    if soft and tempo != "fast" and "dark" not in moods:
+        if tempo != "slow":
+            moods.append("happy")
+        elif soft:
+            moods.append("calm")
+    if soft and "dark" not in moods:
         moods.append("mellow")
-    elif loud and "energetic" not in moods and "intense" not in moods:
-        moods.append("intense" if mode == "minor" else "energetic")
+    elif loud:
+        moods.append("intense")
     return list(dict.fromkeys(moods))[:2]
 
 
@@ -218,7 +296,8 @@ def notes_from_messages(messages: Iterable[tuple[float, list[int]]], now: float 
 
 
 def read_midi_file(path: str):
-    """(notes, programs, drums, bpm or None) of a MIDI file; unreadable files are a UserError."""
+    """(notes, programs, drums) of a MIDI file; unreadable files are a UserError. Its stated tempo is
+    not read: the pace is heard from the notes, as a listener hears it."""
     import mido  # MIDI files: only `livegen comment --midi` reads one; live commentary hears the engine
 
     from livegen.music.corpus import read_midi  # mido too (see above)
@@ -231,7 +310,7 @@ def read_midi_file(path: str):
     except Exception as exc:  # mido raises many kinds on a damaged file
         raise UserError(f"{path} is not a readable MIDI file ({type(exc).__name__}: {exc})") from None
     programs: dict[int, int] = {}
-    channels, drums, tempos = set(), False, []
+    channels, drums = set(), False
     for track in midi.tracks:
         for msg in track:
             if msg.type == "program_change":
@@ -241,9 +320,4 @@ def read_midi_file(path: str):
                     drums = True
                 else:
                     channels.add(msg.channel)
-            elif msg.type == "set_tempo":
-                tempos.append(mido.tempo2bpm(msg.tempo))
-    used = sorted({programs.get(c, 0) for c in channels} or {0})
-    # a single stated tempo is trusted; none (the 120 default) or a changing one is estimated
-    bpm = tempos[0] if len(set(round(t, 1) for t in tempos)) == 1 else None
-    return notes, used, drums, bpm
+    return notes, sorted({programs.get(c, 0) for c in channels} or {0}), drums

@@ -2,7 +2,9 @@
 
 ``Commentator`` is what the CLI and the live worker share. It writes with the numpy runtime of the
 CVAE (no torch), is deterministic for a seed (one seeded numpy generator drives every draw) and
-only ever returns text that passed the booth filter.
+only ever returns text that passed the booth filter. About music, it also only returns sentences
+the truth checker (``truth.py``) finds no false claim in: of CANDIDATES drawn at once, those that
+claim nothing false are kept, and the one that says the most that is true is shown.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 
 from livegen.commentary import attributes as music_attributes
 from livegen.commentary import filter as word_filter
+from livegen.commentary import truth
 from livegen.errors import UserError
 from livegen.models import checkpoint
 from livegen.models.cvae import LiveCVAE, draws
@@ -22,8 +25,8 @@ from livegen.models.words import detokenize
 from livegen.music.events import Note
 
 MIN_WORDS = 5
-CANDIDATES = 8  # drawn in one batch: as fast as one, and some always pass the checks
-ATTEMPTS = 4
+CANDIDATES = 16  # drawn in one batch: as fast per sentence as fewer, and enough say something true
+ATTEMPTS = 2  # batches at most, while none says something true beyond the instrument
 
 
 @dataclass
@@ -34,6 +37,9 @@ class Comment:
     features: dict = field(default_factory=dict)  # the measurements behind the attributes
     steered: bool = False  # decoded from the LC-GAN actor's z
     ms: float = 0.0  # time to generate
+    heard: dict = field(default_factory=dict)  # reading -> [value, confidence]
+    claims: list[truth.Claim] = field(default_factory=list)  # what the sentence claims, each judged
+    written: bool = True  # False: no drawn sentence was fit to show, a plain description was
 
     def line(self) -> str:
         """The sentence, then its attributes in brackets (one line for a terminal or a log)."""
@@ -41,7 +47,8 @@ class Comment:
 
     def to_json(self) -> dict:
         return {"time": None if self.time is None else round(self.time, 3), "text": self.text,
-                "attributes": self.attributes, "features": self.features, "lcgan": self.steered,
+                "attributes": self.attributes, "features": self.features, "heard": self.heard,
+                "claims": [c.to_json() for c in self.claims], "written": self.written, "lcgan": self.steered,
                 "ms": round(self.ms, 1)}
 
 
@@ -76,30 +83,59 @@ class Commentator:
         self.recent: deque[str] = deque(maxlen=32)  # not the same sentence twice in a row of 32
         words = self.model.config.words
         self.banned = [i for i, w in enumerate(words) if word_filter.is_blocked_word(w)]
+        self.claiming = [(i, found) for i, w in enumerate(words) if (found := truth.find(w))]  # one-word claims
 
     def known(self, labels: list[str]) -> list[str]:
         """The labels this model was trained with (others would be silently ignored)."""
         return [a for a in labels if a in self.model.config.attributes]
 
-    def sentence(self, labels: list[str]) -> str:
-        """One booth-safe sentence of at least MIN_WORDS words conditioned on ``labels``."""
+    def sentence(self, labels: list[str], heard: truth.Heard | None = None) -> str:
+        """One booth-safe sentence of at least MIN_WORDS words conditioned on ``labels``; with what
+        was ``heard``, one that claims nothing false about it (see ``write``)."""
+        return self.write(labels, heard)[0]
+
+    def write(self, labels: list[str], heard: truth.Heard | None = None) -> tuple[str, bool]:
+        """(sentence, written by the model). Without ``heard``, of the showable candidates the one the
+        attribute classifier finds most about the labels (``rerank``). With it, only candidates with
+        no false claim are kept, and the one with the most true specific claims is shown (the
+        classifier breaks ties); batches are drawn until one says something true beyond the
+        instrument, at most ATTEMPTS, else the best found. None showable: a plain description.
+
+        With ``heard``, decoding is constrained too: a word that is on its own a false claim ("cello"
+        in a piano take, "fast" in a slow one) is never drawn; claims of several words ("high notes")
+        are left to the check after."""
         attrs = np.repeat(self.model.attribute_vector(labels)[None], CANDIDATES, 0)
+        banned = self.banned
+        if heard is not None:
+            banned = banned + [i for i, found in self.claiming
+                               if not all(truth.verdict(about, value, heard)[0] for about, value, _ in found)]
+        best: tuple[float, float, str] | None = None  # (true claims' worth, classifier reward, sentence)
         for _ in range(ATTEMPTS):
             z, uniforms = draws(self.rng, CANDIDATES, self.model.config)
             if self.use_lcgan:
                 z = self.model.lcgan.steer(z, attrs)
             drawn = self.model.sample(attrs, z, uniforms, temperature=self.temperature, top_k=self.top_k,
-                                      banned=self.banned)
+                                      banned=banned)
             sentences = [detokenize(words) for words in drawn]
             ok = [i for i, (w, s) in enumerate(zip(drawn, sentences)) if self._showable(w, s)]
+            worth = {i: 0.0 for i in ok}
+            if heard is not None:
+                verdicts = {i: truth.judge(sentences[i], heard) for i in ok}
+                ok = [i for i in ok if not verdicts[i][0]]
+                worth = {i: truth.informative(verdicts[i][1]) for i in ok}
             if not ok:
                 continue
-            best = ok[0]
-            if self.rerank and labels:
-                best = ok[int(self.model.reward([drawn[i] for i in ok], attrs[:len(ok)]).argmax())]
-            self.recent.append(sentences[best])
-            return sentences[best]
-        return self._plain(labels)
+            rewards = (self.model.reward([drawn[i] for i in ok], attrs[:len(ok)]) if self.rerank and labels
+                       else np.zeros(len(ok)))
+            for i, r in zip(ok, rewards):
+                if best is None or (worth[i], float(r)) > best[:2]:
+                    best = (worth[i], float(r), sentences[i])
+            if heard is None or best[0] >= 1:
+                break
+        if best is None:
+            return self._plain(labels), False
+        self.recent.append(best[2])
+        return best[2], True
 
     def _showable(self, words: list[str], sentence: str) -> bool:
         return (sum(w[0].isalnum() for w in words) >= MIN_WORDS and bool(words) and words[-1] in (".", "!", "?")
@@ -112,13 +148,16 @@ class Commentator:
         return f"The music right now sounds like this: {shown}."
 
     def comment(self, notes: list[Note], end: float | None = None, programs=(0,), drums: bool = False,
-                bpm: float | None = None, seconds: float = music_attributes.WINDOW_SECONDS) -> Comment:
+                seconds: float = music_attributes.WINDOW_SECONDS) -> Comment:
         """A comment on the ``seconds`` of notes before ``end`` (default: the last note's end)."""
         t0 = time.perf_counter()
         recent = music_attributes.window(notes, end, seconds)
-        features = music_attributes.measure(recent, bpm)
+        features = music_attributes.measure(recent)
+        readings = music_attributes.hear(features)
+        heard = truth.Heard(readings, tuple(programs), drums)
         labels = self.known(music_attributes.describe(features, programs, drums))
-        sentence = self.sentence(labels)
+        sentence, written = self.write(labels, heard)
         when = end if end is not None else (max(n.end for n in recent) if recent else None)
         return Comment(sentence, labels, when, features.to_json(), self.use_lcgan,
-                       (time.perf_counter() - t0) * 1000)
+                       (time.perf_counter() - t0) * 1000, {k: r.to_json() for k, r in readings.items()},
+                       truth.claims(sentence, heard), written)

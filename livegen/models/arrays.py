@@ -41,7 +41,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 def gru_cell(x: np.ndarray, h: np.ndarray, w_ih, b_ih, w_hh, b_hh) -> np.ndarray:
     """torch's GRU cell (gates in its order: reset, update, new) for one input (I,) or a batch (B, I)."""
-    gi, gh = x @ w_ih.T + b_ih, h @ w_hh.T + b_hh
+    return gru_gates(x @ w_ih.T + b_ih, h, w_hh, b_hh)
+
+
+def gru_gates(gi: np.ndarray, h: np.ndarray, w_hh, b_hh) -> np.ndarray:
+    """``gru_cell`` from the input's share of the gates, ``gi`` = x @ w_ih.T + b_ih, computed already."""
+    gh = h @ w_hh.T + b_hh
     n = h.shape[-1]
     r = sigmoid(gi[..., :n] + gh[..., :n])
     u = sigmoid(gi[..., n:2 * n] + gh[..., n:2 * n])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from livegen.models.arrays import Weights, gru_cell
+from livegen.models.arrays import Weights, gru_gates
 from livegen.models.lcgan import LCGANConfig, LiveAttributeClassifier, LiveLCGAN, reward
 from livegen.models.words import MAX_SENTENCE_TOKENS, SPECIALS
 
@@ -66,25 +66,30 @@ def draw_words(logits: np.ndarray, uniforms: np.ndarray, never: np.ndarray, temp
 
 
 def sample_sentences(step, state, config: CVAEConfig, uniforms: np.ndarray, temperature: float = 0.8,
-                     top_k: int = 30, banned: list[int] | None = None) -> list[list[str]]:
-    """Sentences (word lists, <eos> excluded) from a decoder ``step(word ids (B,), state) ->
-    (logits (B, V) as numpy, state)`` that starts from ``state``: the one sampling loop the torch
-    and numpy decoders share. <unk>, <pad>, <bos> and ``banned`` ids are never drawn."""
+                     top_k: int = 30, banned: list[int] | None = None, select=None) -> list[list[str]]:
+    """Sentences (word lists, <eos> excluded) from a decoder ``step(word ids (b,), state, rows) ->
+    (logits (b, V) as numpy, state)`` that starts from ``state``: the one sampling loop the torch
+    and numpy decoders share. ``rows`` are the batch rows still writing (b of them): a finished
+    sentence is dropped from the batch, its state by ``select(state, kept mask (b,))`` (default:
+    ``state[kept]``). <unk>, <pad>, <bos> and ``banned`` ids are never drawn."""
     words = config.words
     pad, unk, bos, eos = special_ids(words)
     never = np.zeros(len(words), dtype=bool)
     never[[pad, unk, bos] + list(banned or [])] = True
+    select = select or (lambda s, kept: s[kept])
     batch = len(uniforms)
+    rows = np.arange(batch)
     token = np.full(batch, bos)
     out = np.full((batch, config.max_len), pad)
-    done = np.zeros(batch, dtype=bool)
     for t in range(config.max_len):
-        logits, state = step(token, state)
-        token = np.where(done, pad, draw_words(logits, uniforms[:, t], never, temperature, top_k))
-        out[:, t] = token
-        done |= token == eos
-        if done.all():
-            break
+        logits, state = step(token, state, rows)
+        token = draw_words(logits, uniforms[rows, t], never, temperature, top_k)
+        out[rows, t] = token
+        writing = token != eos
+        if not writing.all():
+            if not writing.any():
+                break
+            rows, token, state = rows[writing], token[writing], select(state, writing)
     sentences = []
     for row in out.tolist():
         end = next((t for t, i in enumerate(row) if i in (eos, pad)), len(row))
@@ -109,8 +114,11 @@ class LiveCVAE:
         self.embed = w("embed.weight", v, e)
         self.embed_t = np.ascontiguousarray(self.embed.T)  # the output layer is tied to the embedding
         self.init_state = w("init_state.weight", h, cond), w("init_state.bias", h)
-        self.decoder = (w("decoder.weight_ih_l0", 3 * h, e + cond), w("decoder.bias_ih_l0", 3 * h),
-                        w("decoder.weight_hh_l0", 3 * h, h), w("decoder.bias_hh_l0", 3 * h))
+        weight_ih = w("decoder.weight_ih_l0", 3 * h, e + cond)
+        # a word's share of the GRU's input gates, once per word: sampling adds the condition's share
+        self.word_gates = self.embed @ weight_ih[:, :e].T
+        self.cond_gates = np.ascontiguousarray(weight_ih[:, e:].T), w("decoder.bias_ih_l0", 3 * h)
+        self.recurrent = w("decoder.weight_hh_l0", 3 * h, h), w("decoder.bias_hh_l0", 3 * h)
         self.out = w("out.weight", e, h), w("out.bias", e)
         self.out_bias = w("out_bias", v)
         self.classifier = LiveAttributeClassifier(w.under("classifier."), v, a, self.pad)
@@ -132,9 +140,10 @@ class LiveCVAE:
         cond = np.concatenate([z, attrs], -1).astype(np.float32)
         weight, bias = self.init_state
         out_w, out_b = self.out
+        cond_gates = cond @ self.cond_gates[0] + self.cond_gates[1]
 
-        def step(token: np.ndarray, state: np.ndarray):
-            state = gru_cell(np.concatenate([self.embed[token], cond], -1), state, *self.decoder)
+        def step(token: np.ndarray, state: np.ndarray, rows: np.ndarray):
+            state = gru_gates(self.word_gates[token] + cond_gates[rows], state, *self.recurrent)
             return (state @ out_w.T + out_b) @ self.embed_t + self.out_bias, state
 
         return sample_sentences(step, np.tanh(cond @ weight.T + bias), self.config, uniforms, temperature, top_k,

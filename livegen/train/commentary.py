@@ -19,7 +19,8 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from livegen.commentary import filter as word_filter
-from livegen.commentary import text
+from livegen.commentary import text, truth
+from livegen.commentary.attributes import WINDOW_SECONDS, read_midi_file
 from livegen.commentary.commentator import Commentator, commentary_checkpoint
 from livegen.errors import UserError
 from livegen.models import checkpoint
@@ -497,11 +498,64 @@ def baseline_elbo(path: str, model, sents: list[text.Sentence]) -> dict:
             **{k: result[k] for k in ("perplexity", "perplexity_reconstruction", "kl")}}
 
 
+WINDOWS_PER_TAKE = 4
+
+
+def truth_on_midi(model, folder: str, seed: int = 0, limit: int | None = None) -> dict:
+    """What the shown sentences claim about held-out music, by ``truth.py``'s checker: each MIDI file
+    under ``folder`` (its first ``limit``) as played and as two contrasting takes (slow soft low, fast
+    loud high), WINDOWS_PER_TAKE sentences over each, as ``livegen comment --midi`` writes them.
+
+    false_claim_rate: sentences with any claim the music does not confidently support;
+    true_claim_rate: sentences with a true specific claim and none false; distinct_2: per take, mean."""
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".mid", ".midi"))[:limit]
+    if not files:
+        raise UserError(f"--midi {folder}: no MIDI files in it")
+    commentator = Commentator(model.live(), seed=seed)
+    shown, by_take, distinct_2, ms = [], {name: [0, 0, 0] for name, *_ in truth.TAKES}, [], []
+    for path in files:
+        notes, programs, drums = read_midi_file(str(path))
+        if len(notes) < 8:
+            continue
+        for name, stretch, velocity, shift in truth.TAKES:
+            take = truth.variant(notes, stretch, velocity, shift)
+            start, end = take[0].start, max(n.end for n in take)
+            sentences = []
+            for k in range(WINDOWS_PER_TAKE):
+                at = start + (end - start) * (k + 1) / WINDOWS_PER_TAKE
+                c = commentator.comment(take, max(at, start + min(WINDOW_SECONDS, end - start)), programs, drums)
+                false = any(not claim.true for claim in c.claims)
+                true = not false and any(claim.true and claim.about in truth.SPECIFIC for claim in c.claims)
+                counts = by_take[name]
+                counts[0] += 1
+                counts[1] += false
+                counts[2] += true
+                shown.append({"file": path.name, "take": name, "text": c.text, "written": c.written,
+                              "false": [f"{x.about}:{x.value} ({x.words}; {x.why})" for x in c.claims if not x.true],
+                              "true": [f"{x.about}:{x.value}" for x in c.claims if x.true]})
+                sentences.append(tokenize(c.text))
+                ms.append(c.ms)
+            distinct_2.append(distinct(sentences)[1])
+    n = len(shown)
+    if not n:
+        raise UserError(f"--midi {folder}: no file with at least 8 pitched notes")
+    return {"files": len(files), "sentences": n,
+            "false_claim_rate": sum(bool(s["false"]) for s in shown) / n,
+            "true_claim_rate": sum(not s["false"] and bool(s["true"]) for s in shown) / n,
+            "written_rate": sum(s["written"] for s in shown) / n, "distinct_2": float(np.mean(distinct_2)),
+            "ms_per_sentence": float(np.median(ms)),
+            "by_take": {name: {"sentences": t, "false_claim_rate": f / max(t, 1), "true_claim_rate": r / max(t, 1)}
+                        for name, (t, f, r) in by_take.items()},
+            "examples": shown[:WINDOWS_PER_TAKE * len(truth.TAKES)]}
+
+
 def evaluate(path: str, data: str, threads: int = 2, per_category: int = 60, seed: int = 0,
-             limit: int | None = None, baseline: str | None = None) -> dict:
+             limit: int | None = None, baseline: str | None = None, midi: str | None = None,
+             midi_limit: int | None = 12) -> dict:
     """Perplexity, KL, attribute agreement (% vs chance), distinct-1/2 and speed on a caption CSV
     (its first ``limit`` captions when given); with ``baseline``, a no-attribute checkpoint's
-    perplexity on the same sentences."""
+    perplexity on the same sentences; with ``midi``, what the shown sentences claim about held-out
+    music (``truth_on_midi``, its first ``midi_limit`` files)."""
     torch.set_num_threads(threads)
     model, meta = checkpoint.load(path)
     rows = text.read_captions(data)[:limit]
@@ -538,6 +592,8 @@ def evaluate(path: str, data: str, threads: int = 2, per_category: int = 60, see
             "fitted_on_sentences": len(sents) - len(unseen), "real_sentences": len(unseen),
             **({"lcgan": steered["judge_agreement"]} if steered is not None else {})}
     result["ms_per_sentence"] = ms_per_sentence(model, sorted(sents[0].attributes))
+    if midi is not None:
+        result["truth"] = truth_on_midi(model, midi, seed=seed, limit=midi_limit)
     result.update({"model": str(path), "use_attributes": model.config.use_attributes,
                    "trained_steps": meta["extra"].get("train", {}).get("step"), "captions": len(rows)})
     return result

@@ -129,11 +129,13 @@ class CVAE(nn.Module):
         uniforms (B, max_len) in [0, 1), one per word (see ``models/cvae.py``'s ``draw_words``).
         <unk>, <pad>, <bos> and ``banned`` ids are never drawn."""
 
-        def step(token, state):
-            logits, state = self.decode(torch.from_numpy(token)[:, None], z, attrs, state)
+        def step(token, state, rows):
+            rows = torch.from_numpy(rows)
+            logits, state = self.decode(torch.from_numpy(token)[:, None], z[rows], attrs[rows], state)
             return logits[:, 0].numpy(), state
 
-        return sample_sentences(step, None, self.config, uniforms.numpy(), temperature, top_k, banned)
+        return sample_sentences(step, None, self.config, uniforms.numpy(), temperature, top_k, banned,
+                                select=lambda state, kept: state[:, torch.from_numpy(kept)])
 
     def live(self) -> LiveCVAE:
         """The numpy runtime of these weights, as the commentary writes with them."""
