@@ -8,7 +8,7 @@ ALSA and JACK ports go through python-rtmidi, imported only when used, and every
 livegen opens is named ``livegen`` (``CLIENT``): other programs list its ports as ``livegen:...``.
 
 ``InputPort`` is the template for inputs: backends deliver raw bytes to ``_receive`` on their own
-thread (rtmidi's callback), which timestamps them on the monotonic clock, keeps only well-formed
+thread (one per port, polling rtmidi's queue), which timestamps them on the monotonic clock, keeps only well-formed
 channel messages (running status expanded, SysEx and out-of-range bytes dropped) and hands each to
 the listener; a listener that raises is reported once and the port goes on.
 """
@@ -231,20 +231,27 @@ class InputPort(ABC):
 
 class RtMidiInput(InputPort):
     """Another program's MIDI output, ``name`` as ``list_ports(api)["inputs"]`` gives it (or
-    ``match_port`` finds it), heard through livegen's own port ``OWN_INPUT``."""
+    ``match_port`` finds it), heard through livegen's own port ``OWN_INPUT``.
+
+    A thread of its own polls rtmidi's queue every ``POLL_SECONDS`` rather than taking rtmidi's
+    callback: on JACK that callback runs in the server's real-time cycle, and Python there waits
+    for the interpreter lock (held by the model a few ms at a time) and for the pipe to the clock,
+    stalling every client's cycle on the server, so other ports' messages arrive late or lost."""
+
+    POLL_SECONDS = 0.001
+    QUEUE = 8192  # messages rtmidi holds between polls (a flood of 10k a second fills 10 a poll)
 
     def __init__(self, api: str, name: str, listener: Listener, report: Callable[[str], None] | None = None):
         super().__init__(listener, report)
         self.api = api
         try:
-            self._raw = rtmidi_client(api, output=False)
+            self._raw = rtmidi_client(api, output=False, queue=self.QUEUE)
         except Exception as exc:  # no rtmidi, or the MIDI system refused a client
             raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
         try:
             available = self._raw.get_ports()
             name = match_port(name, available, kind="input")
             self._raw.ignore_types(sysex=True, timing=True, active_sense=True)
-            self._raw.set_callback(self._on_rtmidi)
             self._raw.open_port(available.index(name), OWN_INPUT)
         except UserError:
             self._raw.delete()
@@ -253,23 +260,39 @@ class RtMidiInput(InputPort):
             self._raw.delete()
             raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
         self.name = name
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"livegen-midi-in {name}", daemon=True)
+        self._reader.start()
 
-    def _on_rtmidi(self, event, _data=None) -> None:
-        self._receive(event[0])
+    def _read(self) -> None:
+        """Hand on what rtmidi queued, each message stamped as it is taken (within a poll of arriving)."""
+        while not self._stop.is_set():
+            try:
+                event = self._raw.get_message()
+            except Exception as exc:  # the MIDI system went away under the port: the watcher reopens it
+                if self.report is not None:
+                    self.report(f"MIDI input {self.name}: {exc}; it stops listening")
+                return
+            if event is None:
+                self._stop.wait(self.POLL_SECONDS)
+            else:
+                self._receive(event[0])
 
     def _close(self) -> None:
-        self._raw.cancel_callback()
+        self._stop.set()
+        self._reader.join(1.0)
         self._raw.close_port()
         self._raw.delete()
 
 
-def rtmidi_client(api: str, output: bool):
-    """A python-rtmidi MidiOut (``output``) or MidiIn on ``api``, its client named ``CLIENT``."""
+def rtmidi_client(api: str, output: bool, queue: int = 1024):
+    """A python-rtmidi MidiOut (``output``) or MidiIn on ``api`` (holding up to ``queue`` messages
+    until read), its client named ``CLIENT``."""
     os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never spawn a JACK server behind the user's back
     import rtmidi  # needs the system's ALSA library: loaded only when a MIDI port opens
 
-    kind = rtmidi.MidiOut if output else rtmidi.MidiIn
-    return kind(getattr(rtmidi, f"API_{_RTMIDI_API[api]}"), name=CLIENT)
+    rtapi = getattr(rtmidi, f"API_{_RTMIDI_API[api]}")
+    return rtmidi.MidiOut(rtapi, name=CLIENT) if output else rtmidi.MidiIn(rtapi, name=CLIENT, queue_size_limit=queue)
 
 
 def api_available(api: str) -> bool:

@@ -1,6 +1,6 @@
 """A player's MIDI into a take: the input ports ``--midi-in`` names, listened to on their own threads.
 
-Each message is stamped on the monotonic clock as it arrives (rtmidi's callback thread) and goes
+Each message is stamped on the monotonic clock as it arrives (the port's reader thread) and goes
 to the engine (``Engine.hear``: recorded on the player's track and in the session, sent on with
 ``--thru``, heard by the responder) and, in the ``accompany`` mode, through the ``ControlHub``:
 the pitch-class histogram and density follow what the player held and played over the last few
