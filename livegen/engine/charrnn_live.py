@@ -28,6 +28,8 @@ NOT_A_START = np.r_[np.arange(events.token_range("NOTE_OFF").start, events.token
 SEED_TOKEN = events.encode("TIME_SHIFT", 10)
 PHRASE_KEY_WEIGHT = 1.5  # logits per e-fold of a pitch class's share in a phrase of its own's histogram
 PHRASE_KEY_FLOOR = 0.05  # the share below which a pitch class is no less likely
+PHRASE_RATE_PRIOR = 4.0  # s at the asked rate a phrase of its own starts as if it had played: its first
+# chord (three onsets at once) would otherwise read as a rate three times too fast and stretch its time 4x
 
 
 class TokenSampler:
@@ -216,7 +218,7 @@ class CharRNNGenerator(LiveGenerator):
             _, lstm = self.model.step(prev, cond, lstm)
             prev = token
         decoder = StreamingDecoder(*self.decoder_limits, time=at)
-        prior = self.steering.rate_tau / 2
+        prior = PHRASE_RATE_PRIOR
         motif = replace(self.current.motif, phrase=-1, taking=(), notes=0, replay=())  # its ideas are kept
         self.current = Snapshot(self.current.index, at, prev, lstm, decoder, (prior * target_rate, prior),
                                 motif=motif)
