@@ -82,7 +82,7 @@ def perform(receiver, player, tmp_path, *flags, seconds=25):
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
-    proc.said = lines
+    proc.said, proc.reader = lines, reader
     deadline = time.monotonic() + 20
     while not any("performing on" in line for line in lines):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -100,6 +100,9 @@ def finish(proc):
         proc.kill()
         proc.wait()
         raise
+    finally:
+        proc.reader.join(5)
+        proc.stderr.close()
     time.sleep(0.2)
     return "".join(proc.said)
 
