@@ -26,7 +26,7 @@ TIME_SHIFT_FIRST = events.token_range("TIME_SHIFT").start
 NOT_A_START = np.r_[np.arange(events.token_range("NOTE_OFF").start, events.token_range("NOTE_OFF").stop),
                     np.arange(TIME_SHIFT_FIRST, events.token_range("TIME_SHIFT").stop)]
 SEED_TOKEN = events.encode("TIME_SHIFT", 10)
-PHRASE_KEY_WEIGHT = 1.5  # logits per e-fold of a pitch class's share in a phrase of its own's histogram
+PHRASE_KEY_WEIGHT = 4.5  # logits per e-fold of a pitch class's share in a phrase of its own's histogram
 PHRASE_KEY_FLOOR = 0.05  # the share below which a pitch class is no less likely
 PHRASE_RATE_PRIOR = 4.0  # s at the asked rate a phrase of its own starts as if it had played: its first
 # chord (three onsets at once) would otherwise read as a rate three times too fast and stretch its time 4x
