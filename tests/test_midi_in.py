@@ -243,3 +243,31 @@ def test_a_phrase_estimate_reads_the_key_density_and_register():
     assert np.argsort(c.histogram)[-3:].tolist() == [4, 7, 0] or set(np.flatnonzero(c.histogram)) == {0, 4, 7}
     assert abs(control_density_to_rate(c.density) - 16 / 3.95) < 0.5
     assert abs(control_pitch_to_midi(c.pitch) - 65.75) < 0.5
+
+
+def layer_notes(path):
+    """The livegen layer's note messages of a recorded take, (seconds, bytes), the player's track left out."""
+    midi = mido.MidiFile(path)
+    t, out = 0.0, []
+    for msg in mido.merge_tracks([track for track in midi.tracks if track.name != "player"]):
+        t += mido.tick2second(msg.time, midi.ticks_per_beat, 500_000)
+        if msg.type in ("note_on", "note_off"):
+            out.append((round(t, 3), tuple(msg.bytes())))
+    return out
+
+
+def test_an_answered_take_replays_note_for_note_from_its_session(receiver, player, tmp_path):
+    """The session holds the player's notes at their times; a replay feeds them back, so the answers
+    are decided and played again as they were live."""
+    proc, take = perform(receiver, player, tmp_path, "--respond", "answer", "--seed", "7", seconds=10)
+    player.play(pop909_phrase("222", seconds=4.0))
+    err = finish(proc)
+    assert proc.returncode == 0, err
+    again = tmp_path / "again.mid"
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--controls", f"replay:{take.with_suffix('.jsonl')}",
+                                     "--seed", "7", "--record", str(again)), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    live = layer_notes(take)
+    assert sum(1 for _, m in live if m[0] & 0xF0 == 0x90 and m[2]) >= 4  # it answered
+    assert layer_notes(again) == live
+    assert mido.MidiFile(again).tracks[-1].name == "player"  # the replay records the player's notes again
