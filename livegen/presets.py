@@ -218,6 +218,17 @@ class EmgPreset:
 
 
 @dataclass
+class LearnPreset:
+    """A mapping learned by demonstration (``livegen learn fit``) the sensors play through."""
+
+    mapping: str = ""  # MAP.toml path; "" = none. With one, the armband plays through it alone
+
+    def __post_init__(self):
+        if self.mapping and not self.mapping.strip():
+            raise UserError("preset key learn.mapping must name a MAP.toml file, or be \"\" for none")
+
+
+@dataclass
 class LayerPreset:
     """A ``[[layers]]`` table: one more model playing beside the main one (as ``perform --layer``)."""
 
@@ -292,6 +303,7 @@ class Preset:
     gui: GuiPreset = field(default_factory=GuiPreset)
     emg: EmgPreset = field(default_factory=EmgPreset)
     midi_in: MidiInPreset = field(default_factory=MidiInPreset)
+    learn: LearnPreset = field(default_factory=LearnPreset)
     layers: list = field(default_factory=list)  # LayerPreset tables, [[layers]] in TOML
 
 
@@ -333,7 +345,8 @@ def parse(text: str, origin: str = "preset") -> Preset:
             kwargs[name] = [_check("layers", LayerPreset, table) for table in values]
             continue
         cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset,
-               "camera": CameraPreset, "gui": GuiPreset, "emg": EmgPreset, "midi_in": MidiInPreset}[name]
+               "camera": CameraPreset, "gui": GuiPreset, "emg": EmgPreset, "midi_in": MidiInPreset,
+               "learn": LearnPreset}[name]
         kwargs[name] = _check(name, cls, values)
     preset = Preset(**kwargs)
     if not 1 <= preset.output.channel <= 16:

@@ -4,6 +4,7 @@ with each part's rows (load, layers, dcrnn, clock, emg, camera, the panel) when 
 from __future__ import annotations
 
 from livegen.bench.emg import report_rows
+from livegen.bench.learn import report_rows as learn_rows
 from livegen.bench.music import music_rows
 
 
@@ -75,6 +76,8 @@ def _optional_rows(r: dict) -> list[str]:
         rows += report_rows(emg)
     if r.get("music"):
         rows += music_rows(r["music"])
+    if r.get("learn"):
+        rows += learn_rows(r["learn"])
     camera = r.get("camera")
     if camera:
         for name, sizes in camera["fps"].items():

@@ -84,7 +84,9 @@ def add_commands(sub) -> None:
                         "emg (parse/process cost, 200 Hz over a pty into the DCRNN, the mapping on real recordings), "
                         "music (key, pulse, recurrence, clean notes and pitch spread of rendered takes beside "
                         "--real-data; not in the default), "
-                        "commentary (ms per shown sentence on one core, on --real-data's takes; not in the default)")
+                        "commentary (ms per shown sentence on one core, on --real-data's takes; not in the default), "
+                        "learn (learned mappings: gestures across and within sessions, the Neuro-Breakout paddle; "
+                        "not in the default)")
     s.add_argument("--launches", type=int, default=5, help="startup: launches to take the median of")
     s.add_argument("--load", type=int, default=None, metavar="N",
                    help="also run the live timing run and a scripted DCRNN take with N busy processes beside "
@@ -185,7 +187,7 @@ def cmd_bench(args) -> int:
     seconds = args.seconds or 20.0
     if not 1 <= args.launches <= 100:
         raise UserError("--launches is 1..100")
-    if parts - {"startup", "commentary"}:
+    if parts - {"startup", "commentary", "learn"}:
         extras.require("train", "livegen bench", "torch", "scipy")
     result = {}
     if "startup" in parts:
@@ -260,6 +262,11 @@ def cmd_bench(args) -> int:
         say("bench: commentary, one shown sentence on one core")
         real = Path(args.real_data)
         result["commentary"] = commentary_bench(str(real) if real.is_dir() else None)
+    if "learn" in parts:
+        from livegen.bench.learn import learn_bench  # loads numpy: only when the bench runs
+
+        say("bench: learned mappings on the Myo readings and Neuro-Breakout")
+        result["learn"] = learn_bench(args.emg_data, str(Path(args.emg_data).parent / "neuro-breakout"), log=say)
     if args.json:
         print(json.dumps(result))
     else:
@@ -269,7 +276,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
-BENCH_PARTS = {"engine", "startup", "camera", "dcrnn", "gui", "emg", "layers", "clock", "music", "commentary"}
+BENCH_PARTS = {"engine", "startup", "camera", "dcrnn", "gui", "emg", "layers", "clock", "music", "commentary",
+               "learn"}
 
 
 def cmd_train_commentary(args) -> int:

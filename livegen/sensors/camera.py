@@ -8,6 +8,10 @@ Capture runs in its own thread (newest frame only), tracking and mapping in this
 thread, and every value is published with its capture time, so the engine measures latency
 from the moment the camera saw the hand. A camera that stops delivering never stops the music:
 the controls hold, glide to neutral, and follow the hand again when the camera returns.
+
+With a learned mapping of the hand in the preset (``[learn] mapping`` reading ``hand_x``,
+``hand_y``), the hand plays through it instead (``learned``): its outputs go to ``learned.sink``,
+and they hold while no hand is seen.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from livegen.errors import UserError
 from livegen.messages import say
 from livegen.music.conditioning import Controls
 from livegen.sensors.base import ControlSource, clamp_controls
+from livegen.sensors.learn.live import LearnedControls, preset_mapping
 from livegen.vision.capture import ENDED, FrameGrabber, FrameSource, open_frame_source
 from livegen.vision.mapping import HandMapper, MappingSettings
 from livegen.vision.trackers import Tracker, make_tracker
@@ -63,8 +68,9 @@ class CameraControls(ControlSource):
     reconnect_every = 1.0  # s between tries to reopen a camera that stopped delivering
 
     def __init__(self, source: FrameSource, tracker: Tracker, mapper: HandMapper, initial: Controls,
-                 pace: bool = False, log=say):
+                 pace: bool = False, log=say, learned: LearnedControls | None = None):
         super().__init__(log)
+        self.learned = learned
         self.source, self.tracker, self.mapper = source, tracker, mapper
         self.pace, self.log = pace, log
         self.current = initial
@@ -91,7 +97,9 @@ class CameraControls(ControlSource):
         source = open_frame_source(settings.source, lambda text: say(f"warning: {text}"))
         tracker = make_tracker(settings.tracker, settings)
         mapper = HandMapper(MappingSettings.from_preset(settings), neutral=(initial.pitch, initial.density))
-        return cls(source, tracker, mapper, initial, pace=not source.live)
+        mapping = preset_mapping(presets.load(preset).learn.mapping, "camera")
+        learned = LearnedControls(mapping) if mapping is not None else None
+        return cls(source, tracker, mapper, initial, pace=not source.live, learned=learned)
 
     def _step(self) -> bool:
         """Track the newest frame, or glide to neutral when none came for ``stall`` s."""
@@ -105,7 +113,11 @@ class CameraControls(ControlSource):
             self._last_frame = frame.t
             position = self._locate(frame.image)
             self._latest = (frame.image, position)
-            self._send(self.mapper.update(position, frame.t), frame.t)
+            if self.learned is None:
+                self._send(self.mapper.update(position, frame.t), frame.t)
+            elif position is not None:
+                self.learned.set_inputs({"hand_x": position[0], "hand_y": 1.0 - position[1]}, frame.t,
+                                        self._clock() - (time.monotonic() - frame.t))
             self.latency.append(time.monotonic() - frame.t)
             return False
         now = time.monotonic()
@@ -114,7 +126,7 @@ class CameraControls(ControlSource):
                 self._ended_said = True
                 self.log(f"{self.source.name} ended: controls glide to neutral")
             self._stop.wait(0.05)
-        if now - self._last_frame > self.stall:
+        if now - self._last_frame > self.stall and self.learned is None:
             self._send(self.mapper.update(None, now), now)
         return False
 

@@ -2,19 +2,21 @@
 
 Each source changes only the fields it plays, so none undoes another's moves: the hand (XY pad,
 camera) sets pitch and density, the armband or the z bars set z and recall themes, OSC sets pitch,
-density and z, the panel sets the pitch-class histogram, a script sets what its lines change and a
-replayed take sets everything. The merged value outlives a take: the next one starts from it.
+density and z, the panel sets the pitch-class histogram, a learned mapping sets the outputs it maps, a script
+sets what its lines change and a replayed take sets everything. The merged value outlives a take: the next one starts from it.
 """
 from __future__ import annotations
 
 import dataclasses
 import threading
 import time
+from typing import Callable
 
 from livegen.engine.mixer import ControlMixer, Sink
 from livegen.music.conditioning import Controls, clamp_control
 
 MUSCLE_FIELDS = {"z", "theme", "toward", "mix"}
+Z_DIMS = 8  # the z dims a learned mapping can name (z1..z8)
 
 
 class ControlHub:
@@ -23,6 +25,7 @@ class ControlHub:
         self._engine = None
         self._t0 = time.monotonic()
         self.mixer = ControlMixer(controls or Controls(), self.clock)
+        self.on_preset: Callable[[str], object] | None = None  # a learned mapping's preset class goes here
 
     @property
     def controls(self) -> Controls:
@@ -64,6 +67,26 @@ class ControlHub:
             else:
                 self.muscles(t, z=controls.z)
         return sink
+
+    def learned(self, values: dict, t: float | None = None) -> None:
+        """Sink for a learned mapping (thread-safe): the outputs it maps and nothing else, by output
+        name (pitch, density, z1..z8, theme; a preset goes to ``on_preset``)."""
+        changes: dict = {}
+        dims = {int(name[1:]) - 1: value for name, value in values.items() if name[:1] == "z" and name[1:].isdigit()}
+        if dims:
+            z = list(self.controls.z or ()) + [0.0] * Z_DIMS
+            for dim, value in dims.items():
+                z[dim] = clamp_control("z", value)
+            changes["z"] = tuple(z[:max(Z_DIMS, len(self.controls.z or ()))])
+        for name in ("pitch", "density"):
+            if name in values:
+                changes[name] = clamp_control(name, values[name])
+        if "theme" in values:
+            changes.update(theme=str(values["theme"]), toward=None, mix=0.0)
+        if changes:
+            self._update(t, **changes)
+        if "preset" in values and self.on_preset is not None:
+            self.on_preset(str(values["preset"]))
 
     def script(self, offset: float = 0.0) -> Sink:
         """A sink for a control script started ``offset`` s into the take: it steers what the

@@ -145,7 +145,10 @@ class TakeRunner:
         self.hub.attach(engine)
         if self.hub.controls != initial:
             engine.set_controls(self.hub.controls)
+        self.hub.on_preset = self.preset
         for s in sources:
+            if getattr(s, "learned", None) is not None:
+                s.learned.sink = self.hub.learned
             sink = self.hub.sink_for(s)
             if sink is not None:
                 s.start(sink, engine.now)

@@ -34,6 +34,7 @@ class Recording:
     labels: np.ndarray | None = None  # myo-readings: the gesture label per sample
     rectified: bool = False
     value_range: tuple[float, float] = (-128.0, 127.0)
+    targets: np.ndarray | None = None  # Neuro-Breakout: the paddle's x position per sample (pixels)
 
 
 def load_recording(path: str | Path, rate_hz: float | None = None) -> Recording:
@@ -52,13 +53,13 @@ def load_recording(path: str | Path, rate_hz: float | None = None) -> Recording:
     if len(data) < 2:
         raise UserError(f"{path}: not an EMG recording: it needs at least 2 lines of samples (rows of 1-10 numbers)")
     columns = data.shape[1]
-    labels = None
+    labels = targets = None
     rate = 200.0
     if columns == 10:  # Neuro-Breakout: 8 EMG, paddle x, time in ns stamped in bunches
         span = (data[-1, 9] - data[0, 9]) / 1e9
         if span > 0:
             rate = (len(data) - 1) / span
-        samples = data[:, :8]
+        samples, targets = data[:, :8], data[:, 8]
     elif columns == 9 and np.all(data[:, 8] == np.round(data[:, 8])) and data[:, 8].min() >= 0:
         samples, labels = data[:, :8], data[:, 8].astype(int)
     elif columns <= 8:
@@ -70,7 +71,7 @@ def load_recording(path: str | Path, rate_hz: float | None = None) -> Recording:
     low, high = float(samples.min()), float(samples.max())
     value_range = (-128.0, 127.0) if low >= -128 and high <= 128 and not rectified else (
         (0.0, max(high, 1.0)) if rectified else (low, high))
-    return Recording(samples, rate_hz or rate, labels, rectified, value_range)
+    return Recording(samples, rate_hz or rate, labels, rectified, value_range, targets)
 
 
 def _rows(text: str, path) -> list[list[float]]:

@@ -8,6 +8,10 @@ of range, reconnecting), z holds for ``lost_hold`` s and then glides to neutral 
 so in a performance (``from_spec``) every turn of the device is one line on stderr
 (``DeviceNotices``): the user hears the muscles stop steering and must read why.
 
+With a learned mapping in the preset (``[learn] mapping``), the armband plays through it alone
+(``learned``, a ``LearnedControls``): its outputs go to ``learned.sink`` and the fixed channel ->
+z mapping and the gestures' themes are off; when the armband goes quiet the outputs hold.
+
 A GUI polls ``view()`` (levels, z, device state, counters), never blocking the reader.
 """
 from __future__ import annotations
@@ -28,8 +32,11 @@ from livegen.messages import say
 from livegen.music.conditioning import Controls
 from livegen.sensors.base import ControlSource
 from livegen.sensors.emg import open_device
-from livegen.sensors.emg.processing import (Calibration, Mapping, Processor, calibrate_from, load_profile,
+from livegen.sensors.emg.processing import (Calibration, Processor, calibrate_from, load_profile,
                                            profile_path)
+from livegen.sensors.emg.processing import Mapping as EmgMapping
+from livegen.sensors.learn.live import LearnedControls, preset_mapping
+from livegen.sensors.learn.mapping import Mapping
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,10 @@ class EmgControls(ControlSource):
     watch_every = 0.02  # s between checks for a quiet armband (and glide steps)
     stall = 0.2  # s without samples before the armband counts as quiet
 
-    def __init__(self, device, processor: Processor, initial: Controls, settings, calibrated: bool):
+    def __init__(self, device, processor: Processor, initial: Controls, settings, calibrated: bool,
+                 learned: LearnedControls | None = None):
         super().__init__()
+        self.learned = learned
         self.device, self.processor, self.settings = device, processor, settings
         self.calibrated = calibrated
         self.current = initial
@@ -133,22 +142,27 @@ class EmgControls(ControlSource):
 
     @classmethod
     def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "EmgControls":
-        settings = presets.load(preset).emg
+        loaded = presets.load(preset)
+        settings = loaded.emg
+        mapping = preset_mapping(loaded.learn.mapping, "emg")
         spec = args or settings.source
         device = open_device(spec)
         device.open()  # a wrong port is an error now, before the engine starts
-        source = cls.for_device(device, settings, initial)
+        source = cls.for_device(device, settings, initial, mapping)
         source.notices = DeviceNotices(device, spec)  # what it finds later must not stop the music
         return source
 
     @classmethod
-    def for_device(cls, device, settings, initial: Controls | None = None) -> "EmgControls":
+    def for_device(cls, device, settings, initial: Controls | None = None,
+                   mapping: Mapping | None = None) -> "EmgControls":
+        """``mapping``: a learned mapping to play through (None: z from the channels, as the preset says)."""
         calibration = load_profile(settings.user)
         calibrated = calibration is not None
         if calibration is None:
             calibration = Calibration.default(device.value_range, device.channels, device.rectified)
-        processor = Processor.for_device(device, Mapping.from_preset(settings), calibration)
-        return cls(device, processor, initial or Controls(), settings, calibrated)
+        processor = Processor.for_device(device, EmgMapping.from_preset(settings), calibration)
+        learned = LearnedControls(mapping).for_device(device, calibration) if mapping is not None else None
+        return cls(device, processor, initial or Controls(), settings, calibrated, learned)
 
     def initial(self) -> Controls:
         return self.current
@@ -210,8 +224,11 @@ class EmgControls(ControlSource):
             if self._tap is not None:
                 self._tap.append(self.processor.last_envelopes.copy())
             self._last_arrival, self._quiet_since = arrival, None
-            theme = self._recall(levels, arrival)
-            self._send(self.processor.z(levels).tolist(), arrival, theme)
+            if self.learned is not None:
+                self.learned.feed_emg(block, arrival, self._stamp(arrival))
+            else:
+                theme = self._recall(levels, arrival)
+                self._send(self.processor.z(levels).tolist(), arrival, theme)
         self.process_seconds.append(time.perf_counter() - started)
 
     def _recall(self, levels: np.ndarray, now: float) -> str | None:
@@ -237,10 +254,13 @@ class EmgControls(ControlSource):
             self._theme_recalled = changes["theme"] = theme
             changes["toward"], changes["mix"] = None, 0.0
         controls = dataclasses.replace(self.current, **changes)
-        t = None if self._clock is None else self._clock() - (time.monotonic() - arrival)
-        self.publish(controls, t)
+        self.publish(controls, self._stamp(arrival))
         self.publishes += 1
         self.latency.append(time.monotonic() - arrival)
+
+    def _stamp(self, arrival: float) -> float | None:
+        """Performance time of samples that arrived at ``arrival`` (monotonic)."""
+        return None if self._clock is None else self._clock() - (time.monotonic() - arrival)
 
     # --- the watchdog thread ----------------------------------------------------------------------
 
@@ -252,7 +272,7 @@ class EmgControls(ControlSource):
         with self._lock:
             quiet = self.device.state in ("lost", "reconnecting", "ended") or (
                 self._last_arrival is None or now - self._last_arrival > self.stall)
-            if not quiet:
+            if not quiet or self.learned is not None:  # a learned mapping's outputs hold
                 return False
             if self._quiet_since is None:
                 self._quiet_since, self._glide_from = now, self.z_sent
