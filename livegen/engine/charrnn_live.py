@@ -27,6 +27,7 @@ NOT_A_START = np.r_[np.arange(events.token_range("NOTE_OFF").start, events.token
                     np.arange(TIME_SHIFT_FIRST, events.token_range("TIME_SHIFT").stop)]
 SEED_TOKEN = events.encode("TIME_SHIFT", 10)
 PHRASE_KEY_WEIGHT = 4.5  # logits per e-fold of a pitch class's share in a phrase of its own's histogram
+PHRASE_QUOTA_WEIGHT = 1.5  # logits per note a pitch class is behind its share of the phrase so far
 PHRASE_KEY_FLOOR = 0.05  # the share below which a pitch class is no less likely
 PHRASE_RATE_PRIOR = 4.0  # s at the asked rate a phrase of its own starts as if it had played: its first
 # chord (three onsets at once) would otherwise read as a rate three times too fast and stretch its time 4x
@@ -168,6 +169,7 @@ class Snapshot:
     key: int | None = None  # the latched key (12-bit mask of pitch classes)
     heard: tuple[int, ...] = (0,) * 12  # pitch classes of the onsets before the key was latched
     motif: Motif = Motif()
+    answered: tuple[int, ...] = (0,) * 12  # pitch classes struck so far in a phrase of its own
 
 
 class CharRNNGenerator(LiveGenerator):
@@ -199,6 +201,7 @@ class CharRNNGenerator(LiveGenerator):
         self.override: dict = {}  # controls a phrase of its own plays under, over the timeline's
         self.phrase_start = math.nan  # where that phrase begins: its first token strikes a note there
         self.phrase_bias = None  # its pitch classes' weights, as note logits: it keeps to the key it was given
+        self.phrase_share = None  # its pitch classes' shares, which the notes it strikes keep up with
 
     def begin_phrase(self, at: float, override: dict, prime: list[int]) -> None:
         """Start a phrase of its own at performance time ``at`` (an answer to a player): the model
@@ -206,10 +209,11 @@ class CharRNNGenerator(LiveGenerator):
         controls with ``override``; its first notes sound at ``at``, not after a pause."""
         self.override = override
         histogram = override.get("histogram")
-        self.phrase_bias = None
+        self.phrase_bias = self.phrase_share = None
         if histogram is not None and self.steering.enabled:
             share = np.asarray(histogram, dtype=np.float64) / max(max(histogram), 1e-9)
             self.phrase_bias = PHRASE_KEY_WEIGHT * np.log(np.maximum(share, PHRASE_KEY_FLOOR))[np.arange(128) % 12]
+            self.phrase_share = share / share.sum()
         controls = self.controls_at(at)
         cond, _, target_rate, _ = self._prepared(controls)
         lstm = self.model.initial_state(controls.vector())
@@ -290,15 +294,18 @@ class CharRNNGenerator(LiveGenerator):
         return Motif(phrase, (), 0, heard, bank, ())
 
     def _shape(self, logits: np.ndarray, register, key: int | None, decoder: StreamingDecoder,
-               onset: float) -> np.ndarray:
-        """The logits with the steering biases and the clean-note rules applied."""
+               onset: float, answered: tuple[int, ...]) -> np.ndarray:
+        """The logits with the steering biases and the clean-note rules applied; in a phrase of
+        its own, a pitch class behind its share of the player's phrase is pushed forward (a quota:
+        a short answer's few notes follow the phrase's pitch classes, not just its scale)."""
         st = self.structure
         out = logits.astype(np.float64)
         pitch = np.zeros(128) if register is None else register.copy()
         if key is not None and register is not None:
             pitch += self._key_bias(key)
             if self.phrase_bias is not None:
-                pitch += self.phrase_bias
+                behind = (sum(answered) + 1) * self.phrase_share - np.asarray(answered)
+                pitch += self.phrase_bias + PHRASE_QUOTA_WEIGHT * behind[np.arange(128) % 12]
         for p, started in decoder.active.items():
             pitch[p] = FORBIDDEN  # struck while sounding: it would cut itself off
             age = decoder.time - started
@@ -342,14 +349,14 @@ class CharRNNGenerator(LiveGenerator):
         scale = 1.0  # the stretch of a TIME_SHIFT sampled now
         if self.steering.enabled and controls.conditioning:
             scale = min(max(onsets / span / target_rate, self.steering.min_scale), self.steering.max_scale)
-        logits = self._shape(logits, register, key, decoder, onset)
+        logits = self._shape(logits, register, key, decoder, onset, s.answered)
         if starts_phrase:  # an answer starts on a note, at the instant it was asked for
             logits[NOT_A_START] = FORBIDDEN
         token, motif = self._replayed(motif, logits)
         if token < 0:
             token = self.sampler.sample(logits, s.index)
         messages = []
-        heard, latched = s.heard, key
+        heard, latched, answered = s.heard, key, s.answered
         if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:
             dt = (token - TIME_SHIFT_FIRST + 1) * events.STEP_SECONDS
             decoder.time_scale = scale
@@ -362,6 +369,8 @@ class CharRNNGenerator(LiveGenerator):
                 onsets, span = onsets * forget, span * forget + wait / decoder.time_scale
                 messages = decoder.advance(onset)
             onsets += 1.0
+            if self.phrase_share is not None:
+                answered = tuple(c + (pc == token % 12) for pc, c in enumerate(answered))
             if key is None:
                 heard = tuple(c + (pc == token % 12) for pc, c in enumerate(heard))
                 if sum(heard) >= self.structure.key_after:
@@ -372,7 +381,8 @@ class CharRNNGenerator(LiveGenerator):
             else:
                 motif = replace(motif, taking=None)
         messages += decoder.feed(token)
-        self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, (onsets, span), latched, heard, motif)
+        self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, (onsets, span), latched, heard, motif,
+                                answered)
         self.steps += 1
         status_on, status_off = 0x90 | self.channel, 0x80 | self.channel
         return [(m.time, s.index, [status_on, m.pitch, m.velocity] if m.velocity else [status_off, m.pitch, 0])
