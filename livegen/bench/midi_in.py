@@ -109,10 +109,10 @@ class Player:
 
 
 def _wait_until(t: float) -> None:
-    while (left := t - time.monotonic()) > 0.002:
-        time.sleep(left - 0.002)
-    while time.monotonic() < t:
-        pass
+    """Sleep to ``t`` in short naps: a spin would hold the interpreter lock the receiver's thread needs
+    to stamp what arrives meanwhile."""
+    while (left := t - time.monotonic()) > 0:
+        time.sleep(min(left, 0.0002))
 
 
 def _livegen(*flags: str) -> subprocess.Popen:
