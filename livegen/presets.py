@@ -259,6 +259,40 @@ class LayerPreset:
                          None if self.volume < 0 else self.volume, self.temperature or None, self.port or None)
 
 
+RESPOND_MODES = ("off", "continue", "answer", "accompany")
+
+
+@dataclass
+class MidiInPreset:
+    """A player's MIDI in (``--midi-in``, ``--respond``): the ports listened to and how livegen responds."""
+
+    ports: list = field(default_factory=list)  # input port names; [] = none (--midi-in adds to them)
+    thru: bool = False  # send the player's messages on to the output
+    respond: str = "off"  # off | continue | answer | accompany
+    answer_after: float = 0.5  # s of silence that end the player's phrase
+    answer_bars: float = 2.0  # bars an answer or continuation lasts
+    trigger_cc: int = -1  # a pedal or CC (64: sustain) that ends the phrase at once; -1 = silence only
+
+    def __post_init__(self):
+        if not all(isinstance(p, str) and p for p in self.ports):
+            raise UserError("preset key midi_in.ports must be a list of port names")
+        if self.respond not in RESPOND_MODES:
+            raise UserError(f"preset key midi_in.respond {self.respond!r} is not one of {', '.join(RESPOND_MODES)}")
+        check_respond(self.answer_after, self.answer_bars, None if self.trigger_cc < 0 else self.trigger_cc,
+                      "preset key midi_in.")
+
+
+def check_respond(answer_after: float, answer_bars: float, trigger_cc: int | None, where: str = "--") -> None:
+    """The respond settings' ranges, one line naming the key or flag."""
+    if not 0.05 <= answer_after <= 10.0:
+        raise UserError(f"{where}answer-after must be 0.05..10 seconds".replace("midi_in.answer-", "midi_in.answer_"))
+    if not 0.25 <= answer_bars <= 64:
+        raise UserError(f"{where}answer-bars must be 0.25..64 bars".replace("midi_in.answer-", "midi_in.answer_"))
+    if trigger_cc is not None and not 0 <= trigger_cc <= 127:
+        raise UserError(f"{where}trigger-cc must be a controller number 0..127".replace("midi_in.trigger-",
+                                                                                         "midi_in.trigger_"))
+
+
 @dataclass
 class Preset:
     model: ModelPreset = field(default_factory=ModelPreset)
@@ -268,6 +302,7 @@ class Preset:
     camera: CameraPreset = field(default_factory=CameraPreset)
     gui: GuiPreset = field(default_factory=GuiPreset)
     emg: EmgPreset = field(default_factory=EmgPreset)
+    midi_in: MidiInPreset = field(default_factory=MidiInPreset)
     learn: LearnPreset = field(default_factory=LearnPreset)
     layers: list = field(default_factory=list)  # LayerPreset tables, [[layers]] in TOML
 
@@ -310,7 +345,8 @@ def parse(text: str, origin: str = "preset") -> Preset:
             kwargs[name] = [_check("layers", LayerPreset, table) for table in values]
             continue
         cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset,
-               "camera": CameraPreset, "gui": GuiPreset, "emg": EmgPreset, "learn": LearnPreset}[name]
+               "camera": CameraPreset, "gui": GuiPreset, "emg": EmgPreset, "midi_in": MidiInPreset,
+               "learn": LearnPreset}[name]
         kwargs[name] = _check(name, cls, values)
     preset = Preset(**kwargs)
     if not 1 <= preset.output.channel <= 16:

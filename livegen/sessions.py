@@ -22,13 +22,13 @@ from livegen.errors import UserError
 from livegen.music.conditioning import Controls
 from livegen.music.control_stream import CONTROL_FIELDS, changed_row, format_line, read_stream
 from livegen.presets import LayerPreset
-from livegen.sensors.script import ScriptControls
+from livegen.sensors.script import LEAD, ScriptControls
 
 VERSION = 1
 NUMBER = (int, float)
 HEADER_TYPES = {"model": str, "seed": int, "temperature": NUMBER, "bpm": NUMBER, "lookahead": NUMBER, "channel": int,
                 "program": (int, type(None)), "volume": (int, type(None)), "steering": bool, "timing": str,
-                "started": str, "midi": str, "layers": list, "from": NUMBER}
+                "started": str, "midi": str, "layers": list, "from": NUMBER, "respond": dict}
 LAYER_TYPES = {"model": str, "channel": int, "program": (int, type(None)), "volume": (int, type(None)),
                "temperature": (*NUMBER, type(None)), "port": (str, type(None))}
 
@@ -47,6 +47,7 @@ class SessionWriter:
         self._lock = threading.Lock()  # the generator thread writes, stop() closes
         self._last: Controls | None = None
         self._last_t = 0.0
+        self._player: list[tuple[float, list[int]]] = []  # a player's messages, written in time order
         self._write({"livegen": "session", "version": VERSION,
                      "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), **header})
         self.change(0.0, initial)
@@ -56,8 +57,24 @@ class SessionWriter:
             if self._file is not None:
                 self._file.write(format_line(row))
 
+    def player(self, t: float, msg: list[int]) -> None:
+        """A player's message at ``t`` (any thread): kept until the controls are written up to it,
+        so the lines stay in time order."""
+        with self._lock:
+            self._player.append((t, msg))
+
+    def write_player(self, until: float) -> None:
+        """The player's messages up to performance time ``until``."""
+        with self._lock:
+            due = sorted(p for p in self._player if p[0] <= until)
+            self._player = [p for p in self._player if p[0] > until]
+        for t, msg in due:
+            self._last_t = max(self._last_t, t)
+            self._write({"t": round(self._last_t, 6), "player": list(msg)})
+
     def change(self, t: float, controls: Controls) -> None:
         """The controls that govern the music from performance time ``t`` on."""
+        self.write_player(t)
         row = changed_row(controls, self._last)
         self._last = controls
         if row:
@@ -68,6 +85,7 @@ class SessionWriter:
         """Close with the take's end time (None: unknown, e.g. the take failed to start)."""
         if self._file is None:
             return
+        self.write_player(math.inf)
         if end is not None and math.isfinite(end):
             self._write({"t": max(self._last_t, end), "end": True})
         with self._lock:
@@ -89,6 +107,31 @@ class ReplayControls(ScriptControls):
             # later rows at t=0 were changes made while it started, replayed as changes again
             self.current = self._merge(self.rows[0], Controls())
             self._pending = [r for r in self.rows[1:] if CONTROL_FIELDS & set(r)]
+        self.player_rows = [(r["t"], r["player"]) for r in self.rows if "player" in r]
+        self._next_player = 0
+        self._hear = None
+
+    def play_player(self, hear) -> None:
+        """Feed the recorded player's messages to ``hear(msg, t=...)`` at their times, beside
+        the controls: the take's responses are made again from them."""
+        self._hear = hear
+
+    def _step(self) -> bool:
+        if self._hear is None:
+            return super()._step()
+        now = self._clock()
+        while self._next_player < len(self.player_rows) and self.player_rows[self._next_player][0] <= now:
+            t, msg = self.player_rows[self._next_player]
+            self._hear(list(msg), t=t)  # at its time: the responses are decided as they were live
+            self._next_player += 1
+        self._hand_over(now + LEAD)
+        due = [self.player_rows[self._next_player][0] - now] if self._next_player < len(self.player_rows) else []
+        if self._next < len(self._pending):
+            due.append(self._pending[self._next]["t"] - LEAD - now)
+        if not due:
+            return True
+        self._stop.wait(min(max(min(due), 0.0), 0.05))
+        return False
 
     @classmethod
     def from_spec(cls, args: str, initial: Controls, preset: str | None = None) -> "ReplayControls":

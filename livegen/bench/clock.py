@@ -25,7 +25,7 @@ from livegen.music.tempo import TempoMap
 def clock_bench(model, seconds: float = 20.0, log=print) -> dict:
     """MIDI clock out on a JACK port while the engine plays there (send-point error and interval
     error, ms), and how fast the tempo follower settles when an incoming clock jumps 90 -> 140 bpm."""
-    with _jack_for_bench() as why_not:
+    with jack_for_bench() as why_not:
         if why_not:
             return {"skipped": why_not}
         follower = TempoFollower()
@@ -167,7 +167,7 @@ def _virtual_input(name: str, follower: TempoFollower):
     return rt_in
 
 
-class _jack_for_bench:
+class jack_for_bench:
     """The running JACK server, or a private dummy one for the bench; yields why not when neither."""
 
     def __enter__(self):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from livegen.bench.emg import report_rows
 from livegen.bench.learn import report_rows as learn_rows
+from livegen.bench.midi_in import report_rows as midi_in_rows
 from livegen.bench.music import music_rows
 
 
@@ -78,6 +79,8 @@ def _optional_rows(r: dict) -> list[str]:
         rows += music_rows(r["music"])
     if r.get("learn"):
         rows += learn_rows(r["learn"])
+    if r.get("midi_in"):
+        rows += midi_in_rows(r["midi_in"])
     camera = r.get("camera")
     if camera:
         for name, sizes in camera["fps"].items():

@@ -80,7 +80,7 @@ def cmd_panic(args) -> int:
     for name in targets:
         port = ports.RtMidiOutput(api, name)
         port.panic(all_channels=True)
-        port.close(panic=False)
+        port.close(release=False)
         print(f"all notes off on {name}")
     return 0
 

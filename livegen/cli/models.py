@@ -86,7 +86,10 @@ def add_commands(sub) -> None:
                         "--real-data; not in the default), "
                         "commentary (ms per shown sentence on one core, on --real-data's takes; not in the default), "
                         "learn (learned mappings: gestures across and within sessions, the Neuro-Breakout paddle; "
-                        "not in the default)")
+                        "not in the default), "
+                        "midi-in (--phrases of --real-data played into `livegen perform --respond answer` on JACK: "
+                        "answer latency, key agreement, the yield, a pedal and thru; not in the default)")
+    s.add_argument("--phrases", type=int, default=12, help="midi-in: POP909 phrases to answer (10..100)")
     s.add_argument("--launches", type=int, default=5, help="startup: launches to take the median of")
     s.add_argument("--load", type=int, default=None, metavar="N",
                    help="also run the live timing run and a scripted DCRNN take with N busy processes beside "
@@ -98,8 +101,8 @@ def add_commands(sub) -> None:
     s.add_argument("--hands-data", default="../shared/data/hands",
                    help="real photos of a hand with MediaPipe labels: each tracker's detection rate (skipped when absent)")
     s.add_argument("--real-data", default="../shared/data/music/pop909",
-                   help="POP909 folder for the DCRNN's real-vs-generated metrics and the music part's real "
-                   "column (skipped when absent)")
+                   help="POP909 folder for the DCRNN's real-vs-generated metrics, the music part's real "
+                   "column and the midi-in part's phrases (skipped when absent)")
     s.set_defaults(func=cmd_bench)
 
 
@@ -187,7 +190,9 @@ def cmd_bench(args) -> int:
     seconds = args.seconds or 20.0
     if not 1 <= args.launches <= 100:
         raise UserError("--launches is 1..100")
-    if parts - {"startup", "commentary", "learn"}:
+    if not 10 <= args.phrases <= 100:
+        raise UserError("--phrases is 10..100")
+    if parts - {"startup", "commentary", "learn", "midi-in"}:
         extras.require("train", "livegen bench", "torch", "scipy")
     result = {}
     if "startup" in parts:
@@ -267,6 +272,11 @@ def cmd_bench(args) -> int:
 
         say("bench: learned mappings on the Myo readings and Neuro-Breakout")
         result["learn"] = learn_bench(args.emg_data, str(Path(args.emg_data).parent / "neuro-breakout"), log=say)
+    if "midi-in" in parts:
+        from livegen.bench.midi_in import midi_in_bench  # loads numpy and mido: only when the bench runs
+
+        say("bench: MIDI in, a player's phrases answered on JACK")
+        result["midi_in"] = midi_in_bench(args.real_data, args.phrases, log=say)
     if args.json:
         print(json.dumps(result))
     else:
@@ -277,7 +287,7 @@ def cmd_bench(args) -> int:
 
 
 BENCH_PARTS = {"engine", "startup", "camera", "dcrnn", "gui", "emg", "layers", "clock", "music", "commentary",
-               "learn"}
+               "learn", "midi-in"}
 
 
 def cmd_train_commentary(args) -> int:

@@ -83,6 +83,22 @@ def add_performance_options(s, network: bool, seed: bool = True, heading: str = 
     controls.add_argument("--key", help="the key whose pitch classes the music leans to, e.g. 'C major', "
                           "'F# minor'")
 
+    player = s.add_argument_group(f"{heading}a player's MIDI in")
+    player.add_argument("--midi-in", action="append", metavar="NAME", help="listen to a player on this MIDI input "
+                        "(another program's output or a keyboard; matched like --port; see `livegen ports`); "
+                        "repeatable; recorded on a track of its own and in the session")
+    player.add_argument("--thru", action="store_true", help="send the player's messages on to the output")
+    player.add_argument("--respond", choices=["off", "continue", "answer", "accompany"],
+                        help="continue: when the player stops, the Char-RNN goes on with their phrase; answer: a new "
+                        "phrase in their key, register and density; accompany: play along, the key and density "
+                        "following theirs (default: the preset's, off)")
+    player.add_argument("--answer-after", type=float, metavar="SECONDS", help="silence that ends the player's "
+                        "phrase, 0.05..10 (default: the preset's, 0.5)")
+    player.add_argument("--answer-bars", type=float, metavar="N", help="bars an answer lasts, at --bpm "
+                        "(default: the preset's, 2); livegen yields at once when the player plays again")
+    player.add_argument("--trigger-cc", type=int, metavar="CC", help="a pedal or controller (64: sustain) that "
+                        "ends the phrase at once when pressed, without waiting for the silence")
+
     recording = s.add_argument_group(f"{heading}recording")
     recording.add_argument("--record", metavar="FILE.mid", help="record every message sent to this MIDI file, "
                            "and the controls beside it (FILE.jsonl, for --controls replay:); missing folders are made")
@@ -118,7 +134,9 @@ def perform_overrides(args) -> dict:
             "key": args.key, "duration": args.duration, "record": args.record, "seed": args.seed,
             "temperature": args.temperature, "lookahead": args.lookahead,
             "steering": False if args.no_steering else None, "bpm": args.bpm, "clock_out": args.clock_out,
-            "clock_in": args.clock_in, "link": args.link or None}
+            "clock_in": args.clock_in, "link": args.link or None, "midi_in": args.midi_in,
+            "thru": args.thru or None, "respond": args.respond, "answer_after": args.answer_after,
+            "answer_bars": args.answer_bars, "trigger_cc": args.trigger_cc}
 
 
 def cmd_perform(args) -> int:

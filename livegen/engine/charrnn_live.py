@@ -24,7 +24,14 @@ NOTE_ON = np.arange(events.token_range("NOTE_ON").start, events.token_range("NOT
 NOTE_ON_FIRST = events.token_range("NOTE_ON").start
 NOTE_OFF_FIRST = events.token_range("NOTE_OFF").start
 TIME_SHIFT_FIRST = events.token_range("TIME_SHIFT").start
+NOT_A_START = np.r_[np.arange(events.token_range("NOTE_OFF").start, events.token_range("NOTE_OFF").stop),
+                    np.arange(TIME_SHIFT_FIRST, events.token_range("TIME_SHIFT").stop)]
 SEED_TOKEN = events.encode("TIME_SHIFT", 10)
+PHRASE_KEY_WEIGHT = 4.5  # logits per e-fold of a pitch class's share in a phrase of its own's histogram
+PHRASE_QUOTA_WEIGHT = 1.5  # logits per note a pitch class is behind its share of the phrase so far
+PHRASE_KEY_FLOOR = 0.05  # the share below which a pitch class is no less likely
+PHRASE_RATE_PRIOR = 4.0  # s at the asked rate a phrase of its own starts as if it had played: its first
+# chord (three onsets at once) would otherwise read as a rate three times too fast and stretch its time 4x
 
 
 class TokenSampler:
@@ -182,6 +189,7 @@ class Snapshot:
     heard: tuple[int, ...] = (0,) * 12  # pitch classes of the onsets before the key was latched
     motif: Motif = Motif()
     played: tuple[float, float] = (0.0, 0.0)  # (pitches, onsets) of the recent note-ons, forgotten over real time
+    answered: tuple[int, ...] = (0,) * 12  # pitch classes struck so far in a phrase of its own
 
 
 class CharRNNGenerator(LiveGenerator):
@@ -203,13 +211,46 @@ class CharRNNGenerator(LiveGenerator):
         self._cache: dict[Controls, tuple] = {}
         self._scale_bias: dict[int, np.ndarray] = {}
         state = self.model.initial_state(controls.vector())
-        decoder = StreamingDecoder(max_note_seconds=min(max_note_seconds, self.structure.hold_limit),
-                                   max_polyphony=max_polyphony)
+        self.decoder_limits = (min(max_note_seconds, self.structure.hold_limit), max_polyphony)
+        decoder = StreamingDecoder(*self.decoder_limits)
         prior = self.steering.rate_tau / 2  # as if the model had played at the target rate for a while
         self.current = Snapshot(0, 0.0, SEED_TOKEN, state, decoder,
                                 (prior * control_density_to_rate(controls.density), prior))
         self.history: deque[Snapshot] = deque()
         self.steps = 0
+        self.override: dict = {}  # controls a phrase of its own plays under, over the timeline's
+        self.phrase_start = math.nan  # where that phrase begins: its first token strikes a note there
+        self.phrase_bias = None  # its pitch classes' weights, as note logits: it keeps to the key it was given
+        self.phrase_share = None  # its pitch classes' shares, which the notes it strikes keep up with
+
+    def begin_phrase(self, at: float, override: dict, prime: list[int]) -> None:
+        """Start a phrase of its own at performance time ``at`` (an answer to a player): the model
+        state afresh, primed with ``prime`` tokens (a phrase to continue), under the timeline's
+        controls with ``override``; its first notes sound at ``at``, not after a pause."""
+        self.override = override
+        histogram = override.get("histogram")
+        self.phrase_bias = self.phrase_share = None
+        if histogram is not None and self.steering.enabled:
+            share = np.asarray(histogram, dtype=np.float64) / max(max(histogram), 1e-9)
+            self.phrase_bias = PHRASE_KEY_WEIGHT * np.log(np.maximum(share, PHRASE_KEY_FLOOR))[np.arange(128) % 12]
+            self.phrase_share = share / share.sum()
+        controls = self.controls_at(at)
+        cond, _, target_rate, _ = self._prepared(controls)
+        lstm = self.model.initial_state(controls.vector())
+        prev = SEED_TOKEN
+        for token in prime:
+            _, lstm = self.model.step(prev, cond, lstm)
+            prev = token
+        decoder = StreamingDecoder(*self.decoder_limits, time=at)
+        prior = PHRASE_RATE_PRIOR
+        motif = replace(self.current.motif, phrase=-1, taking=(), notes=0, replay=())  # its ideas are kept
+        self.current = Snapshot(self.current.index, at, prev, lstm, decoder, (prior * target_rate, prior),
+                                motif=motif)
+        self.phrase_start = at
+
+    def controls_at(self, t: float) -> Controls:
+        controls = self.timeline.at(t)
+        return replace(controls, **self.override) if self.override else controls
 
     def _time_of(self, state: Snapshot) -> float:
         return state.time
@@ -273,13 +314,18 @@ class CharRNNGenerator(LiveGenerator):
         return Motif(phrase, (), 0, heard, bank, ())
 
     def _shape(self, logits: np.ndarray, register, key: int | None, decoder: StreamingDecoder,
-               onset: float) -> np.ndarray:
-        """The logits with the steering biases and the clean-note rules applied."""
+               onset: float, answered: tuple[int, ...]) -> np.ndarray:
+        """The logits with the steering biases and the clean-note rules applied; in a phrase of
+        its own, a pitch class behind its share of the player's phrase is pushed forward (a quota:
+        a short answer's few notes follow the phrase's pitch classes, not just its scale)."""
         st = self.structure
         out = logits.astype(np.float64)
         pitch = np.zeros(128) if register is None else register
         if key is not None and register is not None:
             pitch += self._key_bias(key)
+            if self.phrase_bias is not None:
+                behind = (sum(answered) + 1) * self.phrase_share - np.asarray(answered)
+                pitch += self.phrase_bias + PHRASE_QUOTA_WEIGHT * behind[np.arange(128) % 12]
         for p, started in decoder.active.items():
             pitch[p] = FORBIDDEN  # struck while sounding: it would cut itself off
             age = decoder.time - started
@@ -311,12 +357,13 @@ class CharRNNGenerator(LiveGenerator):
         """Sample one token; returns (time, token index, MIDI bytes) for the messages it makes."""
         s = self.current
         self.history.append(s)
-        controls = self.timeline.at(s.time)
+        controls = self.controls_at(s.time)
         cond, target, target_rate, asked_key = self._prepared(controls)
         register = None if target is None else self.steering.register_bias(target, s.played)
         logits, lstm = self.model.step(s.prev_token, cond, s.lstm)
         decoder = s.decoder.copy()
-        onset = self._onset_time(decoder.time)
+        starts_phrase = s.time == self.phrase_start and not decoder.active
+        onset = decoder.time if starts_phrase else self._onset_time(decoder.time)
         motif = self._phrase(s.motif, s.time, heard_by_charrnn(controls))
         key = asked_key if asked_key is not None else s.key
         onsets, span = s.rate
@@ -324,12 +371,14 @@ class CharRNNGenerator(LiveGenerator):
         scale = 1.0  # the stretch of a TIME_SHIFT sampled now
         if self.steering.enabled and controls.conditioning:
             scale = min(max(onsets / span / target_rate, self.steering.min_scale), self.steering.max_scale)
-        logits = self._shape(logits, register, key, decoder, onset)
+        logits = self._shape(logits, register, key, decoder, onset, s.answered)
+        if starts_phrase:  # an answer starts on a note, at the instant it was asked for
+            logits[NOT_A_START] = FORBIDDEN
         token, motif = self._replayed(motif, logits)
         if token < 0:
             token = self.sampler.sample(logits, s.index, controls.temperature)  # the temperature in force then
         messages = []
-        heard, latched = s.heard, key
+        heard, latched, answered = s.heard, key, s.answered
         if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:
             dt = (token - TIME_SHIFT_FIRST + 1) * events.STEP_SECONDS
             decoder.time_scale = scale
@@ -347,6 +396,8 @@ class CharRNNGenerator(LiveGenerator):
                 messages = decoder.advance(onset)
             onsets += 1.0
             pitches, played = pitches + (token - NOTE_ON_FIRST), played + 1.0
+            if self.phrase_share is not None:
+                answered = tuple(c + (pc == token % 12) for pc, c in enumerate(answered))
             if key is None:
                 heard = tuple(c + (pc == token % 12) for pc, c in enumerate(heard))
                 if sum(heard) >= self.structure.key_after:
@@ -358,7 +409,7 @@ class CharRNNGenerator(LiveGenerator):
                 motif = replace(motif, taking=None)
         messages += decoder.feed(token)
         self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, (onsets, span), latched, heard, motif,
-                                (pitches, played))
+                                (pitches, played), answered)
         self.steps += 1
         status_on, status_off = 0x90 | self.channel, 0x80 | self.channel
         return [(m.time, s.index, [status_on, m.pitch, m.velocity] if m.velocity else [status_off, m.pitch, 0])

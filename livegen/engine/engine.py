@@ -14,6 +14,7 @@ only the controls its model uses, and rolls back on its own.
 from __future__ import annotations
 
 import gc
+import math
 import multiprocessing
 import os
 import select
@@ -27,6 +28,7 @@ from livegen.engine.charrnn_live import CharRNNGenerator, Steering, Structure
 from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.engine.live_generator import LiveGenerator
 from livegen.engine.player import LayerOutput, PlayerConfig, open_port, run_player
+from livegen.engine.respond import Responder, RespondSettings
 from livegen.errors import UserError
 from livegen.messages import say
 from livegen.midi import recorder
@@ -42,6 +44,7 @@ MAX_CLOCK_RESTARTS = 3  # per take: a clock that keeps dying fails the take
 # reached the receiver garbled (every message a copy of the first), a paced one whole
 ORPHAN_PACE = 0.004
 CONTROL_DELAY = 0.005  # s from a control's arrival to the instant it governs the music
+HEARD_BACKLOG = 4096  # player messages waiting for the generator thread; a flood beyond is dropped
 START_MARGIN = 0.1  # s between the clock being ready and performance time 0: the first notes, made
 # already, reach it (under load too: a late first note is dropped, not played late)
 
@@ -121,7 +124,8 @@ class Engine:
     def __init__(self, model, output: OutputChoice, settings: EngineSettings | None = None,
                  controls: Controls | None = None, record: str | None = None, log=None,
                  end: float | None = None, clock_out: tuple[str, str] | None = None, layers: list[Layer] = (),
-                 song_position: int | None = None):
+                 song_position: int | None = None, respond: RespondSettings | None = None,
+                 player_track: bool = False, thru: bool = False):
         self.model, self.output = model, output
         self.settings = settings or EngineSettings()
         s = self.settings  # layer 0 is the main voice; ``layers`` play beside it on the same clock
@@ -134,6 +138,12 @@ class Engine:
         self.clock_out = clock_out  # (api, port): 24-ppqn MIDI clock at settings.bpm, from the clock process
         self.song_position = song_position  # where the clock out goes on with the song (a follow-up take)
         self.log = log or say
+        self.respond = respond  # how the main layer responds to a player (None: it plays on its own)
+        self.responder: Responder | None = None  # continue and answer modes: layer 0 listens, then answers
+        self.player_track = player_track  # a player's MIDI comes in: recorded on a track of its own
+        self.thru = thru  # and is sent on to the main layer's port as it comes
+        self._heard: deque[tuple[float, list[int]]] = deque(maxlen=HEARD_BACKLOG)
+        self.heard_dropped = 0  # player messages left out when the backlog was full
         self.stats = EngineStats()
         self.start_time = 0.0
         self.failed: str | None = None
@@ -170,6 +180,11 @@ class Engine:
         launched = self._launch_clock(self._player_config())
         try:
             self.generators = [self._layer_generator(i, layer) for i, layer in enumerate(self.layers)]
+            if self.respond is not None and self.respond.answers:
+                if self.model.kind != "charrnn":
+                    raise UserError(f"--respond {self.respond.mode} answers with the Char-RNN: use --model charrnn "
+                                    "(a DCRNN can play beside it with --layer dcrnn)")
+                self.responder = Responder(self.respond, self.generators[0], self.settings.bpm)
             primed = self._prime()
         except BaseException:
             launched[1].kill()  # a model that cannot start leaves no clock behind
@@ -202,7 +217,7 @@ class Engine:
         primed = []
         for gen in self.generators:
             batch = []
-            while gen.time < self.settings.lookahead and (self.end is None or gen.time < self.end):
+            while (self.responder is None or gen is not self.responder.gen) and gen.time < self.settings.lookahead and (self.end is None or gen.time < self.end):
                 batch += [m for m in gen.step() if self.end is None or m[0] < self.end]
                 self.stats.tokens += 1
             primed.append(batch)
@@ -215,12 +230,12 @@ class Engine:
                                     f"{i + 1} {layer.model.kind} ch{layer.channel + 1}", s.max_note_seconds)
                         for i, layer in enumerate(self.layers))
         return PlayerConfig(outputs, self.record, clock_out=self.clock_out, bpm=s.bpm,
-                            song_position=self.song_position, resume=resume, record_from=self.record_from)
+                            song_position=self.song_position, resume=resume, record_from=self.record_from,
+                            player_track=self.player_track)
 
     def _track_names(self) -> list[str] | None:
         """A layered take's track names, as the clock's recorder gives them (None: one track)."""
-        layers = self._player_config().layers
-        return [layer.name for layer in layers] if len(layers) > 1 else None
+        return self._player_config().track_names()
 
     def _start_clock(self, config: PlayerConfig):
         """Start a clock process and wait until its ports are open: (pipe, process, what it opened)."""
@@ -268,6 +283,8 @@ class Engine:
             header["from"] = round(self.record_from, 3)  # a replay starts a fresh model: the notes differ
         if len(self.layers) > 1:
             header["layers"] = [layer.describe() for layer in self.layers[1:]]
+        if self.respond is not None:
+            header["respond"] = self.respond.describe()
         try:
             return SessionWriter(session_path(self.record), header, initial)
         except OSError as exc:
@@ -336,6 +353,23 @@ class Engine:
         self.controls = controls
         self._wake.set()
         return effective
+
+    def hear(self, msg: list[int], at: float | None = None, t: float | None = None) -> None:
+        """A player's channel message (thread-safe, returns at once): arrived at monotonic time
+        ``at`` (None: now), or played at performance time ``t`` (a replay). It is recorded on the
+        player's track, sent on with ``thru``, and heard by the responder; a session keeps it."""
+        if t is None:
+            t = (time.monotonic() if at is None else at) - self.start_time
+        if self.responder is not None:
+            if len(self._heard) == HEARD_BACKLOG:
+                self.heard_dropped += 1
+                return
+            self._heard.append((t, msg))
+        self._send(("heard", t, msg, self.thru))
+        with self._session_lock:
+            if self.session is not None and t >= self.record_from:
+                self.session.player(t - self.record_from, msg)
+        self._wake.set()
 
     def panic(self) -> None:
         self._send(("panic",))
@@ -537,7 +571,7 @@ class Engine:
                     port.send(msg)
                     time.sleep(ORPHAN_PACE)
             finally:
-                port.close(panic=False)
+                port.close(release=False)
             ended += len(messages)
         return ended
 
@@ -575,13 +609,18 @@ class Engine:
                     changes, self._changes = self._changes, []
                 for arrival, made, effective, controls in changes:
                     self._apply_change(arrival, made, effective, controls, batches)
+            responder = self.responder
+            if responder is not None:
+                self._respond(responder, batches)
             now = self.now()
-            layer = min(range(len(gens)), key=lambda i: gens[i].time)  # the layer furthest behind goes next
+            playing = [i for i in range(len(gens)) if i or responder is None or not responder.holding]
+            layer = min(playing or [0], key=lambda i: gens[i].time)  # the layer furthest behind goes next
             gen = gens[layer]
-            if gen.time < now + lookahead and (self.end is None or gen.time < self.end):
+            end = self.end if layer or responder is None else min(self.end or math.inf, responder.answer_end)
+            if playing and gen.time < now + lookahead and (end is None or gen.time < end):
                 t0 = time.perf_counter()
                 batch = batches[layer]
-                batch += [m for m in gen.step() if self.end is None or m[0] < self.end]
+                batch += [m for m in gen.step() if end is None or m[0] < end]
                 self.stats.step_seconds.append(time.perf_counter() - t0)
                 self.stats.tokens += 1
                 if batch and (batch[-1][0] - now < 0.1 or len(batch) >= 8):
@@ -596,8 +635,23 @@ class Engine:
                 g.forget_before(now - 1.0)
             if len(self.stats.step_seconds) > 100_000:
                 del self.stats.step_seconds[:50_000]
-            self._wake.wait(min(0.01, max(0.0005, gen.time - now - lookahead)))
+            self._wake.wait(min(0.01, max(0.0005, gen.time - now - lookahead)) if playing else 0.01)
             self._wake.clear()
+
+    def _respond(self, responder: Responder, batches: list[list]) -> None:
+        """The player's messages since the last pass, then what the deadline asks for, each
+        after layer 0's made music is handed over (a replace must find it at the clock)."""
+        commands = []
+        while self._heard:
+            t, msg = self._heard.popleft()
+            commands += responder.hear(t, msg, self.now())
+        commands += responder.poll(self.now(), self.settings.lookahead)
+        if commands:
+            if batches[0]:
+                self._send(("schedule", 0, batches[0]))
+                batches[0] = []
+            for command in commands:
+                self._send(command)
 
     def _write_session(self, until: float) -> None:
         """Write the controls that governed the music up to ``until`` (in time order, as played:
@@ -611,6 +665,7 @@ class Engine:
                 if self.end is None or made < self.end:
                     self.session.change(max(0.0, made - self.record_from), controls)
                 self._session_until = effective
+        self.session.write_player(until - self.record_from)
         if len(self._made) > 1000:  # changes overridden before they governed
             self._made = {t: m for t, m in self._made.items() if t > self._session_until}
 

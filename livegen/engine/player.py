@@ -47,6 +47,7 @@ REPORT_EVERY = 0.05  # s between reports of sent messages to the engine (display
 MAX_TIMING_SAMPLES = 200_000
 VOLUME_CC = 7
 RECENT_SENT = 1024  # messages kept for a recording begun a moment before its command arrived
+PLAYER_TRACK = "player"  # the recording's track of what a player played into --midi-in
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,12 @@ class PlayerConfig:
     song_position: int | None = None  # the clock goes on with the song from here (16ths); None: Start
     resume: tuple[int, int | None] | None = None  # (tick, layer): go on with a repaired recording
     record_from: float = 0.0  # performance time that is the recording's 0 (Rec pressed mid-take)
+    player_track: bool = False  # a player's MIDI is recorded on a track after the layers'
+
+    def track_names(self) -> list[str] | None:
+        """The recording's track names (None: one track, a single layer and no player)."""
+        names = [layer.name for layer in self.layers] + ([PLAYER_TRACK] if self.player_track else [])
+        return names if len(names) > 1 else None
 
 
 def run_player(conn, config: PlayerConfig) -> None:
@@ -101,8 +108,7 @@ def run_player(conn, config: PlayerConfig) -> None:
                 ports[layer.port_key] = open_port(*layer.port_key)
         recorder = None
         if config.record:
-            names = [layer.name for layer in config.layers] if len(config.layers) > 1 else None
-            recorder = Recorder(config.record, config.tempo_us, track_names=names, resume=config.resume,
+            recorder = Recorder(config.record, config.tempo_us, track_names=config.track_names(), resume=config.resume,
                                 origin=config.record_from)
         clock = None
         if config.clock_out:
@@ -263,12 +269,14 @@ class Player:
         elif name == "now":  # send immediately on the main layer (a program change from a preset)
             for msg in command[1]:
                 self._emit(self.now(), msg, -1, 0)
+        elif name == "heard":  # (performance time, message, thru): a player's message, as it arrived
+            self._heard(*command[1:])
         elif name == "tempo":  # (performance time, bpm): the MIDI clock out follows the music's tempo
             if self.clock is not None:
                 self.clock.set_tempo(command[1], command[2])
         elif name == "panic":
             self.queue.clear()
-            self._release_all(self.now())
+            self._release_all(self.now(), panic=True)
             self.conn.send(("panicked",))
         elif name == "switch":  # another port, opened beside the clock; see _switch_to_opened
             if self.opener is not None:  # a newer choice wins over one still opening
@@ -283,6 +291,14 @@ class Player:
             self.finish(command[1])
             return False
         return True
+
+    def _heard(self, t: float, msg: list[int], thru: bool) -> None:
+        """A player's message: sent on to the main layer's port (thru), recorded on its own track.
+        It bypasses the guard (the player's notes are theirs); the port still ends them at its close."""
+        if thru:
+            self.ports[self.layer_port[0]].send(msg)
+        if self.recorder is not None and t >= self.recorder.origin:
+            self.recorder.add(t, msg, len(self.config.layers))
 
     def _start_recording(self, path: str, origin: float, names: list[str] | None) -> None:
         """Record from ``origin`` on, the music going on: each layer's program and volume first,
@@ -316,20 +332,22 @@ class Player:
         opener, self.opener = self.opener, None
         main = self.layer_port[0]
         self._release(main, self.now())
-        self.ports[main].close(panic=False)
+        self.ports[main].close(release=False)
         self.ports[main] = opener.port or NullOutput()
         self.conn.send(("switched", self.ports[main].name, opener.error))
 
-    def _release(self, index: int, now: float) -> None:
-        """End every note sounding on ports[index], each in the recording track of its layer."""
+    def _release(self, index: int, now: float, panic: bool = False) -> None:
+        """End every note sounding on ports[index], each in the recording track of its layer
+        (``panic``: and reset the sound on those channels with all-notes-off)."""
         layers = [i for i, p in enumerate(self.layer_port) if p == index]
         by_channel = {self.config.layers[i].channel: i for i in reversed(layers)}
-        for msg in self.ports[index].release_messages():
+        port = self.ports[index]
+        for msg in port.panic_messages() if panic else port.release_messages():
             self._emit(now, msg, -1, by_channel.get(msg[0] & 0x0F, layers[0]))
 
-    def _release_all(self, now: float) -> None:
+    def _release_all(self, now: float, panic: bool = False) -> None:
         for index in range(len(self.ports)):
-            self._release(index, now)
+            self._release(index, now, panic)
 
     def _schedule(self, layer: int, events) -> None:
         late_before = self.now()
@@ -394,7 +412,7 @@ class Player:
             self._send(due, port, layer, msg)
         self._release_all(at)
         for port in self.ports:
-            port.close(panic=False)
+            port.close(release=False)
         if self.clock is not None:
             self.clock.close()
         if self.recorder is not None:

@@ -100,7 +100,7 @@ class ClockOut:
     def close(self) -> None:
         if self.started:
             self._port.send([STOP])
-        self._port.close(panic=False)
+        self._port.close(release=False)
 
 
 class TempoFollower:

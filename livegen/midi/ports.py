@@ -1,9 +1,16 @@
-"""MIDI output ports: the one place a MIDI byte leaves livegen (notes, controls, the MIDI clock out).
+"""MIDI ports: the one place a MIDI byte leaves livegen (notes, controls, the MIDI clock out), and
+the one place a player's MIDI comes in.
 
 ``OutputPort.send`` validates and locks; backends write ``_send``. Every port remembers the notes
-it has sounding, so ``close()`` and ``panic()`` end exactly those and then send all-notes-off.
+it has sounding, so ``close()`` ends exactly those with note-offs; ``panic()`` also sends
+all-notes-off and all-sound-off.
 ALSA and JACK ports go through python-rtmidi, imported only when used, and every rtmidi client
 livegen opens is named ``livegen`` (``CLIENT``): other programs list its ports as ``livegen:...``.
+
+``InputPort`` is the template for inputs: backends deliver raw bytes to ``_receive`` on their own
+thread (one per port, polling rtmidi's queue), which timestamps them on the monotonic clock, keeps only well-formed
+channel messages (running status expanded, SysEx and out-of-range bytes dropped) and hands each to
+the listener; a listener that raises is reported once and the port goes on.
 """
 from __future__ import annotations
 
@@ -11,13 +18,16 @@ import contextlib
 import os
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
+from typing import Callable
 
 from livegen.errors import UserError
 
 APIS = ("alsa", "jack")
 CLIENT = "livegen"  # the MIDI client name other programs see (JACK: livegen:PORT; ALSA: client livegen)
 OWN_PORT = "out"  # livegen's own port when it connects to another program's (JACK: livegen:out)
+OWN_INPUT = "in"  # livegen's own port when it listens to another program's output (JACK: livegen:in)
 # the system messages livegen sends (a MIDI clock out), by length: Song Position, clock, start, continue, stop
 CLOCK_MESSAGE_LENGTHS = {0xF2: 3, 0xF8: 1, 0xFA: 1, 0xFB: 1, 0xFC: 1}
 _RTMIDI_API = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK"}
@@ -58,27 +68,33 @@ class OutputPort(ABC):
             self.sounding.discard((channel, msg[1]))
 
     def release_messages(self) -> list[list[int]]:
-        """Note-offs for what is sounding, then all-notes-off and all-sound-off on those channels."""
-        out = [[0x80 | ch, note, 0] for ch, note in sorted(self.sounding)]
-        for ch in sorted({ch for ch, _ in self.sounding} or {0}):
-            out += [[0xB0 | ch, ALL_NOTES_OFF, 0], [0xB0 | ch, ALL_SOUND_OFF, 0]]
-        return out
+        """A note-off for each note sounding: the port knows what it started, so a clean end
+        touches nothing else (no controller resets a synth or a recording would keep)."""
+        return [[0x80 | ch, note, 0] for ch, note in sorted(self.sounding)]
+
+    def panic_messages(self, all_channels: bool = False) -> list[list[int]]:
+        """Panic: the note-offs, then all-notes-off and all-sound-off on those channels (on every
+        channel with ``all_channels``), for sound this port does not know of (a stuck synth voice)."""
+        channels = range(16) if all_channels else sorted({ch for ch, _ in self.sounding} or {0})
+        return self.release_messages() + [[0xB0 | ch, c, 0] for ch in channels for c in (ALL_NOTES_OFF, ALL_SOUND_OFF)]
 
     def panic(self, all_channels: bool = False) -> None:
-        """End every note this port started (and, with ``all_channels``, anything on any channel)."""
-        messages = self.release_messages()
-        if all_channels:
-            messages += [[0xB0 | ch, c, 0] for ch in range(16) for c in (ALL_NOTES_OFF, ALL_SOUND_OFF)]
-        for msg in messages:
+        """End every note this port started and reset the sound on its channels (``all_channels``: on any)."""
+        for msg in self.panic_messages(all_channels):
             self.send(msg)
 
-    def close(self, panic: bool = True) -> None:
+    def release(self) -> None:
+        """End every note this port started, with note-offs only."""
+        for msg in self.release_messages():
+            self.send(msg)
+
+    def close(self, release: bool = True) -> None:
         """Close, first ending every note this port started (skip only if the caller just did)."""
         if self.closed:
             return
         try:
-            if panic:
-                self.panic()
+            if release:
+                self.release()
         finally:
             with self._lock:
                 self.closed = True
@@ -135,13 +151,155 @@ class RtMidiOutput(OutputPort):
         self._raw.delete()
 
 
-def rtmidi_client(api: str, output: bool):
-    """A python-rtmidi MidiOut (``output``) or MidiIn on ``api``, its client named ``CLIENT``."""
+# data bytes that follow each channel-message kind (note off/on, poly pressure, CC, program, pressure, bend)
+CHANNEL_DATA_BYTES = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
+Listener = Callable[[float, list[int]], None]
+
+
+class InputPort(ABC):
+    """A MIDI input: each well-formed channel message reaches ``listener(monotonic time, bytes)``
+    on the backend's thread. The listener must return at once (queue, never wait)."""
+
+    name: str = ""
+
+    def __init__(self, listener: Listener, report: Callable[[str], None] | None = None):
+        self.listener = listener
+        self.report = report
+        self.closed = False
+        self.received = 0  # well-formed channel messages handed on
+        self.dropped = 0  # bytes that were not (SysEx, stray data bytes, system messages)
+        self._running_status = 0
+        self._failed_once = False
+
+    def _receive(self, data, at: float | None = None) -> None:
+        """From the backend's thread: one packet of raw bytes, split into channel messages."""
+        at = time.monotonic() if at is None else at
+        try:
+            for msg in self._split(list(data)):
+                self.received += 1
+                self.listener(at, msg)
+        except Exception as exc:  # the listener's bug must not end the port's thread
+            if not self._failed_once and self.report is not None:
+                self._failed_once = True
+                self.report(f"MIDI input {self.name}: {type(exc).__name__}: {exc}; listening on")
+
+    def _split(self, data: list[int]) -> list[list[int]]:
+        """Channel messages in ``data``; running status applied, anything else dropped."""
+        out, i = [], 0
+        while i < len(data):
+            byte = data[i]
+            if not 0 <= byte <= 0xFF:
+                self.dropped += 1
+                i += 1
+                continue
+            if byte >= 0xF0:  # system messages (SysEx and its data, clock, ...) carry no music here
+                if byte == 0xF0:
+                    end = next((j for j in range(i + 1, len(data)) if data[j] == 0xF7), len(data) - 1)
+                    self.dropped += end - i + 1
+                    i = end + 1
+                    continue
+                if byte < 0xF8:
+                    self._running_status = 0  # system common cancels running status
+                self.dropped += 1
+                i += 1
+                continue
+            if byte >= 0x80:
+                self._running_status, i = byte, i + 1
+            elif not self._running_status:
+                self.dropped += 1
+                i += 1
+                continue
+            status = self._running_status
+            need = CHANNEL_DATA_BYTES[status & 0xF0]
+            body = data[i:i + need]
+            if len(body) < need or any(not 0 <= b < 0x80 for b in body):
+                self.dropped += max(1, len(body))
+                i += max(1, len(body))
+                continue
+            out.append([status, *body])
+            i += need
+        return out
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close()
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+
+class RtMidiInput(InputPort):
+    """Another program's MIDI output, ``name`` as ``list_ports(api)["inputs"]`` gives it (or
+    ``match_port`` finds it), heard through livegen's own port ``OWN_INPUT``.
+
+    A thread of its own polls rtmidi's queue every ``POLL_SECONDS`` rather than taking rtmidi's
+    callback: on JACK that callback runs in the server's real-time cycle, and Python there waits
+    for the interpreter lock (held by the model a few ms at a time) and for the pipe to the clock,
+    stalling every client's cycle on the server, so other ports' messages arrive late or lost.
+    rtmidi has no blocking read, so after ``IDLE_AFTER`` seconds without a message the thread polls
+    every ``IDLE_POLL_SECONDS`` instead (a port left idle cost 3.5% of a core polled every ms)."""
+
+    POLL_SECONDS = 0.001
+    IDLE_POLL_SECONDS = 0.004  # the first message after a pause is heard at most this late
+    IDLE_AFTER = 1.0
+    QUEUE = 8192  # messages rtmidi holds between polls (a flood of 10k a second fills 10 a poll)
+
+    def __init__(self, api: str, name: str, listener: Listener, report: Callable[[str], None] | None = None):
+        super().__init__(listener, report)
+        self.api = api
+        try:
+            self._raw = rtmidi_client(api, output=False, queue=self.QUEUE)
+        except Exception as exc:  # no rtmidi, or the MIDI system refused a client
+            raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
+        try:
+            available = self._raw.get_ports()
+            name = match_port(name, available, kind="input")
+            self._raw.ignore_types(sysex=True, timing=True, active_sense=True)
+            self._raw.open_port(available.index(name), OWN_INPUT)
+        except UserError:
+            self._raw.delete()
+            raise
+        except Exception as exc:
+            self._raw.delete()
+            raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
+        self.name = name
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"livegen-midi-in {name}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        """Hand on what rtmidi queued, each message stamped as it is taken (within a poll of arriving)."""
+        last = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                event = self._raw.get_message()
+            except Exception as exc:  # the MIDI system went away under the port: the watcher reopens it
+                if self.report is not None:
+                    self.report(f"MIDI input {self.name}: {exc}; it stops listening")
+                return
+            if event is None:
+                idle = time.monotonic() - last > self.IDLE_AFTER
+                time.sleep(self.IDLE_POLL_SECONDS if idle else self.POLL_SECONDS)  # lighter than Event.wait
+            else:
+                last = time.monotonic()
+                self._receive(event[0], last)
+
+    def _close(self) -> None:
+        self._stop.set()
+        self._reader.join(1.0)
+        self._raw.close_port()
+        self._raw.delete()
+
+
+def rtmidi_client(api: str, output: bool, queue: int = 1024):
+    """A python-rtmidi MidiOut (``output``) or MidiIn on ``api`` (holding up to ``queue`` messages
+    until read), its client named ``CLIENT``."""
     os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never spawn a JACK server behind the user's back
     import rtmidi  # needs the system's ALSA library: loaded only when a MIDI port opens
 
-    kind = rtmidi.MidiOut if output else rtmidi.MidiIn
-    return kind(getattr(rtmidi, f"API_{_RTMIDI_API[api]}"), name=CLIENT)
+    rtapi = getattr(rtmidi, f"API_{_RTMIDI_API[api]}")
+    return rtmidi.MidiOut(rtapi, name=CLIENT) if output else rtmidi.MidiIn(rtapi, name=CLIENT, queue_size_limit=queue)
 
 
 def api_available(api: str) -> bool:
@@ -197,8 +355,8 @@ def resolve_api(api: str) -> str | None:
 
 
 def list_ports(api: str) -> dict[str, list[str]]:
-    """{"outputs": the ports livegen can play to, "inputs": the ports it can listen to (a MIDI
-    clock), other programs' and its own}, as the MIDI system names them."""
+    """{"outputs": the ports livegen can play to, "inputs": the ports it can listen to (a player's
+    keyboard, a controller, a MIDI clock), other programs' and its own}, as the MIDI system names them."""
     listing = {}
     for kind, output in (("outputs", True), ("inputs", False)):
         client = rtmidi_client(api, output)

@@ -42,8 +42,9 @@ from livegen.checks import check_finite, is_number, parse_json
 from livegen.errors import UserError
 from livegen.music.conditioning import Controls, key_histogram, range_text
 
-FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix", "bpm", "temperature", "end"}
-CONTROL_FIELDS = FIELDS - {"t", "end"}
+FIELDS = {"t", "pitch", "density", "histogram", "key", "z", "theme", "toward", "mix", "bpm", "temperature", "end",
+          "player"}
+CONTROL_FIELDS = FIELDS - {"t", "end", "player"}
 THEME_KEYS = ("theme", "toward", "mix")
 MAX_LINE = 64 * 1024  # characters; a script's or session's lines are under 1 KiB
 
@@ -69,6 +70,8 @@ def check_row(row: dict, where: str, before: dict | None) -> None:
     for key in ("pitch", "density"):
         if key in row and not is_number(row[key]):
             raise UserError(f"{where}: {key} must be a number in 0..1")
+    if "player" in row and not _channel_message(row["player"]):
+        raise UserError(f"{where}: player must be a MIDI channel message as a list of bytes, like [144, 60, 100]")
     if "end" in row and row["end"] is not True:
         raise UserError(f"{where}: end must be true (the take ended at t)")
     for key, size in (("histogram", 12), ("z", None)):
@@ -90,6 +93,13 @@ def check_row(row: dict, where: str, before: dict | None) -> None:
             key_histogram(str(row["key"]))
         except ValueError as exc:
             raise UserError(f"{where}: {exc}") from None
+
+
+def _channel_message(value) -> bool:
+    """A player's message as a session keeps it: status 0x80..0xEF and its data bytes."""
+    return (isinstance(value, list) and 2 <= len(value) <= 3 and all(isinstance(b, int) and not isinstance(b, bool)
+                                                                     for b in value)
+            and 0x80 <= value[0] <= 0xEF and all(0 <= b < 0x80 for b in value[1:]))
 
 
 def read_stream(path: str) -> tuple[dict, list[dict]]:

@@ -106,6 +106,10 @@ class ControlHub:
         """Sink for OSC (thread-safe): the pitch, density, z and temperature it plays, never the key or theme."""
         self._update(t, pitch=controls.pitch, density=controls.density, z=controls.z, temperature=controls.temperature)
 
+    def player(self, controls: Controls, t: float | None = None) -> None:
+        """Sink for a player's MIDI in the accompany mode: the histogram and density of what they play."""
+        self._update(t, histogram=controls.histogram, density=controls.density)
+
     def everything(self, controls: Controls, t: float | None = None) -> None:
         """Sink for a replayed take, which holds every control."""
         self._update(t, **{f.name: getattr(controls, f.name) for f in dataclasses.fields(controls)})

@@ -20,9 +20,11 @@ import numpy as np
 from livegen import presets
 from livegen.control.osc import OscServer
 from livegen.engine.engine import Engine, EngineStats
+from livegen.engine.respond import RespondSettings
 from livegen.engine.tempo_follow import TempoFollow
 from livegen.errors import UserError
 from livegen.messages import say
+from livegen.midi import ports
 from livegen.midi.clock import next_bar_position
 from livegen.midi.recorder import recover_unfinished
 from livegen.models.checkpoint import load_model
@@ -33,7 +35,8 @@ from livegen.sensors.learn.live import LearnedControls, preset_mapping
 from livegen.sensors.script import ScriptControls
 from livegen.sessions import session_path
 from livegen.take.controls import ControlHub
-from livegen.take.outputs import beat_source, build_layers, check_external_z, choose_output, clock_port
+from livegen.take.midi_in import PlayerInputs
+from livegen.take.outputs import beat_source, build_layers, check_external_z, choose_output, clock_api, clock_port
 from livegen.take.spec import TakeSpec
 
 Log = Callable[[str], None]
@@ -47,6 +50,7 @@ class TakeRunner:
         self.engine: Engine | None = None
         self.spec: TakeSpec | None = None
         self.sources: list = []  # the control sources steering the take
+        self.inputs: PlayerInputs | None = None  # a player's MIDI in
         self.script: ScriptControls | None = None  # a script switched on during the take
         self.follow: TempoFollow | None = None
         self.beats = None  # the open BeatSource, kept from take to take while the choice stays
@@ -78,7 +82,10 @@ class TakeRunner:
             if source.name != "replay":  # a replay plays its recorded controls, nothing else
                 self.osc_inputs = OscInputs.open(spec.preset, self.osc, self, self.log)
             engine, spec = self._open_engine(spec, source, song_position)
+            inputs = self._player_inputs(spec, engine)
             self._start(engine, spec, source, opened)
+            if inputs is not None:
+                self.inputs = inputs.start(engine)
         except BaseException:
             if self.engine is not None:
                 self.end_take()
@@ -88,6 +95,14 @@ class TakeRunner:
             raise
         self._follow_tempo(spec, engine)
         return engine
+
+    def _player_inputs(self, spec: TakeSpec, engine: Engine) -> PlayerInputs | None:
+        """The player's input ports, matched now: a name that matches nothing is an error before a note."""
+        if not spec.midi_in:
+            return None
+        api = engine.output.api if engine.output.api in ports.APIS else clock_api(spec.output.api, "--midi-in")
+        accompany = spec.respond is not None and spec.respond.mode == "accompany"
+        return PlayerInputs(api, spec.midi_in, self.hub, accompany=accompany, report=self.report)
 
     def _open_engine(self, spec: TakeSpec, source, song_position: int | None) -> tuple[Engine, TakeSpec]:
         """The take's model, ports and layers, checked, as an engine not yet started."""
@@ -109,8 +124,10 @@ class TakeRunner:
         clock_out = clock_port(spec.output.api, spec.clock_out) if spec.clock_out else None
         if spec.record:
             _make_folder(spec.record)
+        player = bool(spec.midi_in) or bool(replay and source.player_rows)
         engine = Engine(model, output, spec.settings, source.initial(), record=spec.record, log=self.log,
-                        end=spec.duration, clock_out=clock_out, layers=layers, song_position=song_position)
+                        end=spec.duration, clock_out=clock_out, layers=layers, song_position=song_position,
+                        respond=spec.respond, player_track=player, thru=spec.thru)
         engine.listeners += self.listeners
         return engine, spec
 
@@ -129,6 +146,7 @@ class TakeRunner:
             self._starting = None
         self.engine, self.spec, self.sources = engine, spec, sources
         if replay:
+            source.play_player(engine.hear)
             source.start(engine.set_controls, engine.now)
             return
         self.hub.attach(engine)
@@ -147,6 +165,9 @@ class TakeRunner:
     def end_take(self) -> EngineStats | None:
         """Stop the playing take (its sources, tempo following, then the engine); its stats."""
         engine, self.engine = self.engine, None
+        if self.inputs is not None:
+            self.inputs.stop()
+            self.inputs = None
         self.hub.attach(None)
         self.use_script(None)
         for source in self.sources:
@@ -227,6 +248,12 @@ class TakeRunner:
         timing = source.header.get("timing", spec.settings.timing)  # played as recorded: grid or free
         if timing != spec.settings.timing:
             spec = dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, timing=timing))
+        recorded = source.header.get("respond")
+        if spec.respond is None and isinstance(recorded, dict):  # the recorded player is answered again
+            try:
+                spec = dataclasses.replace(spec, respond=RespondSettings(**recorded))
+            except TypeError:
+                raise UserError(f"session {source.path}: header key respond is not a respond setting") from None
         if spec.duration is None and source.end is not None:
             return dataclasses.replace(spec, duration=source.end)
         return spec

@@ -14,10 +14,11 @@ from typing import Callable, Mapping
 
 from livegen.engine.engine import EngineSettings
 from livegen.engine.layers import LayerSpec, parse_layer
+from livegen.engine.respond import RespondSettings
 from livegen.errors import UserError
 from livegen.messages import say
 from livegen.music.conditioning import Controls, clamp_control, in_range, key_histogram, range_text
-from livegen.presets import Preset
+from livegen.presets import RESPOND_MODES, Preset, check_respond
 
 # name -> accepted types; a value of another type is an error naming the override
 OVERRIDES: dict[str, tuple[type, ...]] = {
@@ -29,6 +30,8 @@ OVERRIDES: dict[str, tuple[type, ...]] = {
     "controls": (str,), "emg": (str,), "pitch": (int, float), "density": (int, float), "key": (str,),
     "record": (str,), "duration": (int, float),
     "clock_out": (str,), "clock_in": (str,), "link": (bool,),
+    "midi_in": (list, tuple), "thru": (bool,), "respond": (str,), "answer_after": (int, float),
+    "answer_bars": (int, float), "trigger_cc": (int,),
 }
 
 
@@ -57,6 +60,9 @@ class TakeSpec:
     clock_out: str | None = None  # a port to send MIDI clock to
     tempo_source: str = "internal"  # internal | clock:PORT | link
     preset: str | None = None  # the preset's name (None: the default)
+    midi_in: tuple[str, ...] = ()  # a player's MIDI input ports
+    thru: bool = False  # their messages sent on to the output
+    respond: RespondSettings | None = None  # how the music responds to them (None: it plays on its own)
 
     @classmethod
     def from_preset(cls, preset: Preset, overrides: Mapping[str, object] | None = None,
@@ -112,11 +118,23 @@ class TakeSpec:
         if o("emg") and controls.partition(":")[0] == "replay":
             raise UserError("a replayed take already holds its z values: leave --emg out, or play the take "
                             "with --controls script:TAKE.jsonl")
+        midi_in = tuple(preset.midi_in.ports) + tuple(o("midi_in", ()))
+        mode = o("respond", preset.midi_in.respond)
+        if mode not in RESPOND_MODES:
+            raise UserError(f"--respond {mode!r} is not one of {', '.join(RESPOND_MODES)}")
+        trigger = o("trigger_cc", None if preset.midi_in.trigger_cc < 0 else preset.midi_in.trigger_cc)
+        respond = RespondSettings(mode, float(o("answer_after", preset.midi_in.answer_after)),
+                                  float(o("answer_bars", preset.midi_in.answer_bars)), trigger)
+        check_respond(respond.answer_after, respond.answer_bars, respond.trigger_cc)
+        if mode != "off" and not midi_in:
+            raise UserError(f"--respond {mode} listens to a player: name their port with --midi-in NAME "
+                            "(see `livegen ports`)")
         return cls(model=o("model", preset.model.model), settings=settings, output=output,
                    initial=_initial_controls(preset, given, warn or _warn), controls=controls, emg=o("emg"),
                    layers=layers, record=o("record"), duration=None if duration is None else float(duration),
                    clock_out=o("clock_out", preset.output.clock_out or None), tempo_source=tempo_source,
-                   preset=o("preset"))
+                   preset=o("preset"), midi_in=midi_in, thru=o("thru", preset.midi_in.thru),
+                   respond=None if mode == "off" else respond)
 
     def numbered(self, number: int) -> "TakeSpec":
         """The ``number``-th take of a performance (OSC's /play after /stop): take.mid, then

@@ -1,0 +1,273 @@
+"""A player's MIDI in, on a real JACK server: a sending port plays POP909 phrases into `livegen perform
+--midi-in`, which answers, continues or accompanies them, yields when the player comes back, passes
+them thru, survives garbage and an input port that vanishes and returns."""
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import mido
+import numpy as np
+import pytest
+
+from conftest import livegen_cmd
+from livegen.music.phrase import PlayerPhrase, estimate_controls
+
+POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "music" / "pop909"
+PLAYER_CHANNEL = 4
+
+
+def pop909_phrase(song: str, start: float = 10.0, seconds: float = 6.0):
+    """(onset, end, pitch, velocity) of a POP909 song's melody from ``start`` for ``seconds``."""
+    path = POP909 / song / f"{song}.mid"
+    if not path.is_file():
+        pytest.skip(f"POP909 is not in the shared data ({path})")
+    t, on, notes = 0.0, {}, []
+    for msg in mido.MidiFile(path):
+        t += msg.time
+        if t < start:
+            continue
+        if t > start + seconds:
+            break
+        if msg.type == "note_on" and msg.velocity:
+            on[msg.note] = (t - start, msg.velocity)
+        elif msg.type in ("note_on", "note_off") and msg.note in on:
+            s, v = on.pop(msg.note)
+            notes.append((s, t - start, msg.note, v))
+    return notes
+
+
+class Player:
+    """A sending JACK port with a player's hands: phrases played in real time, paced so that JACK
+    delivers each message whole."""
+
+    def __init__(self, name):
+        backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
+        self.name = name
+        self.port = backend.open_output(name, virtual=True)
+
+    def send(self, msg):
+        self.port.send(msg)
+        time.sleep(0.002)
+
+    def play(self, notes):
+        events = sorted([(s, 1, n, v) for s, _, n, v in notes] + [(e, 0, n, 0) for _, e, n, _ in notes])
+        t0 = time.monotonic()
+        for t, on, note, velocity in events:
+            while time.monotonic() - t0 < t:
+                time.sleep(0.0005)
+            kind = "note_on" if on else "note_off"
+            self.send(mido.Message(kind, note=note, velocity=velocity, channel=PLAYER_CHANNEL))
+        return time.monotonic()
+
+    def close(self):
+        self.port.close()
+
+
+@pytest.fixture
+def player(jack_server, request):
+    p = Player(f"player-{request.node.name[:16]}")
+    time.sleep(0.3)
+    yield p
+    p.close()
+
+
+def perform(receiver, player, tmp_path, *flags, seconds=25):
+    """`livegen perform` listening to ``player``, returned once its take plays."""
+    take = tmp_path / "take.mid"
+    proc = subprocess.Popen(livegen_cmd("perform", "--api", "jack", "--port", receiver.name, "--midi-in", player.name,
+                                        "--duration", str(seconds), "--record", str(take), *flags),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    proc.said, proc.reader = lines, reader
+    deadline = time.monotonic() + 20
+    while not any("performing on" in line for line in lines):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("".join(lines))
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return proc, take
+
+
+def finish(proc):
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        proc.reader.join(5)
+        proc.stderr.close()
+    time.sleep(0.2)
+    return "".join(proc.said)
+
+
+def answers_after(receiver, since):
+    return [(t, m) for t, m in list(receiver.messages)
+            if t > since and m.type == "note_on" and m.velocity and m.channel != PLAYER_CHANNEL]
+
+
+@pytest.mark.parametrize("mode", ["answer", "continue"])
+def test_a_phrase_is_answered_after_the_silence_in_its_key_and_the_answer_yields(receiver, player, tmp_path, mode):
+    phrase = pop909_phrase("101")
+    proc, take = perform(receiver, player, tmp_path, "--respond", mode, "--answer-after", "0.5")
+    time.sleep(1.0)
+    assert not answers_after(receiver, 0), "livegen plays before the player has played"
+    end = player.play(phrase)
+    time.sleep(2.5)
+    answer = answers_after(receiver, end)
+    assert len(answer) >= 4
+    assert 0.45 <= answer[0][0] - end <= 0.6  # the silence threshold, then at once
+    heard = np.bincount([n % 12 for _, _, n, _ in phrase], minlength=12)
+    played = np.bincount([m.note % 12 for _, m in answer], minlength=12)
+    assert np.corrcoef(heard, played)[0, 1] >= 0.5
+    player.send(mido.Message("note_on", note=60, velocity=80, channel=PLAYER_CHANNEL))
+    back = time.monotonic()
+    time.sleep(1.0)
+    player.send(mido.Message("note_off", note=60, channel=PLAYER_CHANNEL))
+    assert not answers_after(receiver, back + 0.3), "livegen went on over the player"
+    proc.terminate()
+    finish(proc)
+    receiver.settle()
+    assert receiver.hanging() == 0
+    recorded = mido.MidiFile(take)
+    assert [t.name for t in recorded.tracks][-1] == "player"
+    on_track = [m.bytes() for m in recorded.tracks[-1] if m.type in ("note_on", "note_off")]
+    rows = [json.loads(line) for line in take.with_suffix(".jsonl").read_text().splitlines()]
+    assert rows[0]["respond"]["mode"] == mode
+    assert on_track == [r["player"] for r in rows if "player" in r]  # the track and the session hold the same
+    assert len(on_track) >= 0.9 * (2 * len(phrase) + 2)  # what JACK delivered whole of what was sent
+
+
+def test_accompany_plays_along_in_the_players_key_and_thru_passes_their_notes(receiver, player, tmp_path):
+    phrase = pop909_phrase("404", seconds=8.0)
+    proc, take = perform(receiver, player, tmp_path, "--respond", "accompany", "--thru", seconds=20)
+    start = time.monotonic()
+    end = player.play(phrase)
+    proc.terminate()
+    finish(proc)
+    receiver.settle()
+    thru = [m for _, m in receiver.messages if m.type == "note_on" and m.velocity and m.channel == PLAYER_CHANNEL]
+    assert [m.note for m in thru] == [n for _, n in sorted((s, n) for s, _, n, _ in phrase)]  # as sent: a chord low to high
+    along = [m for t, m in receiver.messages if start + 3 < t < end and m.type == "note_on" and m.velocity
+             and m.channel != PLAYER_CHANNEL]
+    assert len(along) >= 4  # it plays while the player plays
+    heard = np.bincount([n % 12 for _, _, n, _ in phrase], minlength=12)
+    played = np.bincount([m.note % 12 for m in along], minlength=12)
+    assert np.corrcoef(heard, played)[0, 1] >= 0.5
+    assert receiver.hanging() == 0
+
+
+# A broken controller in a process of its own: a flood sent from the test's process would hold its
+# interpreter lock, and the receiver's callback (run by rtmidi in JACK's cycle) would wait for it, garbling
+# what the receiver hears, not what livegen sends.
+BROKEN_CONTROLLER = """
+import sys, time, mido
+port = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True).open_output(sys.argv[1], virtual=True)
+raw = port._rt  # raw bytes, as a broken controller sends them
+print("open", flush=True)
+sys.stdin.readline()
+for _ in range(50):
+    raw.send_message([0xF0] + [0x11] * 200 + [0xF7])  # SysEx
+    raw.send_message([0x94, 200 & 0x7F, 0x7F])
+    raw.send_message([0x3C, 0x40])  # data bytes with no status
+t0 = time.monotonic()
+while time.monotonic() - t0 < 2.0:  # a flood, thousands of messages a second
+    for note in range(0, 128, 8):
+        raw.send_message([0x94, note, 100])
+        raw.send_message([0x84, note, 0])
+print("sent", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_garbage_and_a_flood_never_stop_the_music(receiver, jack_server, tmp_path):
+    controller = subprocess.Popen([sys.executable, "-c", BROKEN_CONTROLLER, "broken-keys"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+    try:
+        assert controller.stdout.readline().strip() == "open"
+        proc, take = perform(receiver, SimpleNamespace(name="broken-keys"), tmp_path, "--respond", "accompany",
+                             seconds=12)
+        controller.stdin.write("go\n")
+        controller.stdin.flush()
+        assert controller.stdout.readline().strip() == "sent"
+        before = len(receiver.notes())
+        time.sleep(2.0)
+        assert len(receiver.notes()) > before, "the music stopped after the garbage"
+        err = finish(proc)
+    finally:
+        controller.stdin.close()
+        controller.wait(10)
+        controller.stdout.close()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    receiver.settle()
+    assert receiver.hanging() == 0
+
+
+def test_an_input_port_that_vanishes_is_said_once_and_reconnects(receiver, jack_server, tmp_path):
+    player = Player("vanishing-keys")
+    time.sleep(0.3)
+    proc, take = perform(receiver, player, tmp_path, "--respond", "answer", seconds=14)
+    player.close()
+    time.sleep(2.5)
+    player = Player("vanishing-keys")
+    time.sleep(2.0)
+    end = player.play(pop909_phrase("222", seconds=3.0))
+    time.sleep(1.5)
+    answered = answers_after(receiver, end)
+    err = finish(proc)  # before the keyboard goes again: that would be a second vanishing, rightly said
+    player.close()
+    assert proc.returncode == 0, err
+    assert err.count("is gone") == 1 and "is back" in err
+    assert len(answered) >= 2
+    receiver.settle()
+    assert receiver.hanging() == 0
+
+
+def test_a_phrase_estimate_reads_the_key_density_and_register():
+    phrase = PlayerPhrase()
+    for i, pitch in enumerate([60, 64, 67, 72] * 4):  # C major, 4 notes a second, around C5
+        phrase.hear(i * 0.25, [0x90, pitch, 90])
+        phrase.hear(i * 0.25 + 0.2, [0x80, pitch, 0])
+    from livegen.music.conditioning import Controls, control_density_to_rate, control_pitch_to_midi
+
+    c = estimate_controls(phrase.between(0, 10), Controls())
+    assert np.argsort(c.histogram)[-3:].tolist() == [4, 7, 0] or set(np.flatnonzero(c.histogram)) == {0, 4, 7}
+    assert abs(control_density_to_rate(c.density) - 16 / 3.95) < 0.5
+    assert abs(control_pitch_to_midi(c.pitch) - 65.75) < 0.5
+
+
+def layer_notes(path):
+    """The livegen layer's note messages of a recorded take, (seconds, bytes), the player's track left out."""
+    midi = mido.MidiFile(path)
+    t, out = 0.0, []
+    for msg in mido.merge_tracks([track for track in midi.tracks if track.name != "player"]):
+        t += mido.tick2second(msg.time, midi.ticks_per_beat, 500_000)
+        if msg.type in ("note_on", "note_off"):
+            out.append((round(t, 3), tuple(msg.bytes())))
+    return out
+
+
+def test_an_answered_take_replays_note_for_note_from_its_session(receiver, player, tmp_path):
+    """The session holds the player's notes at their times; a replay feeds them back, so the answers
+    are decided and played again as they were live."""
+    proc, take = perform(receiver, player, tmp_path, "--respond", "answer", "--seed", "7", seconds=10)
+    player.play(pop909_phrase("222", seconds=4.0))
+    err = finish(proc)
+    assert proc.returncode == 0, err
+    again = tmp_path / "again.mid"
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--controls", f"replay:{take.with_suffix('.jsonl')}",
+                                     "--seed", "7", "--record", str(again)), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    live = layer_notes(take)
+    assert sum(1 for _, m in live if m[0] & 0xF0 == 0x90 and m[2]) >= 4  # it answered
+    assert layer_notes(again) == live
+    assert mido.MidiFile(again).tracks[-1].name == "player"  # the replay records the player's notes again
