@@ -19,6 +19,7 @@ from livegen import paths
 from livegen.checks import check_finite, check_nesting, parse_target, too_deep
 from livegen.engine.layers import LayerSpec, check_layer
 from livegen.errors import UserError
+from livegen.midi.bindings import check_binding
 from livegen.music.conditioning import in_range, range_text
 from livegen.vision import TRACKER_NAMES
 
@@ -305,6 +306,7 @@ class Preset:
     midi_in: MidiInPreset = field(default_factory=MidiInPreset)
     learn: LearnPreset = field(default_factory=LearnPreset)
     layers: list = field(default_factory=list)  # LayerPreset tables, [[layers]] in TOML
+    midi_learn: list = field(default_factory=list)  # Bindings, [[midi_learn]] in TOML
 
 
 def _check(section: str, cls, values: dict):
@@ -343,6 +345,11 @@ def parse(text: str, origin: str = "preset") -> Preset:
             if not isinstance(values, list):
                 raise UserError(f"{origin}: layers must be [[layers]] tables, one per layer")
             kwargs[name] = [_check("layers", LayerPreset, table) for table in values]
+            continue
+        if name == "midi_learn":
+            if not isinstance(values, list):
+                raise UserError(f"{origin}: midi_learn must be [[midi_learn]] tables, one per binding")
+            kwargs[name] = [check_binding(table, f"preset key midi_learn[{i}]") for i, table in enumerate(values)]
             continue
         cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset,
                "camera": CameraPreset, "gui": GuiPreset, "emg": EmgPreset, "midi_in": MidiInPreset,
@@ -438,6 +445,13 @@ def dumps(preset: Preset, over: str | None = None) -> str:
                 document["layers"] = tomlkit.aot()
                 for layer in preset.layers:
                     document["layers"].append(tomlkit.item(dataclasses.asdict(layer)))
+            continue
+        if section.name == "midi_learn":
+            document.pop("midi_learn", None)
+            if preset.midi_learn:
+                document["midi_learn"] = tomlkit.aot()
+                for binding in preset.midi_learn:
+                    document["midi_learn"].append(tomlkit.item(binding.as_table()))
             continue
         if not isinstance(document.get(section.name), dict):
             document[section.name] = tomlkit.table()
