@@ -4,11 +4,9 @@ from __future__ import annotations
 import queue
 from pathlib import Path
 
-from livegen import paths, presets
 from livegen.errors import UserError
 from livegen.messages import say
 from livegen.midi import ports
-from livegen.midi.bindings import Binding, check_target, target_text
 
 MOVES = {0xB0: "cc", 0x90: "note", 0xE0: "bend"}  # what a moved control sends (a note: struck)
 
@@ -17,7 +15,8 @@ def add_commands(sub) -> None:
     s = sub.add_parser("learn-midi", help="bind the next control moved on a MIDI input to a control or action, "
                        "saved in a preset")
     s.add_argument("--midi-in", required=True, metavar="PORT", help="the controller's input (see `livegen ports`)")
-    s.add_argument("--target", required=True, help=f"what it plays: {target_text()}")
+    s.add_argument("--target", required=True, help="what it plays: pitch, density, z1..z8, theme:NAME (a press picks "
+                   "it) or an action done on a press: play, panic, record, next_preset, previous_preset")
     where = s.add_mutually_exclusive_group()
     where.add_argument("--preset", metavar="NAME", help="save into this preset (a shipped one is copied to yours "
                        "first; a new name is made from the default)")
@@ -30,10 +29,15 @@ def add_commands(sub) -> None:
 
 
 def cmd_learn_midi(args) -> int:
+    from livegen import presets  # loads numpy (the controls' ranges): `livegen --help` starts without it
+    from livegen.midi.bindings import Binding, check_target  # numpy too, through the controls' ranges
+
     target = check_target(args.target, "--target")
     if not 0 < args.timeout <= 3600:
         raise UserError("--timeout must be 0..3600 seconds")
-    path = _preset_file(args.preset, args.out)
+    if args.out is not None and Path(args.out).suffix != ".toml":
+        raise UserError(f"--out {args.out} must be a .toml preset file")
+    path = Path(args.out) if args.out is not None else presets.user_file(args.preset) if args.preset else None
     api = ports.resolve_api(args.api)
     if api is None:
         raise UserError("no MIDI system is running here (ALSA or JACK): nothing to learn from")
@@ -52,7 +56,7 @@ def cmd_learn_midi(args) -> int:
                       invert=args.invert)
     say(f"learned: {binding.describe()}")
     if path is not None:
-        save_binding(binding, path)
+        presets.add_binding(binding, path)
         say(f"saved in {path}")
     return 0
 
@@ -60,37 +64,3 @@ def cmd_learn_midi(args) -> int:
 def _moved(msg: list[int]) -> bool:
     kind = msg[0] & 0xF0
     return kind in (0xB0, 0xE0) or kind == 0x90 and msg[2] > 0
-
-
-def _preset_file(name: str | None, out: str | None) -> Path | None:
-    """The file a learned binding goes to: ``out``; the user's copy of preset ``name``; or None."""
-    if out is not None:
-        if Path(out).suffix != ".toml":
-            raise UserError(f"--out {out} must be a .toml preset file")
-        return Path(out)
-    if name is None:
-        return None
-    try:
-        found = presets.find(name)
-    except UserError:
-        found = None
-    if found is not None and found.parent != presets.SHIPPED_PRESETS:
-        return found
-    folder = paths.presets_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{presets.check_name(name)}.toml"
-
-
-def save_binding(binding: Binding, path: Path) -> None:
-    """Add ``binding`` to the preset in ``path`` (made from the default when missing, or from the
-    shipped preset of its name), replacing one that heard the same messages; comments stay."""
-    shipped = presets.SHIPPED_PRESETS / path.name
-    preset = presets.load(str(path if path.is_file() else shipped if shipped.is_file() else presets.DEFAULT))
-    same = (binding.source, binding.number, binding.channel, binding.port)
-    preset.midi_learn = [b for b in preset.midi_learn if (b.source, b.number, b.channel, b.port) != same] + [binding]
-    if not path.is_file() and shipped.is_file():
-        path.write_text(shipped.read_text(encoding="utf-8"), encoding="utf-8")  # the shipped one's comments too
-    try:
-        presets.save(preset, path)
-    except OSError as exc:
-        raise UserError(f"cannot save the binding in {path}: {exc.strerror or exc}") from None
