@@ -197,3 +197,67 @@ def test_learn_midi_errors_are_one_line(jack_server, request, args, error):
     lines = [line for line in done.stderr.splitlines() if line.startswith("livegen: error")]
     assert len(lines) == 1 and error in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_panel_learns_a_control_by_right_click_shows_it_saves_it_and_plays_it(qtbot, receiver, jack_server,
+                                                                                 tmp_path, request):
+    """Right-click density → MIDI learn → move a knob: bound, in the tooltip and the list, saved
+    with the preset, and in the next take the knob moves density; a pad learned on Rec records."""
+    pytest.importorskip("pytestqt")
+    from PyQt6.QtCore import QPoint
+    from PyQt6.QtWidgets import QMenu
+
+    from livegen.gui.app import application
+    from livegen.gui.window import MainWindow
+
+    def learn_on(widget, label):
+        widget.customContextMenuRequested.emit(QPoint(4, 4))
+        menu = widget.findChildren(QMenu)[-1]
+        action, = [a for a in menu.actions() if a.text() == label]
+        action.trigger()
+        menu.close()
+
+    controller = Controller(f"pad-{request.node.name[:12]}")
+    application()
+    preset = presets.Preset()
+    preset.output.api, preset.output.port = "jack", receiver.name
+    window = MainWindow(preset)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        time.sleep(0.3)
+        learn_on(window.gesture.density, "MIDI learn density")
+        assert window.midi_learn.listening and "Move a control" in window.bindings_panel.status.text()
+        controller.send(type="note_on", note=50, velocity=0, channel=0)  # a release is not a move
+        controller.send(type="control_change", control=30, value=10, channel=3)
+        qtbot.waitUntil(lambda: len(window.base_preset.midi_learn) == 1, timeout=5000)
+        binding, = window.base_preset.midi_learn
+        assert (binding.source, binding.number, binding.channel, binding.target) == ("cc", 30, 4, "density")
+        assert not window.midi_learn.listening  # learning ends with the first move
+        assert "CC 30, channel 4" in window.gesture.density.toolTip()
+        assert window.bindings_panel.list.count() == 1
+
+        learn_on(window.transport.record, "MIDI learn record")
+        controller.send(type="note_on", note=40, velocity=100, channel=9)
+        qtbot.waitUntil(lambda: len(window.base_preset.midi_learn) == 2, timeout=5000)
+
+        saved = tmp_path / "with-knobs.toml"
+        window.save_preset(str(saved))
+        assert presets.load(str(saved)).midi_learn == window.base_preset.midi_learn
+
+        window.play()
+        qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine.now() > 0, timeout=30_000)
+        qtbot.waitUntil(lambda: window.takes.runner.inputs is not None
+                        and all(window.takes.runner.inputs.ports.values()), timeout=5000)
+        controller.send(type="control_change", control=30, value=127, channel=3)
+        qtbot.waitUntil(lambda: window.hub.controls.density == pytest.approx(1.0), timeout=5000)
+        controller.send(type="note_on", note=40, velocity=100, channel=9)
+        qtbot.waitUntil(lambda: window.recording is not None, timeout=5000)
+
+        window.bindings_panel.list.setCurrentRow(0)
+        window.bindings_panel.delete.click()
+        assert [b.target for b in window.base_preset.midi_learn] == ["record"]
+        assert "MIDI:" not in window.gesture.density.toolTip()
+    finally:
+        window.close()
+        controller.close()
