@@ -261,3 +261,31 @@ def test_the_panel_learns_a_control_by_right_click_shows_it_saves_it_and_plays_i
     finally:
         window.close()
         controller.close()
+
+
+def test_learn_midi_into_a_shipped_preset_writes_the_users_copy(jack_server, request, livegen_home):
+    """``--preset default`` never writes into the package: the user's copy is made from the shipped
+    preset, comments and all, and holds the binding."""
+    from livegen import paths
+
+    short = f"pedal-{request.node.name[-10:]}"
+    controller = Controller(short)
+    shipped = presets.DEFAULT.read_text(encoding="utf-8")
+    try:
+        time.sleep(0.3)
+        with subprocess.Popen(livegen_cmd("learn-midi", "--api", "jack", "--midi-in", short, "--target", "record",
+                                          "--preset", "default", "--timeout", "20"),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            first = proc.stdout.readline()
+            controller.send(type="control_change", control=64, value=127, channel=0)
+            said = first + proc.stdout.read()
+            status = proc.wait(10)
+    finally:
+        controller.close()
+    assert status == 0, said
+    assert presets.DEFAULT.read_text(encoding="utf-8") == shipped
+    mine = paths.presets_dir() / "default.toml"
+    text = mine.read_text(encoding="utf-8")
+    assert shipped.splitlines()[0] in text  # the shipped preset's opening comment
+    binding, = presets.load(str(mine)).midi_learn
+    assert (binding.source, binding.number, binding.target) == ("cc", 64, "record")

@@ -5,8 +5,9 @@ to the engine (``Engine.hear``: recorded on the player's track and in the sessio
 ``--thru``, heard by the responder) and, in the ``accompany`` mode, through the ``ControlHub``:
 the pitch-class histogram and density follow what the player held and played over the last few
 seconds. Messages learned bindings take (``LearnedBindings``) steer their controls or actions
-instead, and the ports only those bindings name are waited for when absent. More than ``MAX_RATE`` messages a second (a flood) are dropped and said once. A watcher
-notices a port that vanished (one line; the music goes on) and opens it again when it returns.
+instead, and the ports only those bindings name are waited for when absent. More than
+``MAX_RATE`` messages a second (a flood) are dropped and said once. A watcher notices a port
+that vanished (one line; the music goes on) and opens it again when it returns.
 """
 from __future__ import annotations
 
