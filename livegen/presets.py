@@ -19,6 +19,7 @@ from livegen import paths
 from livegen.checks import check_finite, check_nesting, parse_target, too_deep
 from livegen.engine.layers import LayerSpec, check_layer
 from livegen.errors import UserError
+from livegen.midi.bindings import Binding, check_binding
 from livegen.music.conditioning import in_range, range_text
 from livegen.vision import TRACKER_NAMES
 
@@ -305,6 +306,7 @@ class Preset:
     midi_in: MidiInPreset = field(default_factory=MidiInPreset)
     learn: LearnPreset = field(default_factory=LearnPreset)
     layers: list = field(default_factory=list)  # LayerPreset tables, [[layers]] in TOML
+    midi_learn: list = field(default_factory=list)  # Bindings, [[midi_learn]] in TOML
 
 
 def _check(section: str, cls, values: dict):
@@ -343,6 +345,11 @@ def parse(text: str, origin: str = "preset") -> Preset:
             if not isinstance(values, list):
                 raise UserError(f"{origin}: layers must be [[layers]] tables, one per layer")
             kwargs[name] = [_check("layers", LayerPreset, table) for table in values]
+            continue
+        if name == "midi_learn":
+            if not isinstance(values, list):
+                raise UserError(f"{origin}: midi_learn must be [[midi_learn]] tables, one per binding")
+            kwargs[name] = [check_binding(table, f"preset key midi_learn[{i}]") for i, table in enumerate(values)]
             continue
         cls = {"model": ModelPreset, "output": OutputPreset, "engine": EnginePreset, "controls": ControlsPreset,
                "camera": CameraPreset, "gui": GuiPreset, "emg": EmgPreset, "midi_in": MidiInPreset,
@@ -439,6 +446,13 @@ def dumps(preset: Preset, over: str | None = None) -> str:
                 for layer in preset.layers:
                     document["layers"].append(tomlkit.item(dataclasses.asdict(layer)))
             continue
+        if section.name == "midi_learn":
+            document.pop("midi_learn", None)
+            if preset.midi_learn:
+                document["midi_learn"] = tomlkit.aot()
+                for binding in preset.midi_learn:
+                    document["midi_learn"].append(tomlkit.item(binding.as_table()))
+            continue
         if not isinstance(document.get(section.name), dict):
             document[section.name] = tomlkit.table()
         table = document[section.name]
@@ -457,3 +471,37 @@ def save(preset: Preset, path: str | os.PathLike) -> None:
     except (OSError, UnicodeDecodeError):  # unreadable: replaced by a fresh one
         existing = None
     path.write_text(dumps(preset, existing), encoding="utf-8")
+
+
+def user_file(name: str) -> Path:
+    """The user's file for preset ``name``: where it is found (``./presets`` or the user's folder),
+    else a new one in ``paths.presets_dir()`` (a shipped preset is never written over)."""
+    try:
+        found = find(name)
+    except UserError:
+        found = None
+    if found is not None and found.parent != SHIPPED_PRESETS:
+        return found
+    folder = paths.presets_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot make the presets folder {folder}: {exc.strerror or exc}") from None
+    return folder / f"{check_name(name)}.toml"
+
+
+def add_binding(binding: Binding, path: str | os.PathLike) -> None:
+    """Add a learned MIDI binding to the preset in ``path`` (made from the shipped preset of its
+    name, else the default, when missing), replacing one that heard the same messages; the file's
+    comments stay."""
+    path = Path(path)
+    shipped = SHIPPED_PRESETS / path.name
+    origin = path if path.is_file() else shipped if shipped.is_file() else DEFAULT
+    preset = _read(origin)
+    same = (binding.source, binding.number, binding.channel, binding.port)
+    preset.midi_learn = [b for b in preset.midi_learn if (b.source, b.number, b.channel, b.port) != same] + [binding]
+    try:
+        existing = origin.read_text(encoding="utf-8")
+        path.write_text(dumps(preset, existing), encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot save the binding in {path}: {getattr(exc, 'strerror', None) or exc}") from None

@@ -38,7 +38,7 @@ import traceback
 
 import livegen
 from livegen import messages
-from livegen.cli import camera, comment, emg, learn, midi, models, panel, perform
+from livegen.cli import camera, comment, emg, learn, midi, midi_learn, models, panel, perform
 from livegen.errors import UserError
 from livegen.messages import debug, say, warn
 from livegen.train.distributed import rank
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_global_options(p, on_a_command=False)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for commands in (perform, midi, models, camera, emg, learn, panel, comment):
+    for commands in (perform, midi, midi_learn, models, camera, emg, learn, panel, comment):
         commands.add_commands(sub)
     for command in sub.choices.values():
         _add_global_options(command, on_a_command=True)

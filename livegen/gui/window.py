@@ -34,6 +34,7 @@ from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, Gest
                                 MusclesPanel, NumbersPanel, OscPanel, OutputPanel, PresetPanel, TakesPanel)
 from livegen.gui.workers import OscLink, PanelPerformance, PlayedNotes, PortWatch, TakeWorker
 from livegen.gui import theme
+from livegen.gui.midi_learn import BindingsPanel, MidiLearn
 from livegen.gui.stage import PerformanceView, health
 from livegen.gui.widgets import LockIcon, PianoRoll
 from livegen.music.conditioning import Controls
@@ -295,6 +296,8 @@ class MainWindow(QMainWindow):
         self.sensors.addTab(remote, "OSC")
         self.learn = Learning(self)
         self.sensors.addTab(self.learn, "Learn")
+        self.bindings_panel = BindingsPanel()
+        self.sensors.addTab(self.bindings_panel, "MIDI")
         self.columns["right"].add(self.sensors, 1)
         full = QWidget()
         body = QHBoxLayout(full)
@@ -350,6 +353,14 @@ class MainWindow(QMainWindow):
         self.osc_panel.changed.connect(self.use_osc)
         self.osc_pressed.connect(self._press_for_osc)
         self.osc_preset.connect(self._apply_osc_preset)
+        self.midi_learn = MidiLearn(self, self.bindings_panel)
+        for widget, targets in ((self.gesture.pitch, ("pitch",)), (self.gesture.density, ("density",)),
+                                (self.gesture.pad, ("pitch", "density")), (self.stage.pad, ("pitch", "density")),
+                                (self.muscles.z, ("z",)), (self.transport.play, ("play",)),
+                                (self.transport.record, ("record",)), (self.transport.panic, ("panic",))):
+            self.midi_learn.attach(widget, *targets)
+        self.midi_learn.action.connect(self._midi_action)
+        self.takes.runner.on_action = self.midi_learn.action.emit  # from a take's input thread to this one
 
     def showEvent(self, event):
         super().showEvent(event)
@@ -539,6 +550,11 @@ class MainWindow(QMainWindow):
     def panic(self) -> None:
         """All notes off now; allowed when locked (it is the safety)."""
         self.takes.panic()
+
+    def _midi_action(self, action: str) -> None:
+        """A learned controller's press: the panel's own button or key for it."""
+        {"play": self.toggle_play, "panic": self.panic, "record": self.toggle_record,
+         "next_preset": self.next_preset, "previous_preset": self.previous_preset}[action]()
 
     def reconnect(self) -> None:
         self.play(record=self._new_take_name() if self.recording else None)
@@ -740,6 +756,7 @@ class MainWindow(QMainWindow):
         self.preset_panel.show_name(name or "(unsaved)")
         self.transport.take.setText(self._new_take_name())
         self.use_osc()
+        self.midi_learn.show()
         self._saved_preset = self._settings(self.preset())
 
     def load_preset(self, path: str) -> None:
@@ -1010,6 +1027,7 @@ class MainWindow(QMainWindow):
         if self.commentator is not None:
             self.commentator.stop()
         self.osc.shutdown()  # first: OSC must not start a take while the last one stops
+        self.midi_learn.stop()
         self.takes.shutdown()
         self.ports.shutdown()
         super().closeEvent(event)

@@ -69,8 +69,8 @@ class ControlHub:
         return sink
 
     def learned(self, values: dict, t: float | None = None) -> None:
-        """Sink for a learned mapping (thread-safe): the outputs it maps and nothing else, by output
-        name (pitch, density, z1..z8, temperature, theme; a preset goes to ``on_preset``)."""
+        """Sink for a learned mapping or MIDI binding (thread-safe): the outputs it maps and nothing
+        else, by output name (pitch, density, z1..z8, temperature, theme; a preset goes to ``on_preset``)."""
         changes: dict = {}
         dims = {int(name[1:]) - 1: value for name, value in values.items() if name[:1] == "z" and name[1:].isdigit()}
         if dims:

@@ -4,8 +4,10 @@ Each message is stamped on the monotonic clock as it arrives (the port's reader 
 to the engine (``Engine.hear``: recorded on the player's track and in the session, sent on with
 ``--thru``, heard by the responder) and, in the ``accompany`` mode, through the ``ControlHub``:
 the pitch-class histogram and density follow what the player held and played over the last few
-seconds. More than ``MAX_RATE`` messages a second (a flood) are dropped and said once. A watcher
-notices a port that vanished (one line; the music goes on) and opens it again when it returns.
+seconds. Messages learned bindings take (``LearnedBindings``) steer their controls or actions
+instead, and the ports only those bindings name are waited for when absent. More than
+``MAX_RATE`` messages a second (a flood) are dropped and said once. A watcher notices a port
+that vanished (one line; the music goes on) and opens it again when it returns.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from livegen.errors import UserError
 from livegen.midi import ports
 from livegen.music.phrase import PlayerPhrase, estimate_controls
 from livegen.take.controls import ControlHub
+from livegen.take.midi_learn import LearnedBindings
 
 MAX_RATE = 2000  # player messages a second passed on (a MIDI cable carries ~1000); the rest are dropped
 ACCOMPANY_SECONDS = 4.0  # how far back the accompaniment listens
@@ -29,11 +32,12 @@ class PlayerInputs:
     """The take's MIDI inputs, open from ``start`` to ``stop``."""
 
     def __init__(self, api: str, names: tuple[str, ...], hub: ControlHub, accompany: bool = False,
-                 report: Callable[[str], None] | None = None):
-        self.api, self.hub, self.accompany = api, hub, accompany
+                 report: Callable[[str], None] | None = None, learned: LearnedBindings | None = None):
+        self.api, self.hub, self.accompany, self.learned = api, hub, accompany, learned
         self.report = report or (lambda text: None)
         available = ports.list_ports(api)["inputs"]
         self.names = [ports.match_port(name, available, kind="input") for name in names]  # errors before a note
+        self.waiting = [name for name in (learned.ports if learned else ()) if name not in self.names]
         self.engine: Engine | None = None
         self.ports: dict[str, ports.InputPort | None] = {}
         self.phrase = PlayerPhrase()  # the accompaniment's ear
@@ -46,8 +50,15 @@ class PlayerInputs:
 
     def start(self, engine: Engine) -> "PlayerInputs":
         self.engine = engine
+        available = ports.list_ports(self.api)["inputs"] if self.waiting else []
         for name in self.names:
             self.ports[name] = self._open(name)
+        for name in self.waiting:  # a controller's port bound in the preset: opened now or when it appears
+            self.ports[name] = None
+            if name in available:
+                self.ports[name] = self._open(name)
+            else:
+                self.report(f"MIDI input {name!r} (learned bindings) is not here: waiting for it")
         self._watcher = threading.Thread(target=self._watch, name="livegen-midi-in-watch", daemon=True)
         self._watcher.start()
         return self
@@ -62,9 +73,9 @@ class PlayerInputs:
         self.ports = {}
 
     def _open(self, name: str) -> ports.InputPort:
-        return ports.RtMidiInput(self.api, name, self._on_message, report=self.report)
+        return ports.RtMidiInput(self.api, name, lambda at, msg: self._on_message(at, msg, name), report=self.report)
 
-    def _on_message(self, at: float, msg: list[int]) -> None:
+    def _on_message(self, at: float, msg: list[int], port: str) -> None:
         """On a port's thread: pass the message on at once, never waiting."""
         with self._lock:
             if at - self._window_start >= 1.0:
@@ -78,6 +89,10 @@ class PlayerInputs:
         engine = self.engine
         if engine is None or not engine.running:
             return
+        if self.learned is not None and self.learned.handle(port, at, msg, at - engine.start_time):
+            return  # a controller's move, not the player's playing
+        if port in self.waiting:
+            return  # a controller's port: only its bound messages count
         engine.hear(msg, at=at)
         if self.accompany:
             self._follow(at - engine.start_time, msg)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from livegen import presets
+from livegen import paths, presets
 from livegen.control.osc import OscServer
 from livegen.engine.engine import Engine, EngineStats
 from livegen.engine.respond import RespondSettings
@@ -36,6 +37,7 @@ from livegen.sensors.script import ScriptControls
 from livegen.sessions import session_path
 from livegen.take.controls import ControlHub
 from livegen.take.midi_in import PlayerInputs
+from livegen.take.midi_learn import LearnedBindings
 from livegen.take.outputs import beat_source, build_layers, check_external_z, choose_output, clock_api, clock_port
 from livegen.take.spec import TakeSpec
 
@@ -62,6 +64,8 @@ class TakeRunner:
         self.stop_requested = threading.Event()
         self._models: dict[str, object] = {}
         self._starting: Engine | None = None  # the take whose clock process is starting
+        self.on_action: Callable[[str], None] | None = None  # the panel's own play, record and presets
+        self.current_preset: str | None = None  # the preset a learned next/previous stepped to
 
     # --- one take ---------------------------------------------------------------------------
 
@@ -98,11 +102,15 @@ class TakeRunner:
 
     def _player_inputs(self, spec: TakeSpec, engine: Engine) -> PlayerInputs | None:
         """The player's input ports, matched now: a name that matches nothing is an error before a note."""
-        if not spec.midi_in:
+        learned = LearnedBindings(spec.midi_learn, self.hub, self.act) if spec.midi_learn else None
+        if not spec.midi_in and (learned is None or not learned.ports):
+            if learned is not None:
+                self.log("warning: the preset's MIDI-learn bindings name no port and no --midi-in is given: "
+                         "nothing to listen to")
             return None
         api = engine.output.api if engine.output.api in ports.APIS else clock_api(spec.output.api, "--midi-in")
         accompany = spec.respond is not None and spec.respond.mode == "accompany"
-        return PlayerInputs(api, spec.midi_in, self.hub, accompany=accompany, report=self.report)
+        return PlayerInputs(api, spec.midi_in, self.hub, accompany=accompany, report=self.report, learned=learned)
 
     def _open_engine(self, spec: TakeSpec, source, song_position: int | None) -> tuple[Engine, TakeSpec]:
         """The take's model, ports and layers, checked, as an engine not yet started."""
@@ -323,6 +331,37 @@ class TakeRunner:
         engine = self.engine
         if engine is not None and engine.running:
             engine.panic()
+
+    def act(self, action: str) -> None:
+        """A learned binding's action (``midi.bindings.ACTIONS``), on the input port's thread: the
+        panel's when it takes them, else the take's own (presets stepped through ``presets.names()``)."""
+        if self.on_action is not None:
+            self.on_action(action)
+            return
+        try:
+            self._act(action)
+        except UserError as exc:  # a preset that will not load, a recording that cannot start: said, played on
+            self.report(f"MIDI-learn {action}: {exc}")
+
+    def _act(self, action: str) -> None:
+        if action == "play":
+            self.stop() if self.playing() else self.play()
+        elif action == "panic":
+            self.panic()
+        elif action == "record":
+            engine = self.engine
+            if engine is not None and engine.record:
+                self.log(f"recorded {self.stop_recording()}")
+            elif engine is not None and engine.running:
+                path = str(paths.takes_dir() / f"take-{datetime.now():%Y%m%d-%H%M%S}.mid")
+                self.start_recording(path)
+                self.log(f"recording to {path}")
+        elif action in ("next_preset", "previous_preset"):
+            names = presets.names()
+            current = self.current_preset or (self.spec.preset if self.spec is not None else None) or "default"
+            at = names.index(current) if current in names else -1 if action == "next_preset" else 0
+            self.current_preset = names[(at + (1 if action == "next_preset" else -1)) % len(names)]
+            self.preset(self.current_preset)
 
     def preset(self, name: str) -> None:
         """A preset's controls now (its pitch, density and key), and its program if it names one."""

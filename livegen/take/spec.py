@@ -18,6 +18,7 @@ from livegen.engine.respond import RespondSettings
 from livegen.errors import UserError
 from livegen.messages import say
 from livegen.music.conditioning import Controls, clamp_control, in_range, key_histogram, range_text
+from livegen.midi.bindings import Binding
 from livegen.presets import RESPOND_MODES, Preset, check_respond
 
 # name -> accepted types; a value of another type is an error naming the override
@@ -63,6 +64,7 @@ class TakeSpec:
     midi_in: tuple[str, ...] = ()  # a player's MIDI input ports
     thru: bool = False  # their messages sent on to the output
     respond: RespondSettings | None = None  # how the music responds to them (None: it plays on its own)
+    midi_learn: tuple[Binding, ...] = ()  # a controller's messages bound to controls and actions
 
     @classmethod
     def from_preset(cls, preset: Preset, overrides: Mapping[str, object] | None = None,
@@ -134,7 +136,7 @@ class TakeSpec:
                    layers=layers, record=o("record"), duration=None if duration is None else float(duration),
                    clock_out=o("clock_out", preset.output.clock_out or None), tempo_source=tempo_source,
                    preset=o("preset"), midi_in=midi_in, thru=o("thru", preset.midi_in.thru),
-                   respond=None if mode == "off" else respond)
+                   respond=None if mode == "off" else respond, midi_learn=tuple(preset.midi_learn))
 
     def numbered(self, number: int) -> "TakeSpec":
         """The ``number``-th take of a performance (OSC's /play after /stop): take.mid, then
