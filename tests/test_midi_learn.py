@@ -64,6 +64,15 @@ def test_a_bad_binding_in_a_preset_is_one_line_naming_its_key(table, key):
         presets.parse(f"[[midi_learn]]\n{table}\n")
 
 
+def test_a_cc_spreads_over_its_controls_range_temperature_included():
+    from livegen.midi.bindings import Binding
+
+    assert Binding("cc", 1, "temperature").value([0xB0, 1, 0]) == pytest.approx(0.2)
+    assert Binding("cc", 1, "temperature").value([0xB0, 1, 127]) == pytest.approx(2.0)
+    assert Binding("cc", 1, "density", invert=True).value([0xB0, 1, 127]) == pytest.approx(0.0)
+    assert Binding("cc", 1, "z3", range=[0.0, 0.5]).value([0xB0, 1, 127]) == pytest.approx(0.5)
+
+
 def test_bindings_are_saved_with_the_preset_and_its_comments_stay(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text("# my stage set\n[controls]\ndensity = 0.4  # calm start\n\n"

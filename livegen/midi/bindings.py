@@ -1,8 +1,8 @@
 """MIDI-learn: a controller's CC, note or pitch bend bound to a control or an action.
 
 A ``Binding`` names the messages it hears (``source`` cc | note | bend, a channel or any, the CC
-or note number, a port or any) and what they play: a control (``pitch``, ``density``, ``z1`` ..
-``z8``), a theme (``theme:NAME``, picked by a press) or an action (``ACTIONS``, done on a press).
+or note number, a port or any) and what they play: a control (``pitch``, ``density``,
+``temperature``, ``z1`` .. ``z8``), a theme (``theme:NAME``, picked by a press) or an action (``ACTIONS``, done on a press).
 A control's value is the message's level (CC value, velocity, bend) spread over the binding's
 ``range`` (the control's whole range when empty), turned round by ``invert``. Bindings are
 checked strictly where they come from (a preset's ``[[midi_learn]]`` tables): one line naming
@@ -18,7 +18,7 @@ from livegen.music.conditioning import CONTROL_RANGES, clamp_control
 
 SOURCES = ("cc", "note", "bend")
 Z_DIMS = 8  # z1 .. z8: the DCRNN's played z dims the panel draws
-CONTROL_TARGETS = ("pitch", "density", *(f"z{i}" for i in range(1, Z_DIMS + 1)))
+CONTROL_TARGETS = ("pitch", "density", "temperature", *(f"z{i}" for i in range(1, Z_DIMS + 1)))
 ACTIONS = ("play", "panic", "record", "next_preset", "previous_preset")  # play and record toggle
 THEME_PREFIX = "theme:"
 MAX_THEME = 32
