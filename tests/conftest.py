@@ -62,20 +62,50 @@ def jack_server():
 
 
 class Receiver:
-    """A JACK MIDI input that records every message with its arrival time."""
+    """A JACK MIDI input that records every message with its arrival time (within a poll).
+
+    rtmidi's queue is read on a thread of the receiver's own, as livegen's inputs do: rtmidi's
+    callback would run Python in JACK's real-time cycle, waiting there for the interpreter lock,
+    and a late cycle garbled what the receiver heard (a chord's messages read as copies of its
+    first), not what livegen sent."""
+
+    POLL_SECONDS = 0.001
+    QUEUE = 8192
 
     def __init__(self, name: str):
-        import mido
+        import mido  # both need the system's MIDI libraries: loaded only by the tests that use JACK
+        import rtmidi
 
+        self._parse = mido.Message.from_bytes
         self.messages: list[tuple[float, object]] = []
+        self.received = 0  # raw messages taken from rtmidi's queue
+        self.unreadable = 0  # of those, the ones that are no MIDI message
         self._lock = threading.Lock()
-        backend = mido.Backend("mido.backends.rtmidi/UNIX_JACK", load=True)
-        self.port = backend.open_input(name, virtual=True, callback=self._on_message)
+        self._raw = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="RtMidiIn Client", queue_size_limit=self.QUEUE)
+        self._raw.ignore_types(sysex=False, timing=False, active_sense=True)  # as mido's inputs
+        self._raw.open_virtual_port(name)
         self.name = name
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"receiver {name}", daemon=True)
+        self._reader.start()
 
-    def _on_message(self, msg):
-        with self._lock:
-            self.messages.append((time.monotonic(), msg))
+    def _read(self):
+        while not self._stop.is_set():
+            event = self._raw.get_message()
+            if event is None:
+                time.sleep(self.POLL_SECONDS)
+                continue
+            at = time.monotonic()
+            try:
+                msg = self._parse(event[0])
+            except ValueError:
+                msg = None
+            with self._lock:
+                self.received += 1
+                if msg is None:
+                    self.unreadable += 1
+                else:
+                    self.messages.append((at, msg))
 
     def notes(self):
         with self._lock:
@@ -102,7 +132,10 @@ class Receiver:
             time.sleep(0.05)
 
     def close(self):
-        self.port.close()
+        self._stop.set()
+        self._reader.join(1.0)
+        self._raw.close_port()
+        self._raw.delete()
 
 
 @pytest.fixture

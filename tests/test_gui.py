@@ -1114,3 +1114,40 @@ def test_bad_input_in_the_learn_tab_is_one_line_on_the_banner(make_window, qtbot
     window.load_preset(str(tmp_path / "broken.toml"))
     one_banner_line(window, f"mapping {corrupt} is not valid TOML")
     assert window.learn.mapping is None and window.preset().learn.mapping == ""
+
+
+def test_a_take_played_from_the_panel_answers_a_phrase_on_the_midi_in_chosen_there(make_window, receiver, qtbot):
+    from test_midi_in import Player, answers_after, pop909_phrase
+
+    phrase = pop909_phrase("101", seconds=4.0)
+    player = Player("panel-keys")
+    try:
+        window = make_window(receiver.name)
+        respond = window.respond
+
+        def listed():
+            return next((respond.port.itemData(i) for i in range(respond.port.count())
+                         if str(respond.port.itemData(i)).endswith("panel-keys")), None)
+
+        qtbot.waitUntil(lambda: listed() is not None, timeout=5000)
+        respond.port.setCurrentIndex(respond.port.findData(listed()))
+        respond.mode.setCurrentText("answer")
+        respond.answer_after.setValue(0.5)
+        respond.answer_bars.setValue(2.0)
+        saved = window.preset().midi_in
+        assert (saved.ports, saved.respond, saved.answer_after, saved.thru) == ([listed()], "answer", 0.5, False)
+        window.apply_preset(window.preset())  # the preset shows on the panel as it was chosen there
+        assert respond.port.currentData() == listed() and respond.mode.currentText() == "answer"
+        qtbot.mouseClick(window.transport.play, LEFT)
+        wait_playing(qtbot, window)
+        qtbot.wait(1000)
+        assert not answers_after(receiver, 0), "livegen plays before the player has played"
+        end = player.play(phrase)
+        qtbot.wait(2500)
+        assert len(answers_after(receiver, end)) >= 4
+        qtbot.mouseClick(window.transport.stop, LEFT)
+        wait_stopped(qtbot, window)
+    finally:
+        player.close()
+    receiver.settle()
+    assert receiver.hanging() == 0

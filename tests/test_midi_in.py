@@ -210,6 +210,9 @@ def test_garbage_and_a_flood_never_stop_the_music(receiver, jack_server, tmp_pat
     assert "Traceback" not in err
     receiver.settle()
     assert receiver.hanging() == 0
+    assert receiver.unreadable == 0
+    # what livegen sent (its recording) is what arrived, message for message: no note lost on the way
+    assert [tuple(m.bytes()) for m in receiver.notes()] == [m for _, m in layer_notes(take)]
 
 
 def test_an_input_port_that_vanishes_is_said_once_and_reconnects(receiver, jack_server, tmp_path):

@@ -865,3 +865,56 @@ class Column(QWidget):
 
     def add_stretch(self) -> None:
         self.layout_.addStretch(1)
+
+
+class RespondPanel(QGroupBox):
+    """A player's MIDI in (``--midi-in``, ``--respond``): the input port listened to, how livegen
+    responds, and thru. Kept in the preset's ``[midi_in]``; applies from the next Play."""
+
+    NONE = ""  # no input port
+
+    def __init__(self):
+        super().__init__("MIDI in")
+        self.port = QComboBox()
+        self.port.addItem("(none)", self.NONE)
+        self.port.setToolTip("the player's keyboard: another program's MIDI output. Applies from the next Play")
+        self.mode = QComboBox()
+        self.mode.addItems(presets.RESPOND_MODES)
+        self.mode.setToolTip("continue or answer the player's phrase when they stop, or accompany them")
+        self.answer_after = QDoubleSpinBox()
+        self.answer_after.setRange(0.05, 10.0)
+        self.answer_after.setSingleStep(0.05)
+        self.answer_after.setSuffix(" s")
+        self.answer_after.setToolTip("the silence that ends the player's phrase")
+        self.answer_bars = QDoubleSpinBox()
+        self.answer_bars.setRange(0.25, 64.0)
+        self.answer_bars.setSingleStep(0.25)
+        self.answer_bars.setToolTip("bars an answer or continuation lasts")
+        self.thru = QCheckBox("Thru: the player's notes to the output")
+        form = QFormLayout(self)
+        form.addRow("Input", self.port)
+        form.addRow("Respond", self.mode)
+        form.addRow("Answer after", self.answer_after)
+        form.addRow("Answer bars", self.answer_bars)
+        form.addRow(self.thru)
+
+    def set_inputs(self, inputs: list[str]) -> None:
+        """Offer the MIDI inputs (other programs' outputs) a player may play into; livegen's own aside."""
+        offer(self.port, [("(none)", self.NONE)], [(p, p) for p in inputs if not p.startswith("livegen:")], [])
+
+    def show_preset(self, preset: presets.Preset) -> None:
+        midi_in = preset.midi_in
+        choose(self.port, midi_in.ports[0] if midi_in.ports else self.NONE)
+        self.mode.setCurrentText(midi_in.respond)
+        self.answer_after.setValue(midi_in.answer_after)
+        self.answer_bars.setValue(midi_in.answer_bars)
+        self.thru.setChecked(midi_in.thru)
+
+    def fill(self, preset: presets.Preset) -> None:
+        midi_in = preset.midi_in
+        port = self.port.currentData()
+        midi_in.ports = [port] + midi_in.ports[1:] if port else []
+        midi_in.respond = self.mode.currentText()
+        midi_in.answer_after = round(self.answer_after.value(), 3)
+        midi_in.answer_bars = round(self.answer_bars.value(), 3)
+        midi_in.thru = self.thru.isChecked()

@@ -31,7 +31,8 @@ from livegen.faults import Faults, guarded
 from livegen.midi.ports import NullOutput
 from livegen.gui.learn import Learning
 from livegen.gui.panels import (Column, CommentaryPanel, ConditioningPanel, GesturePanel, HarmonyPanel, ModelPanel,
-                                MusclesPanel, NumbersPanel, OscPanel, OutputPanel, PresetPanel, TakesPanel)
+                                MusclesPanel, NumbersPanel, OscPanel, OutputPanel, PresetPanel, RespondPanel,
+                                TakesPanel)
 from livegen.gui.workers import OscLink, PanelPerformance, PlayedNotes, PortWatch, TakeWorker
 from livegen.gui import theme
 from livegen.gui.midi_learn import BindingsPanel, MidiLearn
@@ -297,7 +298,13 @@ class MainWindow(QMainWindow):
         self.learn = Learning(self)
         self.sensors.addTab(self.learn, "Learn")
         self.bindings_panel = BindingsPanel()
-        self.sensors.addTab(self.bindings_panel, "MIDI")
+        self.respond = RespondPanel()
+        midi = QWidget()
+        midi_layout = QVBoxLayout(midi)
+        midi_layout.setContentsMargins(0, 0, 0, 0)
+        midi_layout.addWidget(self.respond)
+        midi_layout.addWidget(self.bindings_panel, 1)
+        self.sensors.addTab(midi, "MIDI")
         self.columns["right"].add(self.sensors, 1)
         full = QWidget()
         body = QHBoxLayout(full)
@@ -737,7 +744,7 @@ class MainWindow(QMainWindow):
         return preset
 
     def _preset_panels(self) -> tuple:
-        return self.output, self.model, self.harmony, self.muscles, self.commentary, self.osc_panel
+        return self.output, self.model, self.harmony, self.muscles, self.commentary, self.osc_panel, self.respond
 
     def apply_preset(self, preset: presets.Preset, name: str = "") -> None:
         self.base_preset = copy.deepcopy(preset)
@@ -1006,6 +1013,7 @@ class MainWindow(QMainWindow):
         api, outputs, inputs = self.ports.latest
         self.output.set_ports(outputs)
         self.model.set_clock_sources(inputs)
+        self.respond.set_inputs(inputs)
         engine = self.takes.engine
         if (engine is not None and engine.running and engine.output.port and not engine.output.virtual
                 and engine.output.api == api and self.ports.listed_at > engine.start_time
