@@ -132,8 +132,12 @@ class Receiver:
             time.sleep(0.05)
 
     def close(self):
+        """Stop reading and close the port; a second call (a test that closed it, then the
+        fixture) does nothing: rtmidi crashes on a port deleted twice."""
+        if self._stop.is_set():
+            return
         self._stop.set()
-        self._reader.join(1.0)
+        self._reader.join()
         self._raw.close_port()
         self._raw.delete()
 
