@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import livegen_cmd
+from livegen.bench.midi_in import pop909_phrase as bench_phrase
 from livegen.music.phrase import PlayerPhrase, estimate_controls
 
 POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "music" / "pop909"
@@ -25,19 +26,7 @@ def pop909_phrase(song: str, start: float = 10.0, seconds: float = 6.0):
     path = POP909 / song / f"{song}.mid"
     if not path.is_file():
         pytest.skip(f"POP909 is not in the shared data ({path})")
-    t, on, notes = 0.0, {}, []
-    for msg in mido.MidiFile(path):
-        t += msg.time
-        if t < start:
-            continue
-        if t > start + seconds:
-            break
-        if msg.type == "note_on" and msg.velocity:
-            on[msg.note] = (t - start, msg.velocity)
-        elif msg.type in ("note_on", "note_off") and msg.note in on:
-            s, v = on.pop(msg.note)
-            notes.append((s, t - start, msg.note, v))
-    return notes
+    return bench_phrase(path, start, seconds)
 
 
 class Player:
