@@ -207,12 +207,13 @@ def test_garbage_and_a_flood_never_stop_the_music(receiver, jack_server, tmp_pat
 def test_an_input_port_that_vanishes_is_said_once_and_reconnects(receiver, jack_server, tmp_path):
     player = Player("vanishing-keys")
     time.sleep(0.3)
+    phrase = pop909_phrase("222", seconds=3.0)  # before the take: a skip must not leave it running
     proc, take = perform(receiver, player, tmp_path, "--respond", "answer", seconds=14)
     player.close()
     time.sleep(2.5)
     player = Player("vanishing-keys")
     time.sleep(2.0)
-    end = player.play(pop909_phrase("222", seconds=3.0))
+    end = player.play(phrase)
     time.sleep(1.5)
     answered = answers_after(receiver, end)
     err = finish(proc)  # before the keyboard goes again: that would be a second vanishing, rightly said
@@ -251,8 +252,9 @@ def layer_notes(path):
 def test_an_answered_take_replays_note_for_note_from_its_session(receiver, player, tmp_path):
     """The session holds the player's notes at their times; a replay feeds them back, so the answers
     are decided and played again as they were live."""
+    phrase = pop909_phrase("222", seconds=4.0)
     proc, take = perform(receiver, player, tmp_path, "--respond", "answer", "--seed", "7", seconds=10)
-    player.play(pop909_phrase("222", seconds=4.0))
+    player.play(phrase)
     err = finish(proc)
     assert proc.returncode == 0, err
     again = tmp_path / "again.mid"
