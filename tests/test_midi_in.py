@@ -15,7 +15,9 @@ import pytest
 
 from conftest import livegen_cmd
 from livegen.bench.midi_in import pop909_phrase as bench_phrase
+from livegen.midi import ports
 from livegen.music.phrase import PlayerPhrase, estimate_controls
+from livegen.take import midi_in
 
 POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "music" / "pop909"
 PLAYER_CHANNEL = 4
@@ -223,6 +225,33 @@ def test_an_input_port_that_vanishes_is_said_once_and_reconnects(receiver, jack_
     assert len(answered) >= 2
     receiver.settle()
     assert receiver.hanging() == 0
+
+
+def test_the_watcher_looks_through_one_open_client(jack_server, monkeypatch):
+    """A new MIDI client per look held the interpreter lock 85-150 ms and stalled the model's
+    thread for seconds on a busy machine: the watcher asks one client, look after look, and still
+    sees a port go and come back."""
+    opened = []
+    real_client = ports.rtmidi_client
+    monkeypatch.setattr(ports, "rtmidi_client", lambda *a, **k: opened.append(a) or real_client(*a, **k))
+    monkeypatch.setattr(midi_in, "WATCH_EVERY", 0.05)
+    said = []
+    player = Player("watched-keys")
+    time.sleep(0.3)
+    inputs = midi_in.PlayerInputs("jack", (player.name,), hub=None, report=said.append)
+    before = len(opened)
+    inputs.start(None)
+    try:
+        time.sleep(1.0)  # about 20 looks
+        assert len(opened) - before == 2, opened  # the port's own client and the watcher's
+        player.close()
+        time.sleep(0.5)
+        player = Player("watched-keys")
+        time.sleep(0.8)
+    finally:
+        inputs.stop()
+        player.close()
+    assert sum("is gone" in line for line in said) == 1 and sum("is back" in line for line in said) == 1, said
 
 
 def test_a_phrase_estimate_reads_the_key_density_and_register():

@@ -367,6 +367,35 @@ def list_ports(api: str) -> dict[str, list[str]]:
     return listing
 
 
+class InputLister:
+    """The inputs there are now, asked again and again of one client kept open (a watcher's
+    once-a-second look). Opening a client per look held the interpreter lock for 85 ms quiet and
+    over 150 ms on a busy machine, and stalled the model's thread for seconds; asking an open one
+    takes about 0.3 ms. A look that fails or finds nothing drops the client, and the next opens a
+    fresh one: the MIDI system itself may have gone and come back."""
+
+    def __init__(self, api: str):
+        self.api = api
+        self._client = None
+
+    def inputs(self) -> list[str]:
+        if self._client is None:
+            self._client = rtmidi_client(self.api, output=False)
+        try:
+            names = list(self._client.get_ports())
+        except Exception:
+            self.close()
+            raise
+        if not names:
+            self.close()
+        return names
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.delete()
+            self._client = None
+
+
 _ALSA_NUMBERS = re.compile(r"\s*\(?\b\d+:\d+\)?\s*$|\s*\(\d+\)")
 
 

@@ -107,21 +107,31 @@ class PlayerInputs:
         self.hub.player(heard, t)
 
     def _watch(self) -> None:
-        """Once a second: a port gone is closed and said; one back is opened again and said."""
-        while not self._stop.wait(WATCH_EVERY):
-            try:
-                available = ports.list_ports(self.api)["inputs"]
-            except Exception as exc:  # the MIDI system itself went away: try again next time
-                self.report(f"MIDI inputs cannot be listed ({exc}); trying again")
-                continue
-            for name, port in list(self.ports.items()):
-                if port is not None and name not in available:
-                    port.close()
-                    self.ports[name] = None
-                    self.report(f"MIDI input {name!r} is gone: the music goes on, and it reconnects when it returns")
-                elif port is None and name in available:
-                    try:
-                        self.ports[name] = self._open(name)
-                        self.report(f"MIDI input {name!r} is back")
-                    except UserError:
-                        continue
+        """Once a second, a look at the inputs there are (one client kept open for it)."""
+        lister = ports.InputLister(self.api)
+        failing = False
+        try:
+            while not self._stop.wait(WATCH_EVERY):
+                try:
+                    self._reconcile(lister.inputs())
+                    failing = False
+                except Exception as exc:  # the MIDI system itself went away: said once, tried again
+                    if not failing:
+                        self.report(f"MIDI inputs cannot be listed ({exc}); trying again every second")
+                    failing = True
+        finally:
+            lister.close()
+
+    def _reconcile(self, available: list[str]) -> None:
+        """A port gone is closed and said; one back is opened again and said."""
+        for name, port in list(self.ports.items()):
+            if port is not None and name not in available:
+                port.close()
+                self.ports[name] = None
+                self.report(f"MIDI input {name!r} is gone: the music goes on, and it reconnects when it returns")
+            elif port is None and name in available:
+                try:
+                    self.ports[name] = self._open(name)
+                    self.report(f"MIDI input {name!r} is back")
+                except UserError:
+                    continue
