@@ -64,7 +64,9 @@ class EnginePreset:
     max_polyphony: int = 12
     bpm: float = 120.0  # tempo of the DCRNN's 16th-note grid
     external_z: list = field(default_factory=lambda: list(range(8)))  # DCRNN z dims the controls' "z" plays
-    tempo_source: str = "internal"  # internal (bpm) | clock:PORT (MIDI clock in) | link; --clock-in, --link override
+    # internal (bpm) | clock:PORT (MIDI clock in) | link | player (the player's onsets on the take's MIDI in);
+    # --clock-in, --link, --follow-player override
+    tempo_source: str = "internal"
     timing: str = "grid"  # the Char-RNN's onsets: grid (the beat's 16ths) | free (its own expressive timing)
 
     def __post_init__(self):
@@ -80,9 +82,9 @@ class EnginePreset:
         if not 1 <= len(z) <= 64 or not all(type(d) is int and d >= 0 for d in z) or len(set(z)) < len(z):
             raise UserError("preset key engine.external_z must list 1..64 distinct z dims (numbers >= 0)")
         kind, _, port = self.tempo_source.partition(":")
-        if not (self.tempo_source in ("internal", "link") or kind == "clock" and port.strip()):
-            raise UserError(f"preset key engine.tempo_source {self.tempo_source!r} is not internal, clock:PORT "
-                            "or link")
+        if not (self.tempo_source in ("internal", "link", "player") or kind == "clock" and port.strip()):
+            raise UserError(f"preset key engine.tempo_source {self.tempo_source!r} is not internal, clock:PORT, "
+                            "link or player")
 
 
 @dataclass

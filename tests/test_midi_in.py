@@ -16,7 +16,7 @@ import pytest
 from conftest import livegen_cmd
 from livegen.bench.midi_in import pop909_phrase as bench_phrase
 from livegen.midi import ports
-from livegen.music.phrase import PlayerPhrase, estimate_controls
+from livegen.music.phrase import PlayerPhrase, PlayerPulse, estimate_controls
 from livegen.take import midi_in
 
 POP909 = Path(__file__).resolve().parents[2] / "shared" / "data" / "music" / "pop909"
@@ -252,6 +252,92 @@ def test_the_watcher_looks_through_one_open_client(jack_server, monkeypatch):
         inputs.stop()
         player.close()
     assert sum("is gone" in line for line in said) == 1 and sum("is back" in line for line in said) == 1, said
+
+
+def eighths(bpm, seconds, seed=0, jitter=0.01):
+    """(onset, end, pitch, velocity) of a melody in 8ths and quarters at ``bpm``, played by hand."""
+    rng = np.random.default_rng(seed)
+    notes, t, eighth = [], 0.0, 30.0 / bpm
+    while t < seconds:
+        length = eighth * rng.choice([1, 1, 2])
+        start = max(0.0, t + rng.normal(0.0, jitter))
+        notes.append((start, start + 0.8 * length, int(rng.choice([60, 62, 64, 65, 67, 69, 71, 72])), 90))
+        t += length
+    return notes
+
+
+def pulse_of(notes, take_bpm, at_end=0.1):
+    pulse = PlayerPulse(take_bpm)
+    for start, _, pitch, velocity in notes:
+        pulse.hear(1000.0 + start, [0x90 | PLAYER_CHANNEL, pitch, velocity])
+        pulse.hear(1000.0 + start + 0.001, [0xB0 | PLAYER_CHANNEL, 64, 127])  # not an onset
+    return pulse, 1000.0 + notes[-1][0] + at_end
+
+
+@pytest.mark.parametrize("player_bpm, take_bpm", [(96, 120), (100, 100), (140, 120), (75, 90)])
+def test_the_players_pulse_is_their_tempo_and_16ths(player_bpm, take_bpm):
+    pulse, now = pulse_of(eighths(player_bpm, 8.0), take_bpm)
+    beat, bpm = pulse.beat_at(now)
+    assert bpm == pytest.approx(player_bpm, rel=0.01)
+    last = 1000.0 + eighths(player_bpm, 8.0)[-1][0]
+    on_grid = pulse.beat_at(last)[0] * 4  # in 16ths: an onset falls on one
+    assert abs(on_grid - round(on_grid)) < 0.15
+
+
+def test_a_pulse_needs_enough_onsets_a_player_still_playing_and_a_grid():
+    few, now = pulse_of(eighths(100, 1.5), 100)
+    assert few.beat_at(now) is None  # fewer than 8 onsets
+    pulse, now = pulse_of(eighths(100, 8.0), 100)
+    assert pulse.beat_at(now) is not None and pulse.beat_at(now + PlayerPulse.STOPPED + 0.1) is None
+    chord = PlayerPulse(100)
+    for i in range(12):  # three-note chords on the beat: 12 onsets, not 36
+        for pitch in (60, 64, 67):
+            chord.hear(1000.0 + i * 0.6 + pitch * 0.0002, [0x90, pitch, 80])
+    assert len(chord._onsets) == 12 and chord.beat_at(1000.0 + 11 * 0.6)[1] == pytest.approx(100, rel=0.01)
+    rng = np.random.default_rng(3)
+    heard = 0
+    for seed in range(20):  # onsets with no pulse at all
+        scattered = PlayerPulse(110)
+        for t in np.sort(np.random.default_rng(seed).uniform(0, 6, 24)):
+            scattered.hear(1000.0 + t, [0x90, int(rng.integers(48, 72)), 80])
+        heard += scattered.beat_at(1006.0) is not None
+    assert heard <= 2
+
+
+def test_the_pulse_of_real_melodies_is_their_tempo():
+    """POP909 melodies, heard with the take's tempo 15 % off theirs either way (not 738: its melody
+    moves in triplets, whose grid is the 16ths of 3/4 of its tempo)."""
+    import mido as _mido
+
+    found = 0
+    for song in ["001", "082", "164", "246", "328", "410", "492", "574", "656"]:
+        notes = pop909_phrase(song, seconds=8.0)
+        tempo = next(m.tempo for track in _mido.MidiFile(POP909 / song / f"{song}.mid").tracks
+                     for m in track if m.type == "set_tempo")
+        for take_bpm in (_mido.tempo2bpm(tempo) * 1.15, _mido.tempo2bpm(tempo) * 0.87):
+            pulse, now = pulse_of(notes, take_bpm)
+            heard = pulse.beat_at(now)
+            if heard is not None:
+                found += 1
+                assert heard[1] == pytest.approx(_mido.tempo2bpm(tempo), rel=0.02), song
+    assert found >= 16  # of 18
+
+
+def test_a_dcrnn_take_follows_the_players_tempo(receiver, player, tmp_path):
+    """--follow-player: a player at 96 bpm in a take set to 120 moves its tempo (and the DCRNN's
+    16ths) to theirs, in the session so a replay keeps it; it holds when they stop."""
+    melody = eighths(96, 9.0, seed=1)
+    proc, take = perform(receiver, player, tmp_path, "--model", "dcrnn", "--follow-player", "--bpm", "120",
+                         seconds=14)
+    player.play(melody)
+    err = finish(proc)
+    assert proc.returncode == 0, err
+    assert "following the player at" in err and "Traceback" not in err
+    rows = [json.loads(line) for line in take.with_suffix(".jsonl").read_text().splitlines()][1:]
+    tempi = [(r["t"], r["bpm"]) for r in rows if "bpm" in r]
+    assert tempi and np.median([b for t, b in tempi if t > tempi[0][0] + 3.0]) == pytest.approx(96, rel=0.03)
+    receiver.settle()
+    assert receiver.hanging() == 0
 
 
 def test_a_phrase_estimate_reads_the_key_density_and_register():

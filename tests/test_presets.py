@@ -78,7 +78,7 @@ def test_the_shipped_presets_are_found_by_name_from_any_folder(tmp_path, monkeyp
     ("[gui]\ncomment_every = 100\n", "gui.comment_every must be 0..64 bars"),
     ("[gui]\ncomment_lcgan = 'yes'\n", "gui.comment_lcgan must be bool"),
     ("[emg]\nsource = ' '\n", "emg.source must name an armband"),
-    ("[engine]\ntempo_source = 'midi'\n", "engine.tempo_source 'midi' is not internal, clock:PORT or link"),
+    ("[engine]\ntempo_source = 'midi'\n", "engine.tempo_source 'midi' is not internal, clock:PORT, link or player"),
     ("[engine]\ntempo_source = 'clock:'\n", "engine.tempo_source 'clock:' is not internal"),
     ("[engine]\ntiming = 'swing'\n", "engine.timing 'swing' is not grid or free"),
     ("[gui]\nosc_port = 70000\n", "gui.osc_port must be 0 (off) or a UDP port"),

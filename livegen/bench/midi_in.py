@@ -3,13 +3,17 @@ own) answered by ``livegen perform --midi-in --respond answer``, measured at a r
 player's last note -> the first answering note (its excess over the silence threshold), the answer's
 key agreement with the phrase (pitch-class correlation), note integrity when the player comes back
 mid-answer (notes left sounding, notes struck again while sounding, notes after the yield), a pedal
-(``--trigger-cc``) -> the answer's first note, and a player's note -> its copy sent thru.
+(``--trigger-cc``) -> the answer's first note, and a player's note -> its copy sent thru. livegen's
+own figures at its send point (JACK's dummy driver adds up to a period per hop, so the receiver's
+are delivery, not timing): a note's arrival -> its thru copy, a MIDI-learned knob -> the music.
 Runs on the JACK server there is, or a private dummy one.
 """
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -137,14 +141,22 @@ def _started(rx: Receiver, proc: subprocess.Popen, timeout: float = 60.0) -> Non
     time.sleep(2.0)  # its model loaded and the take under way
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen) -> str:
+    """End livegen as a stage manager's script would (SIGTERM); what it said, its summary last."""
     proc.terminate()
     try:
-        proc.wait(15)
+        return proc.communicate(timeout=15)[1]
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait()
-    proc.stderr.close()
+        return proc.communicate()[1]
+
+
+def _said(summary: str, what: str) -> dict:
+    """livegen's own figures at its send point, from its summary line: "WHAT p50 X ms, p99 Y ms over N"."""
+    found = re.search(rf"{re.escape(what)} p50 ([0-9.]+) ms, p99 ([0-9.]+) ms over (\d+)", summary)
+    if not found:
+        return {"n": 0}
+    return {"n": int(found[3]), "p50": float(found[1]), "p99": float(found[2])}
 
 
 def _ours(got, kinds=(0x90,)) -> list[tuple[float, list[int]]]:
@@ -221,7 +233,7 @@ def pedal_and_thru(notes: list[tuple], rx: Receiver, player: Player, presses: in
     """A pedal (--trigger-cc 64) ends a phrase at once: pedal -> the answer's first note; and each
     of the player's notes -> its copy sent thru."""
     proc = _livegen("--respond", "answer", "--answer-after", "5", "--trigger-cc", "64", "--thru")
-    pedal, thru = [], []
+    pedal, thru, said = [], [], ""
     try:
         _started(rx, proc)
         short = [n for n in notes if n[0] < 2.0]
@@ -244,9 +256,30 @@ def pedal_and_thru(notes: list[tuple], rx: Receiver, player: Player, presses: in
             player.send([0x80 | PLAYER_CHANNEL, 60, 0])
             time.sleep(0.3)
     finally:
-        _stop(proc)
+        said = _stop(proc)
     log(f"bench: pedal -> answer over {len(pedal)} presses, {len(thru)} notes thru")
-    return {"pedal_to_answer_ms": _stats(pedal), "thru_ms": _stats(thru)}
+    return {"pedal_to_answer_ms": _stats(pedal), "thru_ms": _stats(thru), "thru_send_ms": _said(said, "thru")}
+
+
+def learned_cc(rx: Receiver, player: Player, moves: int, log) -> dict:
+    """A knob MIDI-learned to density, turned every 0.25 s: its arrival -> the first message out
+    made under it, as livegen measures it at its send point."""
+    with tempfile.TemporaryDirectory(prefix="livegen-bench-") as folder:
+        preset = Path(folder) / "knob.toml"
+        preset.write_text(f'[[midi_learn]]\nsource = "cc"\nnumber = 74\nchannel = {PLAYER_CHANNEL + 1}\n'
+                          f'target = "density"\n', encoding="utf-8")
+        proc = _livegen("--preset", str(preset))
+        said = ""
+        try:
+            _started(rx, proc)
+            for i in range(moves):
+                player.send([0xB0 | PLAYER_CHANNEL, 74, 100 if i % 2 else 20])
+                time.sleep(0.25)
+        finally:
+            said = _stop(proc)
+    changes = _said(said, "control->MIDI")
+    log(f"bench: a learned knob turned {moves} times, {changes['n']} changes heard in the music")
+    return {"cc_to_midi_ms": changes}
 
 
 def midi_in_bench(data: str, phrases: int = 12, log=print) -> dict:
@@ -265,6 +298,7 @@ def midi_in_bench(data: str, phrases: int = 12, log=print) -> dict:
             log(f"bench: {len(chosen)} POP909 phrases of {PHRASE_SECONDS:g} s answered on JACK")
             result = answers(chosen, rx, player, log)
             result.update(pedal_and_thru(pop909_phrase(chosen[0]), rx, player, 10, log))
+            result.update(learned_cc(rx, player, 40, log))
         finally:
             player.close()
             rx.close()
@@ -278,7 +312,8 @@ def report_rows(r: dict) -> list[str]:
     def row(name, d, target=""):
         if not d.get("n"):
             return f"{name:<22} none measured"
-        return f"{name:<22} p50 {d['p50']:8.2f}  p99 {d['p99']:8.2f}  max {d['max']:8.2f} ms over {d['n']}{target}"
+        most = f"  max {d['max']:8.2f}" if "max" in d else ""
+        return f"{name:<22} p50 {d['p50']:8.2f}  p99 {d['p99']:8.2f}{most} ms over {d['n']}{target}"
 
     key = r["key_corr"] or {"mean": float("nan"), "min": float("nan")}
     return [
@@ -288,5 +323,7 @@ def report_rows(r: dict) -> list[str]:
         f"{'player comes back':<22} {r['notes_after_yield']} notes after the yield, {r['unended']} unended, "
         f"{r['retriggers']} re-triggers (target 0, 0, 0)",
         row("pedal -> answer", r["pedal_to_answer_ms"]),
-        row("player note -> thru", r["thru_ms"]),
+        row("player note -> thru", r["thru_ms"], " (at the receiver: JACK's periods included)"),
+        row("  at livegen's send", r["thru_send_ms"], " (target <= 10)"),
+        row("learned CC -> MIDI", r["cc_to_midi_ms"], " (at livegen's send; target <= 10)"),
     ]

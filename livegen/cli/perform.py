@@ -114,6 +114,8 @@ def add_performance_options(s, network: bool, seed: bool = True, heading: str = 
                        "program's output): the DCRNN's beat and the clock out lock to its tempo and beat")
     tempo.add_argument("--link", action="store_true", help="join an Ableton Link session on the local network "
                        "and follow its tempo and beat (the session starts at --bpm when livegen is alone)")
+    tempo.add_argument("--follow-player", action="store_true", help="follow the tempo and 16ths of the player on "
+                       "--midi-in, heard from their onsets (within 25%% of --bpm); their last tempo holds while they rest")
 
     if network:
         osc = s.add_argument_group(f"{heading}network (OSC)")
@@ -134,7 +136,8 @@ def perform_overrides(args) -> dict:
             "key": args.key, "duration": args.duration, "record": args.record, "seed": args.seed,
             "temperature": args.temperature, "lookahead": args.lookahead,
             "steering": False if args.no_steering else None, "bpm": args.bpm, "clock_out": args.clock_out,
-            "clock_in": args.clock_in, "link": args.link or None, "midi_in": args.midi_in,
+            "clock_in": args.clock_in, "link": args.link or None,
+            "follow_player": args.follow_player or None, "midi_in": args.midi_in,
             "thru": args.thru or None, "respond": args.respond, "answer_after": args.answer_after,
             "answer_bars": args.answer_bars, "trigger_cc": args.trigger_cc}
 

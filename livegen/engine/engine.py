@@ -105,6 +105,7 @@ def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveG
 class EngineStats:
     control_to_midi: list[float] = field(default_factory=list)  # seconds
     timing_error: list[float] = field(default_factory=list)  # seconds, from the player
+    thru_delay: list[float] = field(default_factory=list)  # seconds: a player's message arrived -> sent thru
     clock_timing: list[float] = field(default_factory=list)  # seconds: MIDI clock ticks sent minus deadline
     clock_ticks: int = 0  # MIDI clock ticks sent
     step_seconds: list[float] = field(default_factory=list)
@@ -412,6 +413,7 @@ class Engine:
                     except (OSError, ValueError):
                         pass
         self.stats.timing_error = self._final.get("timing", [])
+        self.stats.thru_delay = self._final.get("thru", [])
         self.stats.clock_timing = self._final.get("clock_timing", [])
         self.stats.clock_ticks = self._final.get("clock_ticks", 0)
         self.stats.sent = self._final.get("sent", 0)

@@ -175,6 +175,7 @@ class Player:
         self.seq = 0
         self.sent_token = [-1] * len(layer_port)  # per layer: highest token index whose message was sent
         self.timing: list[float] = []
+        self.thru_delay: list[float] = []  # a player's message: its arrival -> its copy sent thru
         self.sent = 0
         self.late_rollbacks = 0
         self.late_arrivals = 0
@@ -297,6 +298,8 @@ class Player:
         It bypasses the guard (the player's notes are theirs); the port still ends them at its close."""
         if thru:
             self.ports[self.layer_port[0]].send(msg)
+            if len(self.thru_delay) < MAX_TIMING_SAMPLES:
+                self.thru_delay.append(time.monotonic() - self.start - t)
         if self.recorder is not None and t >= self.recorder.origin:
             self.recorder.add(t, msg, len(self.config.layers))
 
@@ -418,7 +421,7 @@ class Player:
         if self.recorder is not None:
             self.recorder.close()
         try:
-            self.conn.send(("stopped", {"timing": self.timing, "sent": self.sent,
+            self.conn.send(("stopped", {"timing": self.timing, "sent": self.sent, "thru": self.thru_delay,
                                         "clock_timing": self.clock.timing if self.clock else [],
                                         "clock_ticks": self.clock.ticks if self.clock else 0,
                                         "late_rollbacks": self.late_rollbacks,

@@ -4,11 +4,12 @@
 stretch of them what the engine's controls would be to play in the same manner: the pitch-class
 histogram (the key), density (onsets per second, inverted through the density control's curve)
 and register (the mean pitch, inverted through the pitch control's). It also gives the phrase as
-event tokens, to prime the Char-RNN with.
+event tokens, to prime the Char-RNN with. ``PlayerPulse`` hears their tempo from their onsets.
 """
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from livegen.music import events
 from livegen.music.conditioning import REGISTER_HIGH, REGISTER_LOW, Controls, clamp_control
 from livegen.music.events import Note
+from livegen.music.tempo import BeatSource
 
 MEMORY_SECONDS = 30.0  # how far back notes are kept
 MAX_NOTES = 2048  # and at most this many (a flood of notes cannot grow it)
@@ -105,3 +107,77 @@ def phrase_tokens(notes: list[Note], limit: int) -> list[int]:
     t0 = notes[0].start
     tokens, _ = events.notes_to_tokens(Note(n.start - t0, n.end - t0, n.pitch, n.velocity) for n in notes)
     return [int(t) for t in tokens[-limit:]]
+
+
+class PlayerPulse(BeatSource):
+    """The player's 16th-note grid, heard from their onsets, as an outside beat to follow.
+
+    Over the last ``WINDOW`` seconds of onsets (a chord counts once), each tempo within
+    ``FOLLOW_RANGE`` of the take's is scored by how well the onsets sit on its 16ths (the length of
+    the mean of their phases as unit vectors, 1 = all on the grid), and less on its 8ths and beats;
+    the best one, if its 16ths fit at least ``MIN_FIT``, is the player's tempo, and its phase says
+    where the 16ths fall. Keeping near the take's tempo is what keeps a melody of 8ths from being
+    heard at half or double speed.
+    The grid is only known to the 16th, so the beats it lines up are 16ths (``quantum``).
+    Called from two threads: onsets arrive on the input's, the follower asks on its own."""
+
+    name = "the player"
+    quantum = 0.25
+    WINDOW = 6.0  # s of onsets the pulse is heard from
+    MIN_ONSETS = 8
+    STOPPED = 2.0  # s without an onset: the player has stopped, nothing to follow
+    CHORD = 0.035  # s: onsets closer than this are one
+    FOLLOW_RANGE = 0.25  # the player's tempo is looked for within the take's +-25 %
+    MIN_FIT = 0.6
+
+    def __init__(self, bpm: float):
+        self.bpm = float(bpm)
+        self._onsets: deque[float] = deque(maxlen=256)  # monotonic times
+        self._lock = threading.Lock()
+        self._fit: tuple[float, float, float] | None = None  # (grid origin, 16th seconds, bpm)
+        self._fitted_to = 0  # onsets heard when the fit was made
+
+    def hear(self, at: float, msg: list[int]) -> None:
+        """A player's message at monotonic time ``at`` (only struck notes count)."""
+        if msg[0] & 0xF0 != 0x90 or msg[2] == 0:
+            return
+        with self._lock:
+            if not self._onsets or at - self._onsets[-1] >= self.CHORD:
+                self._onsets.append(at)
+
+    def beat_at(self, at: float) -> tuple[float, float] | None:
+        with self._lock:
+            onsets = [t for t in self._onsets if at - self.WINDOW <= t <= at]
+            heard = len(self._onsets)
+            if len(onsets) < self.MIN_ONSETS or at - onsets[-1] > self.STOPPED:
+                return None
+            if heard != self._fitted_to:
+                self._fit, self._fitted_to = self._grid(onsets), heard
+            fit = self._fit
+        if fit is None:
+            return None
+        origin, sixteenth, bpm = fit
+        return (at - origin) / sixteenth / 4.0, bpm
+
+    def _grid(self, onsets: list[float]) -> tuple[float, float, float] | None:
+        t = np.asarray(onsets) - onsets[0]
+        bpms = np.linspace(self.bpm * (1 - self.FOLLOW_RANGE), self.bpm * (1 + self.FOLLOW_RANGE), 201)
+        sixteenths = 15.0 / bpms
+
+        def fit(period):  # per tempo: how well the onsets sit on a grid of ``period``, and its phase
+            return np.exp(2j * np.pi * t[None, :] / period[:, None]).mean(axis=1)
+
+        on16 = fit(sixteenths)
+        # Quarter notes sit as well on the 16ths of 3/4 or 5/4 of their tempo: the tempo whose 8ths and
+        # beats they also sit on wins, then the one nearest the take's
+        score = (np.abs(on16) + 0.5 * np.abs(fit(2 * sixteenths)) + 0.25 * np.abs(fit(4 * sixteenths))
+                 - 0.1 * np.abs(np.log(bpms / self.bpm)))
+        best = int(np.argmax(score))
+        if abs(on16[best]) < self.MIN_FIT:
+            return None
+        sixteenth = float(sixteenths[best])
+        origin = onsets[0] + float(np.angle(on16[best])) / (2 * np.pi) * sixteenth
+        return origin, sixteenth, float(bpms[best])
+
+    def close(self) -> None:
+        pass

@@ -18,7 +18,7 @@ from typing import Callable
 from livegen.engine.engine import Engine
 from livegen.errors import UserError
 from livegen.midi import ports
-from livegen.music.phrase import PlayerPhrase, estimate_controls
+from livegen.music.phrase import PlayerPhrase, PlayerPulse, estimate_controls
 from livegen.take.controls import ControlHub
 from livegen.take.midi_learn import LearnedBindings
 
@@ -39,6 +39,7 @@ class PlayerInputs:
         self.names = [ports.match_port(name, available, kind="input") for name in names]  # errors before a note
         self.waiting = [name for name in (learned.ports if learned else ()) if name not in self.names]
         self.engine: Engine | None = None
+        self.pulse: PlayerPulse | None = None  # set when the take follows the player's tempo
         self.ports: dict[str, ports.InputPort | None] = {}
         self.phrase = PlayerPhrase()  # the accompaniment's ear
         self._lock = threading.Lock()
@@ -94,6 +95,8 @@ class PlayerInputs:
         if port in self.waiting:
             return  # a controller's port: only its bound messages count
         engine.hear(msg, at=at)
+        if self.pulse is not None:
+            self.pulse.hear(at, msg)
         if self.accompany:
             self._follow(at - engine.start_time, msg)
 

@@ -11,6 +11,7 @@ from livegen.errors import UserError
 from livegen.midi import fluidsynth, ports
 from livegen.midi.clock import ClockIn
 from livegen.midi.link import AbletonLink
+from livegen.music.phrase import PlayerPulse
 from livegen.take.spec import OutputWish, TakeSpec
 
 
@@ -112,10 +113,12 @@ def clock_port(api: str, wanted: str) -> tuple[str, str]:
 
 def beat_source(tempo_source: str, api: str, bpm: float):
     """The outside tempo ``tempo_source`` names (clock:PORT, a MIDI clock in; link, an Ableton
-    Link session), opened; None for internal."""
+    Link session; player, the onsets the take's MIDI inputs hear), opened; None for internal."""
     kind, _, port = tempo_source.partition(":")
     if kind == "clock":
         return ClockIn(clock_api(api, "--clock-in"), port)
     if kind == "link":
         return AbletonLink(bpm)
+    if kind == "player":
+        return PlayerPulse(bpm)
     return None

@@ -30,6 +30,7 @@ from livegen.midi.clock import next_bar_position
 from livegen.midi.recorder import recover_unfinished
 from livegen.models.checkpoint import load_model
 from livegen.music.conditioning import Controls, key_histogram
+from livegen.music.phrase import PlayerPulse
 from livegen.sensors import open_source
 from livegen.sensors.emg.source import EmgControls
 from livegen.sensors.learn.live import LearnedControls, preset_mapping
@@ -245,6 +246,8 @@ class TakeRunner:
         if self.beats is not None:
             replay = spec.controls.startswith("replay:")  # a replayed take's tempo is in its controls
             steer = engine.set_tempo if replay else self.hub.tempo
+            if isinstance(self.beats, PlayerPulse) and self.inputs is not None and not replay:
+                self.inputs.pulse = self.beats  # the player's onsets are its beat
             self.follow = TempoFollow(engine, self.beats, log=self.log, steer=steer).start()
 
     @staticmethod
@@ -428,7 +431,10 @@ def summary(stats: EngineStats, record: str | None) -> str:
     if k["p99"] is not None:
         text += f"; MIDI clock error p50 {k['p50']:.3f} ms, p99 {k['p99']:.3f} ms"
     if c["p99"] is not None:
-        text += f"; control->MIDI p99 {c['p99']:.1f} ms over {len(stats.control_to_midi)} changes"
+        text += f"; control->MIDI p50 {c['p50']:.1f} ms, p99 {c['p99']:.1f} ms over {len(stats.control_to_midi)} changes"
+    h = _percentiles(stats.thru_delay)
+    if h["p99"] is not None:
+        text += f"; thru p50 {h['p50']:.1f} ms, p99 {h['p99']:.1f} ms over {len(stats.thru_delay)} messages"
     guarded = [f"{n} {what}" for n, what in ((stats.late_dropped, "late notes left out"),
                                              (stats.retriggers, "re-struck keys ended first"),
                                              (stats.expired, "notes ended at the length limit"),

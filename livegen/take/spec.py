@@ -30,7 +30,7 @@ OVERRIDES: dict[str, tuple[type, ...]] = {
     "channel": (int,), "program": (int,), "volume": (int,), "layers": (list, tuple),
     "controls": (str,), "emg": (str,), "pitch": (int, float), "density": (int, float), "key": (str,),
     "record": (str,), "duration": (int, float),
-    "clock_out": (str,), "clock_in": (str,), "link": (bool,),
+    "clock_out": (str,), "clock_in": (str,), "link": (bool,), "follow_player": (bool,),
     "midi_in": (list, tuple), "thru": (bool,), "respond": (str,), "answer_after": (int, float),
     "answer_bars": (int, float), "trigger_cc": (int,),
 }
@@ -116,6 +116,8 @@ class TakeSpec:
             tempo_source = f"clock:{o('clock_in')}"
         elif o("link"):
             tempo_source = "link"
+        elif o("follow_player"):
+            tempo_source = "player"
         controls = o("controls", "fixed")
         if o("emg") and controls.partition(":")[0] == "replay":
             raise UserError("a replayed take already holds its z values: leave --emg out, or play the take "
@@ -131,6 +133,9 @@ class TakeSpec:
         if mode != "off" and not midi_in:
             raise UserError(f"--respond {mode} listens to a player: name their port with --midi-in NAME "
                             "(see `livegen ports`)")
+        if tempo_source == "player" and not midi_in:
+            raise UserError("following the player's tempo listens to a player: name their port with --midi-in "
+                            "NAME (see `livegen ports`)")
         return cls(model=o("model", preset.model.model), settings=settings, output=output,
                    initial=_initial_controls(preset, given, warn or _warn), controls=controls, emg=o("emg"),
                    layers=layers, record=o("record"), duration=None if duration is None else float(duration),
