@@ -4,7 +4,7 @@
     take        take                          (a preset made into a running take)
     parts       engine, sensors, vision, commentary, control, train, presets, sessions
     foundation  models, midi, music
-    basics      errors, checks, faults, paths, messages, extras
+    basics      errors, checks, faults, paths, messages, extras, priority
 
 A module may import its own layer and the ones below. Imports inside functions count too: they
 hide a dependency, they do not remove it.
@@ -34,7 +34,7 @@ LAYERS = (  # top to bottom
                "livegen.train", "livegen.presets", "livegen.sessions")),
     ("foundation", ("livegen.models", "livegen.midi", "livegen.music")),
     ("basics", ("livegen.errors", "livegen.checks", "livegen.faults", "livegen.paths", "livegen.messages",
-                "livegen.extras", "livegen")),
+                "livegen.extras", "livegen.priority", "livegen")),
 )
 
 

@@ -66,12 +66,28 @@ def player(jack_server, request):
     p.close()
 
 
+TAKES: list[subprocess.Popen] = []  # each test's livegen processes, ended if the test fails first
+
+
+@pytest.fixture(autouse=True)
+def _no_take_left_running():
+    yield
+    while TAKES:
+        proc = TAKES.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.reader.join(5)
+        proc.stderr.close()
+
+
 def perform(receiver, player, tmp_path, *flags, seconds=25):
     """`livegen perform` listening to ``player``, returned once its take plays."""
     take = tmp_path / "take.mid"
     proc = subprocess.Popen(livegen_cmd("perform", "--api", "jack", "--port", receiver.name, "--midi-in", player.name,
                                         "--duration", str(seconds), "--record", str(take), *flags),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    TAKES.append(proc)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
@@ -108,7 +124,7 @@ def answers_after(receiver, since):
 @pytest.mark.parametrize("mode", ["answer", "continue"])
 def test_a_phrase_is_answered_after_the_silence_in_its_key_and_the_answer_yields(receiver, player, tmp_path, mode):
     phrase = pop909_phrase("101")
-    proc, take = perform(receiver, player, tmp_path, "--respond", mode, "--answer-after", "0.5")
+    proc, take = perform(receiver, player, tmp_path, "--respond", mode, "--answer-after", "0.5", "--seed", "3")
     time.sleep(1.0)
     assert not answers_after(receiver, 0), "livegen plays before the player has played"
     end = player.play(phrase)

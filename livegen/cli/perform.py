@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 from livegen.checks import parse_target
+from livegen.engine.player import SpareClock
 from livegen.errors import UserError
 from livegen.messages import debug, say, warn
+from livegen.priority import PERFORMANCE_NICE, ask_for_priority
 
 CONTROL_SOURCES = ("fixed (the default: --pitch, --density, --key and the preset hold still), "
                    "script:FILE.jsonl (a control script), replay:TAKE.jsonl (a recorded take, note for note "
@@ -153,15 +155,22 @@ def play(args, companion=None, osc: tuple = (None, None, None)) -> int:
     check_paths(args)
     if osc[0] is None and (osc[1] or osc[2]):
         raise UserError("--osc-out and --osc-host need --osc PORT")
-    from livegen import presets  # loads numpy: only when the command runs
-    from livegen.take.controls import ControlHub  # loads numpy: only when the command runs
-    from livegen.take.runner import TakeRunner  # loads numpy: only when the command runs
-    from livegen.take.spec import TakeSpec  # loads numpy: only when the command runs
+    if not ask_for_priority():
+        debug(f"nice {PERFORMANCE_NICE} not allowed here: playing at the ordinary priority")
+    spare = SpareClock()  # its process loads beside the work below: the first note comes sooner
+    try:
+        from livegen import presets  # loads numpy: only when the command runs
+        from livegen.take.controls import ControlHub  # loads numpy: only when the command runs
+        from livegen.take.runner import TakeRunner  # loads numpy: only when the command runs
+        from livegen.take.spec import TakeSpec  # loads numpy: only when the command runs
 
-    spec = TakeSpec.from_preset(presets.load(args.preset), perform_overrides(args))
+        spec = TakeSpec.from_preset(presets.load(args.preset), perform_overrides(args))
+    except BaseException:
+        spare.close()
+        raise
     debug(f"take: model {spec.model}, {spec.output}, controls {spec.controls}, record {spec.record}, "
           f"duration {spec.duration}, tempo {spec.tempo_source}")
-    runner = TakeRunner(ControlHub(spec.initial), log=say)
+    runner = TakeRunner(ControlHub(spec.initial), log=say, spare_clock=spare)
     received: list[tuple[int, bool]] = []  # (signal, whether a take had started to play)
 
     def on_signal(signum, _frame):
@@ -171,11 +180,12 @@ def play(args, companion=None, osc: tuple = (None, None, None)) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    loading = time.monotonic()
-    runner.model(spec.model)  # loaded before OSC listens: a wrong checkpoint ends it before anything opens
-    debug(f"model {spec.model} loaded in {time.monotonic() - loading:.1f} s")
-    remote = _start_osc(*osc, runner)
+    remote = []
     try:
+        loading = time.monotonic()
+        runner.model(spec.model)  # loaded before OSC listens: a wrong checkpoint ends it before anything opens
+        debug(f"model {spec.model} loaded in {time.monotonic() - loading:.1f} s")
+        remote = _start_osc(*osc, runner)
         runner.open_beats(spec.tempo_source, spec.settings.bpm, spec.output.api)
         failed = runner.perform(spec, lambda: bool(received), takes_on_play=bool(remote), companion=companion)
     finally:

@@ -36,6 +36,7 @@ from livegen.commentary.attributes import WINDOW_SECONDS, notes_from_messages
 from livegen.commentary.commentator import Comment, Commentator
 from livegen.errors import UserError
 from livegen.faults import Faults, run_steps
+from livegen.priority import background_priority
 
 BEATS_PER_BAR = 4
 
@@ -142,6 +143,7 @@ class CommentaryWorker:
         self.log(text)
 
     def _run(self) -> None:
+        background_priority()  # a sentence can wait: the music and the other programs come first
         try:
             if self._commentator is None:
                 self._commentator = Commentator(**self._commentator_args)

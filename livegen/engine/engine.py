@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from livegen.engine.charrnn_live import CharRNNGenerator, Steering, Structure
 from livegen.engine.dcrnn_live import DCRNNGenerator
 from livegen.engine.live_generator import LiveGenerator
-from livegen.engine.player import LayerOutput, PlayerConfig, open_port, run_player
+from livegen.engine.player import LayerOutput, PlayerConfig, SpareClock, open_port, run_player
 from livegen.engine.respond import Responder, RespondSettings
 from livegen.errors import UserError
 from livegen.messages import say
@@ -134,6 +134,7 @@ class Engine:
         self.initial = controls or Controls()
         self.record = record  # the file being recorded now (None: the take plays unrecorded)
         self.record_from = 0.0  # performance time the recording began: 0, or the press of Rec mid-take
+        self.spare_clock: SpareClock | None = None  # a clock process started before the take was known
         self.record_error: str | None = None  # why the last recording started mid-take could not go on
         self.end = end  # performance time at which the take ends (--duration): nothing is played after it
         self.clock_out = clock_out  # (api, port): 24-ppqn MIDI clock at settings.bpm, from the clock process
@@ -178,7 +179,9 @@ class Engine:
         sys.setswitchinterval(0.0005)  # hand the GIL over quickly: control threads must not wait 5 ms
         # the clock process starts first, and the first notes are made while it loads and opens its
         # ports: once it is ready, only the margin for handing them over stands before the music
-        launched = self._launch_clock(self._player_config())
+        config = self._player_config()
+        spare, self.spare_clock = self.spare_clock, None
+        launched = (spare and spare.hand_over(config)) or self._launch_clock(config)
         try:
             self.generators = [self._layer_generator(i, layer) for i, layer in enumerate(self.layers)]
             if self.respond is not None and self.respond.answers:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import multiprocessing
 import os
 import signal
 import sys
@@ -92,14 +93,19 @@ class PlayerConfig:
         return names if len(names) > 1 else None
 
 
-def run_player(conn, config: PlayerConfig) -> None:
-    """Entry point of the player process."""
+def run_player(conn, config: PlayerConfig | None) -> None:
+    """Entry point of the player process; a spare one (``config`` None) first waits for its take's."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the engine, which stops us in order
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(CLOCK_PRIORITY))
         realtime = True
     except (AttributeError, PermissionError, OSError):
         realtime = False
+    if config is None:
+        try:
+            config = conn.recv()
+        except (EOFError, OSError):  # not needed after all (the take did not start): end quietly
+            return
 
     ports: dict[tuple, object] = {}
     try:
@@ -134,6 +140,47 @@ def run_player(conn, config: PlayerConfig) -> None:
         player.finish()
         return
     player.loop()
+
+
+class SpareClock:
+    """A clock process started before its take is known, so that its interpreter and modules load
+    while the command line reads the preset, loads the model and matches the ports: spawning one
+    takes about as long as all of that, and the two side by side also get more of a busy machine's
+    CPU than one after the other. ``hand_over`` gives it its take; ``close`` ends one not used."""
+
+    def __init__(self):
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=run_player, args=(child, None), name="livegen-clock", daemon=True)
+        self._proc.start()
+        child.close()
+
+    def hand_over(self, config: PlayerConfig):
+        """(pipe, process) now starting ``config``, as ``Engine`` launches a clock; None when the
+        spare is gone (handed over already, or died): the caller launches one."""
+        conn, proc = self._conn, self._proc
+        self._conn = self._proc = None
+        if proc is None:
+            return None
+        if proc.is_alive():
+            try:
+                conn.send(config)
+                return conn, proc
+            except (OSError, ValueError):
+                pass
+        conn.close()
+        proc.join(1.0)
+        return None
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        self._conn.close()  # its wait for a take ends, and so does it
+        self._proc.join(2.0)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
+        self._conn = self._proc = None
 
 
 def open_port(api: str | None, port: str | None, virtual: bool, soundfont: str | None = None):

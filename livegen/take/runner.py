@@ -21,6 +21,7 @@ import numpy as np
 from livegen import paths, presets
 from livegen.control.osc import OscServer
 from livegen.engine.engine import Engine, EngineStats
+from livegen.engine.player import SpareClock
 from livegen.engine.respond import RespondSettings
 from livegen.engine.tempo_follow import TempoFollow
 from livegen.errors import UserError
@@ -46,8 +47,11 @@ Log = Callable[[str], None]
 
 
 class TakeRunner:
-    def __init__(self, hub: ControlHub | None = None, log: Log = say, report: Log | None = None):
+    def __init__(self, hub: ControlHub | None = None, log: Log = say, report: Log | None = None,
+                 spare_clock: SpareClock | None = None):
+        """``spare_clock``: a clock process the caller started early, for the first take."""
         self.hub = hub or ControlHub()
+        self.spare_clock = spare_clock
         self.log = log  # what a take says as it goes
         self.report = report or log  # what the performer must see: a tempo that could not be followed
         self.engine: Engine | None = None
@@ -149,6 +153,7 @@ class TakeRunner:
         if not replay:
             self.hub.attach(None, initial)  # a hand moving while the clock process starts moves from here
         self._starting = engine  # OSC says "playing" from here: the take is on its way
+        engine.spare_clock, self.spare_clock = self.spare_clock, None  # the first take's, if there is one
         try:
             engine.start()
         finally:
@@ -231,9 +236,13 @@ class TakeRunner:
         self.beats_for = tempo_source
 
     def close(self) -> None:
-        """End the take and leave the outside beat (a clock port, a Link session)."""
+        """End the take and leave the outside beat (a clock port, a Link session); a spare clock
+        no take used ends too."""
         self.end_take()
         self.open_beats("internal", 0.0)
+        if self.spare_clock is not None:
+            self.spare_clock.close()
+            self.spare_clock = None
 
     def _follow_tempo(self, spec: TakeSpec, engine: Engine) -> None:
         """Lock the take to the spec's outside beat; one that cannot open is reported and the take
