@@ -87,6 +87,28 @@ def test_repair_cuts_a_torn_last_event(tmp_path):
     assert len([m for m in mido.MidiFile(path) if m.type == "note_off"]) == 10
 
 
+def test_repair_ends_each_layers_notes_on_that_layers_track(tmp_path):
+    """A killed layered take: the notes left sounding end on their own layers' tracks, whichever
+    layer wrote last (the DCRNN's note-off once landed on the Char-RNN's track), and a resumed
+    recorder goes on under the right prefix."""
+    path = tmp_path / "take.mid"
+    rec = Recorder(path, track_names=["1 charrnn ch1", "2 dcrnn ch2"])
+    rec.add(0.1, [0x91, 61, 90], layer=1)  # the DCRNN's note, still sounding at the kill
+    rec.add(0.2, [0x90, 60, 90], layer=0)
+    rec.add(0.3, [0x80, 60, 0], layer=0)  # the Char-RNN wrote last
+    rec.flush()
+    info = repair(path, split=False)
+    assert info["ended_notes"] == 1
+    resumed = Recorder(path, track_names=["1 charrnn ch1", "2 dcrnn ch2"], resume=(info["tick"], info["layer"]))
+    resumed.add(0.5, [0x90, 64, 90], layer=0)
+    resumed.add(0.6, [0x80, 64, 0], layer=0)
+    resumed.close()
+    tracks = mido.MidiFile(path).tracks
+    by_track = {t.name: [(m.type, m.channel, m.note) for m in t if m.type in ("note_on", "note_off")] for t in tracks}
+    assert by_track["2 dcrnn ch2"] == [("note_on", 1, 61), ("note_off", 1, 61)]
+    assert by_track["1 charrnn ch1"] == [("note_on", 0, 60), ("note_off", 0, 60), ("note_on", 0, 64), ("note_off", 0, 64)]
+
+
 def test_repair_refuses_what_is_not_a_recording(tmp_path):
     bad = tmp_path / "x.mid"
     bad.write_bytes(b"hello")

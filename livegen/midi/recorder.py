@@ -200,7 +200,7 @@ def repair(path: str | os.PathLike, split: bool = True, names: list[str] | None 
         return {"path": str(path), "notes": notes, "ended_notes": 0, "seconds": whole.length}
     tempo_us = DEFAULT_TEMPO_US
     pos, tick, end = 22, 0, 22
-    sounding: set[tuple[int, int]] = set()
+    sounding: set[tuple[int, int, int]] = set()  # (layer, channel, key): a layer's note ends on its own track
     notes = 0
     layer = None  # the layer whose port prefix came last
     while pos < len(data):
@@ -227,7 +227,7 @@ def repair(path: str | os.PathLike, split: bool = True, names: list[str] | None 
             size = 2 if status & 0xF0 in (0xC0, 0xD0) else 3
             if pos + size > len(data):
                 break
-            kind, key = status & 0xF0, (status & 0x0F, data[pos + 1])
+            kind, key = status & 0xF0, (-1 if layer is None else layer, status & 0x0F, data[pos + 1])
             if kind == 0x90 and data[pos + 2] > 0:
                 sounding.add(key)
                 notes += 1
@@ -239,7 +239,10 @@ def repair(path: str | os.PathLike, split: bool = True, names: list[str] | None 
         tick += delta
         end = pos
     tail = bytearray()
-    for ch, note in sorted(sounding):
+    for owner, ch, note in sorted(sounding):
+        if owner >= 0 and owner != layer:  # under its layer's prefix, or it lands on another's track
+            tail += b"\x00" + PORT_PREFIX + bytes([owner])
+            layer = owner
         tail += b"\x00" + bytes([0x80 | ch, note, 0])
     tail += b"\x00" + END_OF_TRACK
     data = data[:end] + tail
