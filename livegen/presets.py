@@ -263,6 +263,7 @@ class LayerPreset:
 
 
 RESPOND_MODES = ("off", "continue", "answer", "accompany")
+RESPOND_RANGES = {"answer_after": (0.05, 10.0), "answer_bars": (0.25, 64.0)}  # seconds, bars
 
 
 @dataclass
@@ -287,10 +288,12 @@ class MidiInPreset:
 
 def check_respond(answer_after: float, answer_bars: float, trigger_cc: int | None, where: str = "--") -> None:
     """The respond settings' ranges, one line naming the key or flag."""
-    if not 0.05 <= answer_after <= 10.0:
-        raise UserError(f"{where}answer-after must be 0.05..10 seconds".replace("midi_in.answer-", "midi_in.answer_"))
-    if not 0.25 <= answer_bars <= 64:
-        raise UserError(f"{where}answer-bars must be 0.25..64 bars".replace("midi_in.answer-", "midi_in.answer_"))
+    low, high = RESPOND_RANGES["answer_after"]
+    if not low <= answer_after <= high:
+        raise UserError(f"{where}answer-after must be {low:g}..{high:g} seconds".replace("midi_in.answer-", "midi_in.answer_"))
+    low, high = RESPOND_RANGES["answer_bars"]
+    if not low <= answer_bars <= high:
+        raise UserError(f"{where}answer-bars must be {low:g}..{high:g} bars".replace("midi_in.answer-", "midi_in.answer_"))
     if trigger_cc is not None and not 0 <= trigger_cc <= 127:
         raise UserError(f"{where}trigger-cc must be a controller number 0..127".replace("midi_in.trigger-",
                                                                                          "midi_in.trigger_"))

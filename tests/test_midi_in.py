@@ -396,3 +396,14 @@ def test_an_answered_take_replays_note_for_note_from_its_session(receiver, playe
     assert sum(1 for _, m in live if m[0] & 0xF0 == 0x90 and m[2]) >= 4  # it answered
     assert layer_notes(again) == live
     assert mido.MidiFile(again).tracks[-1].name == "player"  # the replay records the player's notes again
+
+
+def test_the_pulse_follows_a_player_who_changes_tempo_after_hundreds_of_notes():
+    """The onset window stays full after 256 onsets: the fit must still be made afresh."""
+    pulse = PlayerPulse(110)
+    t = 1000.0
+    for bpm in (100, 120):
+        for _ in range(300):
+            pulse.hear(t, [0x90, 60, 80])
+            t += 30.0 / bpm
+        assert pulse.beat_at(t - 0.01)[1] == pytest.approx(bpm, rel=0.01)

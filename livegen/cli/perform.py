@@ -15,7 +15,6 @@ from livegen.checks import parse_target
 from livegen.engine.player import SpareClock
 from livegen.errors import UserError
 from livegen.messages import debug, say, warn
-from livegen.priority import PERFORMANCE_NICE, ask_for_priority
 
 CONTROL_SOURCES = ("fixed (the default: --pitch, --density, --key and the preset hold still), "
                    "script:FILE.jsonl (a control script), replay:TAKE.jsonl (a recorded take, note for note "
@@ -155,8 +154,6 @@ def play(args, companion=None, osc: tuple = (None, None, None)) -> int:
     check_paths(args)
     if osc[0] is None and (osc[1] or osc[2]):
         raise UserError("--osc-out and --osc-host need --osc PORT")
-    if not ask_for_priority():
-        debug(f"nice {PERFORMANCE_NICE} not allowed here: playing at the ordinary priority")
     spare = SpareClock()  # its process loads beside the work below: the first note comes sooner
     try:
         from livegen import presets  # loads numpy: only when the command runs

@@ -135,6 +135,7 @@ class PlayerPulse(BeatSource):
         self._onsets: deque[float] = deque(maxlen=256)  # monotonic times
         self._lock = threading.Lock()
         self._fit: tuple[float, float, float] | None = None  # (grid origin, 16th seconds, bpm)
+        self._heard = 0  # onsets heard so far (the window of 256 stays full once it is)
         self._fitted_to = 0  # onsets heard when the fit was made
 
     def hear(self, at: float, msg: list[int]) -> None:
@@ -144,16 +145,17 @@ class PlayerPulse(BeatSource):
         with self._lock:
             if not self._onsets or at - self._onsets[-1] >= self.CHORD:
                 self._onsets.append(at)
+                self._heard += 1
 
     def beat_at(self, at: float) -> tuple[float, float] | None:
-        with self._lock:
+        with self._lock:  # held only to copy: the input's thread must never wait on the fit
             onsets = [t for t in self._onsets if at - self.WINDOW <= t <= at]
-            heard = len(self._onsets)
-            if len(onsets) < self.MIN_ONSETS or at - onsets[-1] > self.STOPPED:
-                return None
-            if heard != self._fitted_to:
-                self._fit, self._fitted_to = self._grid(onsets), heard
-            fit = self._fit
+            heard = self._heard
+        if len(onsets) < self.MIN_ONSETS or at - onsets[-1] > self.STOPPED:
+            return None
+        if heard != self._fitted_to:  # only the follower's thread fits: no lock needed for the cache
+            self._fit, self._fitted_to = self._grid(onsets), heard
+        fit = self._fit
         if fit is None:
             return None
         origin, sixteenth, bpm = fit
