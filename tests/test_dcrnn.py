@@ -10,7 +10,7 @@ import torch
 
 from conftest import dcrnn_frames, livegen_cmd
 from livegen.bench.dcrnn import take_notes
-from livegen.engine.dcrnn_live import DCRNNGenerator, theme_z
+from livegen.engine.dcrnn_live import DCRNNGenerator, key_folding, theme_z
 from livegen.errors import UserError
 from livegen.models.dcrnn import DCRNNConfig
 from livegen.models.nets.dcrnn import DCRNN
@@ -243,3 +243,33 @@ def test_cli_rejects_a_bad_bpm_in_one_line():
     run = subprocess.run(livegen_cmd("perform", "--model", "dcrnn", "--no-port", "--bpm", "1000", "--duration", "1"),
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "--bpm" in run.stderr
+
+
+def test_each_pitch_outside_a_key_folds_onto_a_neighbour_in_it():
+    c_major = sum(1 << pc for pc in (0, 2, 4, 5, 7, 9, 11))
+    target = key_folding(c_major, 48, 24)
+    for row, into in enumerate(target):
+        assert (c_major >> ((48 + into) % 12)) & 1
+        assert into == row if (c_major >> ((48 + row) % 12)) & 1 else abs(into - row) == 1
+    pentatonic = sum(1 << pc for pc in (0, 2, 4, 7, 9))
+    assert key_folding(pentatonic, 60, 12)[5] == 4 and key_folding(pentatonic, 60, 12)[6] == 7  # F -> E, F# -> G
+
+
+def in_scale(notes, mask) -> float:
+    return float(np.mean([(mask >> (n[2] % 12)) & 1 for n in notes]))
+
+
+def test_z_moving_changes_the_gesture_not_the_key(shipped):
+    rng = np.random.default_rng(8)
+    form = [(8.0 * k, Controls(z=tuple(rng.uniform(-1, 1, 8)))) for k in range(5)]
+    notes = take_notes(shipped, form, 40.0, seed=1)
+    gen = DCRNNGenerator(shipped, form[0][1], seed=1)
+    for t, controls in form[1:]:
+        gen.timeline.set(t, controls)
+    run(gen, 40.0)
+    latched = gen.current.key
+    assert latched is not None and bin(latched).count("1") == 7
+    assert in_scale(notes[12:], latched) == 1.0 and len(notes) > 100
+    e_major = tuple(1.0 if pc in (4, 6, 8, 9, 11, 1, 3) else 0.0 for pc in range(12))
+    asked = take_notes(shipped, [(t, Controls(z=c.z, histogram=e_major)) for t, c in form], 40.0, seed=1)
+    assert in_scale(asked, sum(1 << pc for pc in (4, 6, 8, 9, 11, 1, 3))) == 1.0 and len(asked) > 100

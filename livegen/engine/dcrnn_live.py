@@ -10,7 +10,10 @@ one carries on, and each segment's theme dims vary a little (seeded by the segme
 gesture keeps its character without repeating one segment note for note. A key struck again is
 released ``RESTRIKE_RELEASE`` before it sounds again, so a step begins that much before its frame. The RNN states are saved before every step, so ``rollback(t)`` resumes
 from the first frame at or after ``t``; the fine state is never reset, so bars join.
-There is no sampling: a frame is decoded with thresholds, and themes are drawn from
+It keeps a key: the performer's pitch classes when they give some, else a diatonic scale latched
+from its first ``KEY_AFTER`` onsets (kept when the performer lets their pitch classes go); each
+out-of-key row of a frame is folded onto the nearest in-key row below or above it, so z moving
+changes the gesture, not the key. There is no sampling: a frame is decoded with thresholds, and themes are drawn from
 (seed, theme name), so the same seed and controls give the same notes with or without rollbacks.
 """
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 
 from livegen.engine.live_generator import ControlTimeline, LiveGenerator
 from livegen.errors import UserError
-from livegen.music.conditioning import Controls, in_range, range_text
+from livegen.music.conditioning import Controls, best_diatonic, in_range, range_text
 from livegen.music.roll import RollDecoder
 
 EXTERNAL_SCALE = 1.5  # control -1..1 -> z in -1.5..1.5 (the prior is N(0, 1))
@@ -32,6 +35,7 @@ EXTERNAL_SCALE = 1.5  # control -1..1 -> z in -1.5..1.5 (the prior is N(0, 1))
 # docs/measurements.md: 0.1 still repeats, 0.5 blurs one gesture into the next)
 SEGMENT_VARIATION = 0.2
 RESTRIKE_RELEASE = 0.02  # s a re-struck key is released before it sounds again, as a player's key must rise
+KEY_AFTER = 8  # onsets heard before the key is latched
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Frame:
     coarse: np.ndarray  # RNN-a state (= its output) for the current beat
     fine: np.ndarray
     decoder: RollDecoder
+    key: int | None = None  # the key in force (12-bit mask of pitch classes): asked for, or latched
+    heard: tuple[int, ...] = (0,) * 12  # pitch classes of the onsets before a key was latched
 
 
 def theme_z(seed: int, name: str, z_dim: int) -> np.ndarray:
@@ -56,7 +62,29 @@ def segment_noise(seed: int, segment: int, z_dim: int) -> np.ndarray:
 
 
 def heard_by_dcrnn(c: Controls) -> tuple:
-    return c.z, c.theme, c.toward, c.mix, c.bpm
+    return c.z, c.theme, c.toward, c.mix, c.bpm, c.histogram
+
+
+def asked_key(c: Controls) -> int | None:
+    """The performer's pitch classes as a 12-bit mask; None when they give none."""
+    if c.histogram is None or sum(c.histogram) <= 0:
+        return None
+    return sum(1 << pc for pc, w in enumerate(c.histogram) if w > 0)
+
+
+def key_folding(key: int, low: int, rows: int) -> np.ndarray:
+    """For each row of a frame, the in-key row it sounds as: itself, else the nearest in-key row,
+    below before above at equal distance (every pitch outside a diatonic scale has both neighbours in it)."""
+    pitches = low + np.arange(rows)
+    in_key = (key >> (pitches % 12)) & 1 == 1
+    target = np.arange(rows)
+    for row in np.flatnonzero(~in_key):
+        for d in range(1, 12):
+            near = [r for r in (row - d, row + d) if 0 <= r < rows and in_key[r]]
+            if near:
+                target[row] = near[0]
+                break
+    return target
 
 
 class DCRNNGenerator(LiveGenerator):
@@ -75,6 +103,7 @@ class DCRNNGenerator(LiveGenerator):
         self.timeline = ControlTimeline(controls, bpm)
         self._themes: dict[str, np.ndarray] = {}
         self._varied: tuple[int, np.ndarray] = (-1, np.zeros(c.z_dim))  # the last segment's variation, cached
+        self._foldings: dict[int, np.ndarray] = {}
         z = self.z_for(controls) + SEGMENT_VARIATION * self._variation(0)
         coarse, fine = self.model.initial_state(z)
         decoder = RollDecoder(c.threshold, c.onset_threshold, max(1, int(max_note_seconds / self.step_seconds)),
@@ -117,7 +146,8 @@ class DCRNNGenerator(LiveGenerator):
         c = self.config
         t = self._frame_time(s.index)
         segment = s.index // c.segment_steps
-        z = self.z_for(self.timeline.at(self._time_of(s))) + SEGMENT_VARIATION * self._variation(segment)
+        controls = self.timeline.at(self._time_of(s))
+        z = self.z_for(controls) + SEGMENT_VARIATION * self._variation(segment)
         step_in_beat = s.index % c.steps_per_beat
         coarse = s.coarse
         if s.index % c.segment_steps == 0:
@@ -125,15 +155,33 @@ class DCRNNGenerator(LiveGenerator):
         if step_in_beat == 0:
             coarse = self.model.coarse_step(z, (s.index // c.steps_per_beat) % c.beats_per_bar, coarse)
         fine, frame = self.model.fine_step(coarse, z, step_in_beat, s.fine)
+        key, heard = asked_key(controls) or s.key, s.heard
+        if key is not None:
+            frame = self._in_key(frame, key)
         decoder, ended, started = s.decoder.feed(frame, s.index)
-        self.current = Frame(s.index + 1, coarse, fine, decoder)
+        low = c.low_pitch
+        if key is None and started:
+            heard = tuple(n + sum((low + row) % 12 == pc for row, _ in started) for pc, n in enumerate(heard))
+            if sum(heard) >= KEY_AFTER:
+                key = best_diatonic(heard)
+        self.current = Frame(s.index + 1, coarse, fine, decoder, key, heard)
         self.steps += 1
         off, on = 0x80 | self.channel, 0x90 | self.channel
-        low = c.low_pitch
         velocity = [int(np.clip(40 + 80 * strength, 1, 127)) for _, strength in started]  # firmer onset, louder
         struck = {row for row, _ in started}
         return ([(t - RESTRIKE_RELEASE if row in struck else t, s.index, [off, low + row, 0]) for row in ended]
                 + [(t, s.index, [on, low + row, v]) for (row, _), v in zip(started, velocity)])
+
+    def _in_key(self, frame: np.ndarray, key: int) -> np.ndarray:
+        """The frame (sounding and onset strengths by row) with each out-of-key row's strengths moved
+        onto the in-key row it folds to."""
+        target = self._foldings.get(key)
+        if target is None:
+            target = self._foldings[key] = key_folding(key, self.config.low_pitch, frame.shape[-1])
+        folded = np.zeros_like(frame)
+        for strengths, into in zip(frame, folded):
+            np.maximum.at(into, target, strengths)
+        return folded
 
     def _variation(self, segment: int) -> np.ndarray:
         if segment != self._varied[0]:
