@@ -28,6 +28,10 @@ def add_commands(sub) -> None:
     s.add_argument("--threads", type=int, help="CPU threads per process (default: cores / processes here)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-resume", action="store_true")
+    s.add_argument("--time", choices=["seconds", "beats"], default="seconds",
+                   help="charrnn: what a time step is: 10 ms of the performance, or 1/12 of a beat of its "
+                   "beat grid (the grid vocabulary: played back at the take's tempo)")
+    s.add_argument("--init", metavar="CHECKPOINT", help="charrnn: start from this checkpoint's weights (same shape)")
     s.add_argument("--no-attributes", action="store_true",
                    help="commentary: the same decoder with its attribute vector zeroed (and no LC-GAN), the "
                    "baseline for `livegen eval --baseline`")
@@ -74,7 +78,8 @@ def add_commands(sub) -> None:
                    "take (default 60)")
     s.add_argument("--seeds", type=int, default=2, help="music: takes of each kind, seeds 1..N")
     s.add_argument("--timing", choices=["grid", "free"], default="grid",
-                   help="music: the Char-RNN's timing (grid: onsets on the beat's 16ths; free: its own)")
+                   help="music: the Char-RNN's timing (grid: the shipped Char-RNN, onsets on the beat's 16ths; "
+                   "free: the expressive one, its own timing)")
     s.add_argument("--parts", default="engine,camera,dcrnn,gui,emg,layers",
                    help="comma-separated: engine (the live engine's latency, timing, speed and fidelity), "
                         "startup (launch of `livegen perform` -> its first note at a JACK port, median of "
@@ -123,6 +128,8 @@ def cmd_train(args) -> int:
         args.batch = {"dcrnn": 32, "commentary": 64}.get(args.model, 48)
     if args.no_attributes and args.model != "commentary":
         raise UserError("--no-attributes is for `livegen train commentary` only")
+    if args.model != "charrnn" and (args.init or args.time != "seconds"):
+        raise UserError(f"{'--init' if args.init else '--time'} is for `livegen train charrnn` only")
     if args.model == "dcrnn":
         return _train_dcrnn(args)
     if args.model == "commentary":
@@ -135,7 +142,8 @@ def cmd_train(args) -> int:
         raise UserError("--minutes must be positive")
     state = train(args.data, args.out, args.minutes, seq_len=args.seq_len, batch=args.batch,
                   threads=args.threads, resume=not args.no_resume, seed=args.seed, log=say,
-                  max_steps=args.steps, device=args.device, accum=args.accum, progress=args.verbosity >= 0)
+                  max_steps=args.steps, device=args.device, accum=args.accum, progress=args.verbosity >= 0,
+                  config_overrides={"time_unit": args.time}, init=args.init)
     if rank() == 0:
         say(f"done: {state['step']} steps, best held-out NLL {state['best_val']:.3f} nats/event -> {args.out}")
     return 0
@@ -171,8 +179,8 @@ def cmd_eval(args) -> int:
     else:
         print(f"held-out NLL {result['nll_nats_per_event']:.3f} nats/event "
               f"(conditioning off: {result['nll_unconditioned_nats_per_event']:.3f}; "
-              f"random {result['random_baseline_nats_per_event']:.2f}) over {result['events']} events "
-              f"in {result['pieces']} pieces; skipped {sum(result['skipped_files'].values())} files")
+              f"random {result['random_baseline_nats_per_event']:.2f}), {result['nll_nats_per_note']:.2f} nats/note, "
+              f"over {result['events']} events in {result['pieces']} pieces ({result['time_unit']} steps); skipped {sum(result['skipped_files'].values())} files")
     return 0
 
 
@@ -242,7 +250,8 @@ def cmd_bench(args) -> int:
         from livegen.bench.music import music_bench  # loads numpy and mido: only when the bench runs
 
         real = Path(args.real_data)
-        result["music"] = music_bench(load_model("charrnn"), load_model("dcrnn"), args.timing,
+        result["music"] = music_bench(load_model("expressive" if args.timing == "free" else "charrnn"),
+                                      load_model("dcrnn"), args.timing,
                                       seconds=args.seconds or 60.0, seeds=args.seeds,
                                       real=str(real) if real.is_dir() else None, log=say)
     if "clock" in parts:

@@ -208,6 +208,7 @@ class CharRNNGenerator(LiveGenerator):
         if self.structure.timing not in TIMINGS:
             raise UserError(f"timing {self.structure.timing!r} is not one of {', '.join(TIMINGS)}")
         self.timeline = ControlTimeline(controls, bpm)
+        self.in_beats = getattr(model.config, "time_unit", "seconds") == "beats"
         self._cache: dict[Controls, tuple] = {}
         self._scale_bias: dict[int, np.ndarray] = {}
         state = self.model.initial_state(controls.vector())
@@ -256,8 +257,10 @@ class CharRNNGenerator(LiveGenerator):
         return state.time
 
     def hears(self, before: Controls, after: Controls) -> bool:
-        """Pitch, density, pitch classes and temperature, and on the grid the tempo; not the DCRNN's z."""
-        if self.structure.timing == "grid" and before.bpm != after.bpm or before.temperature != after.temperature:
+        """Pitch, density, pitch classes and temperature, and the tempo on the grid or for a model in
+        beat time; not the DCRNN's z."""
+        tempo_heard = self.structure.timing == "grid" or self.in_beats
+        if tempo_heard and before.bpm != after.bpm or before.temperature != after.temperature:
             return True
         return heard_by_charrnn(before) != heard_by_charrnn(after)
 
@@ -380,7 +383,12 @@ class CharRNNGenerator(LiveGenerator):
         messages = []
         heard, latched, answered = s.heard, key, s.answered
         if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:
-            dt = (token - TIME_SHIFT_FIRST + 1) * events.STEP_SECONDS
+            steps = token - TIME_SHIFT_FIRST + 1
+            if self.in_beats:  # its steps are 1/12 beat of the take's tempo map where they start
+                tempo = self.timeline.tempo
+                decoder.step = (tempo.time_at_beat(tempo.beat_at(s.time) + steps / events.GRID_STEPS_PER_BEAT)
+                                - s.time) / steps
+            dt = steps * decoder.step
             decoder.time_scale = scale
             forget = math.exp(-dt * scale / self.steering.rate_tau)
             onsets, span = onsets * forget, span * forget + dt

@@ -108,7 +108,9 @@ class Responder:
         estimated = estimate_controls(notes, gen.timeline.at(at))
         override = {"histogram": estimate_controls(recent, estimated).histogram, "density": estimated.density,
                     "pitch": estimated.pitch, "conditioning": True}
-        prime = phrase_tokens(recent, PRIME_TOKENS) if self.settings.mode == "continue" else []
+        prime = []
+        if self.settings.mode == "continue":
+            prime = phrase_tokens(recent, PRIME_TOKENS, gen.timeline.tempo if gen.in_beats else None)
         self.answer_from = gen.current.index
         gen.begin_phrase(at, override, prime)
         batch = []

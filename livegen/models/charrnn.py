@@ -22,6 +22,11 @@ class CharRNNConfig:
     hidden: int = 320
     layers: int = 2
     dropout: float = 0.1
+    time_unit: str = "seconds"  # what a TIME_SHIFT step is (events.TIME_UNITS): 10 ms, or 1/12 beat
+
+    def __post_init__(self):
+        if self.time_unit not in events.TIME_UNITS:
+            raise ValueError(f"time_unit {self.time_unit!r} is not one of {', '.join(events.TIME_UNITS)}")
 
 
 class LiveCharRNN:
@@ -34,6 +39,7 @@ class LiveCharRNN:
     """
 
     kind = "charrnn"
+    name = "charrnn"  # what it was loaded as (``checkpoint.load_model``): a take records it, to replay with it
 
     def __init__(self, config: CharRNNConfig, arrays: dict[str, np.ndarray]):
         """From the torch module's state_dict as numpy arrays (a checkpoint's, or ``CharRNN.live()``)."""

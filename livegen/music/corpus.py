@@ -6,6 +6,7 @@ reason, never fatal; a folder with no music at all is a user error.
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
@@ -88,21 +89,68 @@ def _timed_elements(score):
 def beat_grid(name: str, notes: list[Note]) -> tuple[np.ndarray, np.ndarray]:
     """(beat times in seconds, indices of downbeat beats) of a piece from ``load_file``: from a
     ``beat_midi.txt`` beside its MIDI file (POP909: beat time, and a 4/4 downbeat flag in the third
-    column), else from the file's first tempo (4/4 from time 0)."""
+    column), else from the file's tempo map (a MIDI file's tempo changes, a score's tempo marks;
+    120 bpm without any), counted in 4/4 from time 0."""
     path = Path(name.split("#")[0])
     beat_file = path.parent / "beat_midi.txt"
     if beat_file.is_file():
         rows = np.loadtxt(beat_file, ndmin=2)
         if len(rows) >= 8 and rows.shape[1] >= 3:
             return rows[:, 0], np.flatnonzero(rows[:, 2] > 0.5)
-    seconds_per_beat = 0.5
-    if path.suffix.lower() in MIDI_SUFFIXES and path.is_file():
-        tempos = [m.tempo for track in mido.MidiFile(path, clip=True).tracks for m in track if m.type == "set_tempo"]
-        if tempos:
-            seconds_per_beat = tempos[0] / 1e6
     end = float(notes["end"].max()) if isinstance(notes, np.ndarray) else max(n.end for n in notes)
-    beats = np.arange(0.0, end + 2 * seconds_per_beat, seconds_per_beat)
+    tempo_map = [(0.0, 0.5)]  # (beat, seconds per beat from there)
+    if path.is_file() and path.suffix.lower() in MIDI_SUFFIXES:
+        tempo_map = _midi_tempo_map(path)
+    elif path.is_file() and path.suffix.lower() in MUSIC21_SUFFIXES:
+        tempo_map = _score_tempo_map(path, int(name.split("#")[1]) if "#" in name else 0)
+    beats = [0.0]
+    change = 0
+    while beats[-1] <= end + 1.0:
+        while change + 1 < len(tempo_map) and tempo_map[change + 1][0] <= len(beats) - 1:
+            change += 1
+        beats.append(beats[-1] + tempo_map[change][1])
+    beats = np.array(beats)
     return beats, np.arange(0, len(beats), 4)
+
+
+def _midi_tempo_map(path: Path) -> list[tuple[float, float]]:
+    midi = mido.MidiFile(path, clip=True)
+    changes: dict[int, int] = {}
+    for track in midi.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo":
+                changes[tick] = msg.tempo
+    if not changes:
+        return [(0.0, 0.5)]
+    first = changes[min(changes)]
+    return [(0.0, first / 1e6)] + [(tick / midi.ticks_per_beat, tempo / 1e6) for tick, tempo in sorted(changes.items())]
+
+
+TEMPO_MARKS = {".krn": b"*MM", ".abc": b"Q:", ".xml": b"tempo", ".musicxml": b"tempo"}  # text that may hold one
+
+
+def _score_tempo_map(path: Path, index: int) -> list[tuple[float, float]]:
+    """A score's tempo marks as a tempo map, quarters counted as beats (as read_music21 timed it).
+    A text score without a tempo mark is not parsed again (an ABC file holds hundreds of tunes)."""
+    mark = TEMPO_MARKS.get(path.suffix.lower())
+    if mark is not None and mark not in path.read_bytes():
+        return [(0.0, 0.5)]
+    maps = _score_tempo_maps(str(path))
+    return maps[index] if index < len(maps) else [(0.0, 0.5)]
+
+
+@functools.lru_cache(maxsize=4)
+def _score_tempo_maps(path: str) -> list[list[tuple[float, float]]]:
+    import music21  # loaded by read_music21 already: only kern, ABC and MusicXML
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = music21.converter.parse(path)
+        scores = list(parsed.scores) if isinstance(parsed, music21.stream.Opus) else [parsed]
+        bounds = [score.flatten().metronomeMarkBoundaries() for score in scores]
+    return [[(0.0, 0.5)] + [(float(start), float(mark.secondsPerQuarter())) for start, _, mark in b] for b in bounds]
 
 
 @dataclass

@@ -11,8 +11,16 @@ from typing import Iterable, NamedTuple
 
 import numpy as np
 
-STEP_SECONDS = 0.01  # one TIME_SHIFT step: the 10 ms grid
+STEP_SECONDS = 0.01  # one TIME_SHIFT step of a model in clock time: the 10 ms grid
 VELOCITY_BINS = 32
+GRID_STEPS_PER_BEAT = 12  # one TIME_SHIFT step of a model in beat time: 16ths (3 steps), 8th
+# triplets (4) and 16th triplets (2) all fall on it
+REFERENCE_BPM = 120.0  # beat time is written as seconds at this tempo, so durations, densities and
+# the conditioning windows read on one scale whatever the piece's tempo
+TIME_UNITS = {  # a model's time unit -> the seconds of one TIME_SHIFT step in the time it is written in
+    "seconds": STEP_SECONDS,
+    "beats": 60.0 / REFERENCE_BPM / GRID_STEPS_PER_BEAT,
+}
 
 
 @dataclass(frozen=True)
@@ -25,7 +33,7 @@ class EventSpec:
 EVENT_SPECS: tuple[EventSpec, ...] = (
     EventSpec("NOTE_ON", 128, 0),  # value: MIDI pitch
     EventSpec("NOTE_OFF", 128, 0),  # value: MIDI pitch
-    EventSpec("TIME_SHIFT", 100, 1),  # value: steps of STEP_SECONDS, 1..100
+    EventSpec("TIME_SHIFT", 100, 1),  # value: steps of the model's time unit (TIME_UNITS), 1..100
     EventSpec("VELOCITY", VELOCITY_BINS, 0),  # value: velocity bin 0..31
 )
 
@@ -84,16 +92,32 @@ class Note(NamedTuple):
     velocity: int
 
 
-def quantize_notes(notes: Iterable[Note]) -> list[Note]:
-    """Snap notes to the 10 ms grid, drop exact duplicates and cut same-pitch overlaps.
+def to_beat_time(notes: Iterable[Note], beats: np.ndarray) -> list[Note]:
+    """Notes with their times moved from seconds to beat time (seconds at ``REFERENCE_BPM``) through
+    the piece's beat times ``beats``; past either end the nearest beat's spacing goes on."""
+    notes = list(notes)
+    if not notes:
+        return []
+    beats = np.asarray(beats, dtype=np.float64)
+    times = np.array([[n.start, n.end] for n in notes], dtype=np.float64)
+    index = np.interp(times, beats, np.arange(len(beats), dtype=np.float64))
+    first, last = beats[1] - beats[0], beats[-1] - beats[-2]
+    index = np.where(times < beats[0], (times - beats[0]) / first, index)
+    index = np.where(times > beats[-1], len(beats) - 1 + (times - beats[-1]) / last, index)
+    index *= 60.0 / REFERENCE_BPM
+    return [Note(float(s), float(e), n.pitch, n.velocity) for (s, e), n in zip(index, notes)]
+
+
+def quantize_notes(notes: Iterable[Note], step: float = STEP_SECONDS) -> list[Note]:
+    """Snap notes to the grid of ``step`` s, drop exact duplicates and cut same-pitch overlaps.
 
     Overlapping notes of one pitch cannot be told apart once encoded (a NOTE_OFF names a
     pitch, not a note), so the earlier one ends where the later one starts.
     """
     by_start: dict[tuple[int, int], Note] = {}
     for n in notes:
-        s = round(n.start / STEP_SECONDS)
-        e = max(round(n.end / STEP_SECONDS), s + 1)
+        s = round(n.start / step)
+        e = max(round(n.end / step), s + 1)
         key = (s, n.pitch)
         old = by_start.get(key)
         if old is None or e > old.end:
@@ -107,18 +131,19 @@ def quantize_notes(notes: Iterable[Note]) -> list[Note]:
             out[j] = out[j]._replace(end=n.start)
         last_of_pitch[n.pitch] = len(out)
         out.append(n)
-    return [Note(n.start * STEP_SECONDS, n.end * STEP_SECONDS, n.pitch, n.velocity) for n in out]
+    return [Note(n.start * step, n.end * step, n.pitch, n.velocity) for n in out]
 
 
-def notes_to_tokens(notes: Iterable[Note]) -> tuple[np.ndarray, np.ndarray]:
-    """Encode notes as tokens; also return each token's time in seconds (for conditioning).
+def notes_to_tokens(notes: Iterable[Note], step: float = STEP_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+    """Encode notes as tokens, one TIME_SHIFT step per ``step`` s; also return each token's time in
+    seconds (for conditioning).
 
     At one instant note-offs come before note-ons so a re-struck pitch survives; VELOCITY is
     emitted only when the bin changes.
     """
     points: list[tuple[int, int, int, int]] = []  # (step, order, pitch, velocity bin)
-    for n in quantize_notes(notes):
-        s, e = round(n.start / STEP_SECONDS), round(n.end / STEP_SECONDS)
+    for n in quantize_notes(notes, step):
+        s, e = round(n.start / step), round(n.end / step)
         points.append((s, 1, n.pitch, velocity_to_bin(n.velocity)))
         points.append((e, 0, n.pitch, 0))
     points.sort()
@@ -126,9 +151,9 @@ def notes_to_tokens(notes: Iterable[Note]) -> tuple[np.ndarray, np.ndarray]:
     times: list[int] = []
     now = 0
     vbin = -1
-    for step, order, pitch, vb in points:
-        while step > now:
-            shift = min(step - now, MAX_SHIFT_STEPS)
+    for at, order, pitch, vb in points:
+        while at > now:
+            shift = min(at - now, MAX_SHIFT_STEPS)
             tokens.append(encode("TIME_SHIFT", shift))
             times.append(now)
             now += shift
@@ -141,12 +166,12 @@ def notes_to_tokens(notes: Iterable[Note]) -> tuple[np.ndarray, np.ndarray]:
         else:
             tokens.append(encode("NOTE_OFF", pitch))
         times.append(now)
-    return np.asarray(tokens, dtype=np.int16), np.asarray(times, dtype=np.float64) * STEP_SECONDS
+    return np.asarray(tokens, dtype=np.int16), np.asarray(times, dtype=np.float64) * step
 
 
-def tokens_to_notes(tokens: Iterable[int]) -> list[Note]:
+def tokens_to_notes(tokens: Iterable[int], step: float = STEP_SECONDS) -> list[Note]:
     """Decode a whole token sequence (no guards): the inverse of notes_to_tokens."""
-    decoder = StreamingDecoder(max_note_seconds=float("inf"), max_polyphony=128)
+    decoder = StreamingDecoder(max_note_seconds=float("inf"), max_polyphony=128, step=step)
     starts: dict[int, tuple[float, int]] = {}
     out: list[Note] = []
     for token in tokens:
@@ -174,7 +199,8 @@ class NoteMessage(NamedTuple):
 class StreamingDecoder:
     """Tokens in, timed note messages out, one token at a time, with runaway guards.
 
-    ``time_scale`` stretches TIME_SHIFTs (the engine's density control path); ``advance`` moves
+    ``step`` is the seconds of one TIME_SHIFT step (for a model in beat time, set from the tempo
+    by whoever feeds it); ``time_scale`` stretches them (the engine's density control path); ``advance`` moves
     time on by any amount (the engine's beat grid). The guards end a note held longer than
     ``max_note_seconds`` and the oldest note when ``max_polyphony`` would be exceeded, so no model
     can leave a note hanging. ``ended`` keeps when each pitch last stopped sounding, for a
@@ -188,12 +214,13 @@ class StreamingDecoder:
     velocity: int = bin_to_velocity(20)
     active: dict[int, float] = field(default_factory=dict)  # pitch -> onset time, in onset order
     ended: dict[int, float] = field(default_factory=dict)  # pitch -> when its last note ended
+    step: float = STEP_SECONDS
 
     ENDED_KEPT = 1.0  # s a note-off is remembered
 
     def copy(self) -> "StreamingDecoder":
         return StreamingDecoder(self.max_note_seconds, self.max_polyphony, self.time_scale,
-                                self.time, self.velocity, dict(self.active), dict(self.ended))
+                                self.time, self.velocity, dict(self.active), dict(self.ended), self.step)
 
     def advance(self, new_time: float) -> list[NoteMessage]:
         """Move time on to ``new_time``; the note-offs of notes that reached the length guard."""
@@ -216,7 +243,7 @@ class StreamingDecoder:
         kind, value = decode(token)
         out: list[NoteMessage] = []
         if kind == "TIME_SHIFT":
-            return self.advance(self.time + value * STEP_SECONDS * self.time_scale)
+            return self.advance(self.time + value * self.step * self.time_scale)
         if kind == "VELOCITY":
             self.velocity = bin_to_velocity(value)
         elif kind == "NOTE_ON":

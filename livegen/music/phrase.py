@@ -100,12 +100,19 @@ def estimate_controls(notes: list[Note], base: Controls, span: float | None = No
                     theme=base.theme, toward=base.toward, mix=base.mix, bpm=base.bpm)
 
 
-def phrase_tokens(notes: list[Note], limit: int) -> list[int]:
-    """The phrase as event tokens (its last ``limit``), to prime the Char-RNN with."""
+def phrase_tokens(notes: list[Note], limit: int, tempo=None) -> list[int]:
+    """The phrase as event tokens (its last ``limit``), to prime the Char-RNN with; given the take's
+    ``tempo`` map, in beat time, for a model that counts time in beats."""
     if not notes:
         return []
+    step = events.TIME_UNITS["seconds"]
+    if tempo is not None:
+        per_beat = 60.0 / events.REFERENCE_BPM
+        notes = [Note(tempo.beat_at(n.start) * per_beat, tempo.beat_at(n.end) * per_beat, n.pitch, n.velocity)
+                 for n in notes]
+        step = events.TIME_UNITS["beats"]
     t0 = notes[0].start
-    tokens, _ = events.notes_to_tokens(Note(n.start - t0, n.end - t0, n.pitch, n.velocity) for n in notes)
+    tokens, _ = events.notes_to_tokens((Note(n.start - t0, n.end - t0, n.pitch, n.velocity) for n in notes), step)
     return [int(t) for t in tokens[-limit:]]
 
 

@@ -13,7 +13,7 @@ from livegen.errors import UserError
 from livegen.models import checkpoint
 from livegen.models.charrnn import CharRNNConfig
 from livegen.music import conditioning, events
-from livegen.music.corpus import load_corpus
+from livegen.music.corpus import beat_grid, load_corpus
 from livegen.train import distributed
 from livegen.train.data import PAD, TokenWindows, WindowOrder, training_pieces, validation_windows, window_tokens
 from livegen.train.pieces import load_pieces
@@ -34,9 +34,10 @@ def _torch_setup(threads: int):
 def train(data: str, out: str, minutes: float, seq_len: int = 256, batch: int = 48, lr: float = 2e-3,
           seed: int = 0, threads: int | None = None, resume: bool = True, log=print,
           config_overrides: dict | None = None, max_steps: int | None = None, device: str = "auto",
-          accum: int = 1, eval_every: float = 120.0, progress: bool = True) -> dict:
+          accum: int = 1, eval_every: float = 120.0, progress: bool = True, init: str | None = None) -> dict:
     """Train until ``minutes`` pass (or ``max_steps``); keeps the checkpoint with the best held-out NLL;
-    ``progress``: a progress bar on stderr.
+    ``progress``: a progress bar on stderr. ``init``: a Char-RNN checkpoint of the same shape to start
+    from (its weights only: a model moving to another time unit keeps what it knows of pitch).
 
     ``batch`` is the global batch of one optimizer step: split over the processes torchrun started
     and over ``accum`` micro-batches each, so the same ``batch`` trains the same model at any scale.
@@ -45,11 +46,11 @@ def train(data: str, out: str, minutes: float, seq_len: int = 256, batch: int = 
     """
     with distributed.session(device, threads) as dist:
         return _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, config_overrides,
-                      max_steps, accum, eval_every, progress and dist.main)
+                      max_steps, accum, eval_every, progress and dist.main, init)
 
 
 def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, config_overrides, max_steps, accum,
-           eval_every, progress):
+           eval_every, progress, init):
     import torch  # the training runtime, loaded when training starts
 
     from livegen.models.nets.charrnn import CharRNN  # a torch model: loaded with the runtime
@@ -71,6 +72,10 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
         model, meta = checkpoint.load(out_path)
         if model.kind != "charrnn":
             raise UserError(f"{out_path} holds a {model.kind} model, not a Char-RNN; choose another --out")
+        wanted = (config_overrides or {}).get("time_unit", model.config.time_unit)
+        if wanted != model.config.time_unit:
+            raise UserError(f"{out_path} counts time in {model.config.time_unit}, not {wanted}: choose another --out "
+                            "(or --no-resume to start it again)")
         saved_state = meta["extra"].get("train", {})
         state.update(saved_state)
         if "samples" not in saved_state:  # a checkpoint from before the window order
@@ -78,6 +83,8 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
         say(f"resuming from {out_path} at step {state['step']} (best held-out {state['best_val']:.3f})")
     else:
         model = CharRNN(CharRNNConfig(**(config_overrides or {})))
+        if init:
+            _start_from(model, init, say)
     model.to(dist.device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     saved = load_optimizer(opt_path, state["step"], say) if resuming else None
@@ -85,8 +92,9 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
         restore_optimizer(opt, saved)
     net = dist.wrap(model)
 
-    windows = TokenWindows(pieces, seq_len, seed)
-    val = validation_windows(pieces, seq_len) if dist.main else None
+    time_unit = model.config.time_unit
+    windows = TokenWindows(pieces, seq_len, seed, time_unit=time_unit)
+    val = validation_windows(pieces, seq_len, time_unit=time_unit) if dist.main else None
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=PAD, reduction="sum")
     from tqdm import tqdm  # the progress bar: loaded when training starts
 
@@ -155,6 +163,18 @@ def _train(dist, data, out, minutes, seq_len, batch, lr, seed, resume, log, conf
     return state
 
 
+def _start_from(model, path: str, say) -> None:
+    """``model`` given the weights of the Char-RNN checkpoint at ``path``, which must be of its shape."""
+    start, _ = checkpoint.load(path)
+    if start.kind != "charrnn":
+        raise UserError(f"--init {path} is a {start.kind}, not a Char-RNN")
+    mine, theirs = model.state_dict(), start.state_dict()
+    if {k: tuple(v.shape) for k, v in mine.items()} != {k: tuple(v.shape) for k, v in theirs.items()}:
+        raise UserError(f"--init {path} is a Char-RNN of another shape; start from one of the same size, or without --init")
+    model.load_state_dict(theirs)
+    say(f"starting from the weights of {path} (time unit {start.config.time_unit} -> {model.config.time_unit})")
+
+
 def _dropout_noise(config, seed: int, positions, length: int, device):
     """The uniforms a micro-batch's dropout masks come from, one generator per sample keyed by its
     place in the whole run (seed, global position), so the masks follow the sample, not the process
@@ -194,14 +214,16 @@ def evaluate(path: str, data: str, threads: int = 2, limit_pieces: int | None = 
         raise UserError(f"{path} is a {model.kind}: `livegen eval` measures a Char-RNN's (or the commentary "
                         f"model's) held-out NLL; the {model.kind}'s numbers are in `livegen bench`")
     coarse = meta["extra"].get("velocity_levels", events.VELOCITY_BINS) < events.VELOCITY_BINS
+    in_beats = model.config.time_unit == "beats"
     corpus = load_corpus(data, workers=threads)
     pieces = corpus.pieces[:limit_pieces] if limit_pieces else corpus.pieces
-    encoded = [window_tokens(notes, 0, 10**9, None, None, coarse_velocity=coarse) for _, notes in pieces]
+    encoded = [window_tokens(notes, 0, 10**9, None, None, coarse_velocity=coarse,
+                             beats=beat_grid(name, notes)[0] if in_beats else None) for name, notes in pieces]
     encoded = sorted((e for e in encoded if len(e[0]) >= 2), key=lambda e: len(e[0]))
     if not encoded:
         raise UserError(f"no events to evaluate in {data}")
     total = {"on": 0.0, "off": 0.0}
-    count = 0
+    count = notes = 0
     with torch.no_grad():
         for i in range(0, len(encoded), batch):
             group = encoded[i:i + batch]
@@ -220,13 +242,18 @@ def evaluate(path: str, data: str, threads: int = 2, limit_pieces: int | None = 
                 nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
                 total[mode] += float((nll * mask).sum())
             count += int(mask.sum())
+            on = events.token_range("NOTE_ON")
+            notes += int((((x[:, 1:] >= on.start) & (x[:, 1:] < on.stop)) * mask).sum())
     return {
         "nll_nats_per_event": total["on"] / count,
         "nll_unconditioned_nats_per_event": total["off"] / count,
+        "nll_nats_per_note": total["on"] / max(notes, 1),  # compares models whose time steps differ
         "random_baseline_nats_per_event": math.log(events.VOCAB_SIZE),
         "events": count,
+        "notes": notes,
         "pieces": len(encoded),
         "skipped_files": dict(corpus.skipped),
         "model": str(path),
+        "time_unit": model.config.time_unit,
         "trained_steps": meta["extra"].get("train", {}).get("step"),
     }

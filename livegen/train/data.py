@@ -65,12 +65,16 @@ class Augment:
 
 
 def window_tokens(notes, start_index: int, seq_len: int, rng: np.random.Generator | None,
-                  aug: Augment | None, cond_off_prob: float = 0.0, coarse_velocity: bool = True):
+                  aug: Augment | None, cond_off_prob: float = 0.0, coarse_velocity: bool = True,
+                  beats: np.ndarray | None = None):
     """(tokens[<= seq_len+1], cond[<= seq_len+1, C]) starting at a note, augmented when ``aug`` is given.
 
-    ``notes``: a list of Note, or NOTE_DTYPE rows (a piece of a prepared corpus)."""
+    ``notes``: a list of Note, or NOTE_DTYPE rows (a piece of a prepared corpus). With the piece's
+    ``beats`` the window is written in beat time (``events.TIME_UNITS["beats"]``), and not stretched:
+    a tempo is no longer something a model in beat time hears."""
     shift, factor = _draw_augmentation(rng, aug)
-    tokens, cond = _encode(notes, start_index, seq_len, shift, factor, coarse_velocity)
+    tokens, cond = _encode(notes, start_index, seq_len, shift, 1.0 if beats is not None else factor,
+                           coarse_velocity, beats)
     if rng is not None and cond_off_prob > 0:
         r = rng.random(4)
         if r[0] < cond_off_prob:
@@ -94,10 +98,13 @@ def _draw_augmentation(rng, aug) -> tuple[int, float]:
     return shift, factor
 
 
-def _encode(notes, start_index: int, seq_len: int, shift: int, factor: float, coarse_velocity: bool):
+def _encode(notes, start_index: int, seq_len: int, shift: int, factor: float, coarse_velocity: bool, beats):
     chunk = notes[start_index:start_index + seq_len + 256]  # ample tokens, and 5 s of future beyond them
     if isinstance(chunk, np.ndarray):
         chunk = [Note(*row) for row in chunk.tolist()]
+    step = events.TIME_UNITS["seconds"]
+    if beats is not None:
+        chunk, step = events.to_beat_time(chunk, beats), events.TIME_UNITS["beats"]
     t0 = chunk[0].start if start_index > 0 else 0.0
     moved = []
     for n in chunk:
@@ -108,8 +115,8 @@ def _encode(notes, start_index: int, seq_len: int, shift: int, factor: float, co
         if coarse_velocity:  # 8 levels: velocity changes on nearly every POP909 note otherwise
             v = events.bin_to_velocity(min(events.velocity_to_bin(v) // 4 * 4 + 2, events.VELOCITY_BINS - 1))
         moved.append(Note((n.start - t0) * factor, (n.end - t0) * factor, p, v))
-    tokens, times = events.notes_to_tokens(moved)
-    q = events.quantize_notes(moved)
+    tokens, times = events.notes_to_tokens(moved, step)
+    q = events.quantize_notes(moved, step)
     onsets = np.array([n.start for n in q])
     pitches = np.array([n.pitch for n in q], dtype=np.int64)
     cond = conditioning.future_conditions(times, onsets, pitches)
@@ -191,8 +198,10 @@ class TokenWindows:
     about a third as many notes), so an epoch covers every piece in proportion to its length. A
     window that runs out of notes is moved back; only a piece shorter than a window is padded."""
 
-    def __init__(self, pieces, seq_len: int, seed: int, aug: Augment | None = None, cond_off_prob: float = 0.15):
+    def __init__(self, pieces, seq_len: int, seed: int, aug: Augment | None = None, cond_off_prob: float = 0.15,
+                 time_unit: str = "seconds"):
         self.pieces, self.seq_len, self.cond_off_prob = pieces, seq_len, cond_off_prob
+        self.in_beats = time_unit == "beats"
         self.aug = aug or Augment()
         self.stride = max(1, seq_len // 4)
         counts = np.where(training_pieces(pieces), -(-pieces.lengths // self.stride), 0)
@@ -203,11 +212,12 @@ class TokenWindows:
         piece, k, _ = self.order.locate(g)
         rng = self.order.rng(g)
         notes = self.pieces.notes(piece)
+        beats = self.pieces.beats(piece)[0] if self.in_beats else None
         start = min(k * self.stride + int(rng.integers(self.stride)), max(0, len(notes) - 16))
         aug_state = rng.bit_generator.state
         for _ in range(4):
             rng.bit_generator.state = aug_state  # the same augmentation however far the window moves
-            tokens, cond = window_tokens(notes, start, self.seq_len, rng, self.aug, self.cond_off_prob)
+            tokens, cond = window_tokens(notes, start, self.seq_len, rng, self.aug, self.cond_off_prob, beats=beats)
             missing = self.seq_len + 1 - len(tokens)
             if missing <= 0 or start == 0:
                 break
@@ -229,7 +239,7 @@ def pad_window(tokens: np.ndarray, cond: np.ndarray, seq_len: int) -> tuple[np.n
     return out, full
 
 
-def validation_windows(pieces, seq_len: int, count: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def validation_windows(pieces, seq_len: int, count: int = 64, time_unit: str = "seconds") -> tuple[np.ndarray, np.ndarray]:
     """The same held-out windows every time, so NLLs compare (padded only when no piece is long enough)."""
     held = np.flatnonzero(pieces.held_out)
     if not len(held):
@@ -238,8 +248,10 @@ def validation_windows(pieces, seq_len: int, count: int = 64) -> tuple[np.ndarra
     for allow_short in (False, True):
         rng = np.random.default_rng(1234)
         for _ in range(count * 4):
-            notes = pieces.notes(int(held[rng.integers(len(held))]))
-            t, c = window_tokens(notes, int(rng.integers(0, max(1, len(notes) - 16))), seq_len, None, None)
+            piece = int(held[rng.integers(len(held))])
+            notes = pieces.notes(piece)
+            beats = pieces.beats(piece)[0] if time_unit == "beats" else None
+            t, c = window_tokens(notes, int(rng.integers(0, max(1, len(notes) - 16))), seq_len, None, None, beats=beats)
             if allow_short or len(t) == seq_len + 1:
                 windows.append(pad_window(t, c, seq_len))
             if len(windows) == count:
