@@ -33,7 +33,7 @@ NAME_PUNCTUATION = " _-.+"
 
 @dataclass
 class ModelPreset:
-    model: str = "charrnn"  # "charrnn" (the shipped default) or a checkpoint path
+    model: str = "charrnn"  # "charrnn" (the shipped default), "expressive", "dcrnn" or a checkpoint path
     temperature: float = 1.0
     seed: int = 0  # the same seed and gestures play the same notes (perform's --seed overrides)
 

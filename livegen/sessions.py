@@ -24,13 +24,29 @@ from livegen.music.control_stream import CONTROL_FIELDS, changed_row, format_lin
 from livegen.presets import LayerPreset
 from livegen.sensors.script import LEAD, ScriptControls
 
-VERSION = 1
+VERSION = 2  # 2: "model" (and each layer's) is the name the model was loaded by; 1 wrote its kind
 NUMBER = (int, float)
 HEADER_TYPES = {"model": str, "seed": int, "temperature": NUMBER, "bpm": NUMBER, "lookahead": NUMBER, "channel": int,
                 "program": (int, type(None)), "volume": (int, type(None)), "steering": bool, "timing": str,
                 "started": str, "midi": str, "layers": list, "from": NUMBER, "respond": dict}
 LAYER_TYPES = {"model": str, "channel": int, "program": (int, type(None)), "volume": (int, type(None)),
                "temperature": (*NUMBER, type(None)), "port": (str, type(None))}
+
+
+def recorded_model(model: str, version: int) -> str:
+    """The model a take names, as ``load_model`` loads it: a version-1 session's "charrnn" was the
+    Char-RNN in clock time that ships today as "expressive" (the same file)."""
+    return "expressive" if version < 2 and model == "charrnn" else model
+
+
+def recorded_models(header: dict) -> dict:
+    """The header with its model and its layers' models as ``load_model`` names them."""
+    version = header.get("version", VERSION)
+    out = dict(header, model=recorded_model(str(header.get("model", "charrnn")), version))
+    if isinstance(header.get("layers"), list):
+        out["layers"] = [dict(entry, model=recorded_model(str(entry.get("model")), version))
+                         if isinstance(entry, dict) else entry for entry in header["layers"]]
+    return out
 
 
 def session_path(midi_path: str | Path) -> Path:
@@ -144,8 +160,9 @@ class ReplayControls(ScriptControls):
 
     def mismatches(self, **used) -> list[str]:
         """Settings this replay uses that differ from the recorded take's (the notes will differ)."""
-        return [f"{key} {self.header[key]!r} (now {value!r})" for key, value in used.items()
-                if key in self.header and value is not None and self.header[key] != value]
+        recorded = recorded_models(self.header)
+        return [f"{key} {recorded[key]!r} (now {value!r})" for key, value in used.items()
+                if key in self.header and value is not None and recorded[key] != value]
 
 
 @dataclass
@@ -170,17 +187,18 @@ class RecordedTake:
     def perform_args(self) -> list[str]:
         """The ``livegen`` arguments that replay this take note for note."""
         args = ["perform", "--controls", f"replay:{self.controls}", "--seed", str(self.seed)]
+        header = recorded_models(self.header)
         for key, flag in (("model", "--model"), ("bpm", "--bpm"), ("temperature", "--temperature")):
             if key in self.header:
-                args += [flag, str(self.header[key])]
+                args += [flag, str(header[key])]
         return args
 
     def replay_overrides(self) -> dict:
         """The take settings (``TakeSpec`` overrides) that replay this take note for note, on
         whatever output the player chooses."""
-        h = self.header
+        h = recorded_models(self.header)
         program = h.get("program")
-        return {"controls": f"replay:{self.controls}", "seed": self.seed, "model": str(h.get("model", "charrnn")),
+        return {"controls": f"replay:{self.controls}", "seed": self.seed, "model": h["model"],
                 "temperature": float(h.get("temperature", 1.0)), "lookahead": h.get("lookahead"),
                 "channel": int(h.get("channel", 1)), "program": -1 if program is None else int(program),
                 "volume": h.get("volume"), "steering": bool(h.get("steering", True)),

@@ -65,7 +65,7 @@ def test_stopping_any_way_ends_every_note(receiver, tmp_path, how):
 class ExplodingModel:
     """Wraps the real model's live runtime; its step fails after a while, as a runaway model might."""
 
-    kind = "charrnn"
+    kind = name = "charrnn"
 
     def __init__(self, model, after):
         self.model, self.after, self.calls = model, after, 0

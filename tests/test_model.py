@@ -127,14 +127,24 @@ def test_the_live_loader_names_the_weight_that_does_not_fit(tmp_path):
         checkpoint.load_live(path)
 
 
-@pytest.mark.parametrize("name,kind", [("DEFAULT_CHARRNN", "charrnn"), ("DEFAULT_DCRNN", "dcrnn"),
-                                       ("DEFAULT_COMMENTARY", "cvae")])
+@pytest.mark.parametrize("name,kind", [("DEFAULT_CHARRNN", "charrnn"), ("EXPRESSIVE_CHARRNN", "charrnn"),
+                                       ("DEFAULT_DCRNN", "dcrnn"), ("DEFAULT_COMMENTARY", "cvae")])
 @each_loader
 def test_shipped_models_load(load, name, kind):
     model, meta = load(getattr(checkpoint, name))
     assert meta["kind"] == model.kind == kind
 
 
-def test_shipped_default_model_is_small():
-    assert checkpoint.DEFAULT_CHARRNN.stat().st_size < 15 * 2**20
-    assert checkpoint.DEFAULT_CHARRNN.stat().st_size < 15 * 2**20
+def test_shipped_models_are_small_and_the_default_char_rnn_plays_on_the_beat():
+    for name, (_, path) in checkpoint.SHIPPED.items():
+        assert path.stat().st_size < 15 * 2**20, name
+    assert checkpoint.read_metadata(checkpoint.DEFAULT_CHARRNN)["config"]["time_unit"] == "beats"
+    assert checkpoint.read_metadata(checkpoint.EXPRESSIVE_CHARRNN)["config"].get("time_unit", "seconds") == "seconds"
+
+
+def test_a_model_loaded_by_name_keeps_the_name_a_take_replays_it_with(tmp_path):
+    assert checkpoint.load_model("expressive").name == "expressive"
+    assert checkpoint.load_model("dcrnn").name == "dcrnn"
+    copy = tmp_path / "mine.safetensors"
+    copy.write_bytes(checkpoint.EXPRESSIVE_CHARRNN.read_bytes())
+    assert checkpoint.load_model(str(copy)).name == str(copy.resolve())

@@ -56,7 +56,7 @@ def live_take(model_name, path, seconds=6.0, seed=7):
     return engine
 
 
-@pytest.mark.parametrize("model", ["charrnn", "dcrnn"])
+@pytest.mark.parametrize("model", ["charrnn", "expressive", "dcrnn"])
 def test_a_live_take_replays_note_for_note(tmp_path, model):
     take = tmp_path / "take.mid"
     engine = live_take(model, take)
@@ -188,3 +188,21 @@ def test_a_take_steered_by_late_stamped_values_replays_and_renders_note_for_note
     rendered = sorted((round(start * ticks_per_second), pitch) for start, _, pitch in render(offline, seconds))
     assert [p for _, p in rendered] == [p for _, p in sorted(heard)]
     assert max(abs(a - b) for (a, _), (b, _) in zip(rendered, sorted(heard))) <= 1
+
+
+@pytest.mark.parametrize("version,model,layer,replayed", [
+    (1, "charrnn", "charrnn", "expressive"),  # version 1 wrote the kind: its Char-RNN ships as "expressive" now
+    (1, "dcrnn", "dcrnn", "dcrnn"),
+    (2, "charrnn", "expressive", "charrnn"),
+])
+def test_a_take_replays_with_the_model_it_was_played_by(tmp_path, version, model, layer, replayed):
+    session = tmp_path / "old.jsonl"
+    header = {"livegen": "session", "version": version, "seed": 3, "model": model,
+              "layers": [{"model": layer, "channel": 2}]}
+    session.write_text(json.dumps(header) + "\n" + json.dumps({"t": 0.0, "pitch": 0.5}) + "\n"
+                       + json.dumps({"t": 2.0, "end": True}) + "\n")
+    take = read_take(session)
+    overrides = take.replay_overrides()
+    assert overrides["model"] == replayed
+    assert overrides["layers"][0].model == ("expressive" if version == 1 and layer == "charrnn" else layer)
+    assert take.perform_args()[take.perform_args().index("--model") + 1] == replayed

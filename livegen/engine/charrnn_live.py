@@ -77,8 +77,8 @@ class Steering:
     """
 
     enabled: bool = True
-    register_sigma: float = 12.0  # semitones: wide, so the register moves the music rather than squeezing it
-    lead: float = 1.0  # the bias centre's lead beyond the target, per semitone the played mean lags it
+    register_sigma: float = 16.0  # semitones: wide, so the register moves the music rather than squeezing it
+    lead: float = 2.0  # the bias centre's lead beyond the target, per semitone the played mean lags it
     reach: float = 24.0  # semitones: the most the centre leads the target
     register_tau: float = 1.0  # seconds of played time the recent played mean averages over
     scale_bonus: float = 3.0  # logits out-of-key pitches lose once a key is asked for or latched

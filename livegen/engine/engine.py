@@ -85,7 +85,7 @@ class Layer:
     temperature: float | None = None  # None: the engine's
 
     def describe(self) -> dict:
-        return {"model": self.model.kind, "channel": self.channel + 1, "program": self.program,
+        return {"model": self.model.name, "channel": self.channel + 1, "program": self.program,
                 "volume": self.volume, "port": self.output.port, "temperature": self.temperature}
 
 
@@ -280,7 +280,7 @@ class Engine:
     def _open_session(self, initial: Controls) -> SessionWriter:
         """The control stream beside the recording, starting from ``initial`` at its time 0."""
         s = self.settings
-        header = {"midi": os.path.basename(self.record), "model": self.model.kind, "seed": s.seed,
+        header = {"midi": os.path.basename(self.record), "model": self.model.name, "seed": s.seed,
                   "temperature": s.temperature, "bpm": s.bpm, "lookahead": s.lookahead, "channel": s.channel + 1,
                   "program": s.program, "volume": s.volume, "steering": s.steering, "timing": s.timing}
         if self.record_from:

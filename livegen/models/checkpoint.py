@@ -27,7 +27,8 @@ from livegen.music import conditioning, events
 
 FORMAT = "livegen-checkpoint-1"
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_CHARRNN = PACKAGE_DIR / "charrnn-pop909.safetensors"
+DEFAULT_CHARRNN = PACKAGE_DIR / "charrnn-pop909.safetensors"  # counts time in beats: plays on the take's beat
+EXPRESSIVE_CHARRNN = PACKAGE_DIR / "expressive-pop909.safetensors"  # a Char-RNN in clock time: its own timing
 DEFAULT_DCRNN = PACKAGE_DIR / "dcrnn-pop909.safetensors"
 DEFAULT_COMMENTARY = PACKAGE_DIR / "commentary-musiccaps.safetensors"
 TEXT_KINDS = {"cvae"}  # models of words: they carry their own vocabulary (in the config), no MIDI events
@@ -152,11 +153,15 @@ def load(path: str | os.PathLike):
     return model, meta
 
 
+SHIPPED = {"charrnn": ("Char-RNN", DEFAULT_CHARRNN), "expressive": ("expressive Char-RNN", EXPRESSIVE_CHARRNN),
+           "dcrnn": ("DCRNN", DEFAULT_DCRNN)}  # the models a take names without a path
+
+
 def model_path(name: str | os.PathLike) -> Path:
-    """A model's file by name: ``charrnn`` and ``dcrnn`` are the shipped ones, anything else a checkpoint path."""
-    shipped = {"charrnn": ("Char-RNN", DEFAULT_CHARRNN), "dcrnn": ("DCRNN", DEFAULT_DCRNN)}
-    if name in shipped:
-        what, path = shipped[name]
+    """A model's file by name: ``charrnn``, ``expressive`` and ``dcrnn`` are the shipped ones, anything else a
+    checkpoint path."""
+    if name in SHIPPED:
+        what, path = SHIPPED[name]
         if not path.is_file():
             raise UserError(f"the shipped {what} {path} is missing: reinstall livegen")
         return path
@@ -164,6 +169,8 @@ def model_path(name: str | os.PathLike) -> Path:
 
 
 def load_model(name: str | os.PathLike):
-    """The numpy runtime of a model by name (see ``model_path``), for live use."""
-    model, _ = load_live(model_path(name))
+    """The numpy runtime of a model by name (see ``model_path``), for live use; it keeps that name."""
+    path = model_path(name)
+    model, _ = load_live(path)
+    model.name = str(name) if name in SHIPPED else str(path.resolve())  # a replay may run elsewhere
     return model

@@ -73,6 +73,7 @@ class LiveDCRNN:
     """
 
     kind = "dcrnn"
+    name = "dcrnn"  # what it was loaded as (``checkpoint.load_model``): a take records it, to replay with it
 
     def __init__(self, config: DCRNNConfig, arrays: dict[str, np.ndarray]):
         """From the torch module's state_dict as numpy arrays (a checkpoint's, or ``DCRNN.live()``);

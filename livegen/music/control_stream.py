@@ -30,7 +30,7 @@ Recorded sessions (livegen/sessions.py) add two things a script may use too: a f
 ``"livegen"`` key, a header naming what else shaped the take, and a last line saying when the
 take ended (a replay stops there):
 
-    {"livegen": "session", "version": 1, "model": "charrnn", "seed": 3, "bpm": 120.0, ...}
+    {"livegen": "session", "version": 2, "model": "charrnn", "seed": 3, "bpm": 120.0, ...}
     {"t": 31.25, "end": true}
 """
 from __future__ import annotations

@@ -127,7 +127,7 @@ class TakeRunner:
         output = choose_output(spec.output, spec.record, self.log)
         layers = build_layers(spec, output, model, self.model, self.log)
         if replay:
-            for what in source.mismatches(seed=spec.settings.seed, model=model.kind, bpm=spec.settings.bpm,
+            for what in source.mismatches(seed=spec.settings.seed, model=model.name, bpm=spec.settings.bpm,
                                           temperature=spec.settings.temperature,
                                           layers=[layer.describe() for layer in layers]):
                 self.log(f"warning: the take was recorded with {what}: the notes will differ")
