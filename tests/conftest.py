@@ -1,4 +1,5 @@
-"""Shared fixtures: the real data folder, a real JACK server (dummy driver), a receiving port."""
+"""Shared fixtures: the real data folder, a real JACK server (dummy driver), a receiving port, the
+real panel window."""
 from __future__ import annotations
 
 import os
@@ -166,6 +167,43 @@ def dcrnn_frames(live, z):
             fine, frame = live.fine_step(coarse, z[k], j, fine)
             frames.append(frame)
     return np.stack(frames)
+
+
+START_MS = 30_000  # a take starts in ~1 s; generous for a loaded 2-core CI machine
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    """A panel (pytest-qt, offscreen) playing to ``port`` (a receiver's name) on JACK, from
+    ``preset`` (else the default) with ``gui`` keys set; takes land in the test's
+    ``paths.takes_dir()`` (``LIVEGEN_HOME``). Closed after the test."""
+    from livegen import presets  # the panel and its Qt: only the panel's tests load them
+    from livegen.gui.app import application
+    from livegen.gui.window import MainWindow
+
+    monkeypatch.chdir(tmp_path)
+    application()
+    windows = []
+
+    def make(port: str = "", preset=None, **gui):
+        preset = preset or presets.Preset()
+        preset.output.api, preset.output.port = ("jack", port) if port else ("auto", "")
+        preset.controls.density = 0.8
+        for key, value in gui.items():
+            setattr(preset.gui, key, value)
+        window = MainWindow(preset)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def wait_playing(qtbot, window):
+    qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine.now() > 0, timeout=START_MS)
 
 
 def livegen_cmd(*args: str) -> list[str]:

@@ -18,42 +18,11 @@ pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import QPoint, Qt  # noqa: E402
 
-from conftest import Receiver, livegen_cmd, shared_data  # noqa: E402
+from conftest import START_MS, Receiver, livegen_cmd, shared_data, wait_playing  # noqa: E402
 from livegen import paths, presets  # noqa: E402
-from livegen.gui.app import BoothMode, application  # noqa: E402
-from livegen.gui.window import MainWindow  # noqa: E402
+from livegen.gui.app import BoothMode  # noqa: E402
 
 LEFT = Qt.MouseButton.LeftButton
-START_MS = 30_000  # a take starts in ~1 s; generous for a loaded 2-core CI machine
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path, monkeypatch):
-    """A panel playing to ``port`` (a receiver's name) on JACK; takes land in the test's
-    ``paths.takes_dir()`` (conftest's ``LIVEGEN_HOME``)."""
-    monkeypatch.chdir(tmp_path)
-    application()
-    windows = []
-
-    def make(port: str = "", **gui) -> MainWindow:
-        preset = presets.Preset()
-        preset.output.api, preset.output.port = ("jack", port) if port else ("auto", "")
-        preset.controls.density = 0.8
-        for key, value in gui.items():
-            setattr(preset.gui, key, value)
-        window = MainWindow(preset)
-        qtbot.addWidget(window)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
-
-
-def wait_playing(qtbot, window):
-    qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine.now() > 0, timeout=START_MS)
 
 
 def wait_stopped(qtbot, window):
@@ -243,6 +212,10 @@ def test_a_corrupt_checkpoint_shows_an_error_and_the_panel_lives_on(make_window,
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=START_MS)
     assert "not a readable safetensors" in window.banner.text.text()
     assert window.model.model.currentData() == "charrnn"
+    shipped = [window.model.model.itemData(i) for i in range(window.model.model.count())]
+    assert shipped == ["charrnn", "dcrnn", "expressive"]  # the broken one is gone, the shipped ones stay
+    window.model.forget("expressive")
+    assert window.model.model.findData("expressive") == 2
 
 
 def test_a_bad_preset_file_shows_an_error(make_window, tmp_path):
@@ -903,6 +876,8 @@ def test_the_tempo_source_and_osc_are_saved_in_the_preset_and_loaded_back(make_w
     assert other.preset() == saved and other.model.tempo_source.currentText() == "Link"
     qtbot.waitUntil(lambda: other.osc.server is not None, timeout=5000)  # the preset turned OSC on
     assert other.osc_panel.network.isChecked() and other.osc.server.address == ("0.0.0.0", port)
+    other.model.tempo_source.setCurrentIndex(other.model.tempo_source.findData("player"))
+    assert other.preset().engine.tempo_source == "player" and "MIDI in" in other.model.tempo_source.toolTip()
 
 
 # --- the Learn tab -----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The stage view, driven through the real window (pytest-qt, offscreen): the performance view read
 at a quarter size, health, Rec inside a take, booth mode on three screens, and musicians' habits."""
+import functools
 import os
 import subprocess
 
@@ -13,46 +14,23 @@ pytest.importorskip("pytestqt")
 from PyQt6.QtCore import QPoint, QRect, Qt  # noqa: E402
 from PyQt6.QtGui import QColor, QImage  # noqa: E402
 
-from conftest import livegen_cmd  # noqa: E402
+from conftest import START_MS, livegen_cmd, wait_playing  # noqa: E402
 from livegen import presets  # noqa: E402
 from livegen.gui import theme  # noqa: E402
-from livegen.gui.app import BoothMode, application  # noqa: E402
+from livegen.gui.app import BoothMode  # noqa: E402
 from livegen.gui.panels import elide_middle  # noqa: E402
 from livegen.gui.stage import DROPPED_ADVICE, health  # noqa: E402
 from livegen.gui.widgets import LockIcon  # noqa: E402
-from livegen.gui.window import MainWindow, in_panel_words  # noqa: E402
+from livegen.gui.window import in_panel_words  # noqa: E402
 from livegen.music.general_midi import PROGRAM_NAMES  # noqa: E402
 
 LEFT = Qt.MouseButton.LeftButton
-START_MS = 30_000
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    application()
-    windows = []
-
-    def make(port: str = "", preset: presets.Preset | None = None, **gui) -> MainWindow:
-        preset = preset or presets.Preset()
-        preset.output.api, preset.output.port = ("jack", port) if port else ("auto", "")
-        preset.controls.density = 0.8
-        preset.gui.commentary = False
-        for key, value in gui.items():
-            setattr(preset.gui, key, value)
-        window = MainWindow(preset)
-        qtbot.addWidget(window)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
-
-
-def wait_playing(qtbot, window):
-    qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine.now() > 0, timeout=START_MS)
+def quiet_window(make_window):
+    """A panel without the commentary: the stage view's tests do not read it."""
+    return functools.partial(make_window, commentary=False)
 
 
 def ink_height(image: QImage, area: QRect, color: QColor) -> int:
@@ -68,8 +46,8 @@ def _near(a: QColor, b: QColor) -> bool:
     return abs(a.red() - b.red()) + abs(a.green() - b.green()) + abs(a.blue() - b.blue()) < 60
 
 
-def test_the_state_word_reads_at_a_quarter_of_a_1080p_screen(make_window, qtbot):
-    window = make_window()
+def test_the_state_word_reads_at_a_quarter_of_a_1080p_screen(quiet_window, qtbot):
+    window = quiet_window()
     window.resize(1920, 1080)
     window.show_view("performance")
     qtbot.waitUntil(lambda: window.stage.state.text() == "STOPPED" and window.stage.state.font().pixelSize() > 40)
@@ -89,8 +67,8 @@ def test_the_state_word_reads_at_a_quarter_of_a_1080p_screen(make_window, qtbot)
 
 
 @pytest.mark.parametrize("size", [(1024, 768), (1280, 720), (1920, 1080)])
-def test_a_locked_booth_shows_the_whole_pad_and_panic_on_every_screen(make_window, qtbot, size):
-    window = make_window(booth=True)
+def test_a_locked_booth_shows_the_whole_pad_and_panic_on_every_screen(quiet_window, qtbot, size):
+    window = quiet_window(booth=True)
     window.set_locked(True, "Ctrl+Shift+U")
     window.resize(*size)
     qtbot.waitUntil(lambda: (window.width(), window.height()) == size)
@@ -105,8 +83,8 @@ def test_a_locked_booth_shows_the_whole_pad_and_panic_on_every_screen(make_windo
     assert window.view == "performance"
 
 
-def test_locked_controls_look_locked_and_the_padlock_is_drawn(make_window, qtbot):
-    window = make_window()
+def test_locked_controls_look_locked_and_the_padlock_is_drawn(quiet_window, qtbot):
+    window = quiet_window()
     window.set_locked(True, "Ctrl+Shift+U")
     assert window.transport.lock_icon.isVisible() and "Ctrl+Shift+U unlocks" in window.transport.lock.text()
     assert not window.transport.record.isEnabled() and window.transport.panic.isEnabled()
@@ -129,8 +107,8 @@ def test_engine_numbers_are_judged_against_limits_in_plain_words():
     assert warnings[0] == "notes are going out late — close other programs" and DROPPED_ADVICE in warnings
 
 
-def test_a_late_take_colours_its_numbers_and_says_what_to_do(make_window, receiver, qtbot):
-    window = make_window(receiver.name)
+def test_a_late_take_colours_its_numbers_and_says_what_to_do(quiet_window, receiver, qtbot):
+    window = quiet_window(receiver.name)
     window.play()
     wait_playing(qtbot, window)
     window.readout.timing.extend([1.6] * 50)  # as a take 1.6 s late would report
@@ -139,8 +117,8 @@ def test_a_late_take_colours_its_numbers_and_says_what_to_do(make_window, receiv
     window.stop()
 
 
-def test_no_output_is_said_when_the_port_is_gone(make_window, receiver, qtbot):
-    window = make_window(receiver.name)
+def test_no_output_is_said_when_the_port_is_gone(quiet_window, receiver, qtbot):
+    window = quiet_window(receiver.name)
     window.play()
     wait_playing(qtbot, window)
     window.show_view("performance")
@@ -152,8 +130,8 @@ def test_no_output_is_said_when_the_port_is_gone(make_window, receiver, qtbot):
     window.stop()
 
 
-def test_rec_records_inside_the_playing_take_from_the_press(make_window, receiver, qtbot):
-    window = make_window(receiver.name)
+def test_rec_records_inside_the_playing_take_from_the_press(quiet_window, receiver, qtbot):
+    window = quiet_window(receiver.name)
     window.play()
     wait_playing(qtbot, window)
     engine = window.takes.engine
@@ -183,8 +161,8 @@ def test_the_booth_preset_and_its_reset_preset_are_found_from_the_package(tmp_pa
     assert {"booth", "default"} <= set(presets.names())
 
 
-def test_booth_idle_reset_loads_the_shipped_default_without_an_error(make_window, qtbot):
-    window = make_window(booth=True, idle_reset=1.0)
+def test_booth_idle_reset_loads_the_shipped_default_without_an_error(quiet_window, qtbot):
+    window = quiet_window(booth=True, idle_reset=1.0)
     booth = BoothMode(window, window.base_preset.gui)
     booth.begin()
     wait_playing(qtbot, window)
@@ -197,10 +175,10 @@ def test_booth_idle_reset_loads_the_shipped_default_without_an_error(make_window
     window.stop()
 
 
-def test_instruments_are_named_and_sound_changes_reach_the_playing_take(make_window, receiver, qtbot):
+def test_instruments_are_named_and_sound_changes_reach_the_playing_take(quiet_window, receiver, qtbot):
     assert len(PROGRAM_NAMES) == 128 and PROGRAM_NAMES[0] == "Acoustic Grand Piano"
     assert PROGRAM_NAMES[127] == "Gunshot" and PROGRAM_NAMES[40] == "Violin"
-    window = make_window(receiver.name)
+    window = quiet_window(receiver.name)
     assert window.output.program.itemText(41) == "41 Violin"
     window.play()
     wait_playing(qtbot, window)
@@ -214,14 +192,14 @@ def test_instruments_are_named_and_sound_changes_reach_the_playing_take(make_win
     window.stop()
 
 
-def test_keys_switch_views_full_screen_presets_undo_and_quit(make_window, qtbot, tmp_path, monkeypatch):
+def test_keys_switch_views_full_screen_presets_undo_and_quit(quiet_window, qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(presets, "names", lambda: ["alpha", "default", "zeta"])
     (tmp_path / "presets").mkdir()
     for name, bpm in (("alpha", 90.0), ("zeta", 150.0)):
         preset = presets.Preset()
         preset.engine.bpm = bpm
         presets.save(preset, tmp_path / "presets" / f"{name}.toml")
-    window = make_window()
+    window = quiet_window()
     with qtbot.waitActive(window):
         window.activateWindow()
     assert window.view == "full"
@@ -253,11 +231,11 @@ def test_keys_switch_views_full_screen_presets_undo_and_quit(make_window, qtbot,
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=5000)
 
 
-def test_banners_name_panel_actions_and_port_names_are_cut_in_the_middle(make_window):
+def test_banners_name_panel_actions_and_port_names_are_cut_in_the_middle(quiet_window):
     said = in_panel_words("no MIDI system here (no ALSA sequencer, no JACK server) to open 'x' on: start one, "
                           "or use --no-port to only record")
     assert "--" not in said and "Output → API fluidsynth" in said
-    window = make_window()
+    window = quiet_window()
     window.banner.show_error("the jack MIDI system is not running here: start it, or use --api auto / --no-port")
     assert "--" not in window.banner.text.text()
     long = "Scarlett 18i20 USB:Scarlett 18i20 USB MIDI 1 128:0 Stage 3 MIDI"

@@ -212,6 +212,7 @@ class ModelPanel(QGroupBox):
     steering (all apply from the next Play)."""
 
     checkpoint_chosen = pyqtSignal(str)
+    SHIPPED = 3  # the first entries: the shipped models
 
     def __init__(self):
         super().__init__("Model")
@@ -221,6 +222,9 @@ class ModelPanel(QGroupBox):
         self.model.addItem("DCRNN", "dcrnn")
         self.model.setItemData(1, "the shipped DCRNN: the z vector (EMG, script) shapes the rhythm",
                                Qt.ItemDataRole.ToolTipRole)
+        self.model.addItem("Char-RNN, expressive", "expressive")
+        self.model.setItemData(2, "the shipped Char-RNN in clock time: a player's own timing, 10 ms steps, "
+                               "not the beat's (with timing free)", Qt.ItemDataRole.ToolTipRole)
         self.model.setMinimumContentsLength(9)
         self.model.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.open = QPushButton("…")
@@ -273,16 +277,18 @@ class ModelPanel(QGroupBox):
     def set_clock_sources(self, inputs: list[str]) -> None:
         """Offer the MIDI inputs (other programs' outputs) a clock may come from."""
         offer(self.tempo_source, [("Internal", "internal")],
-              [(f"Clock: {p}", f"clock:{p}") for p in inputs if "livegen" not in p.lower()], [("Link", "link")])
+              [(f"Clock: {p}", f"clock:{p}") for p in inputs if "livegen" not in p.lower()],
+              [("Link", "link"), ("The player", "player")])
         self._explain_tempo_source()
 
     def _explain_tempo_source(self) -> None:
         """The choice in full where the box is too narrow for it (a long port name)."""
         kind, _, port = (self.tempo_source.currentData() or "internal").partition(":")
         why = {"internal": "the tempo beside it", "link": "the Ableton Link session on the local network "
-               "(multicast on every interface)", "clock": f"the MIDI clock that {port} sends"}[kind]
+               "(multicast on every interface)", "clock": f"the MIDI clock that {port} sends",
+               "player": "the tempo of what the player plays on the MIDI in (choose its port there)"}[kind]
         self.tempo_source.setToolTip(f"the beat follows {why}; choose this tempo, another program's MIDI clock "
-                                     "(its output port) or Ableton Link. Applies from the next Play")
+                                     "(its output port), Ableton Link or the player. Applies from the next Play")
 
     def _ask_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a livegen checkpoint", "", "Checkpoints (*.safetensors)")
@@ -298,7 +304,7 @@ class ModelPanel(QGroupBox):
     def forget(self, model: str) -> None:
         """Drop a checkpoint that failed to load and go back to the shipped model."""
         index = self.model.findData(model)
-        if index > 1:  # the shipped models stay
+        if index >= self.SHIPPED:  # the shipped models stay
             self.model.removeItem(index)
         self.model.setCurrentIndex(0)
 
