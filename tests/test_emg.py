@@ -564,8 +564,9 @@ def test_emg_bad_sources_are_one_line_errors(tmp_path):
 def test_calibrate_emg_without_a_terminal(tmp_path):
     rows, labels = fist_rows()
     rest, fist = rows[labels == 0], rows[labels == 7]
-    # rest (settle + 2 s), then the strongest contraction (settle + 3 s), then the fist gesture (settle + 2 s)
-    path = _recording(tmp_path, rest[:500], fist[:1400])
+    # rest (settle + 2 s), then the strongest contraction (settle + 3 s), then the fist gesture (settle + 2 s);
+    # 4 s of fist to spare: the replay streams on while a loaded machine is slow to start each step
+    path = _recording(tmp_path, rest[:500], fist[:2000])
     run = subprocess.run(livegen_cmd("calibrate", "emg", "--source", f"replay:{path},speed=2", "--user", "ana",
                                      "--rest-seconds", "2", "--max-seconds", "3", "--settle", "0.5",
                                      "--gesture", "fist=B", "--gesture-seconds", "2"),

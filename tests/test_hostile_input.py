@@ -329,3 +329,18 @@ def test_main_hands_uncaught_exceptions_back_to_the_hook_there_was():
 
     assert cli.main(["perform", "--no-port", "--duration", "-1"]) == 2
     assert sys.excepthook is not cli._interrupted_before_main
+
+
+def test_ctrl_c_inside_a_callback_python_cannot_raise_from_still_ends_livegen_quietly():
+    """As when it lands in importlib's module-lock weakref callback while modules load."""
+    code = ("import weakref, time\n"
+            "import livegen.cli\n"
+            "class Lock: pass\n"
+            "def callback(_): raise KeyboardInterrupt\n"
+            "lock = Lock()\n"
+            "ref = weakref.ref(lock, callback)\n"
+            "del lock\n"
+            "time.sleep(3)\n"
+            "print('played on')\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stderr, run.stdout) == (130, "livegen: interrupted\n", "")

@@ -53,13 +53,15 @@ def test_a_tempo_change_retimes_the_dcrnn_grid_and_a_rollback_matches_a_straight
     assert early + notes(rolled, 5.0) == played
 
 
-def test_the_charrnn_regenerates_for_a_tempo_change_only_when_its_notes_sit_on_the_beat():
+def test_the_charrnn_regenerates_for_a_tempo_change_when_its_notes_sit_on_the_beat_or_count_beats():
     from livegen.engine.engine import make_generator
 
-    on_grid = make_generator(load_model("charrnn"), Controls(), EngineSettings())
-    free = make_generator(load_model("charrnn"), Controls(), EngineSettings(timing="free"))
+    on_grid = make_generator(load_model("expressive"), Controls(), EngineSettings())
+    free = make_generator(load_model("expressive"), Controls(), EngineSettings(timing="free"))
     assert on_grid.hears(Controls(), Controls(bpm=90.0)) and not free.hears(Controls(), Controls(bpm=90.0))
     assert free.hears(Controls(), Controls(pitch=0.9))
+    in_beats = make_generator(load_model("charrnn"), Controls(), EngineSettings(timing="free"))
+    assert in_beats.hears(Controls(), Controls(bpm=90.0))  # its steps are the beat's
 
 
 def test_the_tempo_follower_reads_beat_and_bpm_off_the_ticks():

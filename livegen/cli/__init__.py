@@ -28,8 +28,19 @@ def _interrupted_before_main(kind, value, traceback) -> None:
     _excepthook_before_livegen(kind, value, traceback)
 
 
+def _interrupted_where_python_cannot_raise(unraisable) -> None:
+    """Ctrl-C inside a callback Python cannot raise from (importlib's module-lock weakref, while
+    modules load) would print "Exception ignored" with a traceback and then be lost, the take
+    playing on: it ends livegen as any Ctrl-C while loading does."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt):
+        _exit_interrupted()
+    _unraisablehook_before_livegen(unraisable)
+
+
 _excepthook_before_livegen = sys.excepthook
 sys.excepthook = _interrupted_before_main
+_unraisablehook_before_livegen = sys.unraisablehook
+sys.unraisablehook = _interrupted_where_python_cannot_raise
 
 import argparse  # after the hook: Ctrl-C while these load is quiet too
 import signal
