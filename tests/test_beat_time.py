@@ -174,3 +174,27 @@ def test_a_beat_model_hears_a_tempo_change_in_free_timing_and_rolls_back_to_it(b
     steady = plain(beat_model, 120.0)
     until(steady, 8.0)
     assert planned.current.index < 0.8 * steady.current.index  # at half the tempo, fewer tokens fill 8 s
+
+
+class AlwaysRests:
+    """A beat-time model that only ever asks for its longest rest (100 steps, 8 1/3 beats)."""
+
+    kind = name = "charrnn"
+    config = CharRNNConfig(embed_dim=16, hidden=32, time_unit="beats")
+
+    def initial_state(self, cond):
+        return np.zeros(1), np.zeros(1)
+
+    def condition(self, cond):
+        return 0.0, 0.0
+
+    def step(self, token, conditioned, state):
+        logits = np.full(events.VOCAB_SIZE, -1e9)
+        logits[events.encode("TIME_SHIFT", events.MAX_SHIFT_STEPS)] = 0.0
+        return logits, state
+
+
+def test_a_beat_models_one_rest_lasts_at_most_two_beats_so_a_control_change_is_heard_through_it():
+    gen = plain(AlwaysRests(), 120.0)
+    gen.step()
+    assert gen.time == pytest.approx(1.0)  # 2 beats at 120 bpm, not 8 1/3 (4.2 s; 16.7 s stretched 4x)

@@ -106,6 +106,10 @@ PITCHES = np.arange(128, dtype=np.float64)
 PLAYED_MIN = 0.5  # recent onsets (forgotten weight) below which the played mean is not trusted to lead
 TIMINGS = ("grid", "free")
 STEPS_PER_BEAT = 4  # the grid: 16th notes
+LONGEST_BEAT_SHIFT = 24  # steps (2 beats) a beat-time model's one TIME_SHIFT lasts at most: a control change
+# rolls back to the first token at or after it, so a longer rest begun before it would hold the music
+# silent through the change (8 beats, 16 s stretched for a sparse density), where a clock-time model's
+# longest is 1 s
 GRID_LATE = 0.01  # s after a 16th that a note-on may still sound, as a player a hair late is on the beat
 FORBIDDEN = -1e9  # logit of a token the structure rules out
 
@@ -385,8 +389,8 @@ class CharRNNGenerator(LiveGenerator):
         if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:
             steps = token - TIME_SHIFT_FIRST + 1
             if self.in_beats:  # its steps are 1/12 beat of the take's tempo map where they start
-                tempo = self.timeline.tempo
-                decoder.step = (tempo.time_at_beat(tempo.beat_at(s.time) + steps / events.GRID_STEPS_PER_BEAT)
+                tempo, lasting = self.timeline.tempo, min(steps, LONGEST_BEAT_SHIFT)
+                decoder.step = (tempo.time_at_beat(tempo.beat_at(s.time) + lasting / events.GRID_STEPS_PER_BEAT)
                                 - s.time) / steps
             dt = steps * decoder.step
             decoder.time_scale = scale
