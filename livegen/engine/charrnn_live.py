@@ -212,7 +212,7 @@ class CharRNNGenerator(LiveGenerator):
         if self.structure.timing not in TIMINGS:
             raise UserError(f"timing {self.structure.timing!r} is not one of {', '.join(TIMINGS)}")
         self.timeline = ControlTimeline(controls, bpm)
-        self.in_beats = getattr(model.config, "time_unit", "seconds") == "beats"
+        self.in_beats = model.config.time_unit == "beats"
         self._cache: dict[Controls, tuple] = {}
         self._scale_bias: dict[int, np.ndarray] = {}
         state = self.model.initial_state(controls.vector())
