@@ -24,10 +24,11 @@ from livegen.music.control_stream import CONTROL_FIELDS, changed_row, format_lin
 from livegen.presets import LayerPreset
 from livegen.sensors.script import LEAD, ScriptControls
 
-VERSION = 2  # 2: "model" (and each layer's) is the name the model was loaded by; 1 wrote its kind
+VERSION = 3  # 3: a Char-RNN's rests follow changes made while they play; 2: "model" (and each layer's) is the
+# name the model was loaded by; 1 wrote its kind
 NUMBER = (int, float)
-HEADER_TYPES = {"model": str, "seed": int, "temperature": NUMBER, "bpm": NUMBER, "lookahead": NUMBER, "channel": int,
-                "program": (int, type(None)), "volume": (int, type(None)), "steering": bool, "timing": str,
+HEADER_TYPES = {"version": int, "model": str, "seed": int, "temperature": NUMBER, "bpm": NUMBER, "lookahead": NUMBER,
+                "channel": int, "program": (int, type(None)), "volume": (int, type(None)), "steering": bool, "timing": str,
                 "started": str, "midi": str, "layers": list, "from": NUMBER, "respond": dict}
 LAYER_TYPES = {"model": str, "channel": int, "program": (int, type(None)), "volume": (int, type(None)),
                "temperature": (*NUMBER, type(None)), "port": (str, type(None))}
@@ -37,6 +38,14 @@ def recorded_model(model: str, version: int) -> str:
     """The model a take names, as ``load_model`` loads it: a version-1 session's "charrnn" was the
     Char-RNN in clock time that ships today as "expressive" (the same file)."""
     return "expressive" if version < 2 and model == "charrnn" else model
+
+
+def played_with(header: dict) -> dict:
+    """The engine settings a take was played with that its header does not name, as its version
+    played them (``EngineSettings`` fields)."""
+    if header.get("version", VERSION) < 3:
+        return {"retime_rests": False}
+    return {}
 
 
 def recorded_models(header: dict) -> dict:
@@ -119,6 +128,7 @@ class ReplayControls(ScriptControls):
     def __init__(self, path: str, base: Controls | None = None):
         super().__init__(path, Controls())
         if self.header.get("livegen") == "session":
+            _check_header(self.header, f"session {path}")
             # the first row is the engine's whole initial state (flags and presets played no part);
             # later rows at t=0 were changes made while it started, replayed as changes again
             self.current = self._merge(self.rows[0], Controls())

@@ -4,10 +4,13 @@ import pytest
 import torch
 
 from livegen.engine.charrnn_live import CharRNNGenerator, TokenSampler
+from livegen.engine.engine import EngineSettings, make_generator
 from livegen.engine.live_generator import ControlTimeline
 from livegen.models.charrnn import CharRNNConfig
 from livegen.models.nets.charrnn import CharRNN
+from livegen.music import events
 from livegen.music.conditioning import Controls, control_pitch_to_midi
+from livegen.sessions import VERSION, played_with
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +170,77 @@ def test_the_controls_temperature_overrides_the_generators_own(trained):
     own = run(CharRNNGenerator(trained, Controls(), seed=4, temperature=1.5), 5.0)
     assert run(CharRNNGenerator(trained, Controls(temperature=1.5), seed=4, temperature=0.6), 5.0) == own
     assert run(CharRNNGenerator(trained, Controls(temperature=None), seed=4, temperature=1.5), 5.0) == own
+
+
+class ChordsThenRests:
+    """A clock-time model that plays a chord of eight notes, then its longest rest (1 s), again and
+    again: eight notes a second, so a sparse density stretches each rest to 4 s."""
+
+    kind = name = "charrnn"
+    config = CharRNNConfig(embed_dim=16, hidden=32)
+    cycle = [events.encode("NOTE_ON", 60 + i) for i in range(8)] + [events.encode("TIME_SHIFT", 100)]
+
+    def initial_state(self, cond):
+        return 0
+
+    def condition(self, cond):
+        return None
+
+    def step(self, token, conditioned, count):
+        logits = np.full(events.VOCAB_SIZE, -1e9)
+        logits[self.cycle[count % len(self.cycle)]] = 0.0
+        return logits, count + 1
+
+
+def onsets(messages) -> list[float]:
+    return [t for t, _, m in messages if m[0] & 0xF0 == 0x90 and m[2]]
+
+
+def resting(version: int = VERSION) -> tuple[CharRNNGenerator, float]:
+    """A generator as a take of session ``version`` plays, a step into a rest stretched as far as
+    it goes for a sparse density, and when that rest began."""
+    settings = EngineSettings(**played_with({"version": version}))
+    gen = make_generator(ChordsThenRests(), Controls(density=0.05), settings)
+    while True:
+        before = gen.current
+        gen.step()
+        if before.rest is None and gen.current.prev_token == ChordsThenRests.cycle[-1] \
+                and gen.current.decoder.time_scale == gen.steering.max_scale:
+            return gen, before.time
+
+
+@pytest.mark.parametrize("arrives_late", [False, True])
+def test_a_rest_begun_sparse_gives_way_at_once_when_the_hand_asks_for_more(arrives_late):
+    gen, began = resting()
+    change = began + 0.5
+    if arrives_late:  # generated through the whole rest before the change arrived
+        ahead = run(gen, began + 5.0)
+        gen.timeline.set(change, Controls(density=0.95))
+        first = gen.rollback(change)
+        assert first is not None and all(t <= change for t in onsets(m for m in ahead if m[1] < first))
+    else:
+        gen.timeline.set(change, Controls(density=0.95))
+    after = [t for t in onsets(run(gen, began + 5.0)) if t > change]
+    assert after and after[0] < change + 0.5  # not the 3.5 s the rest had left at the sparse stretch
+
+
+def test_a_rest_rolled_back_into_plays_what_knowing_the_change_would():
+    planned, began = resting()
+    planned.timeline.set(began + 0.5, Controls(density=0.95))
+    planned.timeline.set(began + 0.9, Controls(density=0.3))
+    expected = run(planned, began + 8.0)
+    live, _ = resting()
+    ahead = run(live, began + 3.0)
+    live.timeline.set(began + 0.5, Controls(density=0.95))
+    first = live.rollback(began + 0.5)
+    ahead = [m for m in ahead if m[1] < first] + run(live, began + 3.0)
+    live.timeline.set(began + 0.9, Controls(density=0.3))
+    second = live.rollback(began + 0.9)
+    assert [m for m in ahead if m[1] < second] + run(live, began + 8.0) == expected
+    assert len(expected) > 30
+
+
+def test_a_take_recorded_before_rests_were_retimed_holds_its_rest_as_it_was_played():
+    gen, began = resting(version=2)
+    gen.timeline.set(began + 0.5, Controls(density=0.95))
+    assert [t for t in onsets(run(gen, began + 5.0)) if t > began][0] == pytest.approx(began + 4.0, abs=0.13)

@@ -6,16 +6,21 @@ import subprocess
 import threading
 import time
 
+from dataclasses import replace
+from pathlib import Path
+
 import mido
 import pytest
 
 from conftest import livegen_cmd
-from livegen.engine.engine import Engine, EngineSettings, OutputChoice
+from livegen.bench.music import render
+from livegen.engine.engine import CONTROL_DELAY, Engine, EngineSettings, OutputChoice, make_generator
 from livegen.errors import UserError
+from livegen.models.checkpoint import load_model
 from livegen.music.conditioning import Controls
 from livegen.music.control_stream import read_stream
 from livegen.sensors.base import clamp_controls
-from livegen.sessions import list_sessions, read_take, session_path
+from livegen.sessions import VERSION, list_sessions, played_with, read_take, session_path
 
 
 def notes(path):
@@ -154,12 +159,6 @@ def test_a_temperature_is_clamped_into_its_range_once_warned_and_null_gives_the_
 def test_a_take_steered_by_late_stamped_values_replays_and_renders_note_for_note(tmp_path):
     """A camera stamps each value with its capture time, already past when it arrives: every value
     rolls the generator back through its structure (grid waits, key, phrases, rate, register)."""
-    from dataclasses import replace
-
-    from livegen.bench.music import render
-    from livegen.engine.engine import CONTROL_DELAY, make_generator
-    from livegen.models.checkpoint import load_model
-
     take, seconds = tmp_path / "sweep.mid", 5.0
     model = load_model("charrnn")
     engine = Engine(model, OutputChoice(), EngineSettings(seed=1), Controls(), record=str(take), end=seconds)
@@ -206,3 +205,25 @@ def test_a_take_replays_with_the_model_it_was_played_by(tmp_path, version, model
     assert overrides["model"] == replayed
     assert overrides["layers"][0].model == ("expressive" if version == 1 and layer == "charrnn" else layer)
     assert take.perform_args()[take.perform_args().index("--model") + 1] == replayed
+
+
+def test_a_take_recorded_before_rests_followed_the_hand_replays_note_for_note(tmp_path):
+    """tests/takes/camera-v2: 8 s steered as a camera steers (a change every 50 ms, density swept
+    0.05 to 0.95), recorded by session version 2, whose Char-RNN rests kept the stretch they began
+    with. Replayed as its version played, it is the same notes; as today plays, it is not."""
+    recorded = Path(__file__).parent / "takes" / "camera-v2.mid"
+    again = tmp_path / "again.mid"
+    run = subprocess.run(livegen_cmd("perform", "--no-port", "--controls", f"replay:{recorded}", "--seed", "5",
+                                     "--record", str(again)), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert notes(again) == notes(recorded) and len(notes(recorded)) == 60
+
+    header, rows = read_stream(str(session_path(recorded)))
+    assert played_with(header) and not played_with({**header, "version": VERSION})
+    controls = Controls(pitch=rows[0]["pitch"], density=rows[0]["density"])
+    today = make_generator(load_model("charrnn"), controls, EngineSettings(seed=5))
+    for row in rows[1:-1]:
+        controls = replace(controls, **{k: row[k] for k in ("pitch", "density") if k in row})
+        today.timeline.set(row["t"] + CONTROL_DELAY, controls)
+    heard = sorted(note for tick, kind, _, note, velocity in notes(recorded) if kind == "note_on" and velocity)
+    assert sorted(p for _, _, p in render(today, 8.0)) != heard

@@ -1,10 +1,12 @@
-"""The Char-RNN live: token generation with rollback, the model's state saved before every token.
+"""The Char-RNN live: token generation with rollback, the model's state saved before every step.
 
 ``CharRNNGenerator.step()`` samples one token (the one place a token is sampled is ``TokenSampler``,
 at the temperature of the controls in force at that token's time, else the generator's) and
-decodes it into timed note messages. ``rollback(t)`` restores the state saved at the first at or after performance time ``t``, so a control change is heard at once instead of after
-the lookahead drains. Randomness is counter-based (one uniform per token index), so a rollback
-and a straight run with the same controls produce the same notes.
+decodes it into timed note messages, or plays on a rest a sampled TIME_SHIFT began (``Rest``).
+``rollback(t)`` restores the state saved at the first step at or after performance time ``t``, so a
+control change is heard at once instead of after the lookahead drains. Randomness is
+counter-based (one uniform per token sampled), so a rollback and a straight run with the same
+controls produce the same notes.
 """
 from __future__ import annotations
 
@@ -106,10 +108,9 @@ PITCHES = np.arange(128, dtype=np.float64)
 PLAYED_MIN = 0.5  # recent onsets (forgotten weight) below which the played mean is not trusted to lead
 TIMINGS = ("grid", "free")
 STEPS_PER_BEAT = 4  # the grid: 16th notes
-LONGEST_BEAT_SHIFT = 24  # steps (2 beats) a beat-time model's one TIME_SHIFT lasts at most: a control change
-# rolls back to the first token at or after it, so a longer rest begun before it would hold the music
-# silent through the change (8 beats, 16 s stretched for a sparse density), where a clock-time model's
-# longest is 1 s
+LONGEST_BEAT_SHIFT = 24  # steps (2 beats) a beat-time model's one TIME_SHIFT lasts at most: its longest,
+# 8 1/3 beats, stretched for a sparse density, is 16 s of silence, where a clock-time model's longest is 1 s
+REST_CHUNK = 0.1  # s: a rest is played in steps this long at most (at least one model step each)
 GRID_LATE = 0.01  # s after a 16th that a note-on may still sound, as a player a hair late is on the beat
 FORBIDDEN = -1e9  # logit of a token the structure rules out
 
@@ -129,7 +130,10 @@ class Structure:
       is held past ``hold_limit`` (one TIME_SHIFT, stretched for a sparse density, can span 4 s);
     - motifs: phrases (``phrase_beats``) are remembered with the controls they were played under;
       at a phrase start, with chance ``recall``, an earlier phrase played under the same controls
-      is fed to the model again as if it were sampled, re-priming it with that idea.
+      is fed to the model again as if it were sampled, re-priming it with that idea;
+    - steering heard inside a rest: with ``retime_rests`` a rest is played ``REST_CHUNK`` at a
+      time and what is left of it follows a density or tempo change made meanwhile (``Rest``);
+      without, it plays whole at the stretch it began with, as takes recorded before were played.
     """
 
     timing: str = "grid"
@@ -144,6 +148,7 @@ class Structure:
     bank: int = 4  # phrases remembered
     min_phrase_notes: int = 8  # a phrase with fewer note-ons is not remembered
     max_phrase_tokens: int = 400
+    retime_rests: bool = True
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,20 @@ class Motif:
     under: tuple | None = None  # the controls heard when this phrase began
     bank: tuple = ()  # (tokens, controls heard) of earlier phrases, newest last
     replay: tuple[int, ...] = ()  # tokens of a recalled phrase still to play
+
+
+@dataclass(frozen=True)
+class Rest:
+    """What is left of a rest a TIME_SHIFT began, played a chunk per step, each step a saved state:
+    a control change rolls back into a rest rather than to its end, and what is left of it is
+    stretched for the density in force then (and in beat time lasts as long as the tempo says),
+    so a rest begun sparse does not hold the music silent after the hand asks for more."""
+
+    steps: int  # model steps still to play
+    scale: float  # the stretch they play at
+    rate: float | None  # the target rate (notes/s) that stretch was set for; None: not steered
+    before: tuple[tuple[float, float], tuple[float, float]]  # the rate and played memories when it began
+    played: tuple[float, float] = (0.0, 0.0)  # (unscaled, real) seconds of it played so far
 
 
 def _logsumexp(x: np.ndarray) -> float:
@@ -194,6 +213,8 @@ class Snapshot:
     motif: Motif = Motif()
     played: tuple[float, float] = (0.0, 0.0)  # (pitches, onsets) of the recent note-ons, forgotten over real time
     answered: tuple[int, ...] = (0,) * 12  # pitch classes struck so far in a phrase of its own
+    drawn: int = 0  # tokens sampled before this state: the index of the sampler's next draw
+    rest: Rest | None = None  # a rest still playing: the next step plays on in it, sampling nothing
 
 
 class CharRNNGenerator(LiveGenerator):
@@ -222,7 +243,6 @@ class CharRNNGenerator(LiveGenerator):
         self.current = Snapshot(0, 0.0, SEED_TOKEN, state, decoder,
                                 (prior * control_density_to_rate(controls.density), prior))
         self.history: deque[Snapshot] = deque()
-        self.steps = 0
         self.override: dict = {}  # controls a phrase of its own plays under, over the timeline's
         self.phrase_start = math.nan  # where that phrase begins: its first token strikes a note there
         self.phrase_bias = None  # its pitch classes' weights, as note logits: it keeps to the key it was given
@@ -250,7 +270,7 @@ class CharRNNGenerator(LiveGenerator):
         prior = PHRASE_RATE_PRIOR
         motif = replace(self.current.motif, phrase=-1, taking=(), notes=0, replay=())  # its ideas are kept
         self.current = Snapshot(self.current.index, at, prev, lstm, decoder, (prior * target_rate, prior),
-                                motif=motif)
+                                motif=motif, drawn=self.current.drawn)
         self.phrase_start = at
 
     def controls_at(self, t: float) -> Controls:
@@ -361,11 +381,18 @@ class CharRNNGenerator(LiveGenerator):
         return -1, replace(motif, replay=())
 
     def step(self) -> list[tuple[float, int, list[int]]]:
-        """Sample one token; returns (time, token index, MIDI bytes) for the messages it makes."""
+        """Sample one token, or play on in a rest; returns (time, step index, MIDI bytes) for the
+        messages it makes."""
         s = self.current
         self.history.append(s)
         controls = self.controls_at(s.time)
         cond, target, target_rate, asked_key = self._prepared(controls)
+        if s.rest is not None:
+            decoder = s.decoder.copy()
+            messages, rest, rate, played = self._play_rest(s.rest, decoder, controls, target_rate, s.rate, s.played)
+            self.current = replace(s, index=s.index + 1, time=decoder.time, decoder=decoder, rate=rate,
+                                   played=played, rest=rest)
+            return self._midi(messages, s.index)
         register = None if target is None else self.steering.register_bias(target, s.played)
         logits, lstm = self.model.step(s.prev_token, cond, s.lstm)
         decoder = s.decoder.copy()
@@ -375,29 +402,22 @@ class CharRNNGenerator(LiveGenerator):
         key = asked_key if asked_key is not None else s.key
         onsets, span = s.rate
         pitches, played = s.played
-        scale = 1.0  # the stretch of a TIME_SHIFT sampled now
-        if self.steering.enabled and controls.conditioning:
-            scale = min(max(onsets / span / target_rate, self.steering.min_scale), self.steering.max_scale)
         logits = self._shape(logits, register, key, decoder, onset, s.answered)
         if starts_phrase:  # an answer starts on a note, at the instant it was asked for
             logits[NOT_A_START] = FORBIDDEN
         token, motif = self._replayed(motif, logits)
         if token < 0:
-            token = self.sampler.sample(logits, s.index, controls.temperature)  # the temperature in force then
-        messages = []
+            token = self.sampler.sample(logits, s.drawn, controls.temperature)  # the temperature in force then
+        messages, rest = [], None
         heard, latched, answered = s.heard, key, s.answered
-        if token >= TIME_SHIFT_FIRST and token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS:
+        shift = TIME_SHIFT_FIRST <= token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS
+        if shift:
             steps = token - TIME_SHIFT_FIRST + 1
-            if self.in_beats:  # its steps are 1/12 beat of the take's tempo map where they start
-                tempo, lasting = self.timeline.tempo, min(steps, LONGEST_BEAT_SHIFT)
-                decoder.step = (tempo.time_at_beat(tempo.beat_at(s.time) + lasting / events.GRID_STEPS_PER_BEAT)
-                                - s.time) / steps
-            dt = steps * decoder.step
-            decoder.time_scale = scale
-            forget = math.exp(-dt * scale / self.steering.rate_tau)
-            onsets, span = onsets * forget, span * forget + dt
-            fade = math.exp(-dt * scale / self.steering.register_tau)
-            pitches, played = pitches * fade, played * fade
+            scale, rate = self._stretch(controls, target_rate, onsets / span)
+            rest = Rest(min(steps, LONGEST_BEAT_SHIFT) if self.in_beats else steps, scale, rate,
+                        ((onsets, span), (pitches, played)))
+            messages, rest, (onsets, span), (pitches, played) = self._play_rest(
+                rest, decoder, controls, target_rate, (onsets, span), (pitches, played))
         elif token < NOTE_ON[-1] + 1:
             if onset > decoder.time:  # the wait for the grid is time the model took
                 wait = onset - decoder.time
@@ -419,12 +439,58 @@ class CharRNNGenerator(LiveGenerator):
                 motif = replace(motif, taking=motif.taking + (token,), notes=motif.notes + (token < NOTE_ON[-1] + 1))
             else:
                 motif = replace(motif, taking=None)
-        messages += decoder.feed(token)
+        if not shift:
+            messages += decoder.feed(token)
         self.current = Snapshot(s.index + 1, decoder.time, token, lstm, decoder, (onsets, span), latched, heard, motif,
-                                (pitches, played), answered)
-        self.steps += 1
+                                (pitches, played), answered, s.drawn + 1, rest)
+        return self._midi(messages, s.index)
+
+    def _stretch(self, controls: Controls, target_rate: float, own_rate: float,
+                 rest: Rest | None = None) -> tuple[float, float | None]:
+        """The stretch of rest steps played now, and the target rate it is set for (None: not
+        steered): the model's own rate over the target, or for a rest already playing, its stretch
+        times the change in the target rate (so a rest left alone keeps the stretch it began with)."""
+        st = self.steering
+        if not (st.enabled and controls.conditioning):
+            return 1.0, None
+        if rest is not None and rest.rate is not None:
+            if rest.rate == target_rate:
+                return rest.scale, rest.rate
+            own_rate = rest.scale * rest.rate
+        return min(max(own_rate / target_rate, st.min_scale), st.max_scale), target_rate
+
+    def _play_rest(self, rest: Rest, decoder: StreamingDecoder, controls: Controls, target_rate: float,
+                   rate: tuple[float, float], played: tuple[float, float]):
+        """Play the next chunk of ``rest`` on ``decoder``: its note messages (notes reaching the
+        length guard), what is left of it (None: it is over), and the rate and played-pitch
+        memories forgotten over the rest so far, as if it were one step: its time counts whole
+        in the model's rate until it is forgotten."""
+        scale, target = self._stretch(controls, target_rate, rate[0] / rate[1], rest)
+        t = decoder.time
+        tempo = self.timeline.tempo
+
+        def unscaled(steps: int) -> float:  # seconds of ``steps`` model steps from t, before the stretch
+            if self.in_beats:  # 1/12 beat each at the tempo where they start: a tempo change made later
+                return steps / events.GRID_STEPS_PER_BEAT * 60.0 / tempo.bpm_at(t)  # is heard from the next step
+            return steps * decoder.step
+
+        steps = rest.steps
+        if self.structure.retime_rests:
+            steps = min(steps, max(1, int(REST_CHUNK / (unscaled(1) * scale))))
+        dt = unscaled(steps)
+        decoder.time_scale = scale
+        messages = decoder.advance(t + dt * scale)
+        (onsets, span), (pitches, count) = rest.before
+        dt, real = rest.played[0] + dt, rest.played[1] + dt * scale
+        forget = math.exp(-real / self.steering.rate_tau)
+        fade = math.exp(-real / self.steering.register_tau)
+        left = replace(rest, steps=rest.steps - steps, scale=scale, rate=target, played=(dt, real))
+        return (messages, left if left.steps else None, (onsets * forget, span * forget + dt),
+                (pitches * fade, count * fade))
+
+    def _midi(self, messages, index: int) -> list[tuple[float, int, list[int]]]:
         status_on, status_off = 0x90 | self.channel, 0x80 | self.channel
-        return [(m.time, s.index, [status_on, m.pitch, m.velocity] if m.velocity else [status_off, m.pitch, 0])
+        return [(m.time, index, [status_on, m.pitch, m.velocity] if m.velocity else [status_off, m.pitch, 0])
                 for m in messages]
 
     def release(self) -> list[tuple[float, int, list[int]]]:

@@ -71,6 +71,7 @@ class EngineSettings:
     timing: str = "grid"  # the Char-RNN's onsets: "grid" (on the beat's 16ths) or "free" (its own timing)
     external_z: tuple[int, ...] = tuple(range(8))  # the DCRNN's z dims that the controls' "z" plays
     volume: int | None = None  # channel volume (CC 7) of the main layer; None leaves the synth's
+    retime_rests: bool = True  # a Char-RNN's rest follows a change made while it plays (see Structure)
 
 
 @dataclass
@@ -92,9 +93,10 @@ class Layer:
 def make_generator(model, controls: Controls, settings: EngineSettings) -> LiveGenerator:
     """The live generator for a model, by its kind."""
     if model.kind == "charrnn":
-        return CharRNNGenerator(model, controls, settings.seed, settings.temperature,
-                                Steering(enabled=settings.steering), settings.channel, settings.max_note_seconds,
-                                settings.max_polyphony, settings.bpm, Structure(timing=settings.timing))
+        steering = Steering(enabled=settings.steering)
+        structure = Structure(timing=settings.timing, retime_rests=settings.retime_rests)
+        return CharRNNGenerator(model, controls, settings.seed, settings.temperature, steering, settings.channel,
+                                settings.max_note_seconds, settings.max_polyphony, settings.bpm, structure)
     if model.kind == "dcrnn":
         return DCRNNGenerator(model, controls, settings.seed, settings.bpm, settings.channel,
                               settings.max_note_seconds, settings.max_polyphony, settings.external_z)

@@ -36,7 +36,7 @@ from livegen.sensors import open_source
 from livegen.sensors.emg.source import EmgControls
 from livegen.sensors.learn.live import LearnedControls, preset_mapping
 from livegen.sensors.script import ScriptControls
-from livegen.sessions import session_path
+from livegen.sessions import played_with, session_path
 from livegen.take.controls import ControlHub
 from livegen.take.midi_in import PlayerInputs
 from livegen.take.midi_learn import LearnedBindings
@@ -266,8 +266,8 @@ class TakeRunner:
         if spec.record and session_path(spec.record).resolve() == Path(source.path).resolve():
             raise UserError(f"--record {spec.record} would overwrite the take being replayed: record to another name")
         timing = source.header.get("timing", spec.settings.timing)  # played as recorded: grid or free
-        if timing != spec.settings.timing:
-            spec = dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, timing=timing))
+        spec = dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, timing=timing,
+                                                                        **played_with(source.header)))
         recorded = source.header.get("respond")
         if spec.respond is None and isinstance(recorded, dict):  # the recorded player is answered again
             try:
