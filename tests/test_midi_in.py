@@ -407,3 +407,27 @@ def test_the_pulse_follows_a_player_who_changes_tempo_after_hundreds_of_notes():
             pulse.hear(t, [0x90, 60, 80])
             t += 30.0 / bpm
         assert pulse.beat_at(t - 0.01)[1] == pytest.approx(bpm, rel=0.01)
+
+
+def test_closing_an_input_waits_until_its_reader_has_let_go_of_the_port(jack_server):
+    """A close freed rtmidi's port after waiting 1 s for the thread reading it; on a loaded machine
+    under a flood the thread was still in rtmidi then, and livegen died of SIGSEGV. A close waits
+    for the reader however long a busy machine holds it up."""
+    player = Player("held-up-keys")
+    time.sleep(0.3)
+    inside, returned = threading.Event(), []
+
+    def held_up(at, msg):
+        inside.set()
+        time.sleep(1.5)
+        returned.append(time.monotonic())
+
+    port = ports.RtMidiInput("jack", player.name, held_up)
+    try:
+        player.send(mido.Message("note_on", note=60, velocity=90))
+        assert inside.wait(5.0)
+        port.close()
+        closed = time.monotonic()
+    finally:
+        player.close()
+    assert returned and returned[0] <= closed

@@ -244,6 +244,7 @@ class RtMidiInput(InputPort):
     IDLE_POLL_SECONDS = 0.004  # the first message after a pause is heard at most this late
     IDLE_AFTER = 1.0
     QUEUE = 8192  # messages rtmidi holds between polls (a flood of 10k a second fills 10 a poll)
+    CLOSE_WAIT = 10.0  # s a close waits for the thread to let go of the port before freeing it
 
     def __init__(self, api: str, name: str, listener: Listener, report: Callable[[str], None] | None = None):
         super().__init__(listener, report)
@@ -287,7 +288,11 @@ class RtMidiInput(InputPort):
 
     def _close(self) -> None:
         self._stop.set()
-        self._reader.join(1.0)
+        self._reader.join(self.CLOSE_WAIT)
+        if self._reader.is_alive():  # freeing the port under a thread still reading it crashes the process
+            if self.report is not None:
+                self.report(f"MIDI input {self.name}: its reader did not stop; the port is left open")
+            return
         self._raw.close_port()
         self._raw.delete()
 
