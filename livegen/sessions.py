@@ -28,8 +28,8 @@ VERSION = 3  # 3: a Char-RNN's rests follow changes made while they play; 2: "mo
 # name the model was loaded by; 1 wrote its kind
 NUMBER = (int, float)
 HEADER_TYPES = {"version": int, "model": str, "seed": int, "temperature": NUMBER, "bpm": NUMBER, "lookahead": NUMBER,
-                "channel": int, "program": (int, type(None)), "volume": (int, type(None)), "steering": bool, "timing": str,
-                "started": str, "midi": str, "layers": list, "from": NUMBER, "respond": dict}
+                "channel": int, "program": (int, type(None)), "volume": (int, type(None)), "steering": bool,
+                "timing": str, "started": str, "midi": str, "layers": list, "from": NUMBER, "respond": dict}
 LAYER_TYPES = {"model": str, "channel": int, "program": (int, type(None)), "volume": (int, type(None)),
                "temperature": (*NUMBER, type(None)), "port": (str, type(None))}
 

@@ -172,7 +172,7 @@ class Rest:
 
     steps: int  # model steps still to play
     scale: float  # the stretch they play at
-    rate: float | None  # the target rate (notes/s) that stretch was set for; None: not steered
+    rate: float | None  # the target rate (notes/s) that stretch was set for; None: not steered (yet)
     before: tuple[tuple[float, float], tuple[float, float]]  # the rate and played memories when it began
     played: tuple[float, float] = (0.0, 0.0)  # (unscaled, real) seconds of it played so far
 
@@ -389,7 +389,8 @@ class CharRNNGenerator(LiveGenerator):
         cond, target, target_rate, asked_key = self._prepared(controls)
         if s.rest is not None:
             decoder = s.decoder.copy()
-            messages, rest, rate, played = self._play_rest(s.rest, decoder, controls, target_rate, s.rate, s.played)
+            own_rate = s.rate[0] / s.rate[1]
+            messages, rest, rate, played = self._play_rest(s.rest, decoder, controls, target_rate, own_rate)
             self.current = replace(s, index=s.index + 1, time=decoder.time, decoder=decoder, rate=rate,
                                    played=played, rest=rest)
             return self._midi(messages, s.index)
@@ -413,11 +414,10 @@ class CharRNNGenerator(LiveGenerator):
         shift = TIME_SHIFT_FIRST <= token < TIME_SHIFT_FIRST + events.MAX_SHIFT_STEPS
         if shift:
             steps = token - TIME_SHIFT_FIRST + 1
-            scale, rate = self._stretch(controls, target_rate, onsets / span)
-            rest = Rest(min(steps, LONGEST_BEAT_SHIFT) if self.in_beats else steps, scale, rate,
+            rest = Rest(min(steps, LONGEST_BEAT_SHIFT) if self.in_beats else steps, 1.0, None,
                         ((onsets, span), (pitches, played)))
             messages, rest, (onsets, span), (pitches, played) = self._play_rest(
-                rest, decoder, controls, target_rate, (onsets, span), (pitches, played))
+                rest, decoder, controls, target_rate, onsets / span)
         elif token < NOTE_ON[-1] + 1:
             if onset > decoder.time:  # the wait for the grid is time the model took
                 wait = onset - decoder.time
@@ -460,12 +460,13 @@ class CharRNNGenerator(LiveGenerator):
         return min(max(own_rate / target_rate, st.min_scale), st.max_scale), target_rate
 
     def _play_rest(self, rest: Rest, decoder: StreamingDecoder, controls: Controls, target_rate: float,
-                   rate: tuple[float, float], played: tuple[float, float]):
+                   own_rate: float):
         """Play the next chunk of ``rest`` on ``decoder``: its note messages (notes reaching the
         length guard), what is left of it (None: it is over), and the rate and played-pitch
         memories forgotten over the rest so far, as if it were one step: its time counts whole
-        in the model's rate until it is forgotten."""
-        scale, target = self._stretch(controls, target_rate, rate[0] / rate[1], rest)
+        in the model's rate until it is forgotten. ``own_rate``: the model's rate now, for a
+        stretch not set yet."""
+        scale, target = self._stretch(controls, target_rate, own_rate, rest)
         t = decoder.time
         tempo = self.timeline.tempo
 
