@@ -202,6 +202,40 @@ def make_window(qtbot, tmp_path, monkeypatch):
         window.close()
 
 
+class ClockBand:
+    """Another program's MIDI clock on JACK (tests/clock_band.py in a process of its own, so a busy
+    test process never makes it a sloppy drummer): its port at once; on ``start()``, Start, then
+    ticks at ``bpm``, settable."""
+
+    def __init__(self, name: str, bpm: float):
+        self.name = name
+        self._proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("clock_band.py")), name, str(bpm)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if self._proc.stdout.readline().strip() != "ready":
+            self.close()
+            pytest.fail(f"the clock band {name} did not start")
+
+    def start(self) -> "ClockBand":
+        self._tell("start")
+        return self
+
+    def set_bpm(self, bpm: float) -> None:
+        self._tell(str(bpm))
+
+    def _tell(self, line: str) -> None:
+        self._proc.stdin.write(line + "\n")
+        self._proc.stdin.flush()
+
+    def close(self) -> None:
+        self._proc.stdin.close()
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc.stdout.close()
+
+
 def wait_playing(qtbot, window):
     qtbot.waitUntil(lambda: window.takes.engine is not None and window.takes.engine.now() > 0, timeout=START_MS)
 

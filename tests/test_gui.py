@@ -18,7 +18,7 @@ pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import QPoint, Qt  # noqa: E402
 
-from conftest import START_MS, Receiver, livegen_cmd, shared_data, wait_playing  # noqa: E402
+from conftest import START_MS, ClockBand, Receiver, livegen_cmd, shared_data, wait_playing  # noqa: E402
 from livegen import paths, presets  # noqa: E402
 from livegen.gui.app import BoothMode  # noqa: E402
 
@@ -706,37 +706,6 @@ def test_a_preset_with_a_layer_plays_both_models_and_records_a_track_each(make_w
         assert note_pairs(m for m in receiver.notes() if m.channel == channel) == note_pairs(track)
 
 
-class ClockBand:
-    """Another program's MIDI clock: a JACK output sending Start, then 24 ticks a beat at ``bpm``
-    from a thread (as a drum machine or DAW would), until closed."""
-
-    def __init__(self, name: str, bpm: float):
-        import threading
-
-        import rtmidi
-
-        self.name = name
-        self._out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=f"test-{name}")
-        self._out.open_virtual_port(name)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._send, args=(60.0 / bpm / 24,), daemon=True)
-        self._thread.start()
-
-    def _send(self, every: float) -> None:
-        self._out.send_message([0xFA])  # Start
-        due = time.monotonic()
-        while not self._stop.is_set():
-            self._out.send_message([0xF8])
-            due += every
-            time.sleep(max(0.0, due - time.monotonic()))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
-        self._out.close_port()
-        self._out.delete()
-
-
 def test_the_tempo_follows_a_midi_clock_chosen_in_the_panel_and_closing_leaves_its_port(make_window, jack_server,
                                                                                          qtbot):
     from livegen.midi import ports
@@ -745,7 +714,7 @@ def test_the_tempo_follows_a_midi_clock_chosen_in_the_panel_and_closing_leaves_i
     def clock_in_ports():  # JACK names a second client of livegen's at once livegen-01, ...
         return [p for p in ports.list_ports("jack")["outputs"] if re.fullmatch(rf"livegen(-\d+)?:{CLOCK_IN_PORT}", p)]
 
-    band = ClockBand("lg-band", 140.0)
+    band = ClockBand("lg-band", 140.0).start()
     try:
         window = make_window()
         sources = window.model.tempo_source

@@ -1,7 +1,7 @@
 """Following an outside tempo: the engine's beat locked to a MIDI clock in or an Ableton Link session.
 
 A ``BeatSource`` (livegen/music/tempo.py) says where the outside beat is at any instant (a
-least-squares line through incoming MIDI clock ticks, or Link's session timeline). ``TempoFollow``
+line under incoming MIDI clock ticks, or Link's session timeline). ``TempoFollow``
 is a phase-locked loop on its own thread: every 16th it compares the engine's beat (the tempo map
 it has commanded) with the source's a moment ahead, and sets the engine's tempo to the source's, bent by up to
 ``MAX_BEND`` to close a share of the phase error per update (errors within the jitter of

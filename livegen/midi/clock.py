@@ -9,9 +9,10 @@ instead: Song Position Pointer (0xF2) at the next bar after the last take's end,
 rewinding. Tick k falls on beat k/24 of the engine's tempo map, the one the DCRNN's grid follows,
 so the clock stays on the music's beat through tempo changes.
 
-``TempoFollower`` estimates an incoming clock's bpm: a least-squares line through the last beat
-of tick times (24 ticks), so jitter averages out and a tempo change is fully followed one beat
-after it happens.
+``TempoFollower`` estimates an incoming clock's bpm: the line under the last beat of tick times
+(24 ticks) that touches the earliest, since ticks only ever arrive late; a sender's hiccup and its
+burst of catch-up ticks leave it alone, and a tempo change is fully followed one beat after it
+happens.
 """
 from __future__ import annotations
 
@@ -107,6 +108,7 @@ class TempoFollower:
     """The tempo and beat of an incoming MIDI clock (``--clock-in``), from the tick arrival times."""
 
     WINDOW = PPQN  # one beat of ticks
+    FIRST = PPQN // 2  # ticks before a clock's first estimate: fewer are mostly their arrival jitter
     GAP = 1.0  # s without ticks: the clock stopped; the next ticks start a fresh estimate
 
     def __init__(self):
@@ -139,16 +141,24 @@ class TempoFollower:
                 self._estimate()
 
     def _estimate(self) -> None:
-        n = len(self._times)
-        if n < 3:
+        """The line under the window's ticks, touching the earliest: a tick is never early, only
+        late (held by the sender, the MIDI system's period or our own callback thread), so the
+        earliest arrivals keep the clock's time and a burst of late ones leaves the tempo alone.
+        Of the lower hull's edges, the one under the window's middle tick is the line that sits
+        closest under all of them."""
+        if len(self._times) < self.FIRST:
             return
-        xs = [x for x, _ in self._times]
-        t0 = self._times[0][1]
-        ys = [t - t0 for _, t in self._times]
-        mx, my = sum(xs) / n, sum(ys) / n
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        hull: list[tuple[int, float]] = []
+        for n, t in self._times:
+            while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (t - hull[-2][1])
+                                      <= (hull[-1][1] - hull[-2][1]) * (n - hull[-2][0])):
+                hull.pop()
+            hull.append((n, t))
+        middle = (self._times[0][0] + self._times[-1][0]) / 2
+        (n0, t0), (n1, t1) = next((a, b) for a, b in zip(hull, hull[1:]) if b[0] >= middle)
+        slope = (t1 - t0) / (n1 - n0)
         if slope > 0:
-            self._line = (t0 + my - slope * mx, slope)
+            self._line = (t0 - slope * n0, slope)
             self.bpm = 60.0 / (slope * PPQN)
 
     def beat_at(self, at: float) -> tuple[float, float] | None:
