@@ -21,6 +21,8 @@ from PyQt6.QtCore import QPoint, Qt  # noqa: E402
 from conftest import START_MS, ClockBand, Receiver, livegen_cmd, shared_data, wait_playing  # noqa: E402
 from livegen import paths, presets  # noqa: E402
 from livegen.gui.app import BoothMode  # noqa: E402
+from livegen.sensors.learn import EmgSettings  # noqa: E402
+from livegen.sensors.learn.live import settle_seconds  # noqa: E402
 
 LEFT = Qt.MouseButton.LeftButton
 
@@ -992,6 +994,8 @@ def connect_armband(qtbot, window, recording: Path) -> None:
     qtbot.mouseClick(window.muscles.connect, LEFT)
     assert window.armband is not None, window.banner.text.text()
     qtbot.waitUntil(lambda: max(window.muscles.levels.values) > 0, timeout=10_000)
+    settled = settle_seconds(EmgSettings()) * window.armband.device.nominal_rate_hz  # the gesture held a moment
+    qtbot.waitUntil(lambda: window.armband.counts()["samples"] >= settled, timeout=10_000)
 
 
 def test_the_learn_tab_teaches_the_armband_two_themes_and_plays_them_through_a_reconnection(

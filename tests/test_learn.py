@@ -3,6 +3,7 @@ the preset's [learn] section and a mapping played live through the control path.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import time
 from types import SimpleNamespace
@@ -26,7 +27,7 @@ from livegen.sensors.emg.source import EmgControls
 from livegen.sensors.learn import EmgSettings, ExampleRecorder, Mapping, evaluate, fit_mapping, read_sources
 from livegen.sensors.learn.examples import read_examples_file
 from livegen.sensors.camera import CameraControls
-from livegen.sensors.learn.live import LearnedControls, preset_mapping
+from livegen.sensors.learn.live import LearnedControls, preset_mapping, settle_seconds
 from livegen.vision.capture import FrameSource
 from livegen.vision.mapping import HandMapper, MappingSettings
 from livegen.vision.trackers import ColorTracker
@@ -412,12 +413,36 @@ def test_a_recorder_listening_to_the_armband_keeps_its_levels_then_a_fit_plays_t
     outputs = {"density": 0.2}
     live.listeners.append(lambda vector: recorder.add(vector, outputs))
     samples = device.recording.samples
+    rng, i = np.random.default_rng(0), 0
     recorder.start()
-    for i in range(0, len(samples), 2):
-        if i == len(samples) // 2:
+    while i < len(samples):  # blocks of 1 to 40 samples: a loaded machine's reader wakes late and reads a batch
+        if i >= len(samples) // 2:
             outputs["density"] = 0.8
-        live.feed_emg(samples[i:i + 2], i / 200.0)
+        size = int(rng.integers(1, 41))
+        live.feed_emg(samples[i:i + size], i / 200.0)
+        i += size
     recorder.stop()
-    assert recorder.counts() == {1: len(samples) // 2}
+    settled = math.ceil(settle_seconds(EmgSettings()) * 200)  # fresh filters ramp up from silence: not examples
+    assert recorder.counts() == {1: len(samples) - settled}  # every sample after that an example
     x = recorder.source().x
-    assert x.shape == (len(samples) // 2, 8) and 0 <= x.min() and x.max() <= 1 and x.max() > 0.3
+    assert np.allclose(x, _levels(device.recording, EmgSettings())[settled:])
+    assert x.shape == (len(samples) - settled, 8) and 0 <= x.min() and x.max() <= 1 and x.max() > 0.3
+
+
+def test_a_mapping_put_on_a_playing_armband_settles_on_its_last_samples_and_records_from_the_first():
+    device = Replay.from_spec(str(ARMBAND))
+    inputs = [f"emg{i}" for i in range(1, 9)]
+    samples = device.recording.samples
+    source = EmgControls.for_device(device, presets.EmgPreset(), Controls())
+    for i in range(0, 600, 7):  # the armband plays 3 s before Record
+        source._on_samples(samples[i:min(i + 7, 600)], i / 200.0)
+    recorder, live = ExampleRecorder(inputs, ["density"]), LearnedControls(Mapping(inputs, {})).for_device(
+        device, Calibration.default(device.value_range, 8, False))
+    live.listeners.append(lambda vector: recorder.add(vector, {"density": 0.5}))
+    source.learned = live
+    recorder.start()
+    source._on_samples(samples[600:700], 3.0)
+    recorder.stop()
+    x = recorder.source().x
+    heard_all = _levels(device.recording, EmgSettings())[600:700]
+    assert len(x) == 100 and np.abs(x - heard_all).max() < 0.05 * heard_all.max()  # no ramp from silence

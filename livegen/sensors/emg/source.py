@@ -116,11 +116,14 @@ class EmgControls(ControlSource):
     name = "emg"
     watch_every = 0.02  # s between checks for a quiet armband (and glide steps)
     stall = 0.2  # s without samples before the armband counts as quiet
+    RECENT_SECONDS = 2.0  # raw samples kept: a mapping put on the armband settles on them (0.7 s by default)
 
     def __init__(self, device, processor: Processor, initial: Controls, settings, calibrated: bool,
                  learned: LearnedControls | None = None):
         super().__init__()
-        self.learned = learned
+        self._learned = learned
+        self._recent: deque[np.ndarray] = deque()  # the last RECENT_SECONDS of raw blocks, to prime a mapping
+        self._recent_samples = 0
         self.device, self.processor, self.settings = device, processor, settings
         self.calibrated = calibrated
         self.current = initial
@@ -163,6 +166,18 @@ class EmgControls(ControlSource):
         processor = Processor.for_device(device, EmgMapping.from_preset(settings), calibration)
         learned = LearnedControls(mapping).for_device(device, calibration) if mapping is not None else None
         return cls(device, processor, initial or Controls(), settings, calibrated, learned)
+
+    @property
+    def learned(self) -> LearnedControls | None:
+        return self._learned
+
+    @learned.setter
+    def learned(self, controls: LearnedControls | None) -> None:
+        """A mapping put on a playing armband starts from its last samples, not from silence."""
+        with self._lock:
+            for block in self._recent if controls is not None else ():
+                controls.prime(block)
+            self._learned = controls
 
     def initial(self) -> Controls:
         return self.current
@@ -224,12 +239,20 @@ class EmgControls(ControlSource):
             if self._tap is not None:
                 self._tap.append(self.processor.last_envelopes.copy())
             self._last_arrival, self._quiet_since = arrival, None
-            if self.learned is not None:
-                self.learned.feed_emg(block, arrival, self._stamp(arrival))
+            self._keep_recent(block)
+            if self._learned is not None:
+                self._learned.feed_emg(block, arrival, self._stamp(arrival))
             else:
                 theme = self._recall(levels, arrival)
                 self._send(self.processor.z(levels).tolist(), arrival, theme)
         self.process_seconds.append(time.perf_counter() - started)
+
+    def _keep_recent(self, block: np.ndarray) -> None:
+        self._recent.append(np.array(block, dtype=float))
+        self._recent_samples += len(block)
+        keep = self.RECENT_SECONDS * self.device.nominal_rate_hz
+        while self._recent_samples - len(self._recent[0]) >= keep:
+            self._recent_samples -= len(self._recent.popleft())
 
     def _recall(self, levels: np.ndarray, now: float) -> str | None:
         """A learned gesture held for ``gesture_hold`` s recalls its theme (once per hold)."""

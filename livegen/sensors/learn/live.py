@@ -9,7 +9,9 @@ new input vector is predicted (a few tens of µs), a regressed value follows a o
 ``smoothing`` s before it is taken, and only what moved (by ``PUBLISH_STEP`` for numbers) goes to
 ``sink(values, t)``, values by output name; ``ControlHub.learned`` is that sink. ``listeners``
 get each new input vector, e.g. an ``ExampleRecorder`` while examples are recorded; a mapping with
-no outputs yet (``Mapping(inputs, {})``) only feeds them.
+no outputs yet (``Mapping(inputs, {})``) only feeds them. They hear an armband's levels only once
+the mapping's own filters have settled (``settle_seconds``): an armband that is already playing
+primes them with its last samples (``prime``), so a take never records a ramp up from silence.
 """
 from __future__ import annotations
 
@@ -53,6 +55,13 @@ def preset_mapping(path: str, sensor: str) -> Mapping | None:
     return mapping if read == sensor else None
 
 
+def settle_seconds(emg) -> float:
+    """How long an armband's levels take, through fresh filters, to come within 5 % of a gesture
+    held steady: the envelope's window (an RMS fills once, a one-pole takes 3 time constants) and
+    3 smoothing time constants."""
+    return (emg.window if emg.envelope == "rms" else 3.0 * emg.window) + 3.0 * emg.smoothing
+
+
 class LearnedControls:
     def __init__(self, mapping: Mapping, sink: LearnedSink | None = None):
         self.mapping, self.sink = mapping, sink
@@ -67,6 +76,7 @@ class LearnedControls:
         self._lock = threading.Lock()
         self.predictions = 0
         self.listeners: list[Callable[[np.ndarray], object]] = []  # each new input vector (an ExampleRecorder's add)
+        self._unsettled = 0  # armband samples still to come before the filters have settled
 
     def for_device(self, device, calibration: Calibration) -> "LearnedControls":
         """Process ``device``'s samples as the mapping was trained: its envelope, window and
@@ -74,14 +84,28 @@ class LearnedControls:
         e = self.mapping.emg
         self.processor = Processor.for_device(device, EmgMapping(envelope=e.envelope, window=e.window,
                                                                  smoothing=e.smoothing), calibration)
+        self._unsettled = math.ceil(settle_seconds(e) * device.nominal_rate_hz)
         return self
 
+    def prime(self, samples: np.ndarray) -> None:
+        """Raw samples the armband sent before this mapping was put on it: they settle its filters
+        and reach no one."""
+        if len(samples):
+            self.processor.run(samples)
+            self._unsettled = max(0, self._unsettled - len(samples))
+
     def feed_emg(self, block: np.ndarray, arrival: float, t: float | None = None) -> dict:
-        """Raw samples from the armband; the outputs sent (if any)."""
-        levels = np.roll(self.processor.run(block)[-1], self.mapping.emg.rotate)
+        """Raw samples from the armband; the outputs sent (if any). Each sample's levels reach the
+        listeners, so a recorded take holds every sample however the device batched them; the
+        mapping predicts from the newest."""
+        levels = np.roll(self.processor.run(block), self.mapping.emg.rotate, axis=1)[:, :len(self._emg)]
         with self._lock:
-            self.vector[self._emg] = levels[:len(self._emg)]
-            return self._update(arrival, t)
+            settling, self._unsettled = self._unsettled, max(0, self._unsettled - len(block))
+            for row in levels[settling:-1]:
+                self.vector[self._emg] = row
+                self._tell()
+            self.vector[self._emg] = levels[-1]
+            return self._update(arrival, t, tell=len(block) > settling)
 
     def set_inputs(self, values: dict[str, float], now: float, t: float | None = None) -> dict:
         """New values of inputs by name (a camera's hand, an OSC address; those the mapping lacks
@@ -92,9 +116,13 @@ class LearnedControls:
                     self.vector[self.mapping.inputs.index(name)] = value
             return self._update(now, t)
 
-    def _update(self, now: float, t: float | None) -> dict:
+    def _tell(self) -> None:
         for listener in self.listeners:
             listener(self.vector)
+
+    def _update(self, now: float, t: float | None, tell: bool = True) -> dict:
+        if tell:
+            self._tell()
         values = self.predict(self.vector)
         self.predictions += 1
         dt = 0.0 if self._last_time is None else max(0.0, now - self._last_time)
