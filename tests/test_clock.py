@@ -183,6 +183,31 @@ def test_clock_in_follows_a_jack_clock_source(jack_server):
         band.close()
 
 
+def test_the_clock_ins_reader_lives_through_a_failing_follower_and_says_so_once(jack_server, caplog):
+    class Flaky(TempoFollower):
+        failures = 0
+
+        def on_message(self, status, at):
+            if status == TICK and self.failures < 3:
+                self.failures += 1
+                raise RuntimeError("a bug in the follower")
+            super().on_message(status, at)
+
+    band = ClockBand("flaky-src", 120.0)
+    follow = ClockIn("jack", "flaky-src", Flaky())
+    try:
+        band.start()
+        deadline = time.monotonic() + 10
+        while follow.follower.bpm is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        follow.close()
+        band.close()
+    assert follow.follower.failures == 3 and follow.follower.bpm == pytest.approx(120, rel=0.03)
+    assert [r.getMessage() for r in caplog.records if "a bug in the follower" in r.getMessage()] == [
+        "MIDI input test-flaky-src:flaky-src: RuntimeError: a bug in the follower; listening on"]
+
+
 def test_a_wrong_clock_port_is_one_line(jack_server):
     run = subprocess.run(livegen_cmd("perform", "--api", "jack", "--no-port", "--clock-out", "no-such-clock",
                                      "--duration", "1"), capture_output=True, text=True, timeout=60)

@@ -356,3 +356,11 @@ def test_train_shows_parse_progress_and_keeps_quiet_under_q(tmp_path):
                     timeout=300)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     assert (tmp_path / "b.safetensors").exists()
+
+
+def test_no_module_hands_rtmidi_a_callback():
+    """rtmidi runs a callback in JACK's real-time cycle, where Python waits for the interpreter lock
+    and stalls every client on the server; livegen's inputs are read by a ``PolledReader``."""
+    offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "livegen").rglob("*.py")
+                 if ".set_callback(" in path.read_text()]
+    assert offenders == []

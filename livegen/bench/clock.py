@@ -29,7 +29,7 @@ def clock_bench(model, seconds: float = 20.0, log=print) -> dict:
         if why_not:
             return {"skipped": why_not}
         follower = TempoFollower()
-        rt_in = _virtual_input("livegen-clock-bench", follower)
+        clock_in = _virtual_input("livegen-clock-bench", follower)
         try:
             time.sleep(0.3)
             target = ports.match_port("livegen-clock-bench", ports.list_ports("jack")["outputs"])
@@ -46,8 +46,7 @@ def clock_bench(model, seconds: float = 20.0, log=print) -> dict:
             log("bench: following an incoming clock that jumps from 90 to 140 bpm")
             settle = _follow_step(target, follower)
         finally:
-            rt_in.close_port()
-            rt_in.delete()
+            clock_in.close()
         log("bench: a DCRNN take following that clock (--clock-in): its beat against the band's")
         settle.update(_follow_live(log))
 
@@ -156,15 +155,15 @@ def _follow_live(log, before: float = 90.0, after: float = 140.0, beats: int = 1
                                            "max": round(float(tail.max()), 2)} if len(tail) else None}
 
 
-def _virtual_input(name: str, follower: TempoFollower):
+def _virtual_input(name: str, follower: TempoFollower) -> ports.PolledReader:
+    """A virtual JACK input whose clock bytes ``follower`` hears, read as ``ClockIn`` reads them."""
     import rtmidi  # needs the system's ALSA library: only the clock bench's JACK ports use it
 
     rt_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="livegen-bench")
     rt_in.ignore_types(sysex=True, timing=False, active_sense=True)
-    rt_in.set_callback(lambda event, _data=None: event[0] and event[0][0] in (TICK, START, CONTINUE, STOP)
-                       and follower.on_message(event[0][0], time.monotonic()))
     rt_in.open_virtual_port(name)
-    return rt_in
+    return ports.PolledReader(rt_in, name, lambda message, at: message and message[0] in (TICK, START, CONTINUE, STOP)
+                        and follower.on_message(message[0], at))
 
 
 class jack_for_bench:

@@ -22,7 +22,8 @@ import time
 from collections import deque
 
 from livegen.errors import UserError
-from livegen.midi.ports import RtMidiOutput, match_port, rtmidi_client
+from livegen.messages import say
+from livegen.midi.ports import PolledReader, RtMidiOutput, match_port, rtmidi_client
 from livegen.music.tempo import MAX_BPM, MIN_BPM, BeatSource, TempoMap
 
 PPQN = 24
@@ -172,24 +173,25 @@ class TempoFollower:
 
 
 class ClockIn(BeatSource):
-    """Listens to an external MIDI clock on an input port: a ``TempoFollower`` as a beat source."""
+    """Listens to an external MIDI clock on an input port: a ``TempoFollower`` as a beat source.
+    Its ticks are read by a ``PolledReader``, never in the MIDI system's real-time cycle."""
 
     def __init__(self, api: str, port: str, follower: TempoFollower | None = None):
         self.follower = follower or TempoFollower()
         try:
-            self._in = rtmidi_client(api, output=False)
+            raw = rtmidi_client(api, output=False)
         except Exception as exc:  # no rtmidi, or the MIDI system refused a client
             raise UserError(f"cannot listen for a MIDI clock on {api}: {exc}") from None
-        names = self._in.get_ports()
+        names = raw.get_ports()
         try:
             wanted = match_port(port, names, kind="clock source (an output of another program)")
         except UserError:
-            self._in.delete()
+            raw.delete()
             raise
-        self._in.ignore_types(sysex=True, timing=False, active_sense=True)
-        self._in.set_callback(self._on_midi)
-        self._in.open_port(names.index(wanted), CLOCK_IN_PORT)
+        raw.ignore_types(sysex=True, timing=False, active_sense=True)
+        raw.open_port(names.index(wanted), CLOCK_IN_PORT)
         self.name = f"the MIDI clock from {wanted}"
+        self._reader = PolledReader(raw, wanted, self._on_midi, say)
 
     @property
     def quantum(self) -> float:
@@ -198,11 +200,9 @@ class ClockIn(BeatSource):
     def beat_at(self, at: float) -> tuple[float, float] | None:
         return self.follower.beat_at(at)
 
-    def _on_midi(self, event, _data=None) -> None:
-        message, _delta = event
+    def _on_midi(self, message: list[int], at: float) -> None:
         if message and message[0] in (TICK, START, CONTINUE, STOP):
-            self.follower.on_message(message[0], time.monotonic())
+            self.follower.on_message(message[0], at)
 
     def close(self) -> None:
-        self._in.close_port()
-        self._in.delete()
+        self._reader.close()

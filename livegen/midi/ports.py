@@ -229,48 +229,33 @@ class InputPort(ABC):
     def _close(self) -> None: ...
 
 
-class RtMidiInput(InputPort):
-    """Another program's MIDI output, ``name`` as ``list_ports(api)["inputs"]`` gives it (or
-    ``match_port`` finds it), heard through livegen's own port ``OWN_INPUT``.
+class PolledReader:
+    """A thread of its own that takes what rtmidi queued on ``raw`` (an open MidiIn) and hands each
+    message to ``handle(message, at)``, ``at`` the monotonic time it was taken (within a poll of
+    arriving); ``close`` stops it, then frees ``raw``.
 
-    A thread of its own polls rtmidi's queue every ``POLL_SECONDS`` rather than taking rtmidi's
-    callback: on JACK that callback runs in the server's real-time cycle, and Python there waits
-    for the interpreter lock (held by the model a few ms at a time) and for the pipe to the clock,
-    stalling every client's cycle on the server, so other ports' messages arrive late or lost.
-    rtmidi has no blocking read, so after ``IDLE_AFTER`` seconds without a message the thread polls
-    every ``IDLE_POLL_SECONDS`` instead (a port left idle cost 3.5% of a core polled every ms)."""
+    It polls every ``POLL_SECONDS`` rather than taking rtmidi's callback: on JACK that callback
+    runs in the server's real-time cycle, and Python there waits for the interpreter lock (held by
+    the model a few ms at a time) and for the pipe to the clock, stalling every client's cycle on
+    the server, so other ports' messages arrive late or lost. rtmidi has no blocking read, so after
+    ``IDLE_AFTER`` seconds without a message the thread polls every ``IDLE_POLL_SECONDS`` instead
+    (a port left idle cost 3.5% of a core polled every ms). A failing ``handle`` is reported once
+    and the thread reads on."""
 
     POLL_SECONDS = 0.001
     IDLE_POLL_SECONDS = 0.004  # the first message after a pause is heard at most this late
     IDLE_AFTER = 1.0
-    QUEUE = 8192  # messages rtmidi holds between polls (a flood of 10k a second fills 10 a poll)
     CLOSE_WAIT = 10.0  # s a close waits for the thread to let go of the port before freeing it
 
-    def __init__(self, api: str, name: str, listener: Listener, report: Callable[[str], None] | None = None):
-        super().__init__(listener, report)
-        self.api = api
-        try:
-            self._raw = rtmidi_client(api, output=False, queue=self.QUEUE)
-        except Exception as exc:  # no rtmidi, or the MIDI system refused a client
-            raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
-        try:
-            available = self._raw.get_ports()
-            name = match_port(name, available, kind="input")
-            self._raw.ignore_types(sysex=True, timing=True, active_sense=True)
-            self._raw.open_port(available.index(name), OWN_INPUT)
-        except UserError:
-            self._raw.delete()
-            raise
-        except Exception as exc:
-            self._raw.delete()
-            raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
-        self.name = name
+    def __init__(self, raw, name: str, handle: Callable[[list[int], float], None],
+                 report: Callable[[str], None] | None = None):
+        self._raw, self.name, self._handle, self.report = raw, name, handle, report
         self._stop = threading.Event()
-        self._reader = threading.Thread(target=self._read, name=f"livegen-midi-in {name}", daemon=True)
-        self._reader.start()
+        self._failed = False
+        self._thread = threading.Thread(target=self._read, name=f"livegen-midi-in {name}", daemon=True)
+        self._thread.start()
 
     def _read(self) -> None:
-        """Hand on what rtmidi queued, each message stamped as it is taken (within a poll of arriving)."""
         last = time.monotonic()
         while not self._stop.is_set():
             try:
@@ -284,17 +269,54 @@ class RtMidiInput(InputPort):
                 time.sleep(self.IDLE_POLL_SECONDS if idle else self.POLL_SECONDS)  # lighter than Event.wait
             else:
                 last = time.monotonic()
-                self._receive(event[0], last)
+                try:
+                    self._handle(event[0], last)
+                except Exception as exc:  # a bug past the port must not end its thread
+                    if not self._failed and self.report is not None:
+                        self._failed = True
+                        self.report(f"MIDI input {self.name}: {type(exc).__name__}: {exc}; listening on")
 
-    def _close(self) -> None:
+    def close(self) -> None:
         self._stop.set()
-        self._reader.join(self.CLOSE_WAIT)
-        if self._reader.is_alive():  # freeing the port under a thread still reading it crashes the process
+        self._thread.join(self.CLOSE_WAIT)
+        if self._thread.is_alive():  # freeing the port under a thread still reading it crashes the process
             if self.report is not None:
                 self.report(f"MIDI input {self.name}: its reader did not stop; the port is left open")
             return
         self._raw.close_port()
         self._raw.delete()
+
+
+class RtMidiInput(InputPort):
+    """Another program's MIDI output, ``name`` as ``list_ports(api)["inputs"]`` gives it (or
+    ``match_port`` finds it), heard through livegen's own port ``OWN_INPUT`` and read by a
+    ``PolledReader``."""
+
+    QUEUE = 8192  # messages rtmidi holds between polls (a flood of 10k a second fills 10 a poll)
+
+    def __init__(self, api: str, name: str, listener: Listener, report: Callable[[str], None] | None = None):
+        super().__init__(listener, report)
+        self.api = api
+        try:
+            raw = rtmidi_client(api, output=False, queue=self.QUEUE)
+        except Exception as exc:  # no rtmidi, or the MIDI system refused a client
+            raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
+        try:
+            available = raw.get_ports()
+            name = match_port(name, available, kind="input")
+            raw.ignore_types(sysex=True, timing=True, active_sense=True)
+            raw.open_port(available.index(name), OWN_INPUT)
+        except UserError:
+            raw.delete()
+            raise
+        except Exception as exc:
+            raw.delete()
+            raise UserError(f"cannot open MIDI input {name!r} on {api}: {exc}") from None
+        self.name = name
+        self._reader = PolledReader(raw, name, self._receive, report)
+
+    def _close(self) -> None:
+        self._reader.close()
 
 
 def rtmidi_client(api: str, output: bool, queue: int = 1024):
