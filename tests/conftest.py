@@ -38,13 +38,16 @@ def livegen_home(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def jack_server():
-    """A JACK server with the dummy driver, private to the tests (its own server name)."""
+    """A JACK server with the dummy driver, private to the tests (its own server name). Its period
+    is 1024 frames (21 ms): at 256 (5.3 ms) this VM's JACK missed cycles even with nothing else
+    running (2 to 194 "client not finished" in an 18 s take), and a missed cycle loses its MIDI,
+    so a receiver saw notes livegen had ended as stuck. At 1024: none under `loaded 4`."""
     if shutil.which("jackd") is None:
         if os.environ.get("LIVEGEN_REQUIRE_SHARED") == "1":
             pytest.fail("jackd is not installed (apt-get install jackd2); .ci/run installs it")
         pytest.skip("jackd is not installed (apt-get install jackd2)")
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(["jackd", "-n", JACK_SERVER, "-d", "dummy", "-r", "48000", "-p", "256"],
+    proc = subprocess.Popen(["jackd", "-n", JACK_SERVER, "-d", "dummy", "-r", "48000", "-p", "1024"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     os.environ["JACK_DEFAULT_SERVER"] = JACK_SERVER
     os.environ["JACK_NO_START_SERVER"] = "1"
