@@ -197,3 +197,16 @@ def test_startup_bench_times_launches_to_the_first_note_at_a_jack_port(jack_serv
     assert startup["launches"] == 2 and startup["failed"] == []
     assert 0 < startup["min_s"] <= startup["median_s"] <= startup["max_s"] < 60
     assert len(startup["first_note_s"]) == 2
+
+
+def test_a_take_ends_its_notes_with_note_offs_then_all_notes_off_on_its_channel(receiver):
+    """The note-offs end the music; all-notes-off after them ends a note whose note-off the MIDI
+    system lost (a JACK xrun drops a cycle's messages)."""
+    run = subprocess.run(livegen_cmd("perform", "--api", "jack", "--port", receiver.name, "--duration", "3",
+                                     "--channel", "3"), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    receiver.settle()
+    messages = [m for _, m in receiver.messages]
+    assert receiver.hanging() == 0 and sum(m.type == "note_on" and m.velocity > 0 for m in messages) >= 3
+    assert messages[-1].type == "control_change" and (messages[-1].control, messages[-1].channel) == (123, 2)
+    assert [m for m in messages if m.type == "control_change" and m.control == 123] == [messages[-1]]

@@ -35,7 +35,7 @@ from livegen.engine.note_guard import NoteGuard
 from livegen.errors import UserError
 from livegen.midi.clock import ClockOut
 from livegen.midi.fluidsynth import FluidSynthOutput
-from livegen.midi.ports import NullOutput, RtMidiOutput
+from livegen.midi.ports import ALL_NOTES_OFF, NullOutput, RtMidiOutput
 from livegen.midi.recorder import Recorder
 
 SPIN = 0.0012
@@ -447,7 +447,9 @@ class Player:
         self.recorder.add(t, msg, layer)
 
     def finish(self, end: float | None = None) -> None:
-        """Drop the future, end every sounding note (also in the recording), close everything.
+        """Drop the future, end every sounding note (also in the recording), then send all-notes-off
+        on each layer's channel (to the port only: the music in the file ended with its note-offs),
+        close everything.
 
         ``end``: the take's planned end (``--duration``); the note-offs are recorded there, so a
         seeded take is the same file every time however late the stop arrived."""
@@ -461,7 +463,9 @@ class Player:
         for due, port, layer, msg in self.guard.expire(at):  # notes that reached their limit before the end
             self._send(due, port, layer, msg)
         self._release_all(at)
-        for port in self.ports:
+        for index, port in enumerate(self.ports):
+            for channel in sorted({self.config.layers[i].channel for i, p in enumerate(self.layer_port) if p == index}):
+                port.send([0xB0 | channel, ALL_NOTES_OFF, 0])  # for a note-off the MIDI system lost (an xrun)
             port.close(release=False)
         if self.clock is not None:
             self.clock.close()
