@@ -109,7 +109,7 @@ class TempoFollower:
     """The tempo and beat of an incoming MIDI clock (``--clock-in``), from the tick arrival times."""
 
     WINDOW = PPQN  # one beat of ticks
-    FIRST = PPQN // 2  # ticks before a clock's first estimate: fewer are mostly their arrival jitter
+    FIRST = PPQN  # ticks before a clock's first estimate: over less than a beat, a sender's stall is a big share
     GAP = 1.0  # s without ticks: the clock stopped; the next ticks start a fresh estimate
 
     def __init__(self):
