@@ -389,11 +389,15 @@ class Player:
     def _release(self, index: int, now: float, panic: bool = False) -> None:
         """End every note sounding on ports[index], each in the recording track of its layer
         (``panic``: and reset the sound on those channels with all-notes-off)."""
-        layers = [i for i, p in enumerate(self.layer_port) if p == index]
+        layers = self._layers_on(index)
         by_channel = {self.config.layers[i].channel: i for i in reversed(layers)}
         port = self.ports[index]
         for msg in port.panic_messages() if panic else port.release_messages():
             self._emit(now, msg, -1, by_channel.get(msg[0] & 0x0F, layers[0]))
+
+    def _layers_on(self, index: int) -> list[int]:
+        """The layers that play on ports[index]."""
+        return [i for i, p in enumerate(self.layer_port) if p == index]
 
     def _release_all(self, now: float, panic: bool = False) -> None:
         for index in range(len(self.ports)):
@@ -464,7 +468,7 @@ class Player:
             self._send(due, port, layer, msg)
         self._release_all(at)
         for index, port in enumerate(self.ports):
-            for channel in sorted({self.config.layers[i].channel for i, p in enumerate(self.layer_port) if p == index}):
+            for channel in sorted({self.config.layers[i].channel for i in self._layers_on(index)}):
                 port.send([0xB0 | channel, ALL_NOTES_OFF, 0])  # for a note-off the MIDI system lost (an xrun)
             port.close(release=False)
         if self.clock is not None:

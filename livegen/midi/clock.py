@@ -143,7 +143,7 @@ class TempoFollower:
 
     def _estimate(self) -> None:
         """The line under the window's ticks, touching the earliest: a tick is never early, only
-        late (held by the sender, the MIDI system's period or our own callback thread), so the
+        late (held by the sender, the MIDI system's period or our own reader thread), so the
         earliest arrivals keep the clock's time and a burst of late ones leaves the tempo alone.
         Of the lower hull's edges, the one under the window's middle tick is the line that sits
         closest under all of them."""
